@@ -1,0 +1,1 @@
+//! OpenAI-compatible streaming client and the bounded-concurrency round runner.

@@ -1,0 +1,1 @@
+//! Records to summaries: quantiles, rounds, gains, confidence intervals.

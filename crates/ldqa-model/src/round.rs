@@ -1,0 +1,71 @@
+//! A round of requests and the server-side evidence around it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::RequestRecord;
+
+/// Which round of the Long Doc QA protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundKind {
+    /// Untimed short prompts that warm the server up (not reported).
+    PreWarmup,
+    /// Each document once, cold.
+    Warmup,
+    /// The documents again, repeated and ordered by the repeat mode.
+    Query,
+}
+
+impl RoundKind {
+    /// Lower-case name used in file names (`warmup_round.csv`) and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoundKind::PreWarmup => "pre_warmup",
+            RoundKind::Warmup => "warmup",
+            RoundKind::Query => "query",
+        }
+    }
+
+    /// Capitalised name used in upstream's result lines (`Warmup round mean TTFT`).
+    pub fn title(self) -> &'static str {
+        match self {
+            RoundKind::PreWarmup => "Pre-warmup",
+            RoundKind::Warmup => "Warmup",
+            RoundKind::Query => "Query",
+        }
+    }
+}
+
+/// A finished (or interrupted) round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub kind: RoundKind,
+    /// Wall-clock start, nanoseconds since the Unix epoch (for people; durations use `duration_ns`).
+    pub started_unix_ns: u128,
+    /// Round time: from the round's start until its last request ended (monotonic).
+    pub duration_ns: u64,
+    /// True when the round was cut short (Ctrl-C); `requests` then holds what finished.
+    pub interrupted: bool,
+    /// One record per request, in `prompt_id` order.
+    pub requests: Vec<RequestRecord>,
+    /// Server-side counters read around the round, when available.
+    pub evidence: Option<ServerEvidence>,
+}
+
+/// Deltas of the server's Prometheus counters over one round.
+///
+/// Keys are metric names as the server exposes them (`vllm:prefix_cache_queries`, …),
+/// summed over label sets; values are `after − before`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServerEvidence {
+    pub deltas: BTreeMap<String, f64>,
+}
+
+impl ServerEvidence {
+    /// The delta of the first of `names` present (servers renamed some counters across versions).
+    pub fn first_of(&self, names: &[&str]) -> Option<f64> {
+        names.iter().find_map(|n| self.deltas.get(*n).copied())
+    }
+}

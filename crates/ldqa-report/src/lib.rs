@@ -1,0 +1,1 @@
+//! Exporters: terminal text, CSV, versioned JSON, PNG/SVG plots.

@@ -1,0 +1,1 @@
+//! Discrete-event simulated engine: vLLM and vLLM+LMCache in virtual time.

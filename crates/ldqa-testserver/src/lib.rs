@@ -1,0 +1,1 @@
+//! Scripted OpenAI-compatible SSE server on loopback, for tests and benchmarks.

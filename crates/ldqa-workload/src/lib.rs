@@ -1,0 +1,1 @@
+//! Long Doc QA workload: documents, repeat modes, hit/miss plans, seeded randomness.
