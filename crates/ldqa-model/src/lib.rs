@@ -33,7 +33,7 @@ pub mod spec;
 
 pub use record::{Failure, FailureKind, PrefixSource, RequestRecord, Usage};
 pub use round::{RoundKind, RoundRecord, ServerEvidence};
-pub use spec::{Api, RequestSpec};
+pub use spec::{Api, PromptSource, RequestSpec};
 
 /// Nanoseconds per second, for the conversions at the edges.
 pub const NS_PER_S: f64 = 1e9;

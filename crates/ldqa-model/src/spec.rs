@@ -1,6 +1,8 @@
 //! What to send, independent of how it is sent.
-
-use std::sync::Arc;
+//!
+//! A round is a list of [`RequestSpec`]s plus a [`PromptSource`] that renders each
+//! prompt on demand. Prompts are not stored: 1,000 documents of 100k tokens would
+//! take hundreds of megabytes, so memory grows with the requests in flight instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,28 +17,23 @@ pub enum Api {
 }
 
 /// One request of a round, as planned by the workload.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestSpec {
     /// Position in the round (upstream's `prompt_id`).
     pub prompt_id: usize,
-    /// Document the prompt was built from.
+    /// Document the prompt is built from.
     pub document_id: usize,
-    /// Whether a unique prefix was prepended to force a cache miss.
+    /// Whether a unique prefix is prepended to force a cache miss.
     pub is_miss: bool,
-    /// The prompt text. Shared: the same document appears many times in a query round.
-    pub prompt: Arc<str>,
-    /// Prefix prepended to force a miss (`"{n} "`), sent before `prompt`; empty for hits.
-    pub miss_prefix: Option<Arc<str>>,
-    /// Exact prompt length in tokens, when a tokenizer built the document.
+    /// The text prepended to force a miss (upstream: `"{random int} "`); `None` for hits.
+    pub miss_prefix: Option<String>,
+    /// Exact prompt length in tokens (miss prefix included), when a tokenizer built it.
     pub prompt_tokens: Option<u64>,
 }
 
-impl RequestSpec {
-    /// The full prompt text as sent (miss prefix, then the document).
-    pub fn full_prompt(&self) -> String {
-        match &self.miss_prefix {
-            Some(p) => format!("{p}{}", self.prompt),
-            None => self.prompt.to_string(),
-        }
-    }
+/// Renders prompts on demand.
+pub trait PromptSource: Send + Sync {
+    /// Writes the whole prompt of `spec` (miss prefix, then document) into `buf`,
+    /// replacing what it held. Must be cheap: it runs just before each request is sent.
+    fn write_prompt(&self, spec: &RequestSpec, buf: &mut String);
 }
