@@ -8,6 +8,7 @@
 //! - [`safetensors`]: weight bytes from safetensors headers and `model.safetensors.index.json`.
 //! - [`catalog`]: the built-in model and GPU tables (`data/*.json`).
 //! - [`resolve`]: a `--model` argument → [`ModelSpec`] (local dir, HF cache, catalog, Hub).
+//! - [`hub`]: the Hugging Face Hub client (`HF_ENDPOINT`, `HF_TOKEN`, short timeout).
 //!
 //! ```
 //! use ldqa_specs::{catalog, KvDtype};
@@ -21,10 +22,15 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod gpu;
+pub mod hub;
 pub mod model;
 pub mod params;
+pub mod resolve;
+pub mod safetensors;
 pub mod suggest;
 
 pub use error::SpecError;
 pub use gpu::{GpuClass, GpuSpec};
+pub use hub::Hub;
 pub use model::{AttentionKind, KvDtype, ModelSpec, MoeSpec, Quantization};
+pub use resolve::{resolve_model, ResolveOptions, SpecOrigin};
