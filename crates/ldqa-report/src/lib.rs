@@ -41,7 +41,7 @@ mod testutil;
 
 pub use csv_out::{write_round_csv, write_round_csv_path, CSV_COLUMNS};
 pub use error::ReportError;
-//pub use human::human_summary;
+pub use human::human_summary;
 pub use plot::{plot_round_timeline, round_timeline_svg, PLOT_SIZE_PX};
 pub use record_log::{read_record_log, RecordLog, RecordLogContents, RecordLogEntry};
 pub use result::{
