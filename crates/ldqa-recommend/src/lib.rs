@@ -1,1 +1,6 @@
 //! Deployment recommender: TP, GPU KV cache sizing the way vLLM does it, LMCache CPU offload size, workload.
+pub mod error;
+pub mod vllm;
+
+pub use error::RecommendError;
+pub use vllm::{gpu_kv_capacity, KvSizing, UsageContext, VllmKnobs, VllmVersion};
