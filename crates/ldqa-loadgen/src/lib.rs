@@ -1,1 +1,58 @@
-//! OpenAI-compatible streaming client and the bounded-concurrency round runner.
+//! The OpenAI-compatible streaming client and the bounded-concurrency round runner.
+//!
+//! This crate owns the timing path of `ldqa run`: it sends each request of a round
+//! with at most `max_inflight` in flight, reads the SSE stream as it arrives, and
+//! stamps every moment that matters (queued, sent, headers, first content, last
+//! content, end) on a monotonic clock (`tokio::time::Instant`, which is also what makes
+//! paused-clock tests exact). A failed request is a measurement
+//! ([`ldqa_model::Failure`]), never an `Err`: the round goes on.
+//!
+//! Layout:
+//! - [`endpoint`]: base URL, API key, derived URLs (`/chat/completions`, `/metrics`).
+//! - [`client`]: one request, start to end, classified.
+//! - [`runner`]: a round of requests under the in-flight cap, observers, cancellation.
+//! - [`prometheus`]: reading `/metrics` before and after a round.
+//!
+//! ```no_run
+//! # async fn demo(specs: Vec<ldqa_model::RequestSpec>, prompts: &dyn ldqa_model::PromptSource) -> Result<(), ldqa_loadgen::LoadgenError> {
+//! use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint, NoObserver, run_round};
+//! use ldqa_model::{Api, RoundKind};
+//! let endpoint = Endpoint::new("http://localhost:8000/v1", None)?;
+//! let client = Client::new(ClientConfig::new(endpoint, "my-model".into(), Api::Chat, 100))?;
+//! let round = run_round(&client, RoundKind::Warmup, &specs, prompts, 4, &NoObserver, &Cancel::new()).await;
+//! println!("{} requests in {} ns", round.requests.len(), round.duration_ns);
+//! # Ok(()) }
+//! ```
+
+pub mod cancel;
+pub mod client;
+pub mod endpoint;
+pub mod prometheus;
+pub mod protocol;
+pub mod runner;
+mod stream;
+
+pub use cancel::Cancel;
+pub use client::{Client, ClientConfig};
+pub use endpoint::Endpoint;
+pub use protocol::{run_protocol, Plan, ProtocolOptions, ProtocolOutcome};
+pub use runner::{run_round, NoObserver, RoundObserver};
+
+/// Errors that stop a command before or between rounds (never a single failed request).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot reach {url}: {reason}. Is the server running, and are the host, port and scheme right (try `curl {url}`)?")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered HTTP {status}: {body}")]
+    BadStatus {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url} returned an unexpected body: {reason}")]
+    BadBody { url: String, reason: String },
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+}

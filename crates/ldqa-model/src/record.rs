@@ -71,7 +71,8 @@ impl RequestRecord {
 
     /// Time to first token measured from when the request was queued (client queueing included).
     pub fn ttft_queued_ns(&self) -> Option<u64> {
-        self.first_token_ns.map(|t| t.saturating_sub(self.queued_ns))
+        self.first_token_ns
+            .map(|t| t.saturating_sub(self.queued_ns))
     }
 
     /// End-to-end latency from send to end.
@@ -121,7 +122,11 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), http_status: None }
+        Self {
+            kind,
+            message: message.into(),
+            http_status: None,
+        }
     }
 }
 
@@ -210,7 +215,10 @@ mod tests {
         assert_eq!(r.latency_ns(), 1_600);
         assert_eq!(r.mean_itl_ns(), Some(100));
         assert_eq!(r.tpot_ns(), Some(100));
-        r.usage = Some(Usage { completion_tokens: Some(21), ..Usage::default() });
+        r.usage = Some(Usage {
+            completion_tokens: Some(21),
+            ..Usage::default()
+        });
         assert_eq!(r.tpot_ns(), Some(50));
     }
 

@@ -1,0 +1,322 @@
+//! One request, start to end, classified.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ldqa_model::{Api, Failure, FailureKind, RequestRecord, RequestSpec};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::stream::StreamState;
+use crate::{Endpoint, LoadgenError};
+
+/// How requests are made. Built once per run.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoint: Endpoint,
+    /// The `model` field of every request.
+    pub model: String,
+    pub api: Api,
+    /// `max_tokens` of every request (`--output-len`).
+    pub output_len: u32,
+    /// Token id biased against with `logit_bias: -100`, so outputs run to `max_tokens`.
+    pub eos_token_id: Option<u32>,
+    /// Whole-request limit; `None` waits forever (upstream's behaviour).
+    pub request_timeout: Option<Duration>,
+    /// Idle connections kept per host: set it to the in-flight cap.
+    pub pool_size: usize,
+}
+
+impl ClientConfig {
+    pub fn new(endpoint: Endpoint, model: String, api: Api, output_len: u32) -> Self {
+        Self {
+            endpoint,
+            model,
+            api,
+            output_len,
+            eos_token_id: None,
+            request_timeout: None,
+            pool_size: 4,
+        }
+    }
+}
+
+/// The HTTP client. Cheap to share by reference between the round's workers.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: ClientConfig,
+    generate_url: String,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The body upstream sends: temperature 0, `max_tokens`, streaming with usage.
+#[derive(Serialize)]
+struct GenerateBody<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<[Message<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    stream: bool,
+    max_tokens: u32,
+    temperature: f32,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logit_bias: Option<std::collections::BTreeMap<String, i32>>,
+}
+
+impl Client {
+    /// Builds the HTTP client: HTTP/1.1, `TCP_NODELAY`, no retries, no idle expiry surprises.
+    pub fn new(config: ClientConfig) -> Result<Self, LoadgenError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(config.pool_size.max(1))
+            // Keep idle connections for the whole run: reconnecting mid-round adds to TTFT.
+            .pool_idle_timeout(None)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| LoadgenError::Client(e.to_string()))?;
+        let path = match config.api {
+            Api::Chat => "chat/completions",
+            Api::Completions => "completions",
+        };
+        let generate_url = config.endpoint.url(path);
+        Ok(Self {
+            http,
+            config,
+            generate_url,
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.config.endpoint.api_key() {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    /// `GET {base}/models`: the served model ids, in the server's order.
+    ///
+    /// Also the reachability check done before any work.
+    pub async fn list_models(&self) -> Result<Vec<String>, LoadgenError> {
+        let url = self.config.endpoint.url("models");
+        let resp = self
+            .authorized(self.http.get(&url))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| LoadgenError::Unreachable {
+                url: url.clone(),
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| LoadgenError::Unreachable {
+            url: url.clone(),
+            reason: error_chain(&e),
+        })?;
+        if !status.is_success() {
+            return Err(LoadgenError::BadStatus {
+                url,
+                status: status.as_u16(),
+                body: snippet(&body),
+            });
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| LoadgenError::BadBody {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let ids = json["data"]
+            .as_array()
+            .map(|models| {
+                models
+                    .iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Ok(ids)
+    }
+
+    /// `GET url` as text (for `/metrics`). Errors are returned, not fatal: metrics are optional.
+    pub async fn get_text(&self, url: &str) -> Result<String, LoadgenError> {
+        let resp = self
+            .authorized(self.http.get(url))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| LoadgenError::Unreachable {
+                url: url.to_owned(),
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| LoadgenError::Unreachable {
+            url: url.to_owned(),
+            reason: error_chain(&e),
+        })?;
+        if !status.is_success() {
+            return Err(LoadgenError::BadStatus {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                body: snippet(&body),
+            });
+        }
+        Ok(body)
+    }
+
+    /// Serializes the request body for `prompt` (done before the request's clock starts).
+    pub fn body(&self, prompt: &str) -> Vec<u8> {
+        let logit_bias = self
+            .config
+            .eos_token_id
+            .map(|id| [(id.to_string(), -100)].into_iter().collect());
+        let (messages, prompt) = match self.config.api {
+            Api::Chat => (
+                Some([Message {
+                    role: "user",
+                    content: prompt,
+                }]),
+                None,
+            ),
+            Api::Completions => (None, Some(prompt)),
+        };
+        let body = GenerateBody {
+            model: &self.config.model,
+            messages,
+            prompt,
+            stream: true,
+            max_tokens: self.config.output_len,
+            temperature: 0.0,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            logit_bias,
+        };
+        serde_json::to_vec(&body).expect("invariant: request body serializes")
+    }
+
+    /// Sends one prepared request and reads its stream to the end.
+    ///
+    /// `round_start` is the round's zero; `queued_ns` is when the request was queued.
+    /// When `text` is given, the generated text is appended to it.
+    /// Never fails: a failure is recorded in the returned record.
+    pub async fn send(
+        &self,
+        spec: &RequestSpec,
+        body: Vec<u8>,
+        round_start: Instant,
+        queued_ns: u64,
+        text: Option<&mut String>,
+    ) -> RequestRecord {
+        let mut record = RequestRecord::new(spec.prompt_id, spec.document_id, spec.is_miss);
+        record.queued_ns = queued_ns;
+        let sent = Instant::now();
+        record.sent_ns = ns_since(round_start, sent);
+        let exchange = self.exchange(body, round_start, &mut record, text);
+        let outcome = match self.config.request_timeout {
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Failure::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "no complete response within --request-timeout {:.3}s",
+                        limit.as_secs_f64()
+                    ),
+                )),
+            },
+            None => exchange.await,
+        };
+        record.end_ns = ns_since(round_start, Instant::now());
+        record.failure = outcome.err();
+        record
+    }
+
+    async fn exchange(
+        &self,
+        body: Vec<u8>,
+        round_start: Instant,
+        record: &mut RequestRecord,
+        text: Option<&mut String>,
+    ) -> Result<(), Failure> {
+        let req = self
+            .authorized(self.http.post(&self.generate_url))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .body(body);
+        let resp = req.send().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                FailureKind::Timeout
+            } else {
+                FailureKind::Connect
+            };
+            Failure::new(kind, error_chain(&e))
+        })?;
+        record.first_byte_ns = Some(ns_since(round_start, Instant::now()));
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            let mut failure = Failure::new(
+                FailureKind::HttpStatus,
+                format!("HTTP {}: {}", status.as_u16(), snippet(&body)),
+            );
+            failure.http_status = Some(status.as_u16());
+            return Err(failure);
+        }
+        let mut state = StreamState::new(self.config.api, text);
+        let mut chunks = resp.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let now_ns = ns_since(round_start, Instant::now());
+            match chunk {
+                Ok(bytes) => state.feed(&bytes, now_ns),
+                Err(e) => state.fail(Failure::new(FailureKind::TruncatedStream, error_chain(&e))),
+            }
+            if state.is_finished() {
+                break;
+            }
+        }
+        state.finish(record)
+    }
+}
+
+fn ns_since(start: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The error and its sources, one line (reqwest's top-level message alone says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+/// At most 300 characters of a body, on one line.
+fn snippet(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
