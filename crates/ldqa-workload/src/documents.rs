@@ -46,7 +46,7 @@ pub(crate) fn pre_warmup_into(i: usize, buf: &mut String) {
 }
 
 /// How the documents of a workload are held.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Documents {
     /// `" hi"` documents: word count per document (all equal without a tokenizer).
     Hi(Vec<usize>),
@@ -82,6 +82,23 @@ impl Documents {
         match self {
             Documents::Hi(words) => words.get(id).map(|w| decimal_digits(id) + 3 * w),
             Documents::Stored(texts) => texts.get(id).map(String::len),
+        }
+    }
+}
+
+/// A summary: the texts can weigh gigabytes.
+impl std::fmt::Debug for Documents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Documents::Hi(words) => f
+                .debug_struct("Hi")
+                .field("documents", &words.len())
+                .finish(),
+            Documents::Stored(texts) => f
+                .debug_struct("Stored")
+                .field("documents", &texts.len())
+                .field("bytes", &texts.iter().map(String::len).sum::<usize>())
+                .finish(),
         }
     }
 }
@@ -126,5 +143,7 @@ mod tests {
         assert!(!Documents::Hi(vec![2]).append(1, &mut s));
         assert!(!Documents::Stored(vec!["a".into()]).append(1, &mut s));
         assert_eq!(s, "x");
+        let debug = format!("{:?}", Documents::Stored(vec!["ab".into(), "c".into()]));
+        assert_eq!(debug, "Stored { documents: 2, bytes: 3 }");
     }
 }
