@@ -134,3 +134,44 @@ fn logged_kv_sizes_within_five_percent() {
     assert!(worst <= 0.05, "worst error {worst:.3}\n{report}");
     println!("{report}");
 }
+
+/// The seed's two examples (benchmarking.rst), with `--cpu-ram-gib 1000`.
+#[test]
+fn seed_examples() {
+    use ldqa_recommend::{plan, PlanInput, Workload};
+    let run = |model: &str, num_gpus: Option<u32>| {
+        plan(&PlanInput {
+            model: catalog::model(model).unwrap(),
+            gpu: gpu("h100-80gb"),
+            num_gpus,
+            gpus_per_node: 8,
+            tp_override: None,
+            knobs: VllmKnobs::default(),
+            cpu_ram_bytes: Some(1000 * (1 << 30)),
+            memlock_bytes: None,
+            workload: Workload::default(),
+        })
+        .unwrap()
+    };
+    let p = run("meta-llama/Meta-Llama-3.1-8B-Instruct", None);
+    assert_eq!(
+        (p.tp, p.offload.max_local_cpu_size_gib, p.num_documents),
+        (1, 66, 51),
+        "{p:#?}"
+    );
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let p = run("meta-llama/Llama-3.1-70B-Instruct", Some(4));
+    assert_eq!(
+        (p.tp, p.offload.max_local_cpu_size_gib, p.num_documents),
+        (4, 40, 50),
+        "{p:#?}"
+    );
+    let p = run("meta-llama/Llama-3.1-70B-Instruct", Some(2));
+    assert!(matches!(
+        p.warnings[0],
+        ldqa_recommend::PlanWarning::FewerGpusThanNeeded {
+            available: 2,
+            needed: 4
+        }
+    ));
+}
