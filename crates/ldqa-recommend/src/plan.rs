@@ -309,7 +309,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, RecommendError> {
             gpus_per_node: input.gpus_per_node,
         });
     }
-    if input.model.num_attention_heads % tp != 0 {
+    if !input.model.num_attention_heads.is_multiple_of(tp) {
         warnings.push(PlanWarning::TpDoesNotDivideHeads {
             tp,
             heads: input.model.num_attention_heads,

@@ -309,13 +309,7 @@ pub fn gpu_kv_capacity(
             } else {
                 // Hybrid allocator (A.3): groups of equal layer count share one block pool.
                 let (lo, hi) = (g.min(s), g.max(s));
-                let group = if lo == 0 {
-                    hi
-                } else if 2 * hi < 3 * lo {
-                    hi
-                } else {
-                    lo
-                };
+                let group = if lo == 0 || 2 * hi < 3 * lo { hi } else { lo };
                 let (fg, sg) = (g.div_ceil(group), s.div_ceil(group));
                 (
                     available / page.max(1) / group,
