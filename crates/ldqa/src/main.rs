@@ -1,13 +1,28 @@
 //! The `ldqa` binary: parse arguments, dispatch to a command, print the error once,
-//! map the outcome to an exit code (0 ok, 1 gate failed, 2 error, 130 interrupted).
+//! map the outcome to an exit code.
+//!
+//! Exit codes: 0 ok; 1 the run finished but a gate failed; 2 error (usage, I/O,
+//! unreachable target, every request of a round failed); 130 interrupted.
 
 mod cmd;
+mod observe;
+mod output;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// A gate (`--expected-ttft-gain`, …) failed.
+pub const EXIT_GATE: u8 = 1;
+/// Usage, I/O or target error.
+pub const EXIT_ERROR: u8 = 2;
+/// Ctrl-C: partial results were written.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// Measure, predict and plan KV-cache reuse in LLM serving.
+///
+/// `ldqa run` is LMCache's Long Doc QA benchmark (same flags, same result lines);
+/// `ldqa recommend` sizes a vLLM + LMCache deployment without a GPU.
 #[derive(Debug, Parser)]
 #[command(name = "ldqa", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -17,6 +32,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the Long Doc QA benchmark against an OpenAI-compatible server.
+    Run(cmd::run::RunArgs),
     /// Recommend a deployment: tensor parallelism, GPU KV cache, LMCache CPU size, workload.
     Recommend(cmd::recommend::RecommendArgs),
 }
@@ -24,13 +41,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Recommend(args) => cmd::recommend::run(args),
     };
     match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

@@ -1,3 +1,5 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod recommend;
+pub mod run;
+mod run_args;

@@ -1,0 +1,273 @@
+//! `ldqa run`: the Long Doc QA benchmark against an OpenAI-compatible server.
+//!
+//! Flow: flags → [`RunPlan`] (validated, nothing sent) → reachability check and model
+//! choice → workload (documents, tokenizer work) → protocol (pre-warmup, warmup, query)
+//! → summaries → stdout, files, gates → exit code.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ldqa_loadgen::{run_protocol, Cancel, Client, ClientConfig, Endpoint, Plan, ProtocolOptions};
+use ldqa_model::{Api, RoundRecord};
+use ldqa_report::Environment;
+use ldqa_workload::{Workload, WorkloadConfig};
+
+pub use super::run_args::RunArgs;
+use crate::observe::{ResponseSink, RunObserver};
+use crate::output::{Gates, Outputs, Report};
+use crate::EXIT_INTERRUPTED;
+
+/// Everything `ldqa run` will do, checked before anything is sent.
+#[derive(Debug)]
+pub struct RunPlan {
+    pub args: RunArgs,
+    pub workload: WorkloadConfig,
+    pub endpoint: Endpoint,
+    pub metrics_url: Option<String>,
+    pub request_timeout: Option<Duration>,
+    pub sleep_after_warmup: Duration,
+}
+
+impl RunPlan {
+    /// Validates every flag; the error names the flag.
+    pub fn from_args(args: RunArgs) -> anyhow::Result<Self> {
+        let workload = WorkloadConfig {
+            num_documents: args.num_documents,
+            document_length: args.document_length,
+            repeat_count: args.repeat_count,
+            repeat_mode: args.repeat_mode,
+            shuffle_seed: args.shuffle_seed,
+            hit_miss: args.hit_miss_ratio,
+            text: args.text_source,
+            tokenizer: args.tokenizer.clone(),
+        };
+        workload.validate()?;
+        if args.output_len == 0 {
+            bail!("--output-len must be at least 1");
+        }
+        if args.max_inflight_requests == 0 {
+            bail!("--max-inflight-requests must be at least 1");
+        }
+        let sleep_after_warmup = seconds(
+            "--sleep-time-after-warmup",
+            args.sleep_time_after_warmup,
+            true,
+        )?;
+        let request_timeout = args
+            .request_timeout
+            .map(|s| seconds("--request-timeout", s, false))
+            .transpose()?;
+        for (flag, v) in [
+            ("--expected-ttft-gain", args.expected_ttft_gain),
+            ("--expected-latency-gain", args.expected_latency_gain),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    bail!("{flag} must be a positive factor such as 2.5, not {v}");
+                }
+            }
+        }
+        let api_key = args.api_key.clone().filter(|k| !k.is_empty());
+        let endpoint = match &args.base_url {
+            Some(url) => Endpoint::new(url, api_key).context("--base-url")?,
+            None => Endpoint::from_host_port(args.host.as_deref(), args.port, api_key)
+                .context("--host/--port")?,
+        };
+        let metrics_url = match (&args.metrics_url, args.no_metrics) {
+            (_, true) => None,
+            (Some(url), false) => Some(
+                Endpoint::new(url, None)
+                    .context("--metrics-url")?
+                    .base()
+                    .to_owned(),
+            ),
+            (None, false) => Some(endpoint.default_metrics_url()),
+        };
+        if args.model.trim().is_empty() {
+            bail!("--model must name a model, or be `auto`");
+        }
+        Ok(Self {
+            args,
+            workload,
+            endpoint,
+            metrics_url,
+            request_timeout,
+            sleep_after_warmup,
+        })
+    }
+}
+
+fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {
+        bail!(
+            "{flag} must be a {} number of seconds, not {v}",
+            if zero_ok { "non-negative" } else { "positive" }
+        );
+    }
+    Duration::try_from_secs_f64(v).with_context(|| format!("{flag} is too large"))
+}
+
+/// Entry point of `ldqa run`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = RunPlan::from_args(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(execute(plan))
+}
+
+async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
+    let args = &plan.args;
+    let api = if args.completions {
+        Api::Completions
+    } else {
+        Api::Chat
+    };
+    let mut config = ClientConfig::new(
+        plan.endpoint.clone(),
+        args.model.clone(),
+        api,
+        args.output_len,
+    );
+    config.eos_token_id = args.eos_token_id;
+    config.request_timeout = plan.request_timeout;
+    config.pool_size = args.max_inflight_requests;
+
+    // Reachability first: an unreachable server is an error before any work.
+    eprintln!("Using base URL: {}", plan.endpoint.base());
+    let probe = Client::new(config.clone())?;
+    let models = probe.list_models().await?;
+    let mut warnings = Vec::new();
+    if args.model == "auto" {
+        let Some(first) = models.first() else {
+            bail!(
+                "{} lists no models: pass --model NAME",
+                plan.endpoint.url("models")
+            );
+        };
+        eprintln!("Auto-selected model: {first}");
+        config.model = first.clone();
+    } else if !models.is_empty() && !models.contains(&args.model) {
+        warnings.push(format!(
+            "the server lists {} but not --model {}",
+            models.join(", "),
+            args.model
+        ));
+    }
+    let client = Client::new(config)?;
+
+    let outputs = Outputs::prepare(&args.output_dir, args.save_result.as_deref())?;
+    let workload = Workload::build(&plan.workload).context("building the documents")?;
+
+    let responses = match &args.output {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(ResponseSink::Stdout),
+        Some(p) => Some(ResponseSink::File(BufWriter::new(
+            File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
+        ))),
+    };
+    let show_progress = std::io::stderr().is_terminal()
+        && args.output.as_deref() != Some(std::path::Path::new("-"));
+    let round_lens = [
+        workload.pre_warmup.len(),
+        workload.warmup.len(),
+        workload.query.len(),
+    ];
+    let observer = RunObserver::new(
+        show_progress,
+        Some(outputs.record_log()?),
+        responses,
+        round_lens,
+    );
+
+    let cancel = Cancel::new();
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\ninterrupted: stopping, writing what was measured (Ctrl-C again to abort)"
+                );
+                cancel.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
+            }
+        }
+    });
+
+    let options = ProtocolOptions {
+        max_inflight: args.max_inflight_requests,
+        sleep_after_warmup: plan.sleep_after_warmup,
+        metrics_url: plan.metrics_url.clone(),
+    };
+    let protocol_plan = Plan {
+        pre_warmup: &workload.pre_warmup,
+        warmup: &workload.warmup,
+        query: &workload.query,
+        prompts: &workload,
+    };
+    let outcome = run_protocol(&client, &protocol_plan, &options, &observer, &cancel).await;
+    observer.finish();
+    if let Some(w) = outcome.metrics_warning.clone() {
+        warnings.push(w);
+    }
+    if let Some(e) = observer
+        .log_error
+        .lock()
+        .expect("invariant: lock not poisoned")
+        .take()
+    {
+        warnings.push(format!("could not append to records.jsonl: {e}"));
+    }
+
+    let rounds: Vec<RoundRecord> = [outcome.warmup.clone(), outcome.query.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let config = run_config_json(&plan, client.config().model.as_str());
+    let environment = Environment::detect(
+        Some(plan.endpoint.base()),
+        Some(client.config().model.as_str()),
+    );
+    let gates = Gates {
+        expected_ttft_gain: args.expected_ttft_gain,
+        expected_latency_gain: args.expected_latency_gain,
+    };
+    let report = Report::new(
+        config,
+        environment,
+        &rounds,
+        warnings,
+        gates,
+        outcome.interrupted(),
+    );
+    report.write_files(&outputs, args.visualize)?;
+    report.print(args.json_output);
+    Ok(report.exit_code())
+}
+
+/// The resolved configuration, as recorded in `--save-result`.
+fn run_config_json(plan: &RunPlan, model: &str) -> serde_json::Value {
+    let a = &plan.args;
+    serde_json::json!({
+        "command": "run",
+        "model": model,
+        "base_url": plan.endpoint.base(),
+        "workload": plan.workload,
+        "output_len": a.output_len,
+        "max_inflight_requests": a.max_inflight_requests,
+        "sleep_time_after_warmup_s": a.sleep_time_after_warmup,
+        "api": if a.completions { "completions" } else { "chat" },
+        "eos_token_id": a.eos_token_id,
+        "request_timeout_s": a.request_timeout,
+        "metrics_url": plan.metrics_url,
+        "expected_ttft_gain": a.expected_ttft_gain,
+        "expected_latency_gain": a.expected_latency_gain,
+    })
+}

@@ -1,0 +1,155 @@
+//! The flags of `ldqa run`: LMCache `long_doc_qa.py`'s, under the same names, and ours.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ldqa_workload::{HitMissRatio, RepeatMode, TextSource};
+
+/// Arguments of `ldqa run`.
+///
+/// Defaults follow the seed tutorial where it states them (20 documents of 10000 tokens,
+/// 100 output tokens) and LMCache's `long_doc_qa.py` elsewhere (repeat count 2, random
+/// order, seed 0, 2 requests in flight, model `auto`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Workload (same flags as LMCache long_doc_qa.py)")]
+pub struct RunArgs {
+    /// Number of documents (the seed tutorial's default; upstream's script uses 8).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub num_documents: usize,
+
+    /// Length of each document: "hi" words, or exact tokens with --tokenizer
+    /// (the seed tutorial's default; upstream's script uses 20000).
+    #[arg(long, default_value_t = 10_000, value_name = "TOKENS")]
+    pub document_length: usize,
+
+    /// Maximum tokens generated per request (max_tokens).
+    #[arg(long, default_value_t = 100, value_name = "TOKENS")]
+    pub output_len: u32,
+
+    /// Times each document is repeated in the query round.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub repeat_count: usize,
+
+    /// Order of the query round: random (shuffled, seeded), tile (1 2 3 1 2 3), interleave (1 1 2 2 3 3).
+    #[arg(long, default_value = "random", value_name = "MODE", value_parser = parse_repeat_mode)]
+    pub repeat_mode: RepeatMode,
+
+    /// Seed of the shuffle and of the miss prefixes (Python's `random`, so orders match upstream's).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SEED",
+        allow_negative_numbers = true
+    )]
+    pub shuffle_seed: i64,
+
+    /// In the query round, H hits then M forced misses, repeated (e.g. 2:2).
+    #[arg(long, value_name = "H:M", value_parser = parse_hit_miss)]
+    pub hit_miss_ratio: Option<HitMissRatio>,
+
+    /// Seconds to wait between the warmup and the query round.
+    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    pub sleep_time_after_warmup: f64,
+
+    /// Maximum number of requests in flight.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_inflight_requests: usize,
+
+    /// Use /v1/completions instead of /v1/chat/completions.
+    #[arg(long)]
+    pub completions: bool,
+
+    /// Bias against this token id (logit_bias -100) so every output is --output-len tokens.
+    #[arg(long, value_name = "ID")]
+    pub eos_token_id: Option<u32>,
+
+    /// Build documents of exactly --document-length tokens with this tokenizer
+    /// (a tokenizer.json file or a model directory).
+    #[arg(long, value_name = "PATH", help_heading = "Documents")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// Document text: hi (upstream's "hi hi hi …") or random (random tokens; needs --tokenizer).
+    #[arg(long, default_value = "hi", value_name = "SOURCE", value_parser = parse_text_source, help_heading = "Documents")]
+    pub text_source: TextSource,
+
+    /// Server host (default localhost; exclusive with --base-url).
+    #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
+    pub host: Option<String>,
+
+    /// Server port (default 8000; exclusive with --base-url).
+    #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
+    pub port: Option<u16>,
+
+    /// API root, e.g. http://localhost:8000/v1 (exclusive with --host/--port).
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub base_url: Option<String>,
+
+    /// Model name, or `auto` for the first model the server lists at /v1/models.
+    #[arg(long, default_value = "auto", help_heading = "Server")]
+    pub model: String,
+
+    /// API key sent as a bearer token (never printed).
+    #[arg(
+        long,
+        env = "OPENAI_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Server"
+    )]
+    pub api_key: Option<String>,
+
+    /// Give up on a request after this many seconds (default: wait forever, like upstream).
+    #[arg(long, value_name = "SECONDS", help_heading = "Server")]
+    pub request_timeout: Option<f64>,
+
+    /// Prometheus endpoint read around each round (default: /metrics beside the API).
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub metrics_url: Option<String>,
+
+    /// Do not read the server's /metrics.
+    #[arg(long, conflicts_with = "metrics_url", help_heading = "Server")]
+    pub no_metrics: bool,
+
+    /// Write every response to this file (`-` for stdout, as upstream does by default).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+
+    /// Folder for warmup_round.csv, query_round.csv, records.jsonl and plots.
+    #[arg(long, default_value = ".", value_name = "DIR", help_heading = "Output")]
+    pub output_dir: PathBuf,
+
+    /// Write the full result (config, environment, summaries, every request) as JSON.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub save_result: Option<PathBuf>,
+
+    /// Draw warmup_round.png and query_round.png (per-request timelines).
+    #[arg(long, help_heading = "Output")]
+    pub visualize: bool,
+
+    /// Print upstream's one-line JSON summary last on stdout.
+    #[arg(long, help_heading = "Output")]
+    pub json_output: bool,
+
+    /// Fail (exit 1) when warmup/query mean TTFT is below this factor.
+    #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
+    pub expected_ttft_gain: Option<f64>,
+
+    /// Fail (exit 1) when warmup/query per-prompt round time is below this factor.
+    #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
+    pub expected_latency_gain: Option<f64>,
+}
+
+fn parse_repeat_mode(s: &str) -> Result<RepeatMode, String> {
+    s.parse()
+        .map_err(|_| format!("unknown mode {s:?}; expected random, tile or interleave"))
+}
+
+fn parse_hit_miss(s: &str) -> Result<HitMissRatio, String> {
+    s.parse()
+        .map_err(|e: ldqa_workload::WorkloadError| e.to_string())
+}
+
+fn parse_text_source(s: &str) -> Result<TextSource, String> {
+    s.parse()
+        .map_err(|_| format!("unknown text source {s:?}; expected hi or random"))
+}

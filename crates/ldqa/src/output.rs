@@ -1,0 +1,183 @@
+//! What `ldqa run` leaves behind: stdout (upstream's block, then ours), files, exit code.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ldqa_metrics::RoundSummary;
+use ldqa_model::{RoundKind, RoundRecord};
+use ldqa_report::{Environment, RecordLog, RunResult, ToolInfo};
+
+use crate::{EXIT_ERROR, EXIT_GATE, EXIT_INTERRUPTED};
+
+/// Output locations, created before the run so a bad path fails before any request.
+pub struct Outputs {
+    dir: PathBuf,
+    save_result: Option<PathBuf>,
+}
+
+impl Outputs {
+    pub fn prepare(dir: &Path, save_result: Option<&Path>) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating --output-dir {}", dir.display()))?;
+        if let Some(parent) = save_result
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("creating the folder of --save-result {}", parent.display())
+            })?;
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            save_result: save_result.map(Path::to_owned),
+        })
+    }
+
+    /// `records.jsonl`: every request appended as it ends (survives a crash).
+    pub fn record_log(&self) -> anyhow::Result<RecordLog> {
+        let path = self.dir.join("records.jsonl");
+        RecordLog::create(&path).with_context(|| format!("creating {}", path.display()))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Gates asked for on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gates {
+    pub expected_ttft_gain: Option<f64>,
+    pub expected_latency_gain: Option<f64>,
+}
+
+/// Everything derived from a run, ready to print and write.
+pub struct Report {
+    result: RunResult,
+    warnings: Vec<String>,
+    gates: Gates,
+    interrupted: bool,
+    color: bool,
+}
+
+impl Report {
+    /// Summarizes the measured rounds (the untimed pre-warmup is left out).
+    pub fn new(
+        config: serde_json::Value,
+        environment: Environment,
+        rounds: &[RoundRecord],
+        warnings: Vec<String>,
+        gates: Gates,
+        interrupted: bool,
+    ) -> Self {
+        let tool = ToolInfo::new("ldqa", env!("CARGO_PKG_VERSION"));
+        let result = RunResult::new(tool, config, environment, rounds);
+        let color = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Self {
+            result,
+            warnings,
+            gates,
+            interrupted,
+            color,
+        }
+    }
+
+    fn summary(&self, kind: RoundKind) -> Option<&RoundSummary> {
+        self.result.round(kind).map(|r| &r.summary)
+    }
+
+    /// CSV per round, the JSON result, plots.
+    pub fn write_files(&self, outputs: &Outputs, visualize: bool) -> anyhow::Result<()> {
+        for round in &self.result.rounds {
+            let record = round.to_record();
+            let path = outputs.path(&format!("{}_round.csv", round.kind.as_str()));
+            ldqa_report::write_round_csv_path(&path, &record)
+                .with_context(|| format!("writing {}", path.display()))?;
+            if visualize {
+                let path = outputs.path(&format!("{}_round.png", round.kind.as_str()));
+                let title = format!("{} round", round.kind.title());
+                ldqa_report::plot_round_timeline(&record, &title, &path)
+                    .with_context(|| format!("drawing {}", path.display()))?;
+            }
+        }
+        if let Some(path) = &outputs.save_result {
+            ldqa_report::write_json(path, &self.result)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Prints upstream's block, our summary, warnings, and the JSON line last.
+    pub fn print(&self, json_output: bool) {
+        let mut out = String::new();
+        let both = self
+            .summary(RoundKind::Warmup)
+            .zip(self.summary(RoundKind::Query));
+        if let Some((w, q)) = both {
+            out.push_str(&ldqa_report::upstream_block(w, q, self.color));
+            out.push_str(&ldqa_report::gain_lines(
+                self.result
+                    .gains
+                    .as_ref()
+                    .expect("invariant: gains exist with both rounds"),
+                self.gates.expected_ttft_gain,
+                self.gates.expected_latency_gain,
+                self.color,
+            ));
+        }
+        out.push('\n');
+        let summaries: Vec<&RoundSummary> = self.result.rounds.iter().map(|r| &r.summary).collect();
+        out.push_str(&ldqa_report::human_summary(
+            &summaries,
+            self.result.gains.as_ref(),
+            self.color,
+        ));
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        if let (true, Some((w, q))) = (json_output, both) {
+            out.push_str(&ldqa_report::json_line(w, q));
+            out.push('\n');
+        }
+        anstream::print!("{out}");
+    }
+
+    /// 130 interrupted, 2 when a round had no successful request, 1 when a gate failed, else 0.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.interrupted {
+            return ExitCode::from(EXIT_INTERRUPTED);
+        }
+        for round in &self.result.rounds {
+            let s = &round.summary;
+            if s.prompt_count > 0 && s.successful_count == 0 {
+                eprintln!(
+                    "error: every request of the {} round failed; first errors:",
+                    round.kind.as_str()
+                );
+                for e in &s.error_samples {
+                    eprintln!("  prompt {}: {}: {}", e.prompt_id, e.kind, e.message);
+                }
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+        let Some(gains) = &self.result.gains else {
+            return ExitCode::SUCCESS;
+        };
+        let failures = ldqa_report::gate_messages(
+            gains,
+            self.gates.expected_ttft_gain,
+            self.gates.expected_latency_gain,
+        );
+        for f in &failures {
+            eprintln!("{f}");
+        }
+        if failures.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_GATE)
+        }
+    }
+}
