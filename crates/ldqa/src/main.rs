@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Long Doc QA benchmark against an OpenAI-compatible server.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     /// Recommend a deployment: tensor parallelism, GPU KV cache, LMCache CPU size, workload.
     Recommend(cmd::recommend::RecommendArgs),
 }
@@ -41,7 +41,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => cmd::run::run(args),
+        Command::Run(args) => cmd::run::run(*args),
         Command::Recommend(args) => cmd::recommend::run(args),
     };
     match outcome {
