@@ -15,7 +15,7 @@
 //! let scenario = seed::llama8b_h100();
 //! let eff = Efficiencies::for_gpu(&scenario.vllm.gpu.name).unwrap();
 //! let result = seed::run_protocol(&scenario.vllm, &eff, &scenario.workload).unwrap();
-//! assert_eq!(result.warmup.requests.len(), 51);
+//! assert_eq!(result.warmup.records.len(), 51);
 //! ```
 //!
 //! [`RequestRecord`]: ldqa_model::RequestRecord

@@ -1,0 +1,187 @@
+//! The cost of one engine step.
+//!
+//! `step = overhead + load + max(compute, memory) + all-reduce + store`, where
+//! (per TP rank):
+//! - compute = FLOPs / (peak × compute_efficiency), with
+//!   FLOPs = 2·linear_params·tokens + 2·lm_head_params·sampled + 4·L·heads·head_dim·Σcontext,
+//!   divided by TP (reference D, "Roofline hints");
+//! - memory = (weights/TP + KV read + KV written) / (HBM × memory_efficiency);
+//! - all-reduce = 2·L all-reduces of tokens × hidden activations, ring algorithm
+//!   (2·(TP−1)/TP of the payload over NVLink), plus a latency each;
+//! - LMCache load and store are blocking within the step (reference B.4, B.5) and move
+//!   bytes over the host link plus a fixed cost per chunk.
+
+use crate::{Efficiencies, EngineConfig};
+
+/// What one step does, summed over the scheduled requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepWork {
+    /// Tokens run through the model (prefill chunks plus one per decode).
+    pub tokens: u64,
+    /// Positions whose logits are computed (one per request that samples this step).
+    pub sampled: u64,
+    /// Σ over scheduled tokens of the context each attends to (its position + 1).
+    pub attention_context_sum: u64,
+    /// Tokens of KV read from HBM (the existing context of each scheduled request).
+    pub kv_read_tokens: u64,
+    /// Tokens loaded from the LMCache CPU tier before the forward pass.
+    pub load_tokens: u64,
+    /// Chunks those tokens span.
+    pub load_chunks: u64,
+    /// Tokens stored to the LMCache CPU tier after the forward pass.
+    pub store_tokens: u64,
+    /// Chunks stored.
+    pub store_chunks: u64,
+}
+
+/// The parts of a step's cost, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepCost {
+    pub compute_ns: f64,
+    pub memory_ns: f64,
+    pub allreduce_ns: f64,
+    pub load_ns: f64,
+    pub store_ns: f64,
+    pub overhead_ns: f64,
+}
+
+impl StepCost {
+    /// The whole step, rounded to the nanosecond.
+    pub fn total_ns(&self) -> u64 {
+        let t = self.overhead_ns
+            + self.load_ns
+            + self.compute_ns.max(self.memory_ns)
+            + self.allreduce_ns
+            + self.store_ns;
+        t.round().max(1.0) as u64
+    }
+}
+
+/// Precomputed constants of the cost model for one configuration.
+#[derive(Debug, Clone)]
+pub struct CostModel {
+    linear_flops_per_token: f64,
+    lm_head_flops_per_sample: f64,
+    attention_flops_per_context: f64,
+    flops_per_ns: f64,
+    weight_bytes_rank: f64,
+    kv_bytes_token_rank: f64,
+    hbm_bytes_per_ns: f64,
+    allreduce_count: f64,
+    allreduce_bytes_per_token: f64,
+    allreduce_ring_factor: f64,
+    nvlink_bytes_per_ns: f64,
+    allreduce_latency_ns: f64,
+    load_bytes_per_ns: f64,
+    store_bytes_per_ns: f64,
+    chunk_overhead_ns: f64,
+    step_overhead_ns: f64,
+}
+
+impl CostModel {
+    /// Builds the model for `config` with `eff`.
+    pub fn new(config: &EngineConfig, eff: &Efficiencies) -> Self {
+        let m = &config.model;
+        let tp = f64::from(config.tp);
+        let g = &config.gpu;
+        CostModel {
+            linear_flops_per_token: 2.0 * m.linear_params() as f64 / tp,
+            lm_head_flops_per_sample: 2.0 * m.lm_head_params() as f64 / tp,
+            attention_flops_per_context: 4.0
+                * f64::from(m.layers)
+                * f64::from(m.heads)
+                * f64::from(m.head_dim)
+                / tp,
+            flops_per_ns: g.flops * eff.compute_efficiency / 1e9,
+            weight_bytes_rank: m.weight_bytes as f64 / tp,
+            kv_bytes_token_rank: config.kv_bytes_per_token_per_rank() as f64,
+            hbm_bytes_per_ns: g.hbm_bytes_per_s * eff.memory_efficiency / 1e9,
+            allreduce_count: if config.tp > 1 {
+                2.0 * f64::from(m.layers)
+            } else {
+                0.0
+            },
+            allreduce_bytes_per_token: f64::from(m.hidden) * f64::from(m.activation_bytes),
+            allreduce_ring_factor: 2.0 * (tp - 1.0) / tp,
+            nvlink_bytes_per_ns: g.interconnect_bytes_per_s * eff.interconnect_efficiency / 1e9,
+            allreduce_latency_ns: eff.allreduce_latency_ns as f64,
+            load_bytes_per_ns: g.host_link_bytes_per_s * eff.host_load_efficiency / 1e9,
+            store_bytes_per_ns: g.host_link_bytes_per_s * eff.host_store_efficiency / 1e9,
+            chunk_overhead_ns: eff.lmcache_chunk_overhead_ns as f64,
+            step_overhead_ns: eff.step_overhead_ns as f64,
+        }
+    }
+
+    /// The cost of a step doing `w`.
+    pub fn step_cost(&self, w: &StepWork) -> StepCost {
+        let flops = self.linear_flops_per_token * w.tokens as f64
+            + self.lm_head_flops_per_sample * w.sampled as f64
+            + self.attention_flops_per_context * w.attention_context_sum as f64;
+        let bytes = self.weight_bytes_rank
+            + self.kv_bytes_token_rank * (w.kv_read_tokens + w.tokens) as f64;
+        let allreduce_ns = if self.allreduce_count > 0.0 && w.tokens > 0 {
+            let payload = self.allreduce_bytes_per_token * w.tokens as f64;
+            self.allreduce_count
+                * (self.allreduce_latency_ns
+                    + self.allreduce_ring_factor * payload / self.nvlink_bytes_per_ns)
+        } else {
+            0.0
+        };
+        let load_ns = if w.load_tokens > 0 {
+            w.load_tokens as f64 * self.kv_bytes_token_rank / self.load_bytes_per_ns
+                + w.load_chunks as f64 * self.chunk_overhead_ns
+        } else {
+            0.0
+        };
+        let store_ns = if w.store_tokens > 0 {
+            w.store_tokens as f64 * self.kv_bytes_token_rank / self.store_bytes_per_ns
+                + w.store_chunks as f64 * self.chunk_overhead_ns
+        } else {
+            0.0
+        };
+        StepCost {
+            compute_ns: flops / self.flops_per_ns,
+            memory_ns: bytes / self.hbm_bytes_per_ns,
+            allreduce_ns,
+            load_ns,
+            store_ns,
+            overhead_ns: self.step_overhead_ns,
+        }
+    }
+}
+
+/// Σ_{p=start}^{end−1} (p + 1): the attention context summed over positions `start..end`.
+pub fn context_sum(start: u64, end: u64) -> u64 {
+    if end <= start {
+        return 0;
+    }
+    // Σ_{k=start+1}^{end} k = (end(end+1) − start(start+1)) / 2
+    (end * (end + 1) - start * (start + 1)) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_sum_matches_a_loop() {
+        for (a, b) in [(0u64, 0u64), (0, 1), (0, 10), (5, 17), (100, 8292)] {
+            let looped: u64 = (a..b).map(|p| p + 1).sum();
+            assert_eq!(context_sum(a, b), looped);
+        }
+        assert_eq!(context_sum(10, 5), 0);
+    }
+
+    #[test]
+    fn total_takes_the_roofline_max() {
+        let c = StepCost {
+            compute_ns: 10.0,
+            memory_ns: 30.0,
+            allreduce_ns: 1.0,
+            load_ns: 2.0,
+            store_ns: 3.0,
+            overhead_ns: 4.0,
+        };
+        assert_eq!(c.total_ns(), 40);
+    }
+}

@@ -1,0 +1,21 @@
+//! The crate's error type.
+
+/// What went wrong while configuring or driving the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A configuration value is out of range.
+    #[error("invalid engine configuration: {field}: {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
+    /// The efficiencies data file could not be parsed.
+    #[error("efficiencies data: {0}")]
+    EfficienciesData(#[from] serde_json::Error),
+    /// No efficiencies are known for this GPU and no default was given.
+    #[error("no efficiencies for GPU '{0}'")]
+    UnknownGpu(String),
+    /// A request was submitted at a time earlier than the engine's clock.
+    #[error("request submitted at {at_ns} ns, before the engine clock ({now_ns} ns)")]
+    SubmitInPast { at_ns: u64, now_ns: u64 },
+    /// The clock was asked to go backwards.
+    #[error("cannot advance to {to_ns} ns: the engine clock is at {now_ns} ns")]
+    TimeBackwards { to_ns: u64, now_ns: u64 },
+}

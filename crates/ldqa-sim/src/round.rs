@@ -1,0 +1,217 @@
+//! The Long Doc QA client in virtual time: a round of requests with at most
+//! `max_inflight` in flight, the next one sent when one finishes.
+//!
+//! Like upstream's `long_doc_qa.py` (an asyncio semaphore around each request): every
+//! request is queued at the round's start, takes a slot in order, and its clock starts
+//! when it gets the slot. The OpenAI front end (HTTP, chat template, tokenisation)
+//! delays its arrival at the engine by [`Frontend::delay_ns`].
+
+use ldqa_model::{Failure, FailureKind, RequestRecord, Usage};
+
+use crate::{Efficiencies, Engine, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
+
+/// Cost of the server's front end before a request reaches the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Frontend {
+    /// Fixed cost per request.
+    pub request_overhead_ns: u64,
+    /// Tokenisation cost per prompt token.
+    pub ns_per_prompt_token: u64,
+}
+
+impl Frontend {
+    /// The front end of the efficiencies file.
+    pub fn from_efficiencies(e: &Efficiencies) -> Self {
+        Frontend {
+            request_overhead_ns: e.frontend_request_ns,
+            ns_per_prompt_token: e.frontend_ns_per_prompt_token,
+        }
+    }
+
+    /// Delay from sending a request to its arrival at the engine.
+    pub fn delay_ns(&self, prompt_tokens: u64) -> u64 {
+        self.request_overhead_ns
+            .saturating_add(self.ns_per_prompt_token.saturating_mul(prompt_tokens))
+    }
+}
+
+/// One request of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundRequest {
+    /// Position in the round (upstream's `prompt_id`).
+    pub prompt_id: usize,
+    pub document_id: usize,
+    pub is_miss: bool,
+    pub request: SimRequest,
+}
+
+/// A finished round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundOutcome {
+    /// One record per request, in `prompt_id` order; times are offsets from `start`.
+    pub records: Vec<RequestRecord>,
+    /// When the round started on the virtual clock.
+    pub start: SimTime,
+    /// When its last request ended.
+    pub end: SimTime,
+}
+
+impl RoundOutcome {
+    /// Round time: from its start until its last request ended.
+    pub fn duration_ns(&self) -> u64 {
+        self.end.ns_since(self.start)
+    }
+
+    /// Mean TTFT over successful requests, in ns (0 when none succeeded).
+    pub fn mean_ttft_ns(&self) -> u64 {
+        let ttfts: Vec<u64> = self.records.iter().filter_map(|r| r.ttft_ns()).collect();
+        if ttfts.is_empty() {
+            0
+        } else {
+            (ttfts.iter().map(|&t| u128::from(t)).sum::<u128>() / ttfts.len() as u128) as u64
+        }
+    }
+}
+
+struct InFlight {
+    index: usize,
+    id: ReqId,
+    last_token_ns: Option<u64>,
+}
+
+/// Runs `requests` as one round on `engine`, starting at the engine's clock, with at
+/// most `max_inflight` requests in flight. Runs the engine until the round's last
+/// request ends; the engine is then idle at [`RoundOutcome::end`].
+pub fn run_round(
+    engine: &mut Engine,
+    requests: &[RoundRequest],
+    max_inflight: usize,
+    frontend: &Frontend,
+) -> Result<RoundOutcome, SimError> {
+    if max_inflight == 0 {
+        return Err(SimError::InvalidConfig {
+            field: "max_inflight",
+            reason: "must be ≥ 1".into(),
+        });
+    }
+    // Finish whatever is left from before, so the round starts on an idle engine.
+    let mut events: Vec<Event> = Vec::new();
+    engine.run_to_idle(&mut events)?;
+    events.clear();
+    let start = engine.now();
+    let mut records: Vec<RequestRecord> = requests
+        .iter()
+        .map(|r| RequestRecord::new(r.prompt_id, r.document_id, r.is_miss))
+        .collect();
+    // In-flight requests by engine slot (the low 32 bits of the id).
+    let mut by_slot: Vec<Option<InFlight>> = Vec::new();
+    let mut next = 0usize;
+    let mut in_flight = 0usize;
+    let mut last_end = start;
+    let mut finished_at: Vec<SimTime> = Vec::new();
+
+    let send = |engine: &mut Engine,
+                by_slot: &mut Vec<Option<InFlight>>,
+                records: &mut [RequestRecord],
+                index: usize,
+                at: SimTime|
+     -> Result<(), SimError> {
+        let r = &requests[index];
+        let arrival = at.plus_ns(frontend.delay_ns(r.request.prompt_tokens));
+        let id = engine.submit(arrival, r.request)?;
+        let rec = &mut records[index];
+        rec.sent_ns = at.ns_since(start);
+        rec.first_byte_ns = Some(arrival.ns_since(start));
+        let slot = (id.0 & 0xffff_ffff) as usize;
+        if by_slot.len() <= slot {
+            by_slot.resize_with(slot + 1, || None);
+        }
+        by_slot[slot] = Some(InFlight {
+            index,
+            id,
+            last_token_ns: None,
+        });
+        Ok(())
+    };
+
+    while next < requests.len() && in_flight < max_inflight {
+        send(engine, &mut by_slot, &mut records, next, start)?;
+        next += 1;
+        in_flight += 1;
+    }
+    while in_flight > 0 {
+        let Some(t) = engine.next_event_time() else {
+            break;
+        };
+        engine.advance_to(t, &mut events)?;
+        for &ev in &events {
+            let slot = (ev.req.0 & 0xffff_ffff) as usize;
+            let Some(Some(f)) = by_slot.get_mut(slot) else {
+                continue;
+            };
+            if f.id != ev.req {
+                continue;
+            }
+            let at_ns = ev.at.ns_since(start);
+            let rec = &mut records[f.index];
+            match ev.kind {
+                EventKind::Token { index } => {
+                    if index == 0 {
+                        rec.first_token_ns = Some(at_ns);
+                    }
+                    if let Some(prev) = f.last_token_ns {
+                        let gap = at_ns - prev;
+                        rec.max_itl_ns = Some(rec.max_itl_ns.map_or(gap, |m| m.max(gap)));
+                    }
+                    f.last_token_ns = Some(at_ns);
+                    rec.last_token_ns = Some(at_ns);
+                    rec.content_events += 1;
+                    continue;
+                }
+                EventKind::Finished {
+                    prefix,
+                    output_tokens,
+                } => {
+                    rec.usage = Some(Usage {
+                        prompt_tokens: Some(requests[f.index].request.prompt_tokens),
+                        completion_tokens: Some(u64::from(output_tokens)),
+                        cached_tokens: Some(prefix.gpu_hit_tokens + prefix.cpu_hit_tokens),
+                    });
+                    rec.prefix = Some(prefix);
+                }
+                EventKind::Rejected => {
+                    let mut failure = Failure::new(
+                        FailureKind::HttpStatus,
+                        "prompt plus max_tokens exceed the GPU KV cache, or are empty",
+                    );
+                    failure.http_status = Some(400);
+                    rec.failure = Some(failure);
+                }
+                EventKind::Aborted => {
+                    rec.failure = Some(Failure::new(FailureKind::Cancelled, "aborted"));
+                }
+            }
+            rec.end_ns = at_ns;
+            last_end = last_end.max(ev.at);
+            by_slot[slot] = None;
+            in_flight -= 1;
+            // Sent after this batch of events: a new request may reuse an engine slot
+            // whose events are still in `events`.
+            finished_at.push(ev.at);
+        }
+        events.clear();
+        for &at in &finished_at {
+            if next < requests.len() {
+                send(engine, &mut by_slot, &mut records, next, at)?;
+                next += 1;
+                in_flight += 1;
+            }
+        }
+        finished_at.clear();
+    }
+    Ok(RoundOutcome {
+        records,
+        start,
+        end: last_end,
+    })
+}
