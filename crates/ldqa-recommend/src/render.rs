@@ -1,0 +1,170 @@
+//! Text output: a short explanation of each number, then the three command blocks exactly as
+//! upstream's recommender prints them (header lines keep upstream's trailing space), with the
+//! workload as an `ldqa run` command.
+
+use std::fmt::Write as _;
+
+use ldqa_specs::{GpuSpec, ModelSpec};
+
+use crate::plan::{OffloadLimit, Plan, PlanWarning, RegimeKind, Workload};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The three blocks. `model_name` is printed as the user gave it.
+pub fn render_blocks(
+    model_name: &str,
+    tp: u32,
+    max_local_cpu_size_gib: u64,
+    num_documents: i64,
+    w: &Workload,
+) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "1. vLLM Deployment: \n-----------------\n\n\
+         PYTHONHASHSEED=0 \\\nvllm serve {model_name} \\\n--tensor-parallel-size {tp} \\\n--load-format dummy\n\n\n\
+         2. LMCache Deployment: \n--------------------\n\n\
+         PYTHONHASHSEED=0 \\\nLMCACHE_MAX_LOCAL_CPU_SIZE={max_local_cpu_size_gib} \\\nvllm serve {model_name} \\\n\
+         --tensor-parallel-size {tp} \\\n--load-format dummy \\\n--kv-transfer-config \\\n\
+         '{{\"kv_connector\": \"LMCacheConnectorV1\", \"kv_role\": \"kv_both\"}}'\n\n\n\
+         3. Multi-Round QA Workload Generation: \n----------------------------------------\n\n\
+         ldqa run \\\n--model {model_name} \\\n--num-documents {num_documents} \\\n--document-length {} \\\n\
+         --output-len {} \\\n--repeat-count 1 \\\n--repeat-mode tile \\\n--max-inflight-requests {}\n",
+        w.document_length, w.output_len, w.max_inflight_requests
+    );
+    s
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / GIB
+}
+
+/// What each number is and where it comes from.
+pub fn render_explanation(p: &Plan, model: &ModelSpec, gpu: &GpuSpec, w: &Workload) -> String {
+    let k = &p.kv;
+    let o = &p.offload;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# {} on {} ({:.2} GiB as torch reports it)",
+        model.name,
+        gpu.name,
+        gpu.memory_gib()
+    );
+    let _ = writeln!(
+        s,
+        "weights:        {:.2} GiB ({:.2}B parameters, {:.2}B active); {:.2} GiB per GPU at TP {}",
+        p.tp_rule.weights_gib,
+        model.total_params as f64 / 1e9,
+        model.active_params as f64 / 1e9,
+        gib(k.weights_bytes),
+        p.tp
+    );
+    let _ = writeln!(
+        s,
+        "TP rule:        ceil({:.2} / (0.9 x {:.2} - 10 = {:.2})) = {} GPU(s), rounded up to a power of two = {}",
+        p.tp_rule.weights_gib,
+        gpu.memory_gib(),
+        p.tp_rule.usable_gib_per_gpu,
+        p.tp_rule.gpus_needed,
+        p.tp_rule.tp
+    );
+    let _ = writeln!(
+        s,
+        "usable memory:  {:.2} GiB = memory x utilization; minus activations {:.2}, non-torch {:.2}, CUDA graphs {:.2} GiB",
+        gib(k.requested_bytes),
+        gib(k.activation_bytes),
+        gib(k.non_torch_bytes),
+        gib(k.cuda_graph_bytes)
+    );
+    let _ = writeln!(
+        s,
+        "GPU KV cache:   {:.2} GiB per GPU = {} tokens ({} blocks of {}); {} KiB per token per GPU",
+        gib(k.available_kv_bytes),
+        k.tokens,
+        k.num_blocks,
+        k.block_size,
+        k.bytes_per_token as f64 / 1024.0
+    );
+    let _ = writeln!(
+        s,
+        "concurrency:    {:.2}x requests of {} tokens (max_num_batched_tokens {}, max_num_seqs {})",
+        k.max_concurrency, k.max_model_len, k.max_num_batched_tokens, k.max_num_seqs
+    );
+    let _ = writeln!(s, "GiB per 1K tok: {:.4}", o.gib_per_1k_tokens);
+    let why = match o.limited_by {
+        OffloadLimit::Formula => "GPU KV + 120K tokens",
+        OffloadLimit::HostRam => "capped by host RAM / TP",
+        OffloadLimit::Memlock => "capped by RLIMIT_MEMLOCK / TP",
+    };
+    let _ = writeln!(
+        s,
+        "CPU offload:    {:.2} GiB per GPU ({why}) -> LMCACHE_MAX_LOCAL_CPU_SIZE={}; {} GiB pinned per node",
+        o.offload_gib,
+        o.max_local_cpu_size_gib,
+        o.max_local_cpu_size_gib * u64::from(p.tp)
+    );
+    let _ = writeln!(
+        s,
+        "tokens stored:  {} = {} documents of {}+{} tokens, minus 2",
+        o.tokens_storable, p.num_documents, w.document_length, w.output_len
+    );
+    for r in &p.regimes {
+        let label = match r.kind {
+            RegimeKind::FitsGpu => "fits the GPU cache",
+            RegimeKind::FitsLmcache => "fits only with LMCache",
+            RegimeKind::ExceedsBoth => "exceeds both",
+        };
+        let _ = writeln!(
+            s,
+            "  {:>4} documents: {label}: {}",
+            r.num_documents, r.demonstrates
+        );
+    }
+    s.push('\n');
+    s
+}
+
+/// One warning as a sentence.
+pub fn warning_text(w: &PlanWarning) -> String {
+    match w {
+        PlanWarning::FewerGpusThanNeeded { available, needed } => {
+            format!("this machine has {available} GPU(s) but TP {needed} is needed; plan for {needed} or pass --tensor-parallel-size")
+        }
+        PlanWarning::MultiNode { tp, gpus_per_node } => format!(
+            "TP {tp} exceeds one {gpus_per_node}-GPU node: use TP {gpus_per_node} within a node and pipeline parallelism across nodes (--pipeline-parallel-size {})",
+            tp.div_ceil(*gpus_per_node)
+        ),
+        PlanWarning::NoOffloadGain => "the CPU offload cannot hold more than the GPU cache already does: LMCache cannot help (upstream aborts here); give it more RAM or raise ulimit -l".to_string(),
+        PlanWarning::MaxModelLenDoesNotFit { blocks_per_request, num_blocks } => format!(
+            "one max-model-len request needs {blocks_per_request} blocks but the GPU has {num_blocks}: vLLM will refuse to start; lower --max-model-len"
+        ),
+        PlanWarning::TpDoesNotDivideHeads { tp, heads } => {
+            format!("TP {tp} does not divide the {heads} attention heads: vLLM will refuse it")
+        }
+        PlanWarning::KvReplicated { copies } => {
+            format!("TP exceeds the KV heads: each KV head is stored {copies} times across ranks")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_match_the_seed_text() {
+        let got = render_blocks(
+            "meta-llama/Meta-Llama-3.1-8B-Instruct",
+            1,
+            66,
+            51,
+            &Workload::default(),
+        );
+        let seed = include_str!("../tests/data/seed_example1.txt");
+        assert_eq!(
+            got,
+            seed.replace("python benchmarks/long_doc_qa/long_doc_qa.py", "ldqa run")
+        );
+    }
+}
