@@ -9,7 +9,10 @@ use ldqa_sim::round::{run_round, Frontend, RoundRequest};
 use ldqa_sim::{seed, Efficiencies, Engine, PromptKey, SimRequest};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let sc = seed::llama8b_h100();
     let eff = Efficiencies::for_gpu(&sc.vllm.gpu.name)?;
 

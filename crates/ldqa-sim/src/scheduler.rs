@@ -282,3 +282,140 @@ impl Engine {
 fn blocks_for(tokens: u64, block_size: u64) -> u64 {
     tokens.div_ceil(block_size)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{seed, Efficiencies, Engine, EngineConfig, EventKind, Mode, PromptKey};
+    use crate::{SimRequest, SimTime};
+    use ldqa_model::PrefixSource;
+
+    fn engine(kv_tokens: u64, mode: Mode) -> Engine {
+        let mut cfg: EngineConfig = seed::llama8b_h100().vllm;
+        cfg.gpu_kv_tokens = kv_tokens;
+        cfg.mode = mode;
+        Engine::new(cfg, &Efficiencies::for_gpu("h100-80gb").unwrap()).unwrap()
+    }
+
+    fn req(doc: u64, prompt: u64) -> SimRequest {
+        SimRequest {
+            key: PromptKey::for_document(doc, None, 0),
+            prompt_tokens: prompt,
+            max_output_tokens: 3,
+        }
+    }
+
+    /// Runs one request to completion and returns where its prefix came from.
+    fn run_one(e: &mut Engine, r: SimRequest) -> PrefixSource {
+        let mut ev = Vec::new();
+        let at = e.now();
+        e.submit(at, r).unwrap();
+        e.run_to_idle(&mut ev).unwrap();
+        let tokens = ev
+            .iter()
+            .filter(|x| matches!(x.kind, EventKind::Token { .. }))
+            .count();
+        assert_eq!(tokens, 3);
+        match ev.last().unwrap().kind {
+            EventKind::Finished {
+                prefix,
+                output_tokens,
+            } => {
+                assert_eq!(output_tokens, 3);
+                prefix
+            }
+            k => panic!("unexpected {k:?}"),
+        }
+    }
+
+    #[test]
+    fn repeat_hits_the_gpu_cache_up_to_the_last_full_block() {
+        let mut e = engine(100_000, Mode::Vllm);
+        let first = run_one(&mut e, req(1, 1000));
+        assert_eq!(
+            first,
+            PrefixSource {
+                gpu_hit_tokens: 0,
+                cpu_hit_tokens: 0,
+                computed_tokens: 1000
+            }
+        );
+        let again = run_one(&mut e, req(1, 1000));
+        assert_eq!(
+            again,
+            PrefixSource {
+                gpu_hit_tokens: 992,
+                cpu_hit_tokens: 0,
+                computed_tokens: 8
+            }
+        );
+        let other = run_one(&mut e, req(2, 1000));
+        assert_eq!(other.gpu_hit_tokens, 0);
+    }
+
+    #[test]
+    fn lmcache_serves_what_the_gpu_evicted() {
+        let cpu = 100 * 256 * 131_072;
+        let mut e = engine(
+            2048,
+            Mode::Lmcache {
+                cpu_bytes_per_rank: cpu,
+            },
+        );
+        run_one(&mut e, req(1, 1000));
+        run_one(&mut e, req(2, 1000));
+        run_one(&mut e, req(3, 1000)); // evicts document 1 from the 2,048-token GPU cache
+        let p = run_one(&mut e, req(1, 1000));
+        // 3 whole chunks (768 tokens) stored; the GPU may still hold a few head blocks.
+        assert_eq!(p.gpu_hit_tokens + p.cpu_hit_tokens, 768);
+        assert!(p.cpu_hit_tokens > 0);
+        assert_eq!(p.computed_tokens, 232);
+        assert_eq!(e.stats().lmcache_stored_tokens, 3 * 768);
+    }
+
+    #[test]
+    fn vllm_mode_forgets_what_the_gpu_evicted() {
+        let mut e = engine(2048, Mode::Vllm);
+        for d in [1, 2, 3] {
+            run_one(&mut e, req(d, 1000));
+        }
+        let p = run_one(&mut e, req(1, 1000));
+        assert_eq!(p.cpu_hit_tokens, 0);
+        assert!(p.computed_tokens > 900, "{p:?}");
+    }
+
+    #[test]
+    fn abort_frees_blocks_and_ends_the_request_once() {
+        let mut e = engine(100_000, Mode::Vllm);
+        let mut ev = Vec::new();
+        let id = e.submit(SimTime::ZERO, req(1, 20_000)).unwrap();
+        e.advance_to(SimTime::from_ms(1), &mut ev).unwrap();
+        assert!(e.gpu_cache_usage() > 0.0);
+        assert!(e.abort(id));
+        assert!(!e.abort(id));
+        e.run_to_idle(&mut ev).unwrap();
+        assert_eq!(e.gpu_cache_usage(), 0.0);
+        let mine: Vec<_> = ev.iter().filter(|x| x.req == id).collect();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].kind, EventKind::Aborted);
+    }
+
+    #[test]
+    fn impossible_requests_are_rejected() {
+        let mut e = engine(1024, Mode::Vllm);
+        let mut ev = Vec::new();
+        e.submit(SimTime::ZERO, req(1, 5000)).unwrap();
+        e.submit(SimTime::ZERO, req(2, 0)).unwrap();
+        e.run_to_idle(&mut ev).unwrap();
+        assert_eq!(ev.len(), 2);
+        assert!(ev.iter().all(|x| x.kind == EventKind::Rejected));
+    }
+
+    #[test]
+    fn submitting_in_the_past_is_an_error() {
+        let mut e = engine(1024, Mode::Vllm);
+        let mut ev = Vec::new();
+        e.advance_to(SimTime::from_ms(5), &mut ev).unwrap();
+        assert!(e.submit(SimTime::from_ms(1), req(1, 10)).is_err());
+        assert!(e.advance_to(SimTime::from_ms(1), &mut ev).is_err());
+    }
+}
