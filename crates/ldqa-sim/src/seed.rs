@@ -128,6 +128,41 @@ impl Workload {
     }
 }
 
+/// Tokens of a miss prefix such as `"-1234567 "` without a tokenizer: the sign, the digits
+/// in groups of up to three, and the space.
+pub fn miss_prefix_tokens(prefix: &str) -> u64 {
+    let t = prefix.trim();
+    let sign = u64::from(t.starts_with('-') || t.starts_with('+'));
+    let digits = t.trim_start_matches(['-', '+']).len() as u64;
+    sign + digits.div_ceil(3) + u64::from(prefix.ends_with(' '))
+}
+
+impl Workload {
+    /// The engine request for a planned request of the workload crate: its exact token
+    /// count when a tokenizer gave one, else the count of `"{miss}{i} hi hi …"`.
+    pub fn request_from_spec(&self, spec: &ldqa_model::RequestSpec) -> RoundRequest {
+        let (_, shared) = self.template();
+        let tokens = spec.prompt_tokens.unwrap_or_else(|| {
+            self.document_prompt_tokens(spec.document_id)
+                + spec.miss_prefix.as_deref().map_or(0, miss_prefix_tokens)
+        });
+        RoundRequest {
+            prompt_id: spec.prompt_id,
+            document_id: spec.document_id,
+            is_miss: spec.is_miss,
+            request: SimRequest {
+                key: PromptKey::for_document(
+                    spec.document_id as u64,
+                    spec.miss_prefix.as_deref(),
+                    shared,
+                ),
+                prompt_tokens: tokens,
+                max_output_tokens: self.output_len,
+            },
+        }
+    }
+}
+
 const PRE_WARMUP_DOMAIN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The three rounds of one run.
@@ -361,6 +396,29 @@ mod tests {
         let w = seed_workload(51);
         assert_eq!(w.document_prompt_tokens(7), 10_035);
         assert_eq!(w.pre_warmup_round()[0].request.prompt_tokens, 1036);
+    }
+
+    #[test]
+    fn specs_become_requests() {
+        let w = seed_workload(4);
+        let spec = ldqa_model::RequestSpec {
+            prompt_id: 2,
+            document_id: 1,
+            is_miss: true,
+            miss_prefix: Some("-1234567 ".into()),
+            prompt_tokens: None,
+        };
+        let r = w.request_from_spec(&spec);
+        assert_eq!(r.request.prompt_tokens, 10_035 + 1 + 3 + 1);
+        assert_ne!(r.request.key, w.warmup_round()[1].request.key);
+        let exact = ldqa_model::RequestSpec {
+            prompt_tokens: Some(77),
+            miss_prefix: None,
+            ..spec
+        };
+        let r = w.request_from_spec(&exact);
+        assert_eq!(r.request.prompt_tokens, 77);
+        assert_eq!(r.request.key, w.warmup_round()[1].request.key);
     }
 
     #[test]
