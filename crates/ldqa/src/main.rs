@@ -35,14 +35,14 @@ enum Command {
     /// Run the Long Doc QA benchmark against an OpenAI-compatible server.
     Run(Box<cmd::run::RunArgs>),
     /// Recommend a deployment: tensor parallelism, GPU KV cache, LMCache CPU size, workload.
-    Recommend(cmd::recommend::RecommendArgs),
+    Recommend(Box<cmd::recommend::RecommendArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => cmd::run::run(*args),
-        Command::Recommend(args) => cmd::recommend::run(args),
+        Command::Recommend(args) => cmd::recommend::run(*args),
     };
     match outcome {
         Ok(code) => code,

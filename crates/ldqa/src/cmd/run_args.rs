@@ -48,7 +48,12 @@ pub struct RunArgs {
     pub hit_miss_ratio: Option<HitMissRatio>,
 
     /// Seconds to wait between the warmup and the query round.
-    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     pub sleep_time_after_warmup: f64,
 
     /// Maximum number of requests in flight.
@@ -99,7 +104,12 @@ pub struct RunArgs {
     pub api_key: Option<String>,
 
     /// Give up on a request after this many seconds (default: wait forever, like upstream).
-    #[arg(long, value_name = "SECONDS", help_heading = "Server")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_negative_numbers = true,
+        help_heading = "Server"
+    )]
     pub request_timeout: Option<f64>,
 
     /// Prometheus endpoint read around each round (default: /metrics beside the API).
@@ -131,11 +141,21 @@ pub struct RunArgs {
     pub json_output: bool,
 
     /// Fail (exit 1) when warmup/query mean TTFT is below this factor.
-    #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        allow_negative_numbers = true,
+        help_heading = "Gates"
+    )]
     pub expected_ttft_gain: Option<f64>,
 
     /// Fail (exit 1) when warmup/query per-prompt round time is below this factor.
-    #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        allow_negative_numbers = true,
+        help_heading = "Gates"
+    )]
     pub expected_latency_gain: Option<f64>,
 }
 
