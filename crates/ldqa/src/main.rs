@@ -36,6 +36,16 @@ enum Command {
     Run(Box<cmd::run::RunArgs>),
     /// Recommend a deployment: tensor parallelism, GPU KV cache, LMCache CPU size, workload.
     Recommend(Box<cmd::recommend::RecommendArgs>),
+    /// Predict a run with the simulated engine, in virtual time (milliseconds, no GPU).
+    Predict(Box<cmd::predict::PredictArgs>),
+    /// Serve the simulated engine as an OpenAI-compatible HTTP server, in real time.
+    Serve(Box<cmd::serve::ServeArgs>),
+    /// The tutorial end to end: baseline vs LMCache servers, the same workload, compared.
+    Ab(Box<cmd::ab::AbArgs>),
+    /// Render a saved result (--save-result) as HTML or markdown.
+    Report(Box<cmd::report::ReportArgs>),
+    /// Compare two saved results side by side.
+    Compare(Box<cmd::compare::CompareArgs>),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +53,11 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => cmd::run::run(*args),
         Command::Recommend(args) => cmd::recommend::run(*args),
+        Command::Predict(args) => cmd::predict::run(*args),
+        Command::Serve(args) => cmd::serve::run(*args),
+        Command::Ab(args) => cmd::ab::run(*args),
+        Command::Report(args) => cmd::report::run(*args),
+        Command::Compare(args) => cmd::compare::run(*args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,5 +1,10 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod ab;
+pub mod compare;
+pub mod predict;
 pub mod recommend;
+pub mod report;
 pub mod run;
 mod run_args;
+pub mod serve;
