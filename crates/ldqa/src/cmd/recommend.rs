@@ -8,7 +8,7 @@ use ldqa_recommend::hardware::{self, GpuSource};
 use ldqa_recommend::plan::PlanWarning;
 use ldqa_recommend::render::{render_blocks, render_explanation, warning_text};
 use ldqa_recommend::{plan, PlanInput, UsageContext, VllmKnobs, VllmVersion, Workload};
-use ldqa_specs::{catalog, resolve_model, GpuSpec, KvDtype, ResolveOptions};
+use ldqa_specs::{catalog, resolve_model, GpuSpec, KvDtype, ResolveOptions, SpecOrigin};
 use serde_json::json;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -154,7 +154,14 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitCode> {
     if args.document_length == 0 || args.max_inflight_requests == 0 {
         bail!("--document-length and --max-inflight-requests must be at least 1");
     }
-    let (model, _origin) = resolve_model(&args.model, &ResolveOptions::from_env())?;
+    let (model, origin) = resolve_model(&args.model, &ResolveOptions::from_env())?;
+    // A short catalog alias (`llama-3.1-8b`) is no name `vllm serve` knows: print the
+    // model's repository name instead. Full names and paths are printed as given.
+    let served_name = if origin == SpecOrigin::Catalog && !args.model.contains('/') {
+        model.name.clone()
+    } else {
+        args.model.clone()
+    };
     let hw = hardware(&args)?;
     let cpu_ram_bytes = match args.cpu_ram_gib {
         Some(g) => Some(gib_to_bytes(g, "--cpu-ram-gib")?),
@@ -192,7 +199,7 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitCode> {
     };
     let p = plan(&input)?;
     let blocks = render_blocks(
-        &args.model,
+        &served_name,
         p.tp,
         p.offload.max_local_cpu_size_gib,
         p.num_documents,
