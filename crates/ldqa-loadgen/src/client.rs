@@ -115,27 +115,7 @@ impl Client {
     /// Also the reachability check done before any work.
     pub async fn list_models(&self) -> Result<Vec<String>, LoadgenError> {
         let url = self.config.endpoint.url("models");
-        let resp = self
-            .authorized(self.http.get(&url))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| LoadgenError::Unreachable {
-                url: url.clone(),
-                reason: error_chain(&e),
-            })?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(|e| LoadgenError::Unreachable {
-            url: url.clone(),
-            reason: error_chain(&e),
-        })?;
-        if !status.is_success() {
-            return Err(LoadgenError::BadStatus {
-                url,
-                status: status.as_u16(),
-                body: snippet(&body),
-            });
-        }
+        let body = self.get_text(&url).await?;
         let json: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| LoadgenError::BadBody {
                 url: url.clone(),
@@ -153,22 +133,20 @@ impl Client {
         Ok(ids)
     }
 
-    /// `GET url` as text (for `/metrics`). Errors are returned, not fatal: metrics are optional.
+    /// `GET url` as text (also for `/metrics`), with the API key and a 10 s limit.
     pub async fn get_text(&self, url: &str) -> Result<String, LoadgenError> {
+        let unreachable = |e: reqwest::Error| LoadgenError::Unreachable {
+            url: url.to_owned(),
+            reason: error_chain(&e),
+        };
         let resp = self
             .authorized(self.http.get(url))
             .timeout(Duration::from_secs(10))
             .send()
             .await
-            .map_err(|e| LoadgenError::Unreachable {
-                url: url.to_owned(),
-                reason: error_chain(&e),
-            })?;
+            .map_err(unreachable)?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| LoadgenError::Unreachable {
-            url: url.to_owned(),
-            reason: error_chain(&e),
-        })?;
+        let body = resp.text().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(LoadgenError::BadStatus {
                 url: url.to_owned(),
