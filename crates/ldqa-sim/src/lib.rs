@@ -8,6 +8,7 @@
 //! - `block_pool`, `cpu_tier`, `lru`: vLLM's GPU prefix cache and LMCache's CPU tier.
 //! - `scheduler` and [`engine`]: continuous batching with chunked prefill; [`Engine`].
 //! - [`round`]: the Long Doc QA client (bounded in-flight requests) → [`RequestRecord`]s.
+//! - [`scenario`]: catalog model + GPU + TP + mode + vLLM knobs → [`EngineConfig`] and efficiencies.
 //! - [`seed`]: the seed's protocol (pre-warmup, warmup, query) and its two scenarios.
 //!
 //! ```
@@ -32,6 +33,7 @@ mod lru;
 pub mod prompt;
 mod request;
 pub mod round;
+pub mod scenario;
 mod scheduler;
 pub mod seed;
 
@@ -43,3 +45,4 @@ pub use error::SimError;
 pub use prompt::PromptKey;
 pub use request::{Event, EventKind, ReqId, SimRequest};
 pub use round::{run_round, Frontend, RoundOutcome, RoundRequest};
+pub use scenario::{EngineMode, Scenario};

@@ -12,14 +12,14 @@
 //! (the system header with its knowledge/today dates, and the user header) are the
 //! same for every prompt.
 //!
-//! The two scenarios' GPU KV capacities come from the reference
-//! (`shared/reference/kv-sizing-lmcache-gpus.md`, A.5–A.8) and will be replaced by
-//! `ldqa-recommend`'s function once it is wired in.
+//! The two scenarios are built by [`scenario::build`] from the catalog, exactly as
+//! `ldqa predict` builds them: GPU KV from `ldqa-recommend`'s vLLM sizing.
 
 use serde::{Deserialize, Serialize};
 
 use crate::round::{run_round, Frontend, RoundOutcome, RoundRequest};
-use crate::{Efficiencies, Engine, EngineConfig, GpuShape, Mode, ModelShape, PromptKey};
+use crate::scenario::{self, EngineMode};
+use crate::{Efficiencies, Engine, EngineConfig, PromptKey};
 use crate::{SimError, SimRequest};
 
 /// Tokens the Llama-3.1 chat template adds around one user message (no tools):
@@ -213,79 +213,22 @@ pub struct SeedScenario {
     pub published_lmcache: Published,
 }
 
-const GIB: f64 = 1_073_741_824.0;
-
-/// H100 SXM5 80GB (reference D): 989 TFLOP/s dense BF16, 3.35 TB/s HBM3, PCIe Gen5 x16
-/// (64 GB/s per direction), NVLink 900 GB/s bidirectional (450 GB/s per direction).
-pub fn h100_sxm_80gb() -> GpuShape {
-    GpuShape {
-        name: "h100-80gb".into(),
-        flops: 989e12,
-        hbm_bytes_per_s: 3.35e12,
-        host_link_bytes_per_s: 64e9,
-        interconnect_bytes_per_s: 450e9,
-    }
-}
-
-/// Llama-3.1-8B: 32 layers, d 4096, 32 heads, 8 KV heads of 128, MLP 14336, vocab
-/// 128256, 8.03 B parameters (untied), bf16 weights 14.99 GiB (reference A.6), KV 128 KiB/token (A.8).
-pub fn llama31_8b() -> ModelShape {
-    ModelShape {
-        layers: 32,
-        hidden: 4096,
-        heads: 32,
-        kv_heads: 8,
-        head_dim: 128,
-        intermediate: 14336,
-        vocab: 128_256,
-        active_params: 8_030_261_248,
-        tied_embeddings: false,
-        weight_bytes: (14.99 * GIB) as u64,
-        kv_bytes_per_token: 131_072,
-        activation_bytes: 2,
-    }
-}
-
-/// Llama-3.1-70B: 80 layers, d 8192, 64 heads, 8 KV heads of 128, MLP 28672, vocab
-/// 128256, 70.55 B parameters (untied), bf16 weights 131.4 GiB, KV 320 KiB/token (A.8).
-pub fn llama31_70b() -> ModelShape {
-    ModelShape {
-        layers: 80,
-        hidden: 8192,
-        heads: 64,
-        kv_heads: 8,
-        head_dim: 128,
-        intermediate: 28672,
-        vocab: 128_256,
-        active_params: 70_553_706_496,
-        tied_embeddings: false,
-        weight_bytes: (131.4 * GIB) as u64,
-        kv_bytes_per_token: 327_680,
-        activation_bytes: 2,
-    }
-}
-
-/// GPU KV tokens of Llama-3.1-70B at TP 4 on an H100 80GB by the reference formula
-/// (A.5): per rank, `79.11 GiB × 0.9 − 131.4/4 GiB weights − 1.3 GiB activation peak −
-/// 0.6 GiB non-torch (NCCL, custom all-reduce)`, in blocks of 16 tokens × 80 KiB.
-pub fn llama70b_tp4_h100_kv_tokens() -> u64 {
-    let avail = (79.11 * 0.9 - 131.4 / 4.0 - 1.3 - 0.6) * GIB;
-    let page = 16.0 * 81_920.0;
-    (avail / page).floor() as u64 * 16
-}
-
-fn engine_config(model: ModelShape, tp: u32, gpu_kv_tokens: u64, mode: Mode) -> EngineConfig {
-    EngineConfig {
-        model,
-        gpu: h100_sxm_80gb(),
-        tp,
-        mode,
-        gpu_kv_tokens,
-        max_num_batched_tokens: 8192,
-        max_num_seqs: 1024,
-        block_size_tokens: 16,
-        lmcache_chunk_tokens: 256,
-    }
+/// One seed configuration, built like `ldqa predict` builds it: catalog model and GPU,
+/// vLLM's `serve` defaults, GPU KV from `ldqa-recommend`, the published LMCache size.
+fn seed_config(model: &str, tp: u32, cpu_gib: Option<f64>) -> EngineConfig {
+    let m =
+        ldqa_specs::catalog::model(model).expect("invariant: the seed models are in the catalog");
+    let gpu =
+        ldqa_specs::catalog::gpu("h100-80gb").expect("invariant: h100-80gb is in the catalog");
+    let mode = match cpu_gib {
+        None => EngineMode::Vllm,
+        Some(g) => EngineMode::Lmcache {
+            cpu_gib_per_rank: Some(g),
+        },
+    };
+    scenario::build(&m, &gpu, Some(tp), mode, &scenario::serve_knobs())
+        .expect("invariant: the seed scenarios build (tested)")
+        .config
 }
 
 fn seed_workload(num_documents: usize) -> Workload {
@@ -301,21 +244,13 @@ fn seed_workload(num_documents: usize) -> Workload {
 }
 
 /// Seed run 1: Llama-3.1-8B, H100 80GB, TP 1, 51 documents, LMCache 66 GiB.
-/// GPU KV: 447,088 tokens (reference A.7 row 5, vLLM V1 0.8, logged).
+/// GPU KV from `ldqa_recommend::gpu_kv_capacity` (vLLM 0.10 `serve` defaults).
 pub fn llama8b_h100() -> SeedScenario {
-    let kv = 447_088;
-    let cpu = (66.0 * GIB) as u64;
+    let m = "meta-llama/Llama-3.1-8B-Instruct";
     SeedScenario {
         name: "llama-3.1-8b-h100-tp1",
-        vllm: engine_config(llama31_8b(), 1, kv, Mode::Vllm),
-        lmcache: engine_config(
-            llama31_8b(),
-            1,
-            kv,
-            Mode::Lmcache {
-                cpu_bytes_per_rank: cpu,
-            },
-        ),
+        vllm: seed_config(m, 1, None),
+        lmcache: seed_config(m, 1, Some(66.0)),
         workload: seed_workload(51),
         published_vllm: Published {
             warmup_mean_ttft_s: 0.751,
@@ -333,21 +268,13 @@ pub fn llama8b_h100() -> SeedScenario {
 }
 
 /// Seed run 2: Llama-3.1-70B, H100 80GB, TP 4, 50 documents, LMCache 40 GiB per rank.
-/// GPU KV from [`llama70b_tp4_h100_kv_tokens`].
+/// GPU KV from `ldqa_recommend::gpu_kv_capacity` (vLLM 0.10 `serve` defaults).
 pub fn llama70b_h100_tp4() -> SeedScenario {
-    let kv = llama70b_tp4_h100_kv_tokens();
-    let cpu = (40.0 * GIB) as u64;
+    let m = "meta-llama/Llama-3.1-70B-Instruct";
     SeedScenario {
         name: "llama-3.1-70b-h100-tp4",
-        vllm: engine_config(llama31_70b(), 4, kv, Mode::Vllm),
-        lmcache: engine_config(
-            llama31_70b(),
-            4,
-            kv,
-            Mode::Lmcache {
-                cpu_bytes_per_rank: cpu,
-            },
-        ),
+        vllm: seed_config(m, 4, None),
+        lmcache: seed_config(m, 4, Some(40.0)),
         workload: seed_workload(50),
         published_vllm: Published {
             warmup_mean_ttft_s: 1.797,
@@ -422,10 +349,12 @@ mod tests {
     }
 
     #[test]
-    fn seventy_b_capacity_from_the_formula() {
-        let kv = llama70b_tp4_h100_kv_tokens();
-        assert!((450_000..500_000).contains(&kv), "{kv}");
+    fn seed_capacities_from_the_recommender() {
+        let kv = llama70b_h100_tp4().vllm.gpu_kv_tokens;
+        assert!((400_000..500_000).contains(&kv), "{kv}");
         assert_eq!(kv % 16, 0);
+        let kv8 = llama8b_h100().lmcache.gpu_kv_tokens;
+        assert!((400_000..460_000).contains(&kv8), "{kv8}");
     }
 
     #[test]
