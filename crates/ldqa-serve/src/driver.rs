@@ -1,0 +1,251 @@
+//! The engine task: one task owns the [`Engine`] and runs it on the wall clock.
+//!
+//! Virtual time and wall time: simulated time runs `time_scale` times faster than the
+//! wall clock, from the moment the task starts (`origin`): virtual `v` happens at wall
+//! `origin + v / time_scale`. Every time a client sees (TTFT, round time, the TTFT
+//! histogram of `/metrics`) is a wall time; multiply it by `time_scale` to get the
+//! simulated seconds that `ldqa predict` reports.
+//!
+//! A submission is stamped on the wall clock when the handler sends it; it reaches the
+//! engine at that virtual time plus the front end's simulated cost
+//! ([`Frontend::delay_ns`], the same delay `ldqa predict` adds), so that a client's TTFT
+//! matches the prediction. The task sleeps until the wall deadline of the engine's next
+//! event (`sleep_until` on absolute deadlines, so lateness does not accumulate), advances
+//! the engine exactly to that virtual time, and forwards each event to its request's
+//! stream with the wall deadline it was due at.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldqa_model::PrefixSource;
+use ldqa_sim::round::Frontend;
+use ldqa_sim::{Engine, Event, EventKind, ReqId, SimRequest, SimTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+
+/// What a request's stream receives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StreamEvent {
+    /// Output token `index` (0-based), due on the wall clock at `due`.
+    Token { index: u32, due: Instant },
+    /// All tokens were produced.
+    Finished {
+        prefix: PrefixSource,
+        output_tokens: u32,
+    },
+    /// The engine can never run this request (larger than the GPU KV cache).
+    Rejected,
+    /// Aborted (only seen if the stream still listens).
+    Aborted,
+}
+
+/// Handle of a submitted request, chosen by the server (not the engine's [`ReqId`]).
+pub type Ticket = u64;
+
+pub(crate) enum Command {
+    Submit {
+        ticket: Ticket,
+        request: SimRequest,
+        received: Instant,
+        events: mpsc::UnboundedSender<StreamEvent>,
+    },
+    Abort(Ticket),
+    ResetPrefixCache(oneshot::Sender<bool>),
+}
+
+/// Maps virtual time to wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: Instant,
+    time_scale: f64,
+}
+
+impl Clock {
+    /// A clock starting now; `time_scale` > 0 (checked by the caller).
+    pub fn new(origin: Instant, time_scale: f64) -> Self {
+        Clock { origin, time_scale }
+    }
+
+    /// The virtual time at wall instant `t`.
+    pub fn virtual_at(&self, t: Instant) -> SimTime {
+        let wall_ns = t.saturating_duration_since(self.origin).as_nanos() as f64;
+        SimTime((wall_ns * self.time_scale) as u64)
+    }
+
+    /// The wall instant of virtual time `v`.
+    pub fn wall_at(&self, v: SimTime) -> Instant {
+        self.origin + Duration::from_nanos((v.as_ns() as f64 / self.time_scale) as u64)
+    }
+}
+
+struct Live {
+    ticket: Ticket,
+    events: mpsc::UnboundedSender<StreamEvent>,
+    received: Instant,
+    prompt_tokens: u64,
+}
+
+pub(crate) struct Driver {
+    engine: Engine,
+    clock: Clock,
+    frontend: Frontend,
+    metrics: Arc<Metrics>,
+    live: HashMap<ReqId, Live>,
+    by_ticket: HashMap<Ticket, ReqId>,
+    events: Vec<Event>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        engine: Engine,
+        clock: Clock,
+        frontend: Frontend,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Driver {
+            engine,
+            clock,
+            frontend,
+            metrics,
+            live: HashMap::new(),
+            by_ticket: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Runs until every command sender is gone.
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.publish();
+        loop {
+            let deadline = self.engine.next_event_time().map(|t| self.clock.wall_at(t));
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                () = sleep_until_opt(deadline) => self.step(),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit {
+                ticket,
+                request,
+                received,
+                events,
+            } => {
+                let now = self.clock.virtual_at(received).max(self.engine.now());
+                let at = now.plus_ns(self.frontend.delay_ns(request.prompt_tokens));
+                match self.engine.submit(at, request) {
+                    Ok(id) => {
+                        self.by_ticket.insert(ticket, id);
+                        self.live.insert(
+                            id,
+                            Live {
+                                ticket,
+                                events,
+                                received,
+                                prompt_tokens: request.prompt_tokens,
+                            },
+                        );
+                    }
+                    Err(_) => {
+                        // Cannot happen (`at` ≥ now); refuse rather than panic.
+                        let _ = events.send(StreamEvent::Rejected);
+                    }
+                }
+            }
+            Command::Abort(ticket) => {
+                if let Some(id) = self.by_ticket.remove(&ticket) {
+                    self.live.remove(&id);
+                    self.engine.abort(id);
+                    self.metrics.aborted();
+                }
+            }
+            Command::ResetPrefixCache(reply) => {
+                let _ = reply.send(self.engine.reset_prefix_cache());
+            }
+        }
+        self.publish();
+    }
+
+    fn step(&mut self) {
+        let Some(t) = self.engine.next_event_time() else {
+            return;
+        };
+        if self.engine.advance_to(t, &mut self.events).is_err() {
+            // `t` comes from the engine itself and is never in its past.
+            return;
+        }
+        for ev in std::mem::take(&mut self.events) {
+            let Some(live) = self.live.get(&ev.req) else {
+                continue;
+            };
+            let msg = match ev.kind {
+                EventKind::Token { index } => {
+                    if index == 0 {
+                        let ttft = self
+                            .clock
+                            .wall_at(ev.at)
+                            .saturating_duration_since(live.received);
+                        self.metrics.first_token(ttft, live.prompt_tokens);
+                    }
+                    StreamEvent::Token {
+                        index,
+                        due: self.clock.wall_at(ev.at),
+                    }
+                }
+                EventKind::Finished {
+                    prefix,
+                    output_tokens,
+                } => StreamEvent::Finished {
+                    prefix,
+                    output_tokens,
+                },
+                EventKind::Rejected => StreamEvent::Rejected,
+                EventKind::Aborted => StreamEvent::Aborted,
+            };
+            let _ = live.events.send(msg);
+            if ev.kind.is_terminal() {
+                if let Some(live) = self.live.remove(&ev.req) {
+                    self.by_ticket.remove(&live.ticket);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.metrics.publish(&self.engine);
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_round_trips() {
+        let origin = Instant::now();
+        let c = Clock::new(origin, 10.0);
+        let v = c.virtual_at(origin + Duration::from_millis(3));
+        assert_eq!(v, SimTime::from_ms(30));
+        assert_eq!(
+            c.wall_at(SimTime::from_ms(30)),
+            origin + Duration::from_millis(3)
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! The simulated engine ([`ldqa_sim::Engine`]) behind an OpenAI-compatible HTTP server,
+//! in real time: what `ldqa serve` runs.
+//!
+//! Routes: `GET /v1/models`, `POST /v1/completions`, `POST /v1/chat/completions`
+//! (streaming SSE and not, `stream_options.include_usage`,
+//! `usage.prompt_tokens_details.cached_tokens`, chunks shaped like vLLM's), `GET /health`,
+//! `POST /reset_prefix_cache`, `GET /metrics` (Prometheus text, vLLM and LMCache names).
+//! Errors have OpenAI-style bodies: malformed JSON and bad fields → 400, unknown model →
+//! 404, `max_tokens` < 1 or prompt + `max_tokens` over the model length → 400, body over
+//! [`ServerConfig::max_body_bytes`] → 413, unknown path → 404, missing API key → 401, a
+//! panic in a handler → 500.
+//!
+//! Time: simulated time runs [`ServerConfig::time_scale`] times faster than wall time.
+//! Every time a client measures (and the TTFT histogram of `/metrics`) is wall time:
+//! multiply by the time scale to get simulated seconds, the numbers `ldqa predict`
+//! gives. See [`driver`].
+//!
+//! Layout: [`driver`] (the engine task), [`openai`] (bodies and chunks), [`tokens`]
+//! (counting and prompt identity), [`metrics`], `routes`, [`error`].
+//!
+//! ```no_run
+//! # async fn demo(config: ldqa_serve::ServerConfig) -> Result<(), ldqa_serve::ServeError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! ldqa_serve::serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod driver;
+pub mod error;
+pub mod metrics;
+pub mod openai;
+mod routes;
+pub mod tokens;
+
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
+use axum::Router;
+use ldqa_sim::round::Frontend;
+use ldqa_sim::{Efficiencies, Engine, EngineConfig, Mode};
+use tokio::sync::mpsc;
+
+pub use error::{ApiError, ServeError};
+pub use metrics::Metrics;
+pub use routes::constant_time_eq;
+pub use tokens::TokenCounter;
+
+/// Largest request body accepted by default (32 MiB), as issue 6 asks.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// Default maximum model length (Llama-3.1's 131,072 tokens).
+pub const DEFAULT_MAX_MODEL_LEN_TOKENS: u64 = 131_072;
+
+/// Everything the server needs.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub engine: EngineConfig,
+    pub efficiencies: Efficiencies,
+    /// The model id clients must send (`--served-model-name`).
+    pub served_model_name: String,
+    /// Required bearer token, if any. Never logged.
+    pub api_key: Option<String>,
+    /// Simulated seconds per wall second (> 0; 1 = real time).
+    pub time_scale: f64,
+    pub token_counter: TokenCounter,
+    /// Prompt + `max_tokens` limit (vLLM's `max_model_len`).
+    pub max_model_len_tokens: u64,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("served_model_name", &self.served_model_name)
+            .field("engine", &engine_label(&self.engine))
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("time_scale", &self.time_scale)
+            .field("token_counter", &self.token_counter)
+            .field("max_model_len_tokens", &self.max_model_len_tokens)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// Defaults: real time, no key, approximate token counts, 131,072-token model length.
+    pub fn new(
+        engine: EngineConfig,
+        efficiencies: Efficiencies,
+        served_model_name: String,
+    ) -> Self {
+        ServerConfig {
+            engine,
+            efficiencies,
+            served_model_name,
+            api_key: None,
+            time_scale: 1.0,
+            token_counter: TokenCounter::Approx,
+            max_model_len_tokens: DEFAULT_MAX_MODEL_LEN_TOKENS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ServeError> {
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(ServeError::TimeScale(self.time_scale));
+        }
+        self.engine.validate()?;
+        self.efficiencies.validate()?;
+        Ok(())
+    }
+}
+
+/// `vllm` or `lmcache`.
+pub fn engine_label(config: &EngineConfig) -> &'static str {
+    match config.mode {
+        Mode::Vllm => "vllm",
+        Mode::Lmcache { .. } => "lmcache",
+    }
+}
+
+/// A running server's handles besides the router.
+#[derive(Debug, Clone)]
+pub struct ServerHandles {
+    /// The live metrics (also served at `/metrics`).
+    pub metrics: Arc<Metrics>,
+}
+
+/// Builds the router and starts the engine task on the current Tokio runtime. The
+/// engine task ends when the router (every clone of it) is dropped.
+pub fn router(config: ServerConfig) -> Result<Router, ServeError> {
+    router_with_handles(config).map(|(r, _)| r)
+}
+
+/// [`router`], also returning the metrics handle (for benchmarks and tests).
+pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandles), ServeError> {
+    config.validate()?;
+    let engine = Engine::new(config.engine.clone(), &config.efficiencies)?;
+    let kv_capacity_tokens =
+        u64::from(config.engine.gpu_blocks()) * u64::from(config.engine.block_size_tokens);
+    let metrics = Arc::new(Metrics::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let clock = driver::Clock::new(tokio::time::Instant::now(), config.time_scale);
+    let frontend = Frontend::from_efficiencies(&config.efficiencies);
+    let drv = driver::Driver::new(engine, clock, frontend, metrics.clone());
+    tokio::spawn(drv.run(rx));
+    let created_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let state: routes::AppState = Arc::new(routes::Inner {
+        model: config.served_model_name,
+        api_key: config.api_key,
+        counter: config.token_counter,
+        commands: tx,
+        metrics: metrics.clone(),
+        next_ticket: AtomicU64::new(0),
+        max_model_len_tokens: config.max_model_len_tokens,
+        kv_capacity_tokens,
+        created_s,
+    });
+    let protected = Router::new()
+        .route("/v1/models", get(routes::models))
+        .route("/v1/completions", post(routes::completions))
+        .route("/v1/chat/completions", post(routes::chat))
+        .route("/reset_prefix_cache", post(routes::reset_prefix_cache))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::require_key,
+        ));
+    let app = Router::new()
+        .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics))
+        .merge(protected)
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
+    Ok((catch_panics(app), ServerHandles { metrics }))
+}
+
+/// Wraps `router` so that a panic in any of its handlers becomes a 500 and a log line.
+pub fn catch_panics(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(routes::catch_panic))
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then drains open
+/// connections. Accepted sockets get `TCP_NODELAY` (without it Nagle's algorithm
+/// delays small SSE writes by up to ~40 ms on loopback).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = router(config)?;
+    serve_router(listener, app, shutdown).await
+}
+
+/// [`serve`] for an already built router.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener = listener.tap_io(|s| {
+        let _ = s.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! The HTTP routes, the API key check and the panic guard.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{FutureExt as _, Stream};
+use ldqa_sim::SimRequest;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::driver::{Command, StreamEvent, Ticket};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::openai::{self, GenerateRequest, ResponseMeta};
+use crate::tokens::TokenCounter;
+
+pub(crate) struct Inner {
+    pub model: String,
+    pub api_key: Option<String>,
+    pub counter: TokenCounter,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub metrics: Arc<Metrics>,
+    pub next_ticket: AtomicU64,
+    pub max_model_len_tokens: u64,
+    pub kv_capacity_tokens: u64,
+    pub created_s: u64,
+}
+
+pub(crate) type AppState = Arc<Inner>;
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// `Authorization: Bearer KEY` (or `x-api-key`) when the server has a key. The key is
+/// never logged nor echoed.
+pub(crate) async fn require_key(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(key) = &state.api_key {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
+            .unwrap_or("");
+        if !constant_time_eq(given.trim().as_bytes(), key.as_bytes()) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: a valid API key is required",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Turns a panic inside a handler into a 500 and one log line; the server lives on.
+pub(crate) async fn catch_panic(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            eprintln!("ldqa serve: internal error in {path}: {what}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+                .into_response()
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "Not Found")
+}
+
+pub(crate) async fn health() -> StatusCode {
+    StatusCode::OK
+}
+
+pub(crate) async fn models(State(state): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({
+        "object": "list",
+        "data": [{
+            "id": state.model, "object": "model", "created": state.created_s,
+            "owned_by": "ldqa", "root": state.model, "parent": null,
+            "max_model_len": state.max_model_len_tokens,
+        }],
+    }))
+    .into_response()
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state.model),
+    )
+        .into_response()
+}
+
+pub(crate) async fn reset_prefix_cache(State(state): State<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if state.commands.send(Command::ResetPrefixCache(tx)).is_err() {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine stopped").into_response();
+    }
+    match rx.await {
+        Ok(true) => StatusCode::OK.into_response(),
+        Ok(false) => ApiError::new(
+            StatusCode::CONFLICT,
+            "requests are running: the prefix cache can be reset only when the engine is idle",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine stopped").into_response(),
+    }
+}
+
+pub(crate) async fn chat(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    generate(state, body, true)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn completions(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    generate(state, body, false)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Aborts its request when dropped before the request ended (client gone).
+struct AbortOnDrop {
+    ticket: Ticket,
+    commands: mpsc::UnboundedSender<Command>,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.commands.send(Command::Abort(self.ticket));
+        }
+    }
+}
+
+async fn generate(
+    state: AppState,
+    body: Result<Bytes, BytesRejection>,
+    chat: bool,
+) -> Result<Response, ApiError> {
+    let received = Instant::now();
+    let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    let req = openai::parse(&body, chat)?;
+    drop(body);
+    if req.model != state.model {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("The model `{}` does not exist.", req.model),
+            param: Some("model"),
+        });
+    }
+    let prompt_tokens = if state.counter.is_slow() {
+        let counter = state.counter.clone();
+        let prompt = req.prompt.clone();
+        tokio::task::spawn_blocking(move || prompt.count(&counter))
+            .await
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))?
+    } else {
+        req.prompt.count(&state.counter)
+    };
+    check_lengths(&state, prompt_tokens, req.max_tokens)?;
+
+    let ticket = state.next_ticket.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let request = SimRequest {
+        key: req.prompt.key(),
+        prompt_tokens,
+        max_output_tokens: req.max_tokens,
+    };
+    state
+        .commands
+        .send(Command::Submit {
+            ticket,
+            request,
+            received,
+            events: tx,
+        })
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "engine stopped"))?;
+    let guard = AbortOnDrop {
+        ticket,
+        commands: state.commands.clone(),
+        armed: true,
+    };
+    let meta = ResponseMeta {
+        id: format!("{}-{ticket:016x}", if chat { "chatcmpl" } else { "cmpl" }),
+        created_s: state.created_s,
+        model: state.model.clone(),
+        chat,
+    };
+    if req.stream {
+        let stream = sse_stream(rx, guard, meta, req, prompt_tokens, state.metrics.clone());
+        Ok(Sse::new(stream).into_response())
+    } else {
+        whole(rx, guard, meta, prompt_tokens).await
+    }
+}
+
+fn check_lengths(state: &Inner, prompt_tokens: u64, max_tokens: u32) -> Result<(), ApiError> {
+    if prompt_tokens == 0 {
+        return Err(ApiError::bad_param("prompt", "The prompt cannot be empty."));
+    }
+    let total = prompt_tokens + u64::from(max_tokens);
+    if total > state.max_model_len_tokens {
+        // vLLM's wording.
+        return Err(ApiError::bad_param(
+            "max_tokens",
+            format!(
+                "This model's maximum context length is {} tokens. However, you requested {total} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). Please reduce the length of the messages or completion.",
+                state.max_model_len_tokens
+            ),
+        ));
+    }
+    if total > state.kv_capacity_tokens {
+        return Err(ApiError::bad_request(format!(
+            "the request needs {total} tokens of KV cache but the GPU KV cache holds {} tokens",
+            state.kv_capacity_tokens
+        )));
+    }
+    Ok(())
+}
+
+async fn whole(
+    mut rx: mpsc::UnboundedReceiver<StreamEvent>,
+    mut guard: AbortOnDrop,
+    meta: ResponseMeta,
+    prompt_tokens: u64,
+) -> Result<Response, ApiError> {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            StreamEvent::Token { .. } => {}
+            StreamEvent::Finished {
+                prefix,
+                output_tokens,
+            } => {
+                guard.armed = false;
+                let cached = prefix.gpu_hit_tokens + prefix.cpu_hit_tokens;
+                let usage = openai::usage(prompt_tokens, u64::from(output_tokens), cached);
+                return Ok(axum::Json(meta.full(output_tokens, usage)).into_response());
+            }
+            StreamEvent::Rejected | StreamEvent::Aborted => {
+                guard.armed = false;
+                break;
+            }
+        }
+    }
+    Err(ApiError::bad_request(
+        "the engine could not run this request",
+    ))
+}
+
+struct SseState {
+    rx: mpsc::UnboundedReceiver<StreamEvent>,
+    guard: AbortOnDrop,
+    meta: ResponseMeta,
+    req: GenerateRequest,
+    prompt_tokens: u64,
+    metrics: Arc<Metrics>,
+    pending: std::collections::VecDeque<String>,
+    ended: bool,
+}
+
+fn sse_stream(
+    rx: mpsc::UnboundedReceiver<StreamEvent>,
+    guard: AbortOnDrop,
+    meta: ResponseMeta,
+    req: GenerateRequest,
+    prompt_tokens: u64,
+    metrics: Arc<Metrics>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let state = SseState {
+        rx,
+        guard,
+        meta,
+        req,
+        prompt_tokens,
+        metrics,
+        pending: std::collections::VecDeque::new(),
+        ended: false,
+    };
+    futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(data) = s.pending.pop_front() {
+                return Some((Ok(SseEvent::default().data(data)), s));
+            }
+            if s.ended {
+                return None;
+            }
+            match s.rx.recv().await {
+                Some(StreamEvent::Token { index, due }) => {
+                    s.metrics
+                        .emission_lag
+                        .observe(Instant::now().saturating_duration_since(due));
+                    if index == 0 && s.meta.chat {
+                        s.pending.push_back(s.meta.role_chunk().to_string());
+                    }
+                    let last = index + 1 >= s.req.max_tokens;
+                    s.pending.push_back(s.meta.token_chunk(last).to_string());
+                }
+                Some(StreamEvent::Finished {
+                    prefix,
+                    output_tokens,
+                }) => {
+                    s.guard.armed = false;
+                    if s.req.include_usage {
+                        let cached = prefix.gpu_hit_tokens + prefix.cpu_hit_tokens;
+                        let usage =
+                            openai::usage(s.prompt_tokens, u64::from(output_tokens), cached);
+                        s.pending.push_back(s.meta.usage_chunk(usage).to_string());
+                    }
+                    s.pending.push_back("[DONE]".into());
+                    s.ended = true;
+                }
+                Some(StreamEvent::Rejected | StreamEvent::Aborted) | None => {
+                    s.guard.armed = false;
+                    let err = ApiError::bad_request("the engine could not run this request");
+                    s.pending.push_back(err.body().to_string());
+                    s.pending.push_back("[DONE]".into());
+                    s.ended = true;
+                }
+            }
+        }
+    })
+}
