@@ -15,9 +15,10 @@ use ldqa_model::{Api, RoundRecord};
 use ldqa_report::Environment;
 use ldqa_workload::{Workload, WorkloadConfig};
 
+use super::run_args::seconds;
 pub use super::run_args::RunArgs;
 use crate::observe::{ResponseSink, RunObserver};
-use crate::output::{Gates, Outputs, Report};
+use crate::output::{Outputs, Report};
 use crate::EXIT_INTERRUPTED;
 
 /// Everything `ldqa run` will do, checked before anything is sent.
@@ -34,42 +35,12 @@ pub struct RunPlan {
 impl RunPlan {
     /// Validates every flag; the error names the flag.
     pub fn from_args(args: RunArgs) -> anyhow::Result<Self> {
-        let workload = WorkloadConfig {
-            num_documents: args.num_documents,
-            document_length: args.document_length,
-            repeat_count: args.repeat_count,
-            repeat_mode: args.repeat_mode,
-            shuffle_seed: args.shuffle_seed,
-            hit_miss: args.hit_miss_ratio,
-            text: args.text_source,
-            tokenizer: args.tokenizer.clone(),
-        };
-        workload.validate()?;
-        if args.output_len == 0 {
-            bail!("--output-len must be at least 1");
-        }
-        if args.max_inflight_requests == 0 {
-            bail!("--max-inflight-requests must be at least 1");
-        }
-        let sleep_after_warmup = seconds(
-            "--sleep-time-after-warmup",
-            args.sleep_time_after_warmup,
-            true,
-        )?;
+        let workload = args.workload.config()?;
+        let sleep_after_warmup = args.workload.sleep_after_warmup()?;
         let request_timeout = args
             .request_timeout
             .map(|s| seconds("--request-timeout", s, false))
             .transpose()?;
-        for (flag, v) in [
-            ("--expected-ttft-gain", args.expected_ttft_gain),
-            ("--expected-latency-gain", args.expected_latency_gain),
-        ] {
-            if let Some(v) = v {
-                if !(v.is_finite() && v > 0.0) {
-                    bail!("{flag} must be a positive factor such as 2.5, not {v}");
-                }
-            }
-        }
         let api_key = args.api_key.clone().filter(|k| !k.is_empty());
         let endpoint = match &args.base_url {
             Some(url) => Endpoint::new(url, api_key).context("--base-url")?,
@@ -100,16 +71,6 @@ impl RunPlan {
     }
 }
 
-fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
-    if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {
-        bail!(
-            "{flag} must be a {} number of seconds, not {v}",
-            if zero_ok { "non-negative" } else { "positive" }
-        );
-    }
-    Duration::try_from_secs_f64(v).with_context(|| format!("{flag} is too large"))
-}
-
 /// Entry point of `ldqa run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = RunPlan::from_args(args)?;
@@ -123,7 +84,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
     let args = &plan.args;
-    let api = if args.completions {
+    let api = if args.workload.completions {
         Api::Completions
     } else {
         Api::Chat
@@ -132,11 +93,11 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
         plan.endpoint.clone(),
         args.model.clone(),
         api,
-        args.output_len,
+        args.workload.output_len,
     );
-    config.eos_token_id = args.eos_token_id;
+    config.eos_token_id = args.workload.eos_token_id;
     config.request_timeout = plan.request_timeout;
-    config.pool_size = args.max_inflight_requests;
+    config.pool_size = args.workload.max_inflight_requests;
 
     // Reachability first: an unreachable server is an error before any work.
     eprintln!("Using base URL: {}", plan.endpoint.base());
@@ -161,7 +122,10 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
     }
     let client = Client::new(config)?;
 
-    let outputs = Outputs::prepare(&args.output_dir, args.save_result.as_deref())?;
+    let outputs = Outputs::prepare(
+        &args.workload.output_dir,
+        args.workload.save_result.as_deref(),
+    )?;
     let workload = Workload::build(&plan.workload).context("building the documents")?;
 
     let responses = match &args.output {
@@ -202,7 +166,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
     });
 
     let options = ProtocolOptions {
-        max_inflight: args.max_inflight_requests,
+        max_inflight: args.workload.max_inflight_requests,
         sleep_after_warmup: plan.sleep_after_warmup,
         metrics_url: plan.metrics_url.clone(),
     };
@@ -235,10 +199,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
         Some(plan.endpoint.base()),
         Some(client.config().model.as_str()),
     );
-    let gates = Gates {
-        expected_ttft_gain: args.expected_ttft_gain,
-        expected_latency_gain: args.expected_latency_gain,
-    };
+    let gates = args.workload.gates();
     let report = Report::new(
         config,
         environment,
@@ -247,8 +208,8 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
         gates,
         outcome.interrupted(),
     );
-    report.write_files(&outputs, args.visualize)?;
-    report.print(args.json_output);
+    report.write_files(&outputs, args.workload.visualize)?;
+    report.print(args.workload.json_output);
     Ok(report.exit_code())
 }
 
@@ -260,14 +221,14 @@ fn run_config_json(plan: &RunPlan, model: &str) -> serde_json::Value {
         "model": model,
         "base_url": plan.endpoint.base(),
         "workload": plan.workload,
-        "output_len": a.output_len,
-        "max_inflight_requests": a.max_inflight_requests,
-        "sleep_time_after_warmup_s": a.sleep_time_after_warmup,
-        "api": if a.completions { "completions" } else { "chat" },
-        "eos_token_id": a.eos_token_id,
+        "output_len": a.workload.output_len,
+        "max_inflight_requests": a.workload.max_inflight_requests,
+        "sleep_time_after_warmup_s": a.workload.sleep_time_after_warmup,
+        "api": if a.workload.completions { "completions" } else { "chat" },
+        "eos_token_id": a.workload.eos_token_id,
         "request_timeout_s": a.request_timeout,
         "metrics_url": plan.metrics_url,
-        "expected_ttft_gain": a.expected_ttft_gain,
-        "expected_latency_gain": a.expected_latency_gain,
+        "expected_ttft_gain": a.workload.expected_ttft_gain,
+        "expected_latency_gain": a.workload.expected_latency_gain,
     })
 }

@@ -1,18 +1,76 @@
 //! The flags of `ldqa run`: LMCache `long_doc_qa.py`'s, under the same names, and ours.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use anyhow::{bail, Context};
 use clap::Args;
-use ldqa_workload::{HitMissRatio, RepeatMode, TextSource};
+use ldqa_workload::{HitMissRatio, RepeatMode, TextSource, WorkloadConfig};
 
-/// Arguments of `ldqa run`.
+use crate::output::Gates;
+
+/// Arguments of `ldqa run`: the workload flags (shared with `ldqa predict`) and the server's.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+
+    /// Server host (default localhost; exclusive with --base-url).
+    #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
+    pub host: Option<String>,
+
+    /// Server port (default 8000; exclusive with --base-url).
+    #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
+    pub port: Option<u16>,
+
+    /// API root, e.g. http://localhost:8000/v1 (exclusive with --host/--port).
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub base_url: Option<String>,
+
+    /// Model name, or `auto` for the first model the server lists at /v1/models.
+    #[arg(long, default_value = "auto", help_heading = "Server")]
+    pub model: String,
+
+    /// API key sent as a bearer token (never printed).
+    #[arg(
+        long,
+        env = "OPENAI_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Server"
+    )]
+    pub api_key: Option<String>,
+
+    /// Give up on a request after this many seconds (default: wait forever, like upstream).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        allow_negative_numbers = true,
+        help_heading = "Server"
+    )]
+    pub request_timeout: Option<f64>,
+
+    /// Prometheus endpoint read around each round (default: /metrics beside the API).
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub metrics_url: Option<String>,
+
+    /// Do not read the server's /metrics.
+    #[arg(long, conflicts_with = "metrics_url", help_heading = "Server")]
+    pub no_metrics: bool,
+
+    /// Write every response to this file (`-` for stdout, as upstream does by default).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+}
+
+/// The workload, output and gate flags of `ldqa run`, shared with `ldqa predict`.
 ///
 /// Defaults follow the seed tutorial where it states them (20 documents of 10000 tokens,
 /// 100 output tokens) and LMCache's `long_doc_qa.py` elsewhere (repeat count 2, random
-/// order, seed 0, 2 requests in flight, model `auto`).
+/// order, seed 0, 2 requests in flight).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Workload (same flags as LMCache long_doc_qa.py)")]
-pub struct RunArgs {
+pub struct WorkloadArgs {
     /// Number of documents (the seed tutorial's default; upstream's script uses 8).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub num_documents: usize,
@@ -77,53 +135,6 @@ pub struct RunArgs {
     #[arg(long, default_value = "hi", value_name = "SOURCE", value_parser = parse_text_source, help_heading = "Documents")]
     pub text_source: TextSource,
 
-    /// Server host (default localhost; exclusive with --base-url).
-    #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
-    pub host: Option<String>,
-
-    /// Server port (default 8000; exclusive with --base-url).
-    #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
-    pub port: Option<u16>,
-
-    /// API root, e.g. http://localhost:8000/v1 (exclusive with --host/--port).
-    #[arg(long, value_name = "URL", help_heading = "Server")]
-    pub base_url: Option<String>,
-
-    /// Model name, or `auto` for the first model the server lists at /v1/models.
-    #[arg(long, default_value = "auto", help_heading = "Server")]
-    pub model: String,
-
-    /// API key sent as a bearer token (never printed).
-    #[arg(
-        long,
-        env = "OPENAI_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY",
-        help_heading = "Server"
-    )]
-    pub api_key: Option<String>,
-
-    /// Give up on a request after this many seconds (default: wait forever, like upstream).
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        allow_negative_numbers = true,
-        help_heading = "Server"
-    )]
-    pub request_timeout: Option<f64>,
-
-    /// Prometheus endpoint read around each round (default: /metrics beside the API).
-    #[arg(long, value_name = "URL", help_heading = "Server")]
-    pub metrics_url: Option<String>,
-
-    /// Do not read the server's /metrics.
-    #[arg(long, conflicts_with = "metrics_url", help_heading = "Server")]
-    pub no_metrics: bool,
-
-    /// Write every response to this file (`-` for stdout, as upstream does by default).
-    #[arg(long, value_name = "FILE", help_heading = "Output")]
-    pub output: Option<PathBuf>,
-
     /// Folder for warmup_round.csv, query_round.csv, records.jsonl and plots.
     #[arg(long, default_value = ".", value_name = "DIR", help_heading = "Output")]
     pub output_dir: PathBuf,
@@ -157,6 +168,69 @@ pub struct RunArgs {
         help_heading = "Gates"
     )]
     pub expected_latency_gain: Option<f64>,
+}
+
+impl WorkloadArgs {
+    /// Validates the workload and gate flags and returns the workload to build; the error
+    /// names the flag.
+    pub fn config(&self) -> anyhow::Result<WorkloadConfig> {
+        let workload = WorkloadConfig {
+            num_documents: self.num_documents,
+            document_length: self.document_length,
+            repeat_count: self.repeat_count,
+            repeat_mode: self.repeat_mode,
+            shuffle_seed: self.shuffle_seed,
+            hit_miss: self.hit_miss_ratio,
+            text: self.text_source,
+            tokenizer: self.tokenizer.clone(),
+        };
+        workload.validate()?;
+        if self.output_len == 0 {
+            bail!("--output-len must be at least 1");
+        }
+        if self.max_inflight_requests == 0 {
+            bail!("--max-inflight-requests must be at least 1");
+        }
+        for (flag, v) in [
+            ("--expected-ttft-gain", self.expected_ttft_gain),
+            ("--expected-latency-gain", self.expected_latency_gain),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    bail!("{flag} must be a positive factor such as 2.5, not {v}");
+                }
+            }
+        }
+        Ok(workload)
+    }
+
+    /// `--sleep-time-after-warmup` as a duration.
+    pub fn sleep_after_warmup(&self) -> anyhow::Result<Duration> {
+        seconds(
+            "--sleep-time-after-warmup",
+            self.sleep_time_after_warmup,
+            true,
+        )
+    }
+
+    /// The gates asked for.
+    pub fn gates(&self) -> Gates {
+        Gates {
+            expected_ttft_gain: self.expected_ttft_gain,
+            expected_latency_gain: self.expected_latency_gain,
+        }
+    }
+}
+
+/// A flag's seconds as a duration; the error names the flag.
+pub fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {
+        bail!(
+            "{flag} must be a {} number of seconds, not {v}",
+            if zero_ok { "non-negative" } else { "positive" }
+        );
+    }
+    Duration::try_from_secs_f64(v).with_context(|| format!("{flag} is too large"))
 }
 
 fn parse_repeat_mode(s: &str) -> Result<RepeatMode, String> {
