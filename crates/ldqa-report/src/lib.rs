@@ -9,6 +9,8 @@
 //!   `docs/result-schema.md` with a JSON Schema in `docs/result-schema.json`.
 //! - [`record_log`]: one JSON record per line, written as requests finish.
 //! - [`plot`]: per-request timelines (PNG or SVG), fonts embedded.
+//! - [`html`], [`markdown`]: whole reports (self-contained HTML with inline [`svg`] plots).
+//! - [`compare`]: two results side by side, and the A/B result of `ldqa ab`.
 //! - [`pyfmt`]: Python's float formatting, so that upstream's lines match byte for byte.
 //!
 //! ```
@@ -27,21 +29,30 @@
 //! assert!(block.contains("Warmup round mean TTFT: 0.751s\n"));
 //! ```
 
+pub mod compare;
 pub mod csv_out;
 mod error;
+pub mod html;
 pub mod human;
+pub mod markdown;
 pub mod plot;
 pub mod pyfmt;
 pub mod record_log;
 pub mod result;
+pub mod svg;
 pub mod upstream;
 
 #[cfg(test)]
 mod testutil;
 
+pub use compare::{
+    read_any, AbResult, AnyResult, Comparison, ComparisonRow, EngineOutcome, AB_SCHEMA_VERSION,
+};
 pub use csv_out::{write_round_csv, write_round_csv_path, CSV_COLUMNS};
 pub use error::ReportError;
+pub use html::{ab_html, run_html};
 pub use human::human_summary;
+pub use markdown::{ab_markdown, compare_markdown, run_markdown};
 pub use plot::{plot_round_timeline, round_timeline_svg, PLOT_SIZE_PX};
 pub use record_log::{read_record_log, RecordLog, RecordLogContents, RecordLogEntry};
 pub use result::{
