@@ -1,11 +1,126 @@
-//! `ldqa ab` (being written).
+//! `ldqa ab`: the seed tutorial end to end. Recommend; start the baseline server; wait until
+//! it is ready; run the workload; stop it; the same with LMCache; compare; gate.
+//!
+//! Servers come from the recommender (`vllm serve …`), from `--baseline-cmd`/`--lmcache-cmd`
+//! (shell strings), or, with `--sim`, are `ldqa serve` child processes. The work is in
+//! [`crate::ab`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of `ldqa ab`.
-#[derive(Debug, clap::Args)]
-pub struct AbArgs {}
+use clap::Args;
 
-pub fn run(_args: AbArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ldqa ab` is not built yet")
+/// Arguments of `ldqa ab`.
+#[derive(Debug, Clone, Args)]
+pub struct AbArgs {
+    /// Both servers are the simulated engine (`ldqa serve`), reached over real HTTP.
+    #[arg(long)]
+    pub sim: bool,
+
+    /// Model to plan for and to serve.
+    #[arg(long, default_value = "meta-llama/Meta-Llama-3.1-8B-Instruct")]
+    pub model: String,
+
+    /// GPU to plan for (h100-80gb, a100-80gb, …); default: the local one, or h100-80gb with --sim.
+    #[arg(long)]
+    pub gpu: Option<String>,
+
+    /// Host RAM for LMCache, GiB (default: 1000 with --sim, else MemAvailable).
+    #[arg(long, value_name = "GIB")]
+    pub cpu_ram_gib: Option<f64>,
+
+    /// Shell command that starts the baseline server (default: the recommender's `vllm serve`).
+    #[arg(long, value_name = "CMD", help_heading = "Servers")]
+    pub baseline_cmd: Option<String>,
+
+    /// Shell command that starts the LMCache server (default: the recommender's).
+    #[arg(long, value_name = "CMD", help_heading = "Servers")]
+    pub lmcache_cmd: Option<String>,
+
+    /// API root of the baseline server (default: the URL it prints as `listening on http://…`,
+    /// else http://127.0.0.1:8000/v1).
+    #[arg(long, value_name = "URL", help_heading = "Servers")]
+    pub baseline_url: Option<String>,
+
+    /// API root of the LMCache server (same default as --baseline-url).
+    #[arg(long, value_name = "URL", help_heading = "Servers")]
+    pub lmcache_url: Option<String>,
+
+    /// Seconds to wait for a server to answer /health and /v1/models.
+    #[arg(
+        long,
+        default_value_t = 600.0,
+        value_name = "SECONDS",
+        help_heading = "Servers"
+    )]
+    pub ready_timeout: f64,
+
+    /// With --sim: simulated time runs this many times faster than the wall clock. Reported
+    /// times are simulated seconds.
+    #[arg(
+        long,
+        default_value_t = 4.0,
+        value_name = "F",
+        help_heading = "Servers"
+    )]
+    pub time_scale: f64,
+
+    /// Number of documents (default: the recommender's).
+    #[arg(long, value_name = "N", help_heading = "Workload")]
+    pub num_documents: Option<usize>,
+
+    /// Tokens ("hi" words) per document.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "TOKENS",
+        help_heading = "Workload"
+    )]
+    pub document_length: usize,
+
+    /// Maximum tokens generated per request.
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "TOKENS",
+        help_heading = "Workload"
+    )]
+    pub output_len: u32,
+
+    /// Times each document is repeated in the query round.
+    #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Workload")]
+    pub repeat_count: usize,
+
+    /// Maximum number of requests in flight.
+    #[arg(long, default_value_t = 4, value_name = "N", help_heading = "Workload")]
+    pub max_inflight_requests: usize,
+
+    /// Use /v1/completions instead of /v1/chat/completions.
+    #[arg(long, help_heading = "Workload")]
+    pub completions: bool,
+
+    /// Run each engine this many times (fresh server each time); gains get 95% intervals.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeat: usize,
+
+    /// Reuse engine results already in --output-dir instead of measuring them again.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Folder for per-engine CSVs, results and server logs, ab_result.json and report.html.
+    #[arg(long, default_value = "ldqa-ab", value_name = "DIR")]
+    pub output_dir: PathBuf,
+
+    /// Fail (exit 1) when baseline query mean TTFT / LMCache query mean TTFT is below this.
+    #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
+    pub expected_ttft_gain: Option<f64>,
+
+    /// Fail (exit 1) when baseline / LMCache query per-prompt round time is below this.
+    #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
+    pub expected_latency_gain: Option<f64>,
+}
+
+/// Entry point of `ldqa ab`.
+pub fn run(args: AbArgs) -> anyhow::Result<ExitCode> {
+    crate::ab::run(args)
 }

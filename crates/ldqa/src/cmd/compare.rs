@@ -1,11 +1,61 @@
-//! `ldqa compare` (being written).
+//! `ldqa compare A.json B.json`: two saved runs side by side, with gains of B over A.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use ldqa_report::{AnyResult, Comparison, RunResult};
+
+/// Output format of `ldqa compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Markdown,
+}
 
 /// Arguments of `ldqa compare`.
 #[derive(Debug, clap::Args)]
-pub struct CompareArgs {}
+pub struct CompareArgs {
+    /// The reference run (A), saved with `ldqa run --save-result`.
+    #[arg(value_name = "A.json")]
+    pub a: PathBuf,
+    /// The run compared with it (B).
+    #[arg(value_name = "B.json")]
+    pub b: PathBuf,
+    /// text (aligned columns) or markdown (a table).
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+}
 
-pub fn run(_args: CompareArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ldqa compare` is not built yet")
+fn load(path: &std::path::Path) -> anyhow::Result<RunResult> {
+    match ldqa_report::read_any(path).with_context(|| format!("reading {}", path.display()))? {
+        AnyResult::Run(r) => Ok(*r),
+        AnyResult::Ab(_) => bail!(
+            "{} is an A/B result: it already holds its comparison (`ldqa report {}`)",
+            path.display(),
+            path.display()
+        ),
+    }
+}
+
+fn label(path: &std::path::Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+/// Entry point of `ldqa compare`.
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (a, b) = (load(&args.a)?, load(&args.b)?);
+    let (mut la, lb) = (label(&args.a), label(&args.b));
+    if la == lb {
+        la = format!("{la} (A)");
+    }
+    let c = Comparison::between(&a, &b, &la, &lb);
+    match args.format {
+        CompareFormat::Text => print!("{}", c.to_text()),
+        CompareFormat::Markdown => print!("{}", ldqa_report::compare_markdown(&c)),
+    }
+    Ok(ExitCode::SUCCESS)
 }

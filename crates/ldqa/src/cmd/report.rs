@@ -1,11 +1,60 @@
-//! `ldqa report` (being written).
+//! `ldqa report`: re-render a saved result (`ldqa run --save-result`, or `ab_result.json`)
+//! as one self-contained HTML page (inline SVG plots, no network) or as markdown.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use ldqa_report::AnyResult;
+
+/// Output format of `ldqa report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Markdown,
+}
 
 /// Arguments of `ldqa report`.
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// A result file: `ldqa run --save-result` output or `ab_result.json`.
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+    /// Write here (default: report.html or report.md beside RESULT.json; `-` for stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// html (one self-contained page with plots) or markdown (tables).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+}
 
-pub fn run(_args: ReportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ldqa report` is not built yet")
+/// Renders `result` in `format`.
+pub fn render(result: &AnyResult, format: ReportFormat) -> String {
+    match (result, format) {
+        (AnyResult::Run(r), ReportFormat::Html) => ldqa_report::run_html(r, "ldqa run"),
+        (AnyResult::Run(r), ReportFormat::Markdown) => ldqa_report::run_markdown(r, "ldqa run"),
+        (AnyResult::Ab(ab), ReportFormat::Html) => ldqa_report::ab_html(ab),
+        (AnyResult::Ab(ab), ReportFormat::Markdown) => ldqa_report::ab_markdown(ab),
+    }
+}
+
+/// Entry point of `ldqa report`.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let result = ldqa_report::read_any(&args.result)
+        .with_context(|| format!("reading {}", args.result.display()))?;
+    let text = render(&result, args.format);
+    let output = args.output.unwrap_or_else(|| {
+        let name = match args.format {
+            ReportFormat::Html => "report.html",
+            ReportFormat::Markdown => "report.md",
+        };
+        args.result.with_file_name(name)
+    });
+    if output.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&output, text).with_context(|| format!("writing {}", output.display()))?;
+        eprintln!("wrote {}", output.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
