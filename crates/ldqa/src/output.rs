@@ -145,17 +145,6 @@ impl Report {
         anstream::print!("{out}");
     }
 
-    /// Upstream's one-line JSON summary alone (for commands that print more after
-    /// [`Report::print`] and must keep this line last).
-    pub fn print_json_line(&self) {
-        if let (Some(w), Some(q)) = (
-            self.summary(RoundKind::Warmup),
-            self.summary(RoundKind::Query),
-        ) {
-            anstream::println!("{}", ldqa_report::json_line(w, q));
-        }
-    }
-
     /// 130 interrupted, 2 when a round had no successful request, 1 when a gate failed, else 0.
     pub fn exit_code(&self) -> ExitCode {
         if self.interrupted {

@@ -63,7 +63,7 @@ pub struct EngineArgs {
     pub engine: EngineChoice,
 
     /// LMCache CPU tier per GPU in GiB (LMCACHE_MAX_LOCAL_CPU_SIZE; default: the recommender's rule).
-    #[arg(long, value_name = "GIB")]
+    #[arg(long, value_name = "GIB", allow_negative_numbers = true)]
     pub lmcache_cpu_gib: Option<f64>,
 
     /// vLLM --gpu-memory-utilization.

@@ -216,42 +216,9 @@ fn report(
         false,
     );
     report.write_files(&outputs, w.visualize)?;
-    report.print(false);
-    print!("{}", prefix_lines(&p.warmup, &p.query));
-    if w.json_output {
-        report.print_json_line();
-    }
+    // The summary's "prompt tokens by source" line comes from each record's `prefix`.
+    report.print(w.json_output);
     Ok(report.exit_code())
-}
-
-/// Where each round's prompts came from: the *why* behind the TTFTs.
-fn prefix_lines(warmup: &RoundOutcome, query: &RoundOutcome) -> String {
-    let mut out = String::from("Prefix sources (tokens):\n");
-    for (name, o) in [("warmup", warmup), ("query", query)] {
-        let (mut gpu, mut cpu, mut comp) = (0u64, 0u64, 0u64);
-        let (mut n_gpu, mut n_cpu, mut n_none) = (0usize, 0usize, 0usize);
-        for p in o.records.iter().filter_map(|r| r.prefix) {
-            gpu += p.gpu_hit_tokens;
-            cpu += p.cpu_hit_tokens;
-            comp += p.computed_tokens;
-            // A request counts by where most of its prompt came from.
-            if p.gpu_hit_tokens >= p.cpu_hit_tokens.max(p.computed_tokens) {
-                n_gpu += 1;
-            } else if p.cpu_hit_tokens >= p.computed_tokens {
-                n_cpu += 1;
-            } else {
-                n_none += 1;
-            }
-        }
-        let total = (gpu + cpu + comp).max(1) as f64;
-        out.push_str(&format!(
-            "  {name:<6} GPU cache {gpu} ({:.1}%), CPU tier {cpu} ({:.1}%), recomputed {comp} ({:.1}%); requests mostly from GPU {n_gpu}, CPU {n_cpu}, recomputed {n_none}\n",
-            gpu as f64 / total * 100.0,
-            cpu as f64 / total * 100.0,
-            comp as f64 / total * 100.0,
-        ));
-    }
-    out
 }
 
 fn with_engine_suffix(path: &Path, engine: &str) -> PathBuf {

@@ -1,0 +1,212 @@
+//! `ldqa predict` end to end: the seed's example #1 against the published numbers, byte-for-byte
+//! determinism, flag errors.
+
+use assert_cmd::Command;
+use predicates::str::contains;
+
+fn ldqa() -> Command {
+    let mut c = Command::cargo_bin("ldqa").unwrap();
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", "/nonexistent-ldqa-test")
+        .env("NO_COLOR", "1");
+    c
+}
+
+const SEED_8B: &[&str] = &[
+    "predict",
+    "--model",
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "--gpu",
+    "h100-80gb",
+    "--num-documents",
+    "51",
+    "--document-length",
+    "10000",
+    "--output-len",
+    "100",
+    "--repeat-count",
+    "1",
+    "--repeat-mode",
+    "tile",
+    "--max-inflight-requests",
+    "4",
+];
+
+/// The published numbers of seed run 1 (`shared/calibration/seed-results.json`), in seconds:
+/// engine → [warmup TTFT, warmup round time, query TTFT, query round time].
+const PUBLISHED_8B: [(&str, [f64; 4]); 2] = [
+    ("vllm", [0.751, 24.915, 0.753, 24.628]),
+    ("lmcache", [0.832, 26.027, 0.214, 14.564]),
+];
+
+/// The four upstream result lines of each engine block, in print order.
+fn parse_blocks(stdout: &str) -> Vec<[f64; 4]> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    for line in stdout.lines() {
+        for key in [
+            "Warmup round mean TTFT: ",
+            "Warmup round time: ",
+            "Query round mean TTFT: ",
+            "Query round time: ",
+        ] {
+            if let Some(v) = line.strip_prefix(key) {
+                cur.push(v.trim_end_matches('s').parse::<f64>().unwrap());
+            }
+        }
+        if cur.len() == 4 {
+            out.push([cur[0], cur[1], cur[2], cur[3]]);
+            cur.clear();
+        }
+    }
+    out
+}
+
+#[test]
+fn seed_example_one_within_ten_percent_for_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args(SEED_8B)
+        .args(["--engine", "both", "--output-dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stderr(contains("efficiencies calibrated"))
+        .stderr(contains("GPU KV"))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let blocks = parse_blocks(&text);
+    assert_eq!(blocks.len(), 2, "{text}");
+    let mut failures = Vec::new();
+    for ((engine, want), got) in PUBLISHED_8B.iter().zip(&blocks) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let err = (g - w) / w;
+            if err.abs() > 0.10 {
+                failures.push(format!("{engine} #{i}: predicted {g}, published {w}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}\n{text}", failures.join("\n"));
+    assert!(text.contains("LMCache speed-up over vLLM"), "{text}");
+    // Why: LMCache's query round is served from the CPU tier, vLLM's is recomputed.
+    assert!(text.contains("CPU cache (LMCache)"), "{text}");
+    for engine in ["vllm", "lmcache"] {
+        for f in ["warmup_round.csv", "query_round.csv", "records.jsonl"] {
+            assert!(dir.path().join(engine).join(f).is_file(), "{engine}/{f}");
+        }
+    }
+}
+
+#[test]
+fn same_flags_same_csv_bytes() {
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        ldqa()
+            .args([
+                "predict",
+                "--num-documents",
+                "12",
+                "--document-length",
+                "3000",
+                "--hit-miss-ratio",
+                "2:1",
+                "--engine",
+                "lmcache",
+                "--output-dir",
+            ])
+            .arg(dir.path())
+            .assert()
+            .success();
+        let q = std::fs::read(dir.path().join("query_round.csv")).unwrap();
+        let w = std::fs::read(dir.path().join("warmup_round.csv")).unwrap();
+        (w, q)
+    };
+    let a = run();
+    assert!(!a.1.is_empty());
+    assert_eq!(a, run());
+}
+
+#[test]
+fn save_result_and_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().join("r.json");
+    // vLLM alone gains nothing in the seed scenario (51 documents overflow its GPU cache).
+    ldqa()
+        .args(SEED_8B)
+        .args([
+            "--engine",
+            "vllm",
+            "--expected-ttft-gain",
+            "2",
+            "--output-dir",
+        ])
+        .arg(dir.path())
+        .arg("--save-result")
+        .arg(&save)
+        .assert()
+        .code(1);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&save).unwrap()).unwrap();
+    assert_eq!(v["config"]["command"], "predict");
+    assert_eq!(v["config"]["engine"], "vllm");
+}
+
+#[test]
+fn bad_engine_flags_exit_two_naming_the_flag() {
+    for (args, flag) in [
+        (&["--engine", "sglang"][..], "--engine"),
+        (
+            &["--gpu-memory-utilization", "0"][..],
+            "--gpu-memory-utilization",
+        ),
+        (
+            &["--tensor-parallel-size", "0"][..],
+            "--tensor-parallel-size",
+        ),
+        (&["--lmcache-cpu-gib", "8"][..], "--lmcache-cpu-gib"),
+        (
+            &["--engine", "lmcache", "--lmcache-cpu-gib", "-3"][..],
+            "--lmcache-cpu-gib",
+        ),
+        (&["--max-num-seqs", "0"][..], "--max-num-seqs"),
+        (&["--vllm-version", "banana"][..], "--vllm-version"),
+    ] {
+        ldqa()
+            .arg("predict")
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(contains(flag));
+    }
+}
+
+#[test]
+fn unknown_gpu_suggests_names() {
+    ldqa()
+        .args(["predict", "--gpu", "h100-80"])
+        .assert()
+        .code(2)
+        .stderr(contains("--gpu"))
+        .stderr(contains("h100-80gb"));
+}
+
+#[test]
+fn uncalibrated_gpu_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    ldqa()
+        .args([
+            "predict",
+            "--gpu",
+            "h200",
+            "--num-documents",
+            "4",
+            "--output-dir",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stderr(contains("UNCALIBRATED"))
+        .stdout(contains("uncalibrated"));
+}
