@@ -215,10 +215,23 @@ pub async fn run_engine(
     observer.finish();
     watcher.abort();
     let died = died.lock().expect("invariant: lock not poisoned").take();
-    server
-        .lock()
-        .expect("invariant: lock not poisoned")
-        .stop(Duration::from_secs(10));
+    let died = {
+        let mut s = server.lock().expect("invariant: lock not poisoned");
+        // Requests fail fast once a server is gone: it may have died between two looks of
+        // the watcher.
+        let any_failed = [&outcome.warmup, &outcome.query]
+            .into_iter()
+            .flatten()
+            .any(|r| r.requests.iter().any(|q| q.failure.is_some()));
+        let mut died = died.or_else(|| s.exited().map(|st| s.exit_problem(st).to_string()));
+        let t0 = Instant::now();
+        while died.is_none() && any_failed && t0.elapsed() < Duration::from_millis(500) {
+            std::thread::sleep(Duration::from_millis(20));
+            died = s.exited().map(|st| s.exit_problem(st).to_string());
+        }
+        s.stop(Duration::from_secs(10));
+        died
+    };
     let interrupted = died.is_none() && interrupt.is_cancelled();
 
     let mut rounds: Vec<RoundRecord> = [outcome.warmup.clone(), outcome.query.clone()]

@@ -1,0 +1,253 @@
+//! `ldqa ab` end to end with scripted servers started as real child processes
+//! (`ldqa-testserver`'s `scripted_serve` example), and `ldqa report` / `ldqa compare` on
+//! what it wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ldqa() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+}
+
+/// The scripted server binary, built on first use.
+fn scripted_serve() -> PathBuf {
+    let bin = Path::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .parent()
+        .unwrap()
+        .join("examples/scripted_serve");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "ldqa-testserver",
+                "--example",
+                "scripted_serve",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    bin
+}
+
+fn ab(out: &Path, baseline: &str, lmcache: &str, extra: &[&str]) -> Output {
+    let ss = scripted_serve();
+    ldqa()
+        .args(["ab", "--num-documents", "6", "--document-length", "50"])
+        .args(["--output-len", "3", "--ready-timeout", "20", "--output-dir"])
+        .arg(out)
+        .arg("--baseline-cmd")
+        .arg(format!("{} {baseline}", ss.display()))
+        .arg("--lmcache-cmd")
+        .arg(format!("{} {lmcache}", ss.display()))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn ab_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("ab_result.json")).unwrap()).unwrap()
+}
+
+/// The `data-points` of every plot in an HTML report.
+fn plot_points(html: &str) -> Vec<usize> {
+    html.split("<svg class=\"plot\" data-points=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn both_engines_compared_with_a_gate_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab");
+    let o = ab(
+        &out,
+        "--ttft-ms 60",
+        "--ttft-ms 60 --hit-ttft-ms 5",
+        &["--expected-ttft-gain", "2"],
+    );
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("=== BENCHMARK RESULTS ===").count(), 2);
+    assert!(stdout.contains("=== baseline vs LMCache ==="), "{stdout}");
+    assert!(stdout.contains("query mean TTFT"), "{stdout}");
+    assert!(stdout.contains("verdict: LMCache wins"), "{stdout}");
+    let v = ab_json(&out);
+    assert!(v["gains"]["ttft_gain"].as_f64().unwrap() > 2.0, "{v}");
+    for e in ["baseline", "lmcache"] {
+        for f in [
+            "warmup_round.csv",
+            "query_round.csv",
+            "result.json",
+            "server.log",
+        ] {
+            assert!(out.join(e).join(f).exists(), "{e}/{f}");
+        }
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let points = plot_points(&html);
+    // 1 CDF of both engines; per engine 2 TTFT plots, 1 CDF, 2 timelines.
+    assert_eq!(points.len(), 11, "{points:?}");
+    assert!(points.iter().all(|&n| n > 0), "{points:?}");
+    assert!(html.contains("class=\"sides\""));
+
+    // The same gate, unreachable: exit 1.
+    let out2 = dir.path().join("ab2");
+    let o = ab(
+        &out2,
+        "--ttft-ms 40",
+        "--ttft-ms 40",
+        &["--expected-ttft-gain", "2"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("ERROR: TTFT gain"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // `ldqa report` re-renders both kinds of result; `ldqa compare` puts two runs side by side.
+    let md = ldqa()
+        .arg("report")
+        .arg(out.join("ab_result.json"))
+        .args(["--format", "markdown", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(md.status.success());
+    assert!(text(&md.stdout).contains("| query mean TTFT |"));
+    let one = dir.path().join("one.html");
+    let r = ldqa()
+        .arg("report")
+        .arg(out.join("baseline/result.json"))
+        .arg("-o")
+        .arg(&one)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let points = plot_points(&std::fs::read_to_string(&one).unwrap());
+    assert_eq!(points.len(), 5);
+    assert!(points.iter().all(|&n| n > 0));
+    let c = ldqa()
+        .arg("compare")
+        .arg(out.join("baseline/result.json"))
+        .arg(out.join("lmcache/result.json"))
+        .args(["--format", "markdown"])
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", text(&c.stderr));
+    assert!(
+        text(&c.stdout)
+            .contains("| metric | result (A) | result | gain (result over result (A)) |"),
+        "{}",
+        text(&c.stdout)
+    );
+}
+
+#[test]
+fn a_server_that_crashes_halfway_keeps_the_other_engine_and_resume_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab");
+    let o = ab(&out, "--ttft-ms 20", "--ttft-ms 20 --exit-after 9", &[]);
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("lmcache server died during the run"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--exit-after"),
+        "log tail is shown: {stderr}"
+    );
+    let v = ab_json(&out);
+    assert_eq!(v["baseline"]["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["lmcache"]["runs"].as_array().unwrap().len(), 0);
+    assert!(
+        v["verdict"].as_str().unwrap().starts_with("Incomplete"),
+        "{v}"
+    );
+    assert!(stdout.contains("verdict: Incomplete"), "{stdout}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("class=\"problem\""));
+    let before = std::fs::read(out.join("baseline/result.json")).unwrap();
+
+    // Resume with a healthy LMCache server: the baseline is not measured again.
+    let o = ab(
+        &out,
+        "--ttft-ms 20",
+        "--ttft-ms 20 --hit-ttft-ms 2",
+        &["--resume"],
+    );
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("[baseline] reusing"), "{stderr}");
+    assert!(!stderr.contains("[baseline] starting"), "{stderr}");
+    assert_eq!(
+        std::fs::read(out.join("baseline/result.json")).unwrap(),
+        before
+    );
+    assert_eq!(
+        ab_json(&out)["lmcache"]["runs"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn servers_that_never_get_ready_or_exit_at_once_are_errors_with_their_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab");
+    let o = ldqa()
+        .args([
+            "ab",
+            "--num-documents",
+            "2",
+            "--ready-timeout",
+            "1",
+            "--output-dir",
+        ])
+        .arg(&out)
+        .args(["--baseline-cmd", "echo starting up; echo boom >&2; exit 7"])
+        .args(["--lmcache-cmd"])
+        .arg(format!(
+            "{} --ready-after-ms 600000",
+            scripted_serve().display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("baseline server: the server exited (exit status: 7)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("| boom"), "{stderr}");
+    assert!(
+        stderr.contains("lmcache server: the server was not ready after 1s (/health answered 503)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn repeats_give_confidence_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab");
+    let o = ab(
+        &out,
+        "--ttft-ms 30",
+        "--ttft-ms 30 --hit-ttft-ms 5",
+        &["--repeat", "2"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("95% CI"), "{}", text(&o.stdout));
+    assert!(out.join("lmcache/repeat-2/result.json").exists());
+    let v = ab_json(&out);
+    let row = &v["comparison"]["rows"][2];
+    assert_eq!(row["metric"], "query mean TTFT");
+    assert_eq!(row["gain_ci95"]["n"], 2);
+}
