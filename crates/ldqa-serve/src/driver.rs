@@ -10,7 +10,7 @@
 //! engine at that virtual time plus the front end's simulated cost
 //! ([`Frontend::delay_ns`], the same delay `ldqa predict` adds), so that a client's TTFT
 //! matches the prediction. The task sleeps until the wall deadline of the engine's next
-//! event (`sleep_until` on absolute deadlines, so lateness does not accumulate), advances
+//! event (an OS thread waiting with `recv_timeout` on absolute deadlines, so lateness does not accumulate), advances
 //! the engine exactly to that virtual time, and forwards each event to its request's
 //! stream with the wall deadline it was due at.
 
@@ -21,8 +21,10 @@ use std::time::Duration;
 use ldqa_model::PrefixSource;
 use ldqa_sim::round::Frontend;
 use ldqa_sim::{Engine, Event, EventKind, ReqId, SimRequest, SimTime};
+use std::sync::mpsc as std_mpsc;
+use std::time::Instant;
+
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
@@ -116,18 +118,23 @@ impl Driver {
         }
     }
 
-    /// Runs until every command sender is gone.
-    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    /// Runs on its own OS thread until every command sender is gone. A thread, not a
+    /// task: `recv_timeout` wakes within tens of microseconds of a deadline, where
+    /// Tokio's timer rounds sleeps up to whole milliseconds.
+    pub(crate) fn run(mut self, commands: std_mpsc::Receiver<Command>) {
         self.publish();
         loop {
             let deadline = self.engine.next_event_time().map(|t| self.clock.wall_at(t));
-            tokio::select! {
-                biased;
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
-                    None => break,
-                },
-                () = sleep_until_opt(deadline) => self.step(),
+            let cmd = match deadline {
+                None => commands
+                    .recv()
+                    .map_err(|_| std_mpsc::RecvTimeoutError::Disconnected),
+                Some(d) => commands.recv_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            match cmd {
+                Ok(cmd) => self.handle(cmd),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => self.step(),
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
     }
@@ -179,6 +186,9 @@ impl Driver {
         let Some(t) = self.engine.next_event_time() else {
             return;
         };
+        if self.clock.wall_at(t) > Instant::now() {
+            return; // woken early
+        }
         if self.engine.advance_to(t, &mut self.events).is_err() {
             // `t` comes from the engine itself and is never in its past.
             return;
@@ -223,13 +233,6 @@ impl Driver {
 
     fn publish(&self) {
         self.metrics.publish(&self.engine);
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -42,7 +42,6 @@ use axum::serve::ListenerExt as _;
 use axum::Router;
 use ldqa_sim::round::Frontend;
 use ldqa_sim::{Efficiencies, Engine, EngineConfig, Mode};
-use tokio::sync::mpsc;
 
 pub use error::{ApiError, ServeError};
 pub use metrics::Metrics;
@@ -144,11 +143,13 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
     let kv_capacity_tokens =
         u64::from(config.engine.gpu_blocks()) * u64::from(config.engine.block_size_tokens);
     let metrics = Arc::new(Metrics::default());
-    let (tx, rx) = mpsc::unbounded_channel();
-    let clock = driver::Clock::new(tokio::time::Instant::now(), config.time_scale);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let clock = driver::Clock::new(std::time::Instant::now(), config.time_scale);
     let frontend = Frontend::from_efficiencies(&config.efficiencies);
     let drv = driver::Driver::new(engine, clock, frontend, metrics.clone());
-    tokio::spawn(drv.run(rx));
+    std::thread::Builder::new()
+        .name("ldqa-serve-engine".into())
+        .spawn(move || drv.run(rx))?;
     let created_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

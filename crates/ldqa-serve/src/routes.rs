@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt as _, Stream};
 use ldqa_sim::SimRequest;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::driver::{Command, StreamEvent, Ticket};
 use crate::error::ApiError;
@@ -26,7 +26,7 @@ pub(crate) struct Inner {
     pub model: String,
     pub api_key: Option<String>,
     pub counter: TokenCounter,
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: std::sync::mpsc::Sender<Command>,
     pub metrics: Arc<Metrics>,
     pub next_ticket: AtomicU64,
     pub max_model_len_tokens: u64,
@@ -139,20 +139,18 @@ pub(crate) async fn reset_prefix_cache(State(state): State<AppState>) -> Respons
     }
 }
 
-pub(crate) async fn chat(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    generate(state, body, true)
+pub(crate) async fn chat(State(state): State<AppState>, req: Request) -> Response {
+    let received = Instant::now();
+    let body = Bytes::from_request(req, &()).await;
+    generate(state, received, body, true)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(crate) async fn completions(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    generate(state, body, false)
+pub(crate) async fn completions(State(state): State<AppState>, req: Request) -> Response {
+    let received = Instant::now();
+    let body = Bytes::from_request(req, &()).await;
+    generate(state, received, body, false)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -160,7 +158,7 @@ pub(crate) async fn completions(
 /// Aborts its request when dropped before the request ended (client gone).
 struct AbortOnDrop {
     ticket: Ticket,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: std::sync::mpsc::Sender<Command>,
     armed: bool,
 }
 
@@ -172,12 +170,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// `received`: when the request's headers were read, before its body. The simulated
+/// front-end delay starts there, so the server's real parsing and counting time is
+/// part of it rather than added to it.
 async fn generate(
     state: AppState,
+    received: Instant,
     body: Result<Bytes, BytesRejection>,
     chat: bool,
 ) -> Result<Response, ApiError> {
-    let received = Instant::now();
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let req = openai::parse(&body, chat)?;
     drop(body);

@@ -1,0 +1,122 @@
+//! Must hold (issue 4): `ldqa run`'s client against the server gives the simulator's
+//! numbers for the same scenario within 5% (warmup and query: mean TTFT, round time).
+//!
+//! The server runs at `TIME_SCALE`× real time; its wall times × `TIME_SCALE` are
+//! compared with the simulator's virtual times, computed the way `ldqa predict` does
+//! (`ldqa_sim::seed::Workload::request_from_spec`, `run_round`, the front-end delay).
+
+mod common;
+
+use ldqa_loadgen::{run_protocol, Cancel, NoObserver, Plan, ProtocolOptions};
+use ldqa_sim::round::{run_round, Frontend};
+use ldqa_sim::seed;
+use ldqa_sim::Engine;
+use ldqa_workload::{RepeatMode, Workload, WorkloadConfig};
+
+const TIME_SCALE: f64 = 2.0;
+const DOCS: usize = 4;
+const DOC_TOKENS: usize = 4000;
+const OUTPUT: u32 = 8;
+const INFLIGHT: usize = 2;
+
+fn within(what: &str, served_ns: f64, predicted_ns: f64) -> Result<(), String> {
+    let rel = (served_ns - predicted_ns).abs() / predicted_ns;
+    let line = format!(
+        "{what}: served {:.2} ms vs predicted {:.2} ms ({:+.2}%)",
+        served_ns / 1e6,
+        predicted_ns / 1e6,
+        100.0 * (served_ns / predicted_ns - 1.0)
+    );
+    eprintln!("{line}");
+    if rel <= 0.05 {
+        Ok(())
+    } else {
+        Err(line)
+    }
+}
+
+async fn check(lmcache: bool) {
+    let mut config = common::config(TIME_SCALE);
+    config.engine = common::engine(lmcache);
+    let (base, _stop) = common::start(config.clone()).await;
+    let workload = Workload::build(&WorkloadConfig {
+        num_documents: DOCS,
+        document_length: DOC_TOKENS,
+        repeat_count: 2,
+        repeat_mode: RepeatMode::Tile,
+        ..Default::default()
+    })
+    .unwrap();
+    let client = common::client(&base, OUTPUT);
+    let plan = Plan {
+        pre_warmup: &workload.pre_warmup,
+        warmup: &workload.warmup,
+        query: &workload.query,
+        prompts: &workload,
+    };
+    let options = ProtocolOptions {
+        max_inflight: INFLIGHT,
+        sleep_after_warmup: std::time::Duration::ZERO,
+        metrics_url: None,
+    };
+    let served = run_protocol(&client, &plan, &options, &NoObserver, &Cancel::new()).await;
+
+    // The prediction, as `ldqa predict` computes it.
+    let sw = seed::Workload {
+        num_documents: DOCS,
+        document_length: DOC_TOKENS as u64,
+        output_len: OUTPUT,
+        repeat_count: 2,
+        repeat_mode: seed::RepeatMode::Tile,
+        max_inflight_requests: INFLIGHT,
+        chat: true,
+    };
+    let mut engine = Engine::new(config.engine.clone(), &config.efficiencies).unwrap();
+    let fe = Frontend::from_efficiencies(&config.efficiencies);
+    run_round(&mut engine, &sw.pre_warmup_round(), INFLIGHT, &fe).unwrap();
+    let specs = |s: &[ldqa_model::RequestSpec]| -> Vec<_> {
+        s.iter().map(|r| sw.request_from_spec(r)).collect()
+    };
+    let warmup = run_round(&mut engine, &specs(&workload.warmup), INFLIGHT, &fe).unwrap();
+    let query = run_round(&mut engine, &specs(&workload.query), INFLIGHT, &fe).unwrap();
+
+    let mut failures = Vec::new();
+    for (name, served, predicted) in [
+        ("warmup", served.warmup.unwrap(), warmup),
+        ("query", served.query.unwrap(), query),
+    ] {
+        assert!(served.requests.iter().all(|r| r.is_success()));
+        let ttfts: Vec<u64> = served.requests.iter().filter_map(|r| r.ttft_ns()).collect();
+        let mean = ttfts.iter().sum::<u64>() as f64 / ttfts.len() as f64;
+        let engine = if lmcache { "lmcache" } else { "vllm" };
+        failures.extend(
+            within(
+                &format!("{engine} {name} mean TTFT"),
+                mean * TIME_SCALE,
+                predicted.mean_ttft_ns() as f64,
+            )
+            .err(),
+        );
+        failures.extend(
+            within(
+                &format!("{engine} {name} round time"),
+                served.duration_ns as f64 * TIME_SCALE,
+                predicted.duration_ns() as f64,
+            )
+            .err(),
+        );
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet met: warmup mean TTFT -23% (requests sent together arrive microseconds apart and are not batched into one step as in run_round), query mean TTFT +25% and round time +8% at any time scale (cause not found yet)"]
+async fn served_vllm_matches_the_prediction() {
+    check(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet met: warmup mean TTFT -23% (requests sent together arrive microseconds apart and are not batched into one step as in run_round), query mean TTFT +25% and round time +8% at any time scale (cause not found yet)"]
+async fn served_lmcache_matches_the_prediction() {
+    check(true).await;
+}
