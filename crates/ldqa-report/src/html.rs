@@ -67,7 +67,8 @@ fn ttft_per_request(round: &RoundRecord, scale: &Scale, label: &str) -> String {
         "request (order sent)",
         (-0.5, scale.prompts.max(1) as f64 - 0.5),
         "TTFT (s)",
-        (0.0, scale.ttft_max_s * 1.08),
+        // Headroom for the legend above the points.
+        (0.0, scale.ttft_max_s * 1.3),
     );
     let mut order: Vec<_> = round.requests.iter().collect();
     order.sort_by_key(|r| (r.sent_ns, r.prompt_id));
@@ -107,6 +108,7 @@ fn ttft_cdf(series: &[(String, &RoundRecord)], title: &str, x_max_s: f64) -> Str
         "fraction of requests",
         (0.0, 1.0),
     );
+    c.legend_low();
     for (i, (name, round)) in series.iter().enumerate() {
         let mut t: Vec<f64> = round
             .requests

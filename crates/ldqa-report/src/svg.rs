@@ -87,6 +87,7 @@ pub struct Chart {
     y: (f64, f64),
     body: String,
     legend: Vec<(String, &'static str)>,
+    legend_low: bool,
     points: usize,
 }
 
@@ -110,6 +111,7 @@ impl Chart {
             y: fix(y),
             body: String::new(),
             legend: Vec::new(),
+            legend_low: false,
             points: 0,
         }
     }
@@ -168,6 +170,11 @@ impl Chart {
     /// Adds a legend entry.
     pub fn legend(&mut self, name: &str, color: &'static str) {
         self.legend.push((name.to_string(), color));
+    }
+
+    /// Puts the legend in the lower right corner (where a CDF leaves room).
+    pub fn legend_low(&mut self) {
+        self.legend_low = true;
     }
 
     /// Number of data marks drawn so far.
@@ -244,14 +251,18 @@ impl Chart {
                 * 7.0
                 + 30.0;
             let lx = x1 - width - 6.0;
+            let height = self.legend.len() as f64 * 17.0 + 6.0;
+            let ly = if self.legend_low {
+                y1 - height - 6.0
+            } else {
+                y0 + 6.0
+            };
             let _ = write!(
                 s,
-                "<rect x=\"{lx}\" y=\"{}\" width=\"{width}\" height=\"{}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#999\"/>",
-                y0 + 6.0,
-                self.legend.len() as f64 * 17.0 + 6.0
+                "<rect x=\"{lx}\" y=\"{ly}\" width=\"{width}\" height=\"{height}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#999\"/>"
             );
             for (i, (name, color)) in self.legend.iter().enumerate() {
-                let y = y0 + 18.0 + i as f64 * 17.0;
+                let y = ly + 12.0 + i as f64 * 17.0;
                 let _ = write!(
                     s,
                     "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>",
