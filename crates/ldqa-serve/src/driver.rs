@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldqa_model::PrefixSource;
-use ldqa_sim::round::Frontend;
+use ldqa_sim::round::{Frontend, FrontendQueue};
 use ldqa_sim::{Engine, Event, EventKind, ReqId, SimRequest, SimTime};
 use std::sync::mpsc as std_mpsc;
 use std::time::Instant;
@@ -93,7 +93,7 @@ struct Live {
 pub(crate) struct Driver {
     engine: Engine,
     clock: Clock,
-    frontend: Frontend,
+    frontend: FrontendQueue,
     metrics: Arc<Metrics>,
     live: HashMap<ReqId, Live>,
     by_ticket: HashMap<Ticket, ReqId>,
@@ -110,7 +110,7 @@ impl Driver {
         Driver {
             engine,
             clock,
-            frontend,
+            frontend: FrontendQueue::new(frontend),
             metrics,
             live: HashMap::new(),
             by_ticket: HashMap::new(),
@@ -148,7 +148,7 @@ impl Driver {
                 events,
             } => {
                 let now = self.clock.virtual_at(received).max(self.engine.now());
-                let at = now.plus_ns(self.frontend.delay_ns(request.prompt_tokens));
+                let at = self.frontend.arrival(now, request.prompt_tokens);
                 match self.engine.submit(at, request) {
                     Ok(id) => {
                         self.by_ticket.insert(ticket, id);

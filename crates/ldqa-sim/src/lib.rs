@@ -44,5 +44,5 @@ pub use engine::{Engine, EngineStats};
 pub use error::SimError;
 pub use prompt::PromptKey;
 pub use request::{Event, EventKind, ReqId, SimRequest};
-pub use round::{run_round, Frontend, RoundOutcome, RoundRequest};
+pub use round::{run_round, Frontend, FrontendQueue, RoundOutcome, RoundRequest};
 pub use scenario::{EngineMode, Scenario};

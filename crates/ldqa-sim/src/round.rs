@@ -4,7 +4,7 @@
 //! Like upstream's `long_doc_qa.py` (an asyncio semaphore around each request): every
 //! request is queued at the round's start, takes a slot in order, and its clock starts
 //! when it gets the slot. The OpenAI front end (HTTP, chat template, tokenisation)
-//! delays its arrival at the engine by [`Frontend::delay_ns`].
+//! delays its arrival at the engine ([`FrontendQueue`]).
 
 use ldqa_model::{Failure, FailureKind, RequestRecord, Usage};
 
@@ -32,6 +32,35 @@ impl Frontend {
     pub fn delay_ns(&self, prompt_tokens: u64) -> u64 {
         self.request_overhead_ns
             .saturating_add(self.ns_per_prompt_token.saturating_mul(prompt_tokens))
+    }
+}
+
+/// The server's front end as a single worker: requests are processed one at a time,
+/// in the order they were received, each for [`Frontend::delay_ns`].
+///
+/// vLLM's API server is one process that parses and tokenises requests one after the
+/// other, so requests a client sends together reach the engine spread out, not in one
+/// batch. Both the round driver here and `ldqa serve` use this, so that a prediction and
+/// a served run see the same arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrontendQueue {
+    frontend: Frontend,
+    free_at: SimTime,
+}
+
+impl FrontendQueue {
+    pub fn new(frontend: Frontend) -> Self {
+        FrontendQueue {
+            frontend,
+            free_at: SimTime::ZERO,
+        }
+    }
+
+    /// When a request received at `received` with `prompt_tokens` reaches the engine.
+    pub fn arrival(&mut self, received: SimTime, prompt_tokens: u64) -> SimTime {
+        let start = received.max(self.free_at);
+        self.free_at = start.plus_ns(self.frontend.delay_ns(prompt_tokens));
+        self.free_at
     }
 }
 
@@ -109,15 +138,16 @@ pub fn run_round(
     let mut in_flight = 0usize;
     let mut last_end = start;
     let mut finished_at: Vec<SimTime> = Vec::new();
+    let mut front = FrontendQueue::new(*frontend);
 
-    let send = |engine: &mut Engine,
-                by_slot: &mut Vec<Option<InFlight>>,
-                records: &mut [RequestRecord],
-                index: usize,
-                at: SimTime|
+    let mut send = |engine: &mut Engine,
+                    by_slot: &mut Vec<Option<InFlight>>,
+                    records: &mut [RequestRecord],
+                    index: usize,
+                    at: SimTime|
      -> Result<(), SimError> {
         let r = &requests[index];
-        let arrival = at.plus_ns(frontend.delay_ns(r.request.prompt_tokens));
+        let arrival = front.arrival(at, r.request.prompt_tokens);
         let id = engine.submit(arrival, r.request)?;
         let rec = &mut records[index];
         rec.sent_ns = at.ns_since(start);
