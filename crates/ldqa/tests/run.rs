@@ -366,3 +366,43 @@ async fn ctrl_c_writes_what_was_measured_and_exits_130() {
     );
     assert!(rows[2].contains("cancelled"), "{csv}");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_leaves_every_finished_request_readable() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let server = ScriptedServer::start(move |req| {
+        if !is_generation(req) {
+            return default_reply(req);
+        }
+        // Pre-warmup and the first two warmup requests answer; then everything stalls.
+        if n.fetch_add(1, Ordering::SeqCst) < 7 {
+            Reply::Stream(chat_stream(Duration::ZERO, &["a"], 10))
+        } else {
+            Reply::Stream(vec![role_chunk(), Step::Stall])
+        }
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    small_workload(&mut cmd, &server, dir.path(), 1);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    while server
+        .served()
+        .iter()
+        .filter(|s| is_generation(&s.request))
+        .count()
+        < 8
+    {
+        assert!(child.try_wait().unwrap().is_none(), "ldqa ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    let log = ldqa_report::read_record_log(&dir.path().join("records.jsonl")).unwrap();
+    // 5 pre-warmup and 2 warmup requests had finished.
+    assert_eq!(log.entries.len(), 7);
+    assert!(log.entries.iter().all(|e| e.record.is_success()));
+}
