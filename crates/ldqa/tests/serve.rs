@@ -1,0 +1,179 @@
+//! `ldqa serve` as a process: the listening line, `/health`, SIGTERM, and the real
+//! `openai` Python package streaming from it (skipped, with a note, when Python or the
+//! package is missing; `scripts/test` installs it).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `ldqa serve`, killed on drop if still alive.
+struct Server {
+    child: Child,
+    port: u16,
+    model: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `ldqa serve --port 0 ARGS…` and reads its one listening line.
+fn start(args: &[&str]) -> (Server, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .env_remove("LDQA_SERVE_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the server never blocks on a full pipe.
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("ldqa serve printed no listening line within 120 s");
+    let prefix = "ldqa serve: listening on http://127.0.0.1:";
+    let rest = line
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let port: u16 = rest
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let model = rest
+        .split("(model ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no model in {line:?}"))
+        .to_owned();
+    (Server { child, port, model }, line)
+}
+
+/// One HTTP/1.1 GET on 127.0.0.1: (status, body).
+fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response {resp:?}"));
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Waits up to `limit` for the process to exit.
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn prints_one_listening_line_answers_health_and_stops_on_sigterm() {
+    let (mut server, line) = start(&["--time-scale", "50"]);
+    assert!(line.contains("engine vllm"), "{line}");
+    assert!(line.contains("time scale 50"), "{line}");
+    let (status, _) = get(server.port, "/health");
+    assert_eq!(status, 200);
+    let (status, body) = get(server.port, "/v1/models");
+    assert_eq!(status, 200);
+    assert!(body.contains(&server.model), "{body}");
+    let (status, body) = get(server.port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("vllm:num_requests_running"), "{body}");
+
+    let pid = libc::pid_t::try_from(server.child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut server.child, Duration::from_secs(30))
+        .expect("ldqa serve still running 30 s after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "port still accepting after exit"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let (server, _) = start(&[]);
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["serve", "--port", &server.port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+}
+
+fn python_has_openai() -> bool {
+    Command::new("python3")
+        .args(["-c", "import openai"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn the_openai_python_package_streams_from_ldqa_serve() {
+    if !python_has_openai() {
+        eprintln!(
+            "note: skipped: `python3 -c 'import openai'` failed (scripts/test installs it: \
+             python3 -m pip install 'openai>=1,<3')"
+        );
+        return;
+    }
+    let (server, _) = start(&["--time-scale", "50", "--api-key", "test-key"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/python/openai_stream.py"
+    );
+    let base = format!("http://127.0.0.1:{}/v1", server.port);
+    let out = Command::new("python3")
+        .args([script, &base, &server.model, "test-key"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "openai_stream.py failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.starts_with("ok: openai "), "{stdout}");
+    eprintln!("{stdout}");
+}
