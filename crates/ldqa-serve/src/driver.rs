@@ -171,8 +171,11 @@ impl Driver {
             Command::Abort(ticket) => {
                 if let Some(id) = self.by_ticket.remove(&ticket) {
                     self.live.remove(&id);
-                    self.engine.abort(id);
-                    self.metrics.aborted();
+                    // `false`: the request already left the engine (its last step was
+                    // planned; its Finished event is pending) and counts as finished.
+                    if self.engine.abort(id) {
+                        self.metrics.aborted();
+                    }
                 }
             }
             Command::ResetPrefixCache(reply) => {

@@ -19,6 +19,9 @@ pub enum ServeError {
         path: std::path::PathBuf,
         reason: String,
     },
+    /// The fault injection settings are invalid, or its log cannot be opened.
+    #[error("{0}")]
+    Faults(String),
     /// Serving failed (accept loop).
     #[error("server: {0}")]
     Io(#[from] std::io::Error),

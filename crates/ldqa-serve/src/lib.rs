@@ -15,8 +15,13 @@
 //! multiply by the time scale to get simulated seconds, the numbers `ldqa predict`
 //! gives. See [`driver`].
 //!
+//! Faults: with [`ServerConfig::faults`] set, requests get seeded HTTP errors, dropped
+//! connections, cut streams, stalls, malformed and error events and slow first bytes
+//! ([`faults`] says exactly what a client sees; [`conn`] drops connections).
+//!
 //! Layout: [`driver`] (the engine task), [`openai`] (bodies and chunks), [`tokens`]
-//! (counting and prompt identity), [`metrics`], `routes`, [`error`].
+//! (counting and prompt identity), [`metrics`], `routes`, [`faults`], `inject`, [`conn`],
+//! [`error`].
 //!
 //! ```no_run
 //! # async fn demo(config: ldqa_serve::ServerConfig) -> Result<(), ldqa_serve::ServeError> {
@@ -25,8 +30,11 @@
 //! # }
 //! ```
 
+pub mod conn;
 pub mod driver;
 pub mod error;
+pub mod faults;
+mod inject;
 pub mod metrics;
 pub mod openai;
 mod routes;
@@ -38,7 +46,6 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use ldqa_sim::round::Frontend;
 use ldqa_sim::{Efficiencies, Engine, EngineConfig, Mode};
@@ -69,6 +76,8 @@ pub struct ServerConfig {
     pub max_model_len_tokens: u64,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: usize,
+    /// Injected faults (`--fault-rate`), none by default.
+    pub faults: Option<faults::FaultConfig>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -81,6 +90,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("token_counter", &self.token_counter)
             .field("max_model_len_tokens", &self.max_model_len_tokens)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("faults", &self.faults)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +111,7 @@ impl ServerConfig {
             token_counter: TokenCounter::Approx,
             max_model_len_tokens: DEFAULT_MAX_MODEL_LEN_TOKENS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            faults: None,
         }
     }
 
@@ -111,6 +122,9 @@ impl ServerConfig {
         }
         self.engine.validate()?;
         self.efficiencies.validate()?;
+        if let Some(f) = &self.faults {
+            f.validate()?;
+        }
         Ok(())
     }
 }
@@ -140,6 +154,10 @@ pub fn router(config: ServerConfig) -> Result<Router, ServeError> {
 pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandles), ServeError> {
     config.validate()?;
     let engine = Engine::new(config.engine.clone(), &config.efficiencies)?;
+    let injector = match config.faults.clone() {
+        Some(f) if f.rate > 0.0 => Some(faults::Injector::new(f)?),
+        _ => None,
+    };
     let kv_capacity_tokens =
         u64::from(config.engine.gpu_blocks()) * u64::from(config.engine.block_size_tokens);
     let metrics = Arc::new(Metrics::default());
@@ -163,6 +181,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         max_model_len_tokens: config.max_model_len_tokens,
         kv_capacity_tokens,
         created_s,
+        faults: injector,
     });
     let protected = Router::new()
         .route("/v1/models", get(routes::models))
@@ -200,17 +219,19 @@ pub async fn serve(
     serve_router(listener, app, shutdown).await
 }
 
-/// [`serve`] for an already built router.
+/// [`serve`] for an already built router. Connections are [`conn::FaultIo`]s, with
+/// their [`conn::KillSwitch`] as connect info (the `drop` fault uses it).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = listener.tap_io(|s| {
-        let _ = s.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let listener = conn::FaultListener(listener);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<conn::KillSwitch>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }

@@ -8,7 +8,8 @@
 //! histogram `vllm:time_to_first_token_seconds` (vLLM's buckets). LMCache
 //! (`lmcache/observability.py`): `lmcache:num_hit_tokens_total`,
 //! `lmcache:num_stored_tokens_total`. One extra, ours: `ldqa:token_emission_lag_seconds`,
-//! how late each token event left the server after its due wall time.
+//! how late each token event left the server after its due wall time; and
+//! `ldqa:injected_faults_total{kind=…}`, the faults injected by `--fault-rate`.
 //!
 //! Times are wall seconds (see the crate docs on `--time-scale`).
 
@@ -18,6 +19,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ldqa_sim::{Engine, EngineStats};
+
+use crate::faults::FaultKind;
 
 /// vLLM's TTFT buckets (seconds).
 const TTFT_BUCKETS_S: [f64; 21] = [
@@ -104,6 +107,7 @@ pub struct Metrics {
     gauges: Mutex<Gauges>,
     prompt_tokens: AtomicU64,
     aborted: AtomicU64,
+    injected: [AtomicU64; FaultKind::ALL.len()],
     ttft: Histogram,
     /// Lateness of token events leaving the server (wall time after their due time).
     pub emission_lag: Histogram,
@@ -115,6 +119,7 @@ impl Default for Metrics {
             gauges: Mutex::new(Gauges::default()),
             prompt_tokens: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
+            injected: Default::default(),
             ttft: Histogram::new(&TTFT_BUCKETS_S),
             emission_lag: Histogram::new(&LAG_BUCKETS_S),
         }
@@ -143,6 +148,20 @@ impl Metrics {
 
     pub(crate) fn aborted(&self) {
         self.aborted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn injected(&self, kind: FaultKind) {
+        self.injected[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Faults of `kind` injected so far.
+    pub fn injected_faults(&self, kind: FaultKind) -> u64 {
+        self.injected[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Requests aborted because their client went away (or a fault cut their stream).
+    pub fn aborted_requests(&self) -> u64 {
+        self.aborted.load(Ordering::Relaxed)
     }
 
     /// Fraction of GPU KV blocks held by requests now (0..1).
@@ -235,6 +254,15 @@ impl Metrics {
         ];
         for (name, help, v) in counters {
             sample(name, "counter", help, v.to_string());
+        }
+        let name = "ldqa:injected_faults_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Faults injected by --fault-rate, by kind.\n# TYPE {name} counter"
+        );
+        for kind in FaultKind::ALL {
+            let n = self.injected_faults(kind);
+            let _ = writeln!(out, "{name}{{{labels},kind=\"{kind}\"}} {n}");
         }
         self.ttft.render(
             &mut out,

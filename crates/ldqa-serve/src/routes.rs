@@ -1,12 +1,11 @@
 //! The HTTP routes, the API key check and the panic guard.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest as _, Request, State};
+use axum::extract::{ConnectInfo, FromRequest as _, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, Sse};
@@ -16,8 +15,11 @@ use ldqa_sim::SimRequest;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::conn::KillSwitch;
 use crate::driver::{Command, StreamEvent, Ticket};
 use crate::error::ApiError;
+use crate::faults::{FaultKind, Injector};
+use crate::inject;
 use crate::metrics::Metrics;
 use crate::openai::{self, GenerateRequest, ResponseMeta};
 use crate::tokens::TokenCounter;
@@ -32,6 +34,7 @@ pub(crate) struct Inner {
     pub max_model_len_tokens: u64,
     pub kv_capacity_tokens: u64,
     pub created_s: u64,
+    pub faults: Option<Injector>,
 }
 
 pub(crate) type AppState = Arc<Inner>;
@@ -140,17 +143,34 @@ pub(crate) async fn reset_prefix_cache(State(state): State<AppState>) -> Respons
 }
 
 pub(crate) async fn chat(State(state): State<AppState>, req: Request) -> Response {
-    let received = Instant::now();
-    let body = Bytes::from_request(req, &()).await;
-    generate(state, received, body, true)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    generation(state, req, true).await
 }
 
 pub(crate) async fn completions(State(state): State<AppState>, req: Request) -> Response {
-    let received = Instant::now();
+    generation(state, req, false).await
+}
+
+/// Reads the body, injects this request's fault (if any), then generates.
+async fn generation(state: AppState, req: Request, chat: bool) -> Response {
+    let mut received = Instant::now();
+    let kill = req
+        .extensions()
+        .get::<ConnectInfo<KillSwitch>>()
+        .map(|c| c.0.clone());
+    let fault = state.faults.as_ref().and_then(Injector::draw);
     let body = Bytes::from_request(req, &()).await;
-    generate(state, received, body, false)
+    if let (Some(kind), Some(injector)) = (fault, &state.faults) {
+        state.metrics.injected(kind);
+        if let Some(resp) = inject::before_engine(kind, kill.as_ref(), &injector.config).await {
+            return resp;
+        }
+        if kind == FaultKind::SlowFirstByte {
+            // The engine sees the request after the delay, like a slow proxy in front.
+            received = Instant::now();
+        }
+    }
+    let fault = fault.filter(|k| k.reaches_engine() && *k != FaultKind::SlowFirstByte);
+    generate(state, received, body, chat, fault)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -178,6 +198,7 @@ async fn generate(
     received: Instant,
     body: Result<Bytes, BytesRejection>,
     chat: bool,
+    fault: Option<FaultKind>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let req = openai::parse(&body, chat)?;
@@ -228,10 +249,22 @@ async fn generate(
         chat,
     };
     if req.stream {
-        let stream = sse_stream(rx, guard, meta, req, prompt_tokens, state.metrics.clone());
+        let stream = sse_stream(
+            rx,
+            guard,
+            meta,
+            req,
+            prompt_tokens,
+            state.metrics.clone(),
+            fault,
+        );
         Ok(Sse::new(stream).into_response())
     } else {
-        whole(rx, guard, meta, prompt_tokens).await
+        let resp = whole(rx, guard, meta, prompt_tokens).await?;
+        Ok(match fault {
+            Some(kind) => inject::whole_response(kind, resp),
+            None => resp,
+        })
     }
 }
 
@@ -297,6 +330,10 @@ struct SseState {
     metrics: Arc<Metrics>,
     pending: std::collections::VecDeque<String>,
     ended: bool,
+    /// A fault to inject after the first token.
+    fault: Option<FaultKind>,
+    /// Cut the connection once `pending` is sent.
+    abort: bool,
 }
 
 fn sse_stream(
@@ -306,7 +343,8 @@ fn sse_stream(
     req: GenerateRequest,
     prompt_tokens: u64,
     metrics: Arc<Metrics>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    fault: Option<FaultKind>,
+) -> impl Stream<Item = Result<SseEvent, std::io::Error>> {
     let state = SseState {
         rx,
         guard,
@@ -316,11 +354,21 @@ fn sse_stream(
         metrics,
         pending: std::collections::VecDeque::new(),
         ended: false,
+        fault,
+        abort: false,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(data) = s.pending.pop_front() {
                 return Some((Ok(SseEvent::default().data(data)), s));
+            }
+            if s.abort {
+                // Let hyper flush what was sent, then cut the connection: the guard,
+                // dropped with the stream, aborts the request and frees its blocks.
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                s.abort = false;
+                s.ended = true;
+                return Some((Err(inject::abort_error()), s));
             }
             if s.ended {
                 return None;
@@ -335,6 +383,20 @@ fn sse_stream(
                     }
                     let last = index + 1 >= s.req.max_tokens;
                     s.pending.push_back(s.meta.token_chunk(last).to_string());
+                    match s.fault.take() {
+                        Some(FaultKind::Disconnect) => s.abort = true,
+                        Some(FaultKind::Malformed) => {
+                            s.pending.push_back(inject::MALFORMED_JSON.to_owned());
+                            s.ended = true;
+                        }
+                        Some(FaultKind::ErrorEvent) => {
+                            s.pending
+                                .push_back(inject::error_event().body().to_string());
+                            s.pending.push_back("[DONE]".into());
+                            s.ended = true;
+                        }
+                        _ => {}
+                    }
                 }
                 Some(StreamEvent::Finished {
                     prefix,
