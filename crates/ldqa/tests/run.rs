@@ -306,15 +306,13 @@ async fn an_unreachable_server_exits_2_before_any_work() {
     );
 }
 
-#[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_writes_what_was_measured_and_exits_130() {
+/// A server that answers the 5 pre-warmup and the first 2 warmup requests, then stalls.
+async fn server_stalling_after_seven() -> ScriptedServer {
     let n = Arc::new(AtomicUsize::new(0));
-    let server = ScriptedServer::start(move |req| {
+    ScriptedServer::start(move |req| {
         if !is_generation(req) {
             return default_reply(req);
         }
-        // Pre-warmup and the first two warmup requests answer; then everything stalls.
         if n.fetch_add(1, Ordering::SeqCst) < 7 {
             Reply::Stream(chat_stream(Duration::ZERO, &["a"], 10))
         } else {
@@ -322,20 +320,20 @@ async fn ctrl_c_writes_what_was_measured_and_exits_130() {
         }
     })
     .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = ldqa();
-    small_workload(&mut cmd, &server, dir.path(), 1);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    .unwrap()
+}
+
+/// Starts `cmd` and waits until the stalled 8th request is in flight.
+async fn spawn_until_stalled(mut cmd: Command, server: &ScriptedServer) -> std::process::Child {
     let mut child = cmd.spawn().unwrap();
-    // Wait until the stalled request is in flight, then interrupt.
-    while server
-        .served()
-        .iter()
-        .filter(|s| is_generation(&s.request))
-        .count()
-        < 8
-    {
+    let generated = || {
+        server
+            .served()
+            .iter()
+            .filter(|s| is_generation(&s.request))
+            .count()
+    };
+    while generated() < 8 {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
             panic!(
@@ -345,6 +343,18 @@ async fn ctrl_c_writes_what_was_measured_and_exits_130() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    child
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_writes_what_was_measured_and_exits_130() {
+    let server = server_stalling_after_seven().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    small_workload(&mut cmd, &server, dir.path(), 1);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = spawn_until_stalled(cmd, &server).await;
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: sending SIGINT to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -370,35 +380,12 @@ async fn ctrl_c_writes_what_was_measured_and_exits_130() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_leaves_every_finished_request_readable() {
-    let n = Arc::new(AtomicUsize::new(0));
-    let server = ScriptedServer::start(move |req| {
-        if !is_generation(req) {
-            return default_reply(req);
-        }
-        // Pre-warmup and the first two warmup requests answer; then everything stalls.
-        if n.fetch_add(1, Ordering::SeqCst) < 7 {
-            Reply::Stream(chat_stream(Duration::ZERO, &["a"], 10))
-        } else {
-            Reply::Stream(vec![role_chunk(), Step::Stall])
-        }
-    })
-    .await
-    .unwrap();
+    let server = server_stalling_after_seven().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = ldqa();
     small_workload(&mut cmd, &server, dir.path(), 1);
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    while server
-        .served()
-        .iter()
-        .filter(|s| is_generation(&s.request))
-        .count()
-        < 8
-    {
-        assert!(child.try_wait().unwrap().is_none(), "ldqa ended early");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut child = spawn_until_stalled(cmd, &server).await;
     child.kill().unwrap(); // SIGKILL: no handler runs
     child.wait().unwrap();
     let log = ldqa_report::read_record_log(&dir.path().join("records.jsonl")).unwrap();
