@@ -89,7 +89,7 @@ impl Report {
         self.result.round(kind).map(|r| &r.summary)
     }
 
-    /// CSV per round, the JSON result, plots.
+    /// CSV per round, the JSON result; with `visualize`, the PNG timelines and `report.html`.
     pub fn write_files(&self, outputs: &Outputs, visualize: bool) -> anyhow::Result<()> {
         for round in &self.result.rounds {
             let record = round.to_record();
@@ -102,6 +102,11 @@ impl Report {
                 ldqa_report::plot_round_timeline(&record, &title, &path)
                     .with_context(|| format!("drawing {}", path.display()))?;
             }
+        }
+        if visualize {
+            let path = outputs.path("report.html");
+            let html = ldqa_report::run_html(&self.result, "ldqa: Long Doc QA results");
+            std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(path) = &outputs.save_result {
             ldqa_report::write_json(path, &self.result)

@@ -75,6 +75,7 @@ async fn a_run_prints_upstreams_block_and_writes_every_file() {
     let mut cmd = ldqa();
     small_workload(&mut cmd, &server, dir.path(), 2);
     cmd.arg("--json-output")
+        .arg("--visualize")
         .arg("--save-result")
         .arg(dir.path().join("result.json"));
     let out = run(cmd).await;
@@ -149,6 +150,15 @@ async fn a_run_prints_upstreams_block_and_writes_every_file() {
         14,
         "every request, pre-warmup included, is logged as it ends"
     );
+    for plot in ["warmup_round.png", "query_round.png"] {
+        let bytes = std::fs::read(dir.path().join(plot)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{plot} is a PNG");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg"), "report.html has plots");
+    for external in ["src=\"http", "href=\"http", "<link", "@import"] {
+        assert!(!html.contains(external), "report.html loads {external}…");
+    }
     let result: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("result.json")).unwrap())
             .unwrap();

@@ -143,7 +143,7 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub save_result: Option<PathBuf>,
 
-    /// Draw warmup_round.png and query_round.png (per-request timelines).
+    /// Draw warmup_round.png and query_round.png (per-request timelines) and report.html.
     #[arg(long, help_heading = "Output")]
     pub visualize: bool,
 
