@@ -177,3 +177,31 @@ fn the_openai_python_package_streams_from_ldqa_serve() {
     assert!(stdout.starts_with("ok: openai "), "{stdout}");
     eprintln!("{stdout}");
 }
+
+#[test]
+fn bad_fault_flags_are_refused_before_listening() {
+    for (args, needle) in [
+        (
+            &["--fault-rate", "1.5"][..],
+            "--fault-rate must be between 0 and 1",
+        ),
+        (
+            &["--fault-rate", "0.1", "--faults", "drop,nope"][..],
+            "unknown fault kind `nope`",
+        ),
+        (
+            &["--fault-rate", "0.1", "--fault-stall-s=-1"][..],
+            "--fault-stall-s must be",
+        ),
+    ] {
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("listening"), "{stderr}");
+    }
+}

@@ -8,12 +8,18 @@
 //! `--time-scale F` runs simulated time F times faster than the wall clock: every time a
 //! client measures is then wall time, and F × that is the simulated time `ldqa predict`
 //! reports.
+//!
+//! `--fault-rate P --faults KINDS` injects seeded faults into generation requests (what
+//! a client sees for each kind: `ldqa_serve::faults`), logged per request to stderr or
+//! `--fault-log FILE` (JSONL) and counted in `/metrics` (`ldqa:injected_faults_total`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
+use ldqa_serve::faults::FaultConfig;
 use ldqa_serve::{ServerConfig, TokenCounter};
 
 use crate::cmd::engine_args::EngineArgs;
@@ -58,6 +64,80 @@ pub struct ServeArgs {
     /// vLLM's --max-model-len: prompt + max_tokens limit in tokens.
     #[arg(long, default_value_t = ldqa_serve::DEFAULT_MAX_MODEL_LEN_TOKENS, value_name = "TOKENS")]
     pub max_model_len: u64,
+
+    /// Inject a fault into each generation request with this probability (0..1),
+    /// decided independently per request from --fault-seed and the request's index.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "P",
+        help_heading = "Fault injection"
+    )]
+    pub fault_rate: f64,
+
+    /// Comma-separated kinds, chosen uniformly: http500, http429, drop (connection closed
+    /// before any header), disconnect (mid-stream), stall, malformed, error_event,
+    /// slow_first_byte; or `all`.
+    #[arg(
+        long,
+        default_value = "all",
+        value_name = "KINDS",
+        help_heading = "Fault injection"
+    )]
+    pub faults: String,
+
+    /// Seed of the fault decisions.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Fault injection"
+    )]
+    pub fault_seed: u64,
+
+    /// How long a `stall` keeps its stream silent before closing it (longer than the
+    /// client's timeout).
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECONDS",
+        help_heading = "Fault injection"
+    )]
+    pub fault_stall_s: f64,
+
+    /// How long a `slow_first_byte` waits before answering.
+    #[arg(
+        long,
+        default_value_t = 500,
+        value_name = "MS",
+        help_heading = "Fault injection"
+    )]
+    pub fault_slow_ms: u64,
+
+    /// Append one JSON line per injected fault here (`{"request_index":N,"kind":"…"}`);
+    /// default: one line per fault on stderr.
+    #[arg(long, value_name = "FILE", help_heading = "Fault injection")]
+    pub fault_log: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The fault settings, `None` when --fault-rate is 0.
+    fn fault_config(&self) -> anyhow::Result<Option<FaultConfig>> {
+        let kinds = ldqa_serve::faults::parse_kinds(&self.faults).context("--faults")?;
+        let stall = Duration::try_from_secs_f64(self.fault_stall_s).map_err(|_| {
+            anyhow::anyhow!(
+                "--fault-stall-s must be a non-negative number of seconds, not {}",
+                self.fault_stall_s
+            )
+        })?;
+        let mut config = FaultConfig::new(self.fault_rate, kinds);
+        config.seed = self.fault_seed;
+        config.stall = stall;
+        config.slow_first_byte = Duration::from_millis(self.fault_slow_ms);
+        config.log = self.fault_log.clone();
+        config.validate()?;
+        Ok((config.rate > 0.0).then_some(config))
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -67,6 +147,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.time_scale
         );
     }
+    let faults = args.fault_config()?;
     let resolved = args.engine.resolve()?;
     let scenario = resolved.single()?.clone();
     let model = args
@@ -81,6 +162,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.api_key = args.api_key.clone();
     config.time_scale = args.time_scale;
     config.max_model_len_tokens = args.max_model_len;
+    let fault_note = faults.as_ref().map_or(String::new(), |f| {
+        let kinds: Vec<_> = f.kinds.iter().map(|k| k.as_str()).collect();
+        format!(
+            ", faults {} at rate {} seed {}",
+            kinds.join(","),
+            f.rate,
+            f.seed
+        )
+    });
+    config.faults = faults;
     if let Some(path) = &args.tokenizer {
         config.token_counter = TokenCounter::from_file(path).context("--tokenizer")?;
     }
@@ -98,7 +189,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             IpAddr::V4(ip) => ip.to_string(),
         };
         eprintln!(
-            "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {})",
+            "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {}{fault_note})",
             addr.port(),
             ldqa_serve::engine_label(&config.engine),
             args.time_scale,
