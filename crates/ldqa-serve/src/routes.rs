@@ -334,6 +334,8 @@ struct SseState {
     fault: Option<FaultKind>,
     /// Cut the connection once `pending` is sent.
     abort: bool,
+    /// The chunk of a token that is not the last one.
+    token_data: Option<String>,
 }
 
 fn sse_stream(
@@ -356,6 +358,7 @@ fn sse_stream(
         ended: false,
         fault,
         abort: false,
+        token_data: None,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         loop {
@@ -382,7 +385,16 @@ fn sse_stream(
                         s.pending.push_back(s.meta.role_chunk().to_string());
                     }
                     let last = index + 1 >= s.req.max_tokens;
-                    s.pending.push_back(s.meta.token_chunk(last).to_string());
+                    let chunk = if last {
+                        s.meta.token_chunk(true).to_string()
+                    } else {
+                        // Every other token's chunk is the same text: build it once.
+                        let meta = &s.meta;
+                        s.token_data
+                            .get_or_insert_with(|| meta.token_chunk(false).to_string())
+                            .clone()
+                    };
+                    s.pending.push_back(chunk);
                     match s.fault.take() {
                         Some(FaultKind::Disconnect) => s.abort = true,
                         Some(FaultKind::Malformed) => {
