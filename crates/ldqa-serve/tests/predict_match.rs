@@ -8,7 +8,9 @@
 //! The scenario has the seed's shape (10,000-token documents, 100 output tokens, 4 in
 //! flight) with a GPU cache smaller than the documents, so the query round exercises the
 //! LMCache tier; its times are hundreds of milliseconds, as in the seed, so that the
-//! comparison is about the model and not about a millisecond of loopback latency.
+//! comparison is about the model and not about a millisecond of loopback latency. The time
+//! scale stays at 2: the server's own processing time (a few ms in a debug build on a busy
+//! 2-core machine) is multiplied by it; seen here at load average 4.6: worst error 2.4 %.
 
 mod common;
 
@@ -18,8 +20,8 @@ use ldqa_sim::seed;
 use ldqa_sim::Engine;
 use ldqa_workload::{RepeatMode, Workload, WorkloadConfig};
 
-const TIME_SCALE: f64 = 4.0;
-const DOCS: usize = 6;
+const TIME_SCALE: f64 = 2.0;
+const DOCS: usize = 12;
 const DOC_TOKENS: usize = 10000;
 const OUTPUT: u32 = 100;
 const INFLIGHT: usize = 4;
@@ -43,13 +45,15 @@ fn within(what: &str, served_ns: f64, predicted_ns: f64) -> Result<(), String> {
 async fn check(lmcache: bool) {
     let mut config = common::config(TIME_SCALE);
     config.engine = common::engine(lmcache);
-    // A GPU cache smaller than the documents, so the query round needs the CPU tier.
-    config.engine.gpu_kv_tokens = 40_000;
+    // A GPU cache that holds the 4 requests in flight (4 × ~10.1k tokens) but not the
+    // 12 documents: in tile order each document is evicted long before it comes back, so
+    // the query round needs the CPU tier, and nothing depends on a near-tie in the LRU.
+    config.engine.gpu_kv_tokens = 48_000;
     let (base, _stop) = common::start(config.clone()).await;
     let workload = Workload::build(&WorkloadConfig {
         num_documents: DOCS,
         document_length: DOC_TOKENS,
-        repeat_count: 2,
+        repeat_count: 1,
         repeat_mode: RepeatMode::Tile,
         ..Default::default()
     })
@@ -73,7 +77,7 @@ async fn check(lmcache: bool) {
         num_documents: DOCS,
         document_length: DOC_TOKENS as u64,
         output_len: OUTPUT,
-        repeat_count: 2,
+        repeat_count: 1,
         repeat_mode: seed::RepeatMode::Tile,
         max_inflight_requests: INFLIGHT,
         chat: true,
@@ -116,12 +120,10 @@ async fn check(lmcache: bool) {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+// One test, engines one after the other: two real-time servers side by side on a
+// 2-core machine would measure each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn served_vllm_matches_the_prediction() {
+async fn served_runs_match_the_prediction() {
     check(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn served_lmcache_matches_the_prediction() {
     check(true).await;
 }
