@@ -251,3 +251,48 @@ fn repeats_give_confidence_intervals() {
     assert_eq!(row["metric"], "query mean TTFT");
     assert_eq!(row["gain_ci95"]["n"], 2);
 }
+
+/// `ab --sim`: both engines are `ldqa serve` child processes, reached over real HTTP.
+/// A small GPU (L4) keeps it quick: the recommender's 27 documents exceed its KV cache, so
+/// the tutorial's effect must show.
+#[test]
+fn ab_sim_runs_the_tutorial_through_real_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args([
+            "ab",
+            "--sim",
+            "--gpu",
+            "l4",
+            "--output-len",
+            "20",
+            "--time-scale",
+            "20",
+        ])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("working set exceeds the GPU KV cache"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: LMCache wins"), "{stdout}");
+    let ab = ab_json(dir.path());
+    let query_ttft = |engine: &str| {
+        let rounds = ab[engine]["runs"][0]["rounds"].as_array().unwrap();
+        let query = rounds.iter().find(|r| r["kind"] == "query").unwrap();
+        assert_eq!(query["summary"]["successful_count"], 27, "{engine}");
+        query["summary"]["mean_ttft_s"].as_f64().unwrap()
+    };
+    assert!(query_ttft("lmcache") < query_ttft("baseline") / 2.0);
+    for engine in ["baseline", "lmcache"] {
+        let log = std::fs::read_to_string(dir.path().join(engine).join("server.log")).unwrap();
+        assert!(
+            log.contains("ldqa serve: listening on http://127.0.0.1:"),
+            "{log}"
+        );
+    }
+}
