@@ -10,9 +10,10 @@
 //! completion with a distinct prompt and reads until `[DONE]`.
 //!
 //! Reports: errors (connect, non-200, stream without `[DONE]`, wrong token count), token
-//! emission jitter (the server's `ldqa:token_emission_lag_seconds`: how late each token
-//! left the server after its due wall time; quantiles are the upper bound of the bucket
-//! holding them), KV usage after the run (must be 0) and peak RSS of the whole process
+//! emission lag (the server's `ldqa:token_emission_lag_seconds`: how late each token
+//! left the server after its due wall time) and jitter (`ldqa:token_emission_jitter_seconds`:
+//! how much that lateness changed from one token of a stream to the next); quantiles are
+//! the upper bound of the bucket holding them; KV usage after the run (must be 0) and peak RSS of the whole process
 //! (server and clients together, `VmHWM`).
 
 use std::time::{Duration, Instant};
@@ -138,10 +139,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ok = outcomes.iter().filter(|o| o.ok).count();
     let connect_errors = outcomes.iter().filter(|o| o.connect_error).count();
     let tokens: u64 = outcomes.iter().map(|o| u64::from(o.tokens)).sum();
-    let lag = m.emission_lag.cumulative();
-    let n = m.emission_lag.count();
-    let q = |p| {
-        bucket_quantile_s(&lag, n, p).map_or("> 0.1 s".into(), |s| format!("≤ {:.3} ms", s * 1e3))
+    let quantiles = |h: &ldqa_serve::metrics::Histogram| {
+        let (cumulative, n) = (h.cumulative(), h.count());
+        let q = |p| {
+            bucket_quantile_s(&cumulative, n, p)
+                .map_or("> 0.1 s".into(), |s| format!("≤ {:.3} ms", s * 1e3))
+        };
+        format!("n {n}, p50 {}, p99 {}, p99.9 {}", q(0.5), q(0.99), q(0.999))
     };
     println!("connections {connections}, {max_tokens} tokens each, time scale {time_scale}");
     println!(
@@ -149,12 +153,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         connections - ok,
         wall.as_secs_f64()
     );
-    println!(
-        "token emission lag: n {n}, p50 {}, p99 {}, p99.9 {}",
-        q(0.5),
-        q(0.99),
-        q(0.999)
-    );
+    println!("token emission lag: {}", quantiles(&m.emission_lag));
+    println!("token emission jitter: {}", quantiles(&m.emission_jitter));
     println!(
         "KV usage after: {}; peak RSS {:.1} MiB (server and clients)",
         m.kv_cache_usage(),

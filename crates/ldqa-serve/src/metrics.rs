@@ -111,6 +111,9 @@ pub struct Metrics {
     ttft: Histogram,
     /// Lateness of token events leaving the server (wall time after their due time).
     pub emission_lag: Histogram,
+    /// Jitter: how much the lateness changed between consecutive tokens of one stream
+    /// (|lag(k) − lag(k−1)|, the interarrival jitter of RFC 3550 §6.4.1 without smoothing).
+    pub emission_jitter: Histogram,
 }
 
 impl Default for Metrics {
@@ -122,6 +125,7 @@ impl Default for Metrics {
             injected: Default::default(),
             ttft: Histogram::new(&TTFT_BUCKETS_S),
             emission_lag: Histogram::new(&LAG_BUCKETS_S),
+            emission_jitter: Histogram::new(&LAG_BUCKETS_S),
         }
     }
 }
@@ -274,6 +278,12 @@ impl Metrics {
             &mut out,
             "ldqa:token_emission_lag_seconds",
             "How late token events left the server after their due wall time.",
+            &labels,
+        );
+        self.emission_jitter.render(
+            &mut out,
+            "ldqa:token_emission_jitter_seconds",
+            "Change of that lateness between consecutive tokens of one stream.",
             &labels,
         );
         out

@@ -336,6 +336,8 @@ struct SseState {
     abort: bool,
     /// The chunk of a token that is not the last one.
     token_data: Option<String>,
+    /// How late the previous token of this stream left, for the jitter.
+    last_lag: Option<std::time::Duration>,
 }
 
 fn sse_stream(
@@ -359,6 +361,7 @@ fn sse_stream(
         fault,
         abort: false,
         token_data: None,
+        last_lag: None,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         loop {
@@ -378,9 +381,11 @@ fn sse_stream(
             }
             match s.rx.recv().await {
                 Some(StreamEvent::Token { index, due }) => {
-                    s.metrics
-                        .emission_lag
-                        .observe(Instant::now().saturating_duration_since(due));
+                    let lag = Instant::now().saturating_duration_since(due);
+                    s.metrics.emission_lag.observe(lag);
+                    if let Some(prev) = s.last_lag.replace(lag) {
+                        s.metrics.emission_jitter.observe(lag.abs_diff(prev));
+                    }
                     if index == 0 && s.meta.chat {
                         s.pending.push_back(s.meta.role_chunk().to_string());
                     }
