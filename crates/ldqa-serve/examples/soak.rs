@@ -5,7 +5,8 @@
 //! cargo build --release -p ldqa
 //! cargo run --release -p ldqa-serve --example soak -- \
 //!     [--ldqa target/release/ldqa] [--requests 200000] [--clients 64] [--max-tokens 8] \
-//!     [--time-scale 1000] [--pool 500] [--sample-every 10000] [--warmup 20000]
+//!     [--time-scale 1000] [--pool 500] [--sample-every 10000] [--warmup 20000] \
+//!     [--abort-every 0]
 //! ```
 //! The server is `ldqa serve --port 0 --time-scale F` (default engine: the seed's
 //! Llama-3.1-8B on one H100, vLLM mode), started as a child so that its `VmRSS` (read
@@ -14,6 +15,10 @@
 //! completions with `include_usage` until REQUESTS were sent. Prompts are ~40 words: even
 //! requests repeat one of POOL documents (prefix cache hits), odd ones are unique (misses
 //! that fill the GPU cache until it evicts).
+//!
+//! With ABORT_EVERY = N > 0, every Nth request's client closes its connection as soon
+//! as the first token arrives (the server must abort it and free its KV blocks) and
+//! reconnects for the next one; those requests are counted as cut, not as errors.
 //!
 //! Every SAMPLE_EVERY finished requests the server's `VmRSS` is recorded. The first
 //! WARMUP requests are warm-up; the check is max/min of the samples after it ≤ 1.10.
@@ -44,6 +49,7 @@ struct Opts {
     pool: u64,
     sample_every: u64,
     warmup: u64,
+    abort_every: u64,
 }
 
 fn parse_opts() -> Result<Opts, String> {
@@ -56,6 +62,7 @@ fn parse_opts() -> Result<Opts, String> {
         pool: 500,
         sample_every: 10_000,
         warmup: 20_000,
+        abort_every: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -74,6 +81,7 @@ fn parse_opts() -> Result<Opts, String> {
             "--pool" => o.pool = num(&flag, &value)?,
             "--sample-every" => o.sample_every = num(&flag, &value)?,
             "--warmup" => o.warmup = num(&flag, &value)?,
+            "--abort-every" => o.abort_every = num(&flag, &value)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -146,6 +154,7 @@ struct Counters {
     connect_errors: AtomicU64,
     bad_status: AtomicU64,
     bad_stream: AtomicU64,
+    cut: AtomicU64,
     cached_tokens: AtomicU64,
 }
 
@@ -180,13 +189,15 @@ fn prompt(i: u64, pool: u64) -> String {
     p
 }
 
-/// Sends one request on `s` and reads its whole chunked response.
+/// Sends one request on `s` and reads its whole chunked response, or (`cut`) stops
+/// reading at its first token and returns `None`.
 async fn one_request(
     s: &mut TcpStream,
     buf: &mut [u8],
     o: &Opts,
     i: u64,
-) -> std::io::Result<Vec<u8>> {
+    cut: bool,
+) -> std::io::Result<Option<Vec<u8>>> {
     let body = format!(
         r#"{{"model":"meta-llama/Llama-3.1-8B-Instruct","prompt":"{}","max_tokens":{},"stream":true,"stream_options":{{"include_usage":true}}}}"#,
         prompt(i, o.pool),
@@ -204,9 +215,12 @@ async fn one_request(
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         out.extend_from_slice(&buf[..n]);
+        if cut && out.starts_with(b"HTTP/1.1 200") && find(&out, b"\"finish_reason\":").is_some() {
+            return Ok(None);
+        }
         // The last chunk of a chunked body; chunk contents are SSE text with `\n` only.
         if out.ends_with(b"\r\n0\r\n\r\n") {
-            return Ok(out);
+            return Ok(Some(out));
         }
         // A non-streamed (error) response has a Content-Length and no chunks.
         if let Some(head_end) = find(&out, b"\r\n\r\n") {
@@ -217,7 +231,7 @@ async fn one_request(
                 .and_then(|v| v.trim().parse::<usize>().ok())
             {
                 if out.len() >= head_end + 4 + len {
-                    return Ok(out);
+                    return Ok(Some(out));
                 }
             }
         }
@@ -259,8 +273,14 @@ async fn client(
             }
         }
         if let Some(s) = conn.as_mut() {
-            match one_request(s, &mut buf, &o, i).await {
-                Ok(resp) => {
+            let cut = o.abort_every > 0 && (i + 1).is_multiple_of(o.abort_every);
+            match one_request(s, &mut buf, &o, i, cut).await {
+                Ok(None) => {
+                    // Closing the connection is how a client cancels a stream.
+                    c.cut.fetch_add(1, Ordering::Relaxed);
+                    conn = None;
+                }
+                Ok(Some(resp)) => {
                     let tokens = count(&resp, b"\"finish_reason\":");
                     if !resp.starts_with(b"HTTP/1.1 200") {
                         c.bad_status.fetch_add(1, Ordering::Relaxed);
@@ -392,7 +412,8 @@ fn run(o: Opts) -> Result<bool, String> {
         f64::NAN
     };
     let ok = c.ok.load(Ordering::Relaxed);
-    let errors = o.requests - ok;
+    let cut = c.cut.load(Ordering::Relaxed);
+    let errors = o.requests - ok - cut;
     println!(
         "after warm-up ({} requests): min {:.1} MiB, max {:.1} MiB, max/min {ratio:.4} (limit {MAX_RATIO}); peak VmHWM {:.1} MiB",
         o.warmup,
@@ -401,7 +422,7 @@ fn run(o: Opts) -> Result<bool, String> {
         hwm as f64 / 1024.0
     );
     println!(
-        "ok {ok}, errors {errors} (connect {}, status {}, stream {}), wall {wall_s:.1} s, {:.0} requests/s, cached prompt tokens reported {}",
+        "ok {ok}, cut by the client {cut}, errors {errors} (connect {}, status {}, stream {}), wall {wall_s:.1} s, {:.0} requests/s, cached prompt tokens reported {}",
         c.connect_errors.load(Ordering::Relaxed),
         c.bad_status.load(Ordering::Relaxed),
         c.bad_stream.load(Ordering::Relaxed),
