@@ -6,13 +6,13 @@
 //! cargo run --release -p ldqa-serve --example soak -- \
 //!     [--ldqa target/release/ldqa] [--requests 200000] [--clients 64] [--max-tokens 8] \
 //!     [--time-scale 1000] [--pool 500] [--sample-every 10000] [--warmup 20000] \
-//!     [--abort-every 0]
+//!     [--abort-every 0] [--engine vllm|lmcache] [--words 40]
 //! ```
 //! The server is `ldqa serve --port 0 --time-scale F` (default engine: the seed's
 //! Llama-3.1-8B on one H100, vLLM mode), started as a child so that its `VmRSS` (read
 //! from `/proc/PID/status`) is the server's alone. CLIENTS tasks each hold one keep-alive
 //! HTTP/1.1 connection (raw TCP, reconnecting after an error) and send streamed
-//! completions with `include_usage` until REQUESTS were sent. Prompts are ~40 words: even
+//! completions with `include_usage` until REQUESTS were sent. Prompts are WORDS words: even
 //! requests repeat one of POOL documents (prefix cache hits), odd ones are unique (misses
 //! that fill the GPU cache until it evicts).
 //!
@@ -50,6 +50,10 @@ struct Opts {
     sample_every: u64,
     warmup: u64,
     abort_every: u64,
+    /// `ldqa serve --engine`.
+    engine: String,
+    /// Words per prompt after its `Document ID:` header.
+    words: u64,
 }
 
 fn parse_opts() -> Result<Opts, String> {
@@ -63,6 +67,8 @@ fn parse_opts() -> Result<Opts, String> {
         sample_every: 10_000,
         warmup: 20_000,
         abort_every: 0,
+        engine: "vllm".into(),
+        words: 40,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -82,6 +88,8 @@ fn parse_opts() -> Result<Opts, String> {
             "--sample-every" => o.sample_every = num(&flag, &value)?,
             "--warmup" => o.warmup = num(&flag, &value)?,
             "--abort-every" => o.abort_every = num(&flag, &value)?,
+            "--engine" => o.engine = value.clone(),
+            "--words" => o.words = num(&flag, &value)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -107,6 +115,7 @@ fn start_server(o: &Opts) -> Result<(std::process::Child, SocketAddr, Log), Stri
     let mut child = std::process::Command::new(&o.ldqa)
         .args(["serve", "--port", "0", "--time-scale"])
         .arg(o.time_scale.to_string())
+        .args(["--engine", &o.engine])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -175,14 +184,14 @@ const WORDS: [&str; 8] = [
 /// Request `i`'s prompt: even requests repeat one of `pool` documents (the server's
 /// prompt identity is the whole text, so these hit the prefix cache once seen), odd
 /// ones are unique (they miss, fill the cache and make it evict).
-fn prompt(i: u64, pool: u64) -> String {
+fn prompt(i: u64, pool: u64, words: u64) -> String {
     let (seed, mut p) = if i.is_multiple_of(2) {
         let d = (i / 2) % pool;
         (d, format!("Document {d}:"))
     } else {
         (i, format!("Document u{i}:"))
     };
-    for k in 0..40 {
+    for k in 0..words {
         p.push(' ');
         p.push_str(WORDS[((seed + k) % 8) as usize]);
     }
@@ -200,7 +209,7 @@ async fn one_request(
 ) -> std::io::Result<Option<Vec<u8>>> {
     let body = format!(
         r#"{{"model":"meta-llama/Llama-3.1-8B-Instruct","prompt":"{}","max_tokens":{},"stream":true,"stream_options":{{"include_usage":true}}}}"#,
-        prompt(i, o.pool),
+        prompt(i, o.pool, o.words),
         o.max_tokens
     );
     let req = format!(
@@ -390,8 +399,8 @@ fn run(o: Opts) -> Result<bool, String> {
 
     let samples = samples.lock().map(|v| v.clone()).unwrap_or_default();
     println!(
-        "requests {}, clients {}, max_tokens {}, time scale {}, prompt pool {}",
-        o.requests, o.clients, o.max_tokens, o.time_scale, o.pool
+        "requests {}, clients {}, max_tokens {}, time scale {}, prompt pool {}, engine {}, {} words a prompt",
+        o.requests, o.clients, o.max_tokens, o.time_scale, o.pool, o.engine, o.words
     );
     println!("finished | wall s | server VmRSS MiB");
     for (done, t, rss) in &samples {
@@ -439,6 +448,7 @@ fn run(o: Opts) -> Result<bool, String> {
                         "num_requests_waiting",
                         "kv_cache_usage_perc",
                         "prefix_cache_",
+                        "lmcache:",
                         "request_success_total",
                         "generation_tokens_total",
                         "aborted_requests_total",
