@@ -29,13 +29,17 @@ pub struct WeightSummary {
 impl WeightSummary {
     /// All elements, every dtype counted.
     pub fn elements(&self) -> u64 {
-        self.elements_by_dtype.values().sum()
+        // Saturating: a dtype of unknown width may claim any element count.
+        self.elements_by_dtype
+            .values()
+            .fold(0u64, |sum, n| sum.saturating_add(*n))
     }
 
     fn add(&mut self, other: &WeightSummary) {
-        self.bytes += other.bytes;
+        self.bytes = self.bytes.saturating_add(other.bytes);
         for (k, v) in &other.elements_by_dtype {
-            *self.elements_by_dtype.entry(k.clone()).or_default() += v;
+            let count = self.elements_by_dtype.entry(k.clone()).or_default();
+            *count = count.saturating_add(*v);
         }
     }
 }
@@ -93,6 +97,7 @@ pub fn parse_header(json: &[u8], data_len: u64, path: &Path) -> Result<WeightSum
         .as_object()
         .ok_or_else(|| bad(path, "header is not a JSON object"))?;
     let mut out = WeightSummary::default();
+    let mut ranges: Vec<(u64, u64, &str)> = Vec::with_capacity(obj.len());
     for (name, t) in obj {
         if name == "__metadata__" {
             continue;
@@ -153,7 +158,24 @@ pub fn parse_header(json: &[u8], data_len: u64, path: &Path) -> Result<WeightSum
             }
         }
         out.bytes += e - b;
-        *out.elements_by_dtype.entry(dtype.to_string()).or_default() += numel;
+        // Unknown dtypes leave `numel` unchecked against the bytes, so the sum can overflow.
+        let count = out.elements_by_dtype.entry(dtype.to_string()).or_default();
+        *count = count
+            .checked_add(numel)
+            .ok_or_else(|| bad(path, format!("element count of {dtype} overflows")))?;
+        ranges.push((b, e, name));
+    }
+    // The format gives every tensor its own bytes: overlapping ranges would count bytes twice
+    // (found by the `specs_load` fuzz target, see docs/fuzzing.md).
+    ranges.sort_unstable();
+    for w in ranges.windows(2) {
+        let ((_, end, first), (begin, _, second)) = (w[0], w[1]);
+        if begin < end {
+            return Err(bad(
+                path,
+                format!("tensors `{first}` and `{second}` overlap in the data bytes"),
+            ));
+        }
     }
     Ok(out)
 }
