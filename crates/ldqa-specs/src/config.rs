@@ -185,11 +185,84 @@ pub fn spec_from_value(v: &Value, name: &str, origin: &str) -> Result<ModelSpec,
         weight_bytes: 0,
         source: origin.to_string(),
     };
+    check_plausible(&spec, origin)?;
     let p = params::breakdown(&spec);
     spec.total_params = p.total();
     spec.active_params = p.active();
     spec.weight_bytes = params::weight_bytes(&spec, &p);
     Ok(spec)
+}
+
+/// Upper bounds far above any published model (the largest have hidden sizes of ~16k,
+/// ~130 layers, 384 experts, vocabularies of ~260k), chosen so that every product in
+/// [`params::breakdown`] and [`params::weight_bytes`] stays below 2^64: with these bounds the
+/// largest term (routed experts, layers × experts × 3 × hidden × expert width) is below 2^60.
+/// A config beyond them is malformed, and saying so beats overflowing.
+const PLAUSIBLE_MAX: [(&str, u64); 12] = [
+    ("num_hidden_layers", 1 << 10),
+    ("hidden_size", 1 << 17),
+    ("num_attention_heads", 1 << 12),
+    ("num_key_value_heads", 1 << 12),
+    ("head_dim", 1 << 14),
+    ("intermediate_size", 1 << 20),
+    ("vocab_size", 1 << 22),
+    ("n_routed_experts / num_experts", 1 << 10),
+    ("moe_intermediate_size", 1 << 20),
+    ("n_shared_experts", 1 << 8),
+    ("MLA ranks and head widths", 1 << 16),
+    ("torch_dtype bytes", 8),
+];
+
+fn check_plausible(m: &ModelSpec, origin: &str) -> Result<(), SpecError> {
+    let moe = m.moe.unwrap_or(MoeSpec {
+        num_experts: 0,
+        experts_per_token: 0,
+        expert_intermediate_size: 0,
+        shared_experts: 0,
+        first_dense_layers: 0,
+    });
+    let mla_max = match m.attention {
+        AttentionKind::Mla {
+            kv_lora_rank,
+            qk_rope_head_dim,
+            qk_nope_head_dim,
+            v_head_dim,
+            q_lora_rank,
+        } => [
+            kv_lora_rank,
+            qk_rope_head_dim,
+            qk_nope_head_dim,
+            v_head_dim,
+            q_lora_rank.unwrap_or(0),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0),
+        _ => 0,
+    };
+    let values = [
+        u64::from(m.num_layers),
+        m.hidden_size,
+        u64::from(m.num_attention_heads),
+        u64::from(m.num_kv_heads),
+        u64::from(m.head_dim),
+        m.intermediate_size,
+        m.vocab_size,
+        u64::from(moe.num_experts).max(u64::from(moe.experts_per_token)),
+        moe.expert_intermediate_size,
+        u64::from(moe.shared_experts),
+        u64::from(mla_max),
+        u64::from(m.dtype_bytes),
+    ];
+    for ((field, max), value) in PLAUSIBLE_MAX.iter().zip(values) {
+        if value > *max {
+            return Err(malformed(
+                origin,
+                format!("{field} = {value} is beyond any real model (at most {max} accepted)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn attention_kind(

@@ -55,8 +55,12 @@ fn huge_element_counts_of_unknown_dtypes_do_not_overflow() {
 /// `config.json` with huge sizes panics in debug builds (wraps in release). Found by hand while
 /// reading the code the `specs_load` target covers; see docs/fuzzing.md.
 #[test]
-#[ignore = "known bug: params::breakdown overflows on huge config sizes (docs/fuzzing.md)"]
-fn huge_config_sizes_do_not_panic() {
+fn huge_config_sizes_are_refused_not_overflowed() {
     let config = r#"{"num_hidden_layers":1,"hidden_size":4294967296,"num_attention_heads":1,"head_dim":1,"intermediate_size":4294967296,"vocab_size":1}"#;
-    let _ = ldqa_specs::config::parse_config(config, "m", "config.json");
+    let err = ldqa_specs::config::parse_config(config, "m", "config.json").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("hidden_size"),
+        "{msg}"
+    );
 }
