@@ -40,7 +40,9 @@ fn parse() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let v = args.next().ok_or(format!("{flag} needs a value"))?;
-        let n: u64 = v.parse().map_err(|_| format!("{flag}: not a number: {v}"))?;
+        let n: u64 = v
+            .parse()
+            .map_err(|_| format!("{flag}: not a number: {v}"))?;
         match flag.as_str() {
             "--port" => o.port = u16::try_from(n).map_err(|_| "--port too large")?,
             "--ttft-ms" => o.ttft_ms = n,
