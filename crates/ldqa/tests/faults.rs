@@ -4,55 +4,23 @@
 //! held, and the successful requests match a fault-free run of the same workload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{start_serve, Server};
 
+/// `ldqa serve` at 50× real time with `args`.
 fn start_server(args: &[&str]) -> Server {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
-        .args(["serve", "--port", "0", "--time-scale", "50"])
-        .args(args)
-        .env_remove("LDQA_SERVE_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stderr);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let mut sink = Vec::new();
-        let _ = reader.read_to_end(&mut sink);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("no listening line");
-    let port = line
-        .strip_prefix("ldqa serve: listening on http://127.0.0.1:")
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Server { child, port }
+    let mut all = vec!["--time-scale", "50"];
+    all.extend_from_slice(args);
+    start_serve(&all)
 }
 
 /// `/metrics` as name → sum over label sets (and the raw text).

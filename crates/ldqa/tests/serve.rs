@@ -2,68 +2,20 @@
 //! `openai` Python package streaming from it (skipped, with a note, when Python or the
 //! package is missing; `scripts/test` installs it).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `ldqa serve`, killed on drop if still alive.
-struct Server {
-    child: Child,
-    port: u16,
-    model: String,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use common::{start_serve, Server};
 
-/// Starts `ldqa serve --port 0 ARGS…` and reads its one listening line.
+/// Starts `ldqa serve --port 0 ARGS…`; also returns its listening line.
 fn start(args: &[&str]) -> (Server, String) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .env_remove("LDQA_SERVE_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stderr);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep draining so the server never blocks on a full pipe.
-        let mut sink = Vec::new();
-        let _ = reader.read_to_end(&mut sink);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("ldqa serve printed no listening line within 120 s");
-    let prefix = "ldqa serve: listening on http://127.0.0.1:";
-    let rest = line
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    let port: u16 = rest
-        .split(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    let model = rest
-        .split("(model ")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .unwrap_or_else(|| panic!("no model in {line:?}"))
-        .to_owned();
-    (Server { child, port, model }, line)
+    let server = start_serve(args);
+    let line = server.line.clone();
+    (server, line)
 }
 
 /// One HTTP/1.1 GET on 127.0.0.1: (status, body).

@@ -1,0 +1,72 @@
+//! Shared by the tests that start `ldqa serve` as a process.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `ldqa serve`, killed on drop if still alive.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    /// The served model name, from the listening line.
+    pub model: String,
+    /// The listening line itself.
+    pub line: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts `ldqa serve --port 0 ARGS…` and reads its one listening line; stderr is then
+/// drained on a thread so the server never blocks on a full pipe.
+pub fn start_serve(args: &[&str]) -> Server {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .env_remove("LDQA_SERVE_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("ldqa serve printed no listening line within 120 s");
+    let rest = line
+        .strip_prefix("ldqa serve: listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let port: u16 = rest
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let model = rest
+        .split("(model ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no model in {line:?}"))
+        .to_owned();
+    Server {
+        child,
+        port,
+        model,
+        line,
+    }
+}
