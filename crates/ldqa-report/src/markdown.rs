@@ -163,25 +163,9 @@ pub fn compare_markdown(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::rich_round;
-    use crate::{Environment, ToolInfo};
-    use ldqa_model::RoundKind;
 
     fn rich() -> RunResult {
-        let env = Environment {
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            cpus: 2,
-            hostname: None,
-            target_url: Some("http://127.0.0.1:8000/v1".into()),
-            model: Some("m".into()),
-        };
-        RunResult::new(
-            ToolInfo::new("ldqa", "0"),
-            serde_json::json!({}),
-            env,
-            &[rich_round(RoundKind::Warmup), rich_round(RoundKind::Query)],
-        )
+        crate::testutil::rich_run("m")
     }
 
     #[test]

@@ -115,3 +115,21 @@ pub fn rich_round(kind: RoundKind) -> RoundRecord {
         evidence: Some(evidence),
     }
 }
+
+/// A two-round run (warmup and query of [`rich_round`]) for model `model` on a fixed machine.
+pub fn rich_run(model: &str) -> crate::RunResult {
+    let env = crate::Environment {
+        os: "linux".into(),
+        arch: "x86_64".into(),
+        cpus: 2,
+        hostname: None,
+        target_url: Some("http://127.0.0.1:8000/v1".into()),
+        model: Some(model.into()),
+    };
+    crate::RunResult::new(
+        crate::ToolInfo::new("ldqa", "0"),
+        serde_json::json!({}),
+        env,
+        &[rich_round(RoundKind::Warmup), rich_round(RoundKind::Query)],
+    )
+}
