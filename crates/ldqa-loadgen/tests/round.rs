@@ -44,6 +44,17 @@ fn prompt_index(req: &ldqa_testserver::RequestInfo) -> Option<usize> {
     req.prompt()?.strip_prefix('p')?.parse().ok()
 }
 
+/// A server that answers every generation request (prompt `p{i}`) with `reply(i)` and
+/// everything else the default way.
+async fn serving(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> ScriptedServer {
+    ScriptedServer::start(move |req| match prompt_index(req) {
+        Some(i) => reply(i),
+        None => default_reply(req),
+    })
+    .await
+    .unwrap()
+}
+
 fn client(server: &ScriptedServer, api: Api) -> Client {
     let endpoint = Endpoint::new(&server.base_url(), Some("sk-test".into())).unwrap();
     let mut config = ClientConfig::new(endpoint, "scripted-model".into(), api, 8);
@@ -53,12 +64,9 @@ fn client(server: &ScriptedServer, api: Api) -> Client {
 
 #[tokio::test]
 async fn concurrency_never_exceeds_the_cap_and_every_request_is_recorded_once() {
-    let server = ScriptedServer::start(|req| match prompt_index(req) {
-        Some(_) => Reply::Stream(chat_stream(Duration::from_millis(15), &["a", "b"], 10)),
-        None => default_reply(req),
-    })
-    .await
-    .unwrap();
+    let server =
+        serving(move |_| Reply::Stream(chat_stream(Duration::from_millis(15), &["a", "b"], 10)))
+            .await;
     let c = client(&server, Api::Chat);
     let round = run_round(
         &c,
@@ -97,12 +105,7 @@ async fn concurrency_never_exceeds_the_cap_and_every_request_is_recorded_once() 
 #[tokio::test]
 async fn ttft_is_measured_from_send_to_the_servers_first_token() {
     let delay = Duration::from_millis(60);
-    let server = ScriptedServer::start(move |req| match prompt_index(req) {
-        Some(_) => Reply::Stream(chat_stream(delay, &["x", "y", "z"], 42)),
-        None => default_reply(req),
-    })
-    .await
-    .unwrap();
+    let server = serving(move |_| Reply::Stream(chat_stream(delay, &["x", "y", "z"], 42))).await;
     let c = client(&server, Api::Chat);
     let start = tokio::time::Instant::now();
     let round = run_round(
@@ -223,12 +226,7 @@ async fn failures_are_classified_and_the_round_goes_on() {
 
 #[tokio::test]
 async fn a_stalled_stream_times_out() {
-    let server = ScriptedServer::start(|req| match prompt_index(req) {
-        Some(_) => Reply::Stream(vec![role_chunk(), Step::Stall]),
-        None => default_reply(req),
-    })
-    .await
-    .unwrap();
+    let server = serving(move |_| Reply::Stream(vec![role_chunk(), Step::Stall])).await;
     let endpoint = Endpoint::new(&server.base_url(), None).unwrap();
     let mut config = ClientConfig::new(endpoint, "m".into(), Api::Chat, 4);
     config.request_timeout = Some(Duration::from_millis(150));
@@ -251,19 +249,17 @@ async fn a_stalled_stream_times_out() {
 
 #[tokio::test]
 async fn reasoning_deltas_count_as_the_first_token() {
-    let server = ScriptedServer::start(|req| match prompt_index(req) {
-        Some(_) => Reply::Stream(vec![
+    let server = serving(move |_| {
+        Reply::Stream(vec![
             role_chunk(),
             reasoning_chunk("thinking"),
             Step::Sleep(Duration::from_millis(40)),
             content_chunk("answer"),
             usage_chunk(3, 2, Some(2)),
             done(),
-        ]),
-        None => default_reply(req),
+        ])
     })
-    .await
-    .unwrap();
+    .await;
     let c = client(&server, Api::Chat);
     let round = run_round(
         &c,
@@ -332,12 +328,7 @@ async fn requests_carry_upstreams_parameters_and_the_key() {
 
 #[tokio::test]
 async fn cancellation_stops_sending_and_marks_in_flight_requests() {
-    let server = ScriptedServer::start(|req| match prompt_index(req) {
-        Some(_) => Reply::Stream(vec![role_chunk(), Step::Stall]),
-        None => default_reply(req),
-    })
-    .await
-    .unwrap();
+    let server = serving(move |_| Reply::Stream(vec![role_chunk(), Step::Stall])).await;
     let c = client(&server, Api::Chat);
     let cancel = Cancel::new();
     let canceller = {
