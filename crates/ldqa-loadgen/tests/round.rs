@@ -62,22 +62,27 @@ fn client(server: &ScriptedServer, api: Api) -> Client {
     Client::new(config).unwrap()
 }
 
+/// `n` requests (`p0`…) with at most `inflight` in flight, no observer, never cancelled.
+async fn round(c: &Client, kind: RoundKind, n: usize, inflight: usize) -> ldqa_model::RoundRecord {
+    run_round(
+        c,
+        kind,
+        &specs(n),
+        &Prompts,
+        inflight,
+        &NoObserver,
+        &Cancel::new(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn concurrency_never_exceeds_the_cap_and_every_request_is_recorded_once() {
     let server =
         serving(move |_| Reply::Stream(chat_stream(Duration::from_millis(15), &["a", "b"], 10)))
             .await;
     let c = client(&server, Api::Chat);
-    let round = run_round(
-        &c,
-        RoundKind::Query,
-        &specs(12),
-        &Prompts,
-        3,
-        &NoObserver,
-        &Cancel::new(),
-    )
-    .await;
+    let round = round(&c, RoundKind::Query, 12, 3).await;
     assert_eq!(round.requests.len(), 12);
     assert!(
         round.requests.iter().all(|r| r.is_success()),
@@ -108,16 +113,7 @@ async fn ttft_is_measured_from_send_to_the_servers_first_token() {
     let server = serving(move |_| Reply::Stream(chat_stream(delay, &["x", "y", "z"], 42))).await;
     let c = client(&server, Api::Chat);
     let start = tokio::time::Instant::now();
-    let round = run_round(
-        &c,
-        RoundKind::Warmup,
-        &specs(4),
-        &Prompts,
-        2,
-        &NoObserver,
-        &Cancel::new(),
-    )
-    .await;
+    let round = round(&c, RoundKind::Warmup, 4, 2).await;
     let served = server.served();
     let gens: Vec<_> = served
         .iter()
@@ -177,16 +173,7 @@ async fn failures_are_classified_and_the_round_goes_on() {
     .await
     .unwrap();
     let c = client(&server, Api::Chat);
-    let round = run_round(
-        &c,
-        RoundKind::Query,
-        &specs(10),
-        &Prompts,
-        2,
-        &NoObserver,
-        &Cancel::new(),
-    )
-    .await;
+    let round = round(&c, RoundKind::Query, 10, 2).await;
     let kinds: Vec<Option<FailureKind>> = round
         .requests
         .iter()
@@ -231,16 +218,7 @@ async fn a_stalled_stream_times_out() {
     let mut config = ClientConfig::new(endpoint, "m".into(), Api::Chat, 4);
     config.request_timeout = Some(Duration::from_millis(150));
     let c = Client::new(config).unwrap();
-    let round = run_round(
-        &c,
-        RoundKind::Query,
-        &specs(2),
-        &Prompts,
-        2,
-        &NoObserver,
-        &Cancel::new(),
-    )
-    .await;
+    let round = round(&c, RoundKind::Query, 2, 2).await;
     for r in &round.requests {
         assert_eq!(r.failure.as_ref().unwrap().kind, FailureKind::Timeout);
         assert!(r.latency_ns() >= 150_000_000);
@@ -261,16 +239,7 @@ async fn reasoning_deltas_count_as_the_first_token() {
     })
     .await;
     let c = client(&server, Api::Chat);
-    let round = run_round(
-        &c,
-        RoundKind::Query,
-        &specs(1),
-        &Prompts,
-        1,
-        &NoObserver,
-        &Cancel::new(),
-    )
-    .await;
+    let round = round(&c, RoundKind::Query, 1, 1).await;
     let r = &round.requests[0];
     assert!(r.is_success());
     assert_eq!(r.content_events, 2);
@@ -299,16 +268,7 @@ async fn requests_carry_upstreams_parameters_and_the_key() {
         c.list_models().await.unwrap(),
         vec!["scripted-model".to_owned()]
     );
-    let round = run_round(
-        &c,
-        RoundKind::Query,
-        &specs(1),
-        &Prompts,
-        1,
-        &NoObserver,
-        &Cancel::new(),
-    )
-    .await;
+    let round = round(&c, RoundKind::Query, 1, 1).await;
     assert!(round.requests[0].is_success(), "{:?}", round.requests[0]);
     let served = server.served();
     let gen = served
