@@ -45,14 +45,7 @@ fn make_plan(args: &AbArgs) -> anyhow::Result<AbPlan> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         bail!("--time-scale must be a positive factor");
     }
-    for (flag, v) in [
-        ("--expected-ttft-gain", args.expected_ttft_gain),
-        ("--expected-latency-gain", args.expected_latency_gain),
-    ] {
-        if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
-            bail!("{flag} must be a positive factor such as 2.5");
-        }
-    }
+    crate::cmd::run_args::check_gain_gates(args.expected_ttft_gain, args.expected_latency_gain)?;
     let gpu_name = args
         .gpu
         .clone()

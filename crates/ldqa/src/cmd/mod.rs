@@ -7,5 +7,5 @@ pub mod predict;
 pub mod recommend;
 pub mod report;
 pub mod run;
-mod run_args;
+pub mod run_args;
 pub mod serve;

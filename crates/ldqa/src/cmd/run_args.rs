@@ -191,16 +191,7 @@ impl WorkloadArgs {
         if self.max_inflight_requests == 0 {
             bail!("--max-inflight-requests must be at least 1");
         }
-        for (flag, v) in [
-            ("--expected-ttft-gain", self.expected_ttft_gain),
-            ("--expected-latency-gain", self.expected_latency_gain),
-        ] {
-            if let Some(v) = v {
-                if !(v.is_finite() && v > 0.0) {
-                    bail!("{flag} must be a positive factor such as 2.5, not {v}");
-                }
-            }
-        }
+        check_gain_gates(self.expected_ttft_gain, self.expected_latency_gain)?;
         Ok(workload)
     }
 
@@ -223,6 +214,20 @@ impl WorkloadArgs {
 }
 
 /// A flag's seconds as a duration; the error names the flag.
+/// `--expected-ttft-gain` and `--expected-latency-gain` must be positive factors
+/// (shared by `run`, `predict` and `ab`).
+pub fn check_gain_gates(ttft: Option<f64>, latency: Option<f64>) -> anyhow::Result<()> {
+    for (flag, v) in [
+        ("--expected-ttft-gain", ttft),
+        ("--expected-latency-gain", latency),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+            bail!("{flag} must be a positive factor such as 2.5, not {v}");
+        }
+    }
+    Ok(())
+}
+
 pub fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
     if !v.is_finite() || v < 0.0 || (!zero_ok && v == 0.0) {
         bail!(
