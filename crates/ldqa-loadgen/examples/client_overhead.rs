@@ -9,21 +9,30 @@
 //! ```
 //!
 //! Overhead of one request = client TTFT (first content event − send, both stamped by
-//! `ldqa_loadgen::Client`) − the server's own `request read → first token written`
-//! interval, which the server reports at `GET /served`. What is left is the client's
-//! send path, two loopback crossings, the server's reading of the request head, and the
-//! client's receive/decode path: an upper bound on what the client adds to TTFT.
+//! `ldqa_loadgen::Client`) − the server's own TTFT (its request's first bytes reached the
+//! kernel → the server had written the first token), which the server reports at
+//! `GET /served`. Both processes stamp `CLOCK_MONOTONIC`, one clock for the machine, so it
+//! splits into the send side (client's send stamp → the request's bytes reached the
+//! server's kernel: the client's send path and a loopback crossing) and the receive side
+//! (the server had written the first token → the client's first-content stamp: a loopback
+//! crossing and the client's receive/decode path).
+//!
+//! The last two columns measure the server's TTFT from when it had *read* the request, as
+//! this benchmark did at first: that also charges the server's own read queue to the
+//! client (a single-threaded server takes milliseconds to read a burst of 512 requests).
 //!
 //! Quantiles: linear interpolation between closest ranks (numpy's default).
 
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use ldqa_loadgen::{run_round, Cancel, Client, ClientConfig, Endpoint, NoObserver};
+use ldqa_loadgen::{run_round, Cancel, Client, ClientConfig, Endpoint, NoObserver, RoundObserver};
 use ldqa_model::{Api, PromptSource, RequestSpec, RoundKind};
 
+#[derive(Clone)]
 struct Options {
     server: String,
     delay_ms: u64,
@@ -75,6 +84,37 @@ impl PromptSource for Tagged {
         use std::fmt::Write;
         buf.clear();
         let _ = write!(buf, "{} #{}", self.0, spec.prompt_id);
+    }
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: the clock the server's stamps are on.
+fn monotonic_ns() -> i64 {
+    i64::try_from(ldqa_testserver::monotonic_now_ns()).unwrap_or(i64::MAX)
+}
+
+/// Stamps `CLOCK_MONOTONIC` just before the runner stamps each request's `sent_ns`, which
+/// places the round's start (records are relative to it) on the shared clock.
+#[derive(Default)]
+struct SendClock(Mutex<HashMap<usize, i64>>);
+
+impl RoundObserver for SendClock {
+    fn on_sent(&self, _kind: RoundKind, spec: &RequestSpec) {
+        let now = monotonic_ns();
+        let mut stamps = self.0.lock().expect("invariant: lock not poisoned");
+        stamps.insert(spec.prompt_id, now);
+    }
+}
+
+impl SendClock {
+    /// The round's start on `CLOCK_MONOTONIC`: each stamp precedes `start + sent_ns`, so
+    /// each gives a lower bound; the largest is within a few hundred ns.
+    fn round_start(&self, records: &[ldqa_model::RequestRecord]) -> i64 {
+        let stamps = self.0.lock().expect("invariant: lock not poisoned");
+        records
+            .iter()
+            .filter_map(|r| Some(stamps.get(&r.prompt_id)? - r.sent_ns as i64))
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -140,13 +180,18 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // The same runtime shape as `ldqa run`.
+    // The same runtime shape as `ldqa run` (crates/ldqa/src/runtime.rs): two workers, the
+    // benchmark a task on one of them.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(o.threads)
         .enable_all()
         .build()
         .expect("invariant: a runtime starts");
-    let result = runtime.block_on(bench(&o, &url));
+    let result = runtime.block_on(async move {
+        tokio::spawn(async move { bench(&o, &url).await })
+            .await
+            .map_err(|e| e.to_string())?
+    });
     drop(server.stdin.take()); // the server exits on stdin EOF
     let _ = server.wait();
     if let Err(e) = result {
@@ -155,13 +200,91 @@ fn main() {
     }
 }
 
+/// One level's per-request figures, each sorted, in ns.
+struct OverheadTable {
+    /// Client TTFT − server TTFT measured from the request's arrival (kernel stamp).
+    overhead: Vec<i64>,
+    /// Client's send stamp → the request's bytes reached the server's kernel.
+    send_side: Vec<i64>,
+    /// The server had written the first token → the client's first-content stamp.
+    receive_side: Vec<i64>,
+    /// Client TTFT − server TTFT measured from when the server had *read* the request:
+    /// also holds the server's own read queue.
+    overhead_from_read: Vec<i64>,
+    unmatched: usize,
+}
+
+/// Matches the client's records to the server's `/served` rows by prompt.
+fn overhead_table(
+    tag: &str,
+    records: &[ldqa_model::RequestRecord],
+    start_mono: i64,
+    served: &serde_json::Value,
+) -> OverheadTable {
+    struct Row {
+        arrived: i64,
+        received: i64,
+        first_written: i64,
+    }
+    let rows: HashMap<&str, Row> = served
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| {
+            Some((
+                row["prompt"].as_str()?,
+                Row {
+                    arrived: row["arrived_mono_ns"].as_i64()?,
+                    received: row["received_mono_ns"].as_i64()?,
+                    first_written: row["first_token_mono_ns"].as_i64()?,
+                },
+            ))
+        })
+        .collect();
+    let mut t = OverheadTable {
+        overhead: Vec::new(),
+        send_side: Vec::new(),
+        receive_side: Vec::new(),
+        overhead_from_read: Vec::new(),
+        unmatched: 0,
+    };
+    for r in records {
+        let key = format!("{tag} #{}", r.prompt_id);
+        let (Some(first), None, Some(row)) = (r.first_token_ns, &r.failure, rows.get(key.as_str()))
+        else {
+            t.unmatched += 1;
+            continue;
+        };
+        let sent = start_mono + r.sent_ns as i64;
+        let first = start_mono + first as i64;
+        t.send_side.push(row.arrived - sent);
+        t.receive_side.push(first - row.first_written);
+        t.overhead
+            .push((row.arrived - sent) + (first - row.first_written));
+        t.overhead_from_read
+            .push((first - sent) - (row.first_written - row.received));
+    }
+    for v in [
+        &mut t.overhead,
+        &mut t.send_side,
+        &mut t.receive_side,
+        &mut t.overhead_from_read,
+    ] {
+        v.sort_unstable();
+    }
+    t
+}
+
 async fn bench(o: &Options, url: &str) -> Result<(), String> {
     let endpoint = Endpoint::new(url, None).map_err(|e| e.to_string())?;
     println!(
         "server {url}: first token {} ms (+ up to {} ms jitter) after the request is read",
         o.delay_ms, o.jitter_ms
     );
-    println!("inflight  requests  overhead_ns: p50      p90      p99      max   (client TTFT − server TTFT)");
+    println!(
+        "µs       requests  overhead: p50     p90     p99     max   send: p50     p99   recv: p50     p99   from read: p50  p99"
+    );
+    println!("inflight");
     for &level in &o.levels {
         let mut config = ClientConfig::new(endpoint.clone(), "scripted-model".into(), Api::Chat, 2);
         config.pool_size = level;
@@ -180,16 +303,18 @@ async fn bench(o: &Options, url: &str) -> Result<(), String> {
         .await;
         let tag = format!("L{level} timed");
         let n = o.requests.max(level);
+        let send_clock = SendClock::default();
         let round = run_round(
             &client,
             RoundKind::Query,
             &specs(n),
             &Tagged(tag.clone()),
             level,
-            &NoObserver,
+            &send_clock,
             &Cancel::new(),
         )
         .await;
+        let start_mono = send_clock.round_start(&round.requests);
         let served: serde_json::Value = serde_json::from_str(
             &client
                 .get_text(&format!("{}/served", url.trim_end_matches("/v1")))
@@ -197,48 +322,36 @@ async fn bench(o: &Options, url: &str) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
-        let server_ttft: HashMap<String, i64> = served
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|row| {
-                Some((
-                    row["prompt"].as_str()?.to_owned(),
-                    row["server_ttft_ns"].as_i64()?,
-                ))
-            })
-            .collect();
-        let mut overheads = Vec::with_capacity(n);
-        let mut failed = 0;
-        for r in &round.requests {
-            let (Some(first), None) = (r.first_token_ns, &r.failure) else {
-                failed += 1;
-                continue;
-            };
-            let key = format!("{tag} #{}", r.prompt_id);
-            let Some(&server_ns) = server_ttft.get(&key) else {
-                failed += 1;
-                continue;
-            };
-            overheads.push((first - r.sent_ns) as i64 - server_ns);
-        }
-        if overheads.is_empty() {
+        let table = overhead_table(&tag, &round.requests, start_mono, &served);
+        if table.overhead.is_empty() {
             return Err(format!("no successful request at {level} in flight"));
         }
-        overheads.sort_unstable();
-        println!(
-            "{level:>8}  {:>8}  {:>19.0}  {:>7.0}  {:>7.0}  {:>7}{}",
-            overheads.len(),
-            quantile(&overheads, 0.5),
-            quantile(&overheads, 0.9),
-            quantile(&overheads, 0.99),
-            overheads[overheads.len() - 1],
-            if failed > 0 {
-                format!("  ({failed} failed or unmatched)")
-            } else {
-                String::new()
-            },
+        let q = |v: &[i64], p: f64| quantile(v, p) / 1e3;
+        let (all, send, recv, read) = (
+            &table.overhead,
+            &table.send_side,
+            &table.receive_side,
+            &table.overhead_from_read,
         );
+        let max = all[all.len() - 1] as f64 / 1e3;
+        print!(
+            "{level:>8} {:>8}  {:>7.0} {:>7.0} {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}",
+            all.len(),
+            q(all, 0.5),
+            q(all, 0.9),
+            q(all, 0.99),
+            max,
+            q(send, 0.5),
+            q(send, 0.99),
+            q(recv, 0.5),
+            q(recv, 0.99),
+            q(read, 0.5),
+            q(read, 0.99),
+        );
+        if table.unmatched > 0 {
+            print!("  ({} failed or unmatched)", table.unmatched);
+        }
+        println!();
     }
     if o.ingest_events > 0 {
         ingest(o, &endpoint).await?;

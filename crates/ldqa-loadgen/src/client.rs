@@ -1,12 +1,16 @@
 //! One request, start to end, classified.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use hyper::body::{Body, Incoming};
 use ldqa_model::{Api, Failure, FailureKind, RequestRecord, RequestSpec};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::direct::{Conn, SendError, Target};
 use crate::stream::StreamState;
 use crate::{Endpoint, LoadgenError};
 
@@ -47,6 +51,11 @@ pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
     generate_url: String,
+    /// Set when generation requests can go over worker-owned connections ([`crate::direct`]).
+    direct: Option<Target>,
+    /// Direct connections between rounds: a round's slots take them and give them back,
+    /// so the query round reuses the warmup round's connections, as a pool would.
+    idle: Arc<Mutex<Vec<Conn>>>,
 }
 
 #[derive(Serialize)]
@@ -84,7 +93,7 @@ impl Client {
             .pool_max_idle_per_host(config.pool_size.max(1))
             // Keep idle connections for the whole run: reconnecting mid-round adds to TTFT.
             .pool_idle_timeout(None)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| LoadgenError::Client(e.to_string()))?;
         let path = match config.api {
@@ -92,11 +101,36 @@ impl Client {
             Api::Completions => "completions",
         };
         let generate_url = config.endpoint.url(path);
+        let direct = Target::for_url(&generate_url, config.endpoint.api_key());
         Ok(Self {
             http,
             config,
             generate_url,
+            direct,
+            idle: Arc::default(),
         })
+    }
+
+    /// Whether generation requests go over connections that the round's workers own and
+    /// drive (plain `http://` without a proxy), rather than through reqwest's pool.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// A sender for one in-flight slot of a round; its connection goes back to the
+    /// client when it is dropped.
+    pub fn slot(&self) -> Slot<'_> {
+        Slot {
+            client: self,
+            conn: None,
+            unread_body: None,
+            busy: false,
+        }
+    }
+
+    fn idle_conns(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        // A panic elsewhere cannot leave a Vec of connections inconsistent.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -188,11 +222,8 @@ impl Client {
         serde_json::to_vec(&body).expect("invariant: request body serializes")
     }
 
-    /// Sends one prepared request and reads its stream to the end.
-    ///
-    /// `round_start` is the round's zero; `queued_ns` is when the request was queued.
-    /// When `text` is given, the generated text is appended to it.
-    /// Never fails: a failure is recorded in the returned record.
+    /// Sends one prepared request and reads its stream to the end, on a connection of its
+    /// own (see [`Slot::send`]; a round's workers use one [`Slot`] each).
     pub async fn send(
         &self,
         spec: &RequestSpec,
@@ -201,30 +232,13 @@ impl Client {
         queued_ns: u64,
         text: Option<&mut String>,
     ) -> RequestRecord {
-        let mut record = RequestRecord::new(spec.prompt_id, spec.document_id, spec.is_miss);
-        record.queued_ns = queued_ns;
-        let sent = Instant::now();
-        record.sent_ns = ns_since(round_start, sent);
-        let exchange = self.exchange(body, round_start, &mut record, text);
-        let outcome = match self.config.request_timeout {
-            Some(limit) => match tokio::time::timeout(limit, exchange).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(Failure::new(
-                    FailureKind::Timeout,
-                    format!(
-                        "no complete response within --request-timeout {:.3}s",
-                        limit.as_secs_f64()
-                    ),
-                )),
-            },
-            None => exchange.await,
-        };
-        record.end_ns = ns_since(round_start, Instant::now());
-        record.failure = outcome.err();
-        record
+        self.slot()
+            .send(spec, body, round_start, queued_ns, text)
+            .await
     }
 
-    async fn exchange(
+    /// One request through reqwest (`https://`, or a proxy in the environment).
+    async fn exchange_pooled(
         &self,
         body: Vec<u8>,
         round_start: Instant,
@@ -244,31 +258,215 @@ impl Client {
             };
             Failure::new(kind, error_chain(&e))
         })?;
-        record.first_byte_ns = Some(ns_since(round_start, Instant::now()));
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            let mut failure = Failure::new(
-                FailureKind::HttpStatus,
-                format!("HTTP {}: {}", status.as_u16(), snippet(&body)),
-            );
-            failure.http_status = Some(status.as_u16());
-            return Err(failure);
-        }
-        let mut state = StreamState::new(self.config.api, text);
-        let mut chunks = resp.bytes_stream();
-        while let Some(chunk) = chunks.next().await {
-            let now_ns = ns_since(round_start, Instant::now());
-            match chunk {
-                Ok(bytes) => state.feed(&bytes, now_ns),
-                Err(e) => state.fail(Failure::new(FailureKind::TruncatedStream, error_chain(&e))),
-            }
-            if state.is_finished() {
-                break;
-            }
-        }
-        state.finish(record)
+        let status = resp.status().as_u16();
+        let mut chunks = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
+        read_response(
+            status,
+            &mut chunks,
+            self.config.api,
+            round_start,
+            record,
+            text,
+        )
+        .await
     }
+}
+
+/// One in-flight slot of a round: sends requests one after another, each on the slot's
+/// own connection when the target allows it ([`Client::is_direct`]), so the request is
+/// written in the same poll that stamps it sent.
+pub struct Slot<'c> {
+    client: &'c Client,
+    conn: Option<Conn>,
+    /// A body whose stream finished (`[DONE]`) before the body itself ended.
+    unread_body: Option<Incoming>,
+    /// A request is under way: if the slot is dropped now (Ctrl-C), its connection is
+    /// in an unknown state and is not given back.
+    busy: bool,
+}
+
+impl Slot<'_> {
+    /// Sends one prepared request and reads its stream to the end.
+    ///
+    /// `round_start` is the round's zero; `queued_ns` is when the request was queued.
+    /// When `text` is given, the generated text is appended to it.
+    /// Never fails: a failure is recorded in the returned record.
+    pub async fn send(
+        &mut self,
+        spec: &RequestSpec,
+        body: Vec<u8>,
+        round_start: Instant,
+        queued_ns: u64,
+        text: Option<&mut String>,
+    ) -> RequestRecord {
+        let mut record = RequestRecord::new(spec.prompt_id, spec.document_id, spec.is_miss);
+        record.queued_ns = queued_ns;
+        let sent = Instant::now();
+        record.sent_ns = ns_since(round_start, sent);
+        self.busy = true;
+        let client = self.client;
+        let exchange = async {
+            match &client.direct {
+                Some(target) => {
+                    self.exchange_direct(target, body, round_start, &mut record, text)
+                        .await
+                }
+                None => {
+                    client
+                        .exchange_pooled(body, round_start, &mut record, text)
+                        .await
+                }
+            }
+        };
+        let outcome = match client.config.request_timeout {
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // Cut off mid-exchange: the connection's state is unknown.
+                    self.conn = None;
+                    self.unread_body = None;
+                    Err(Failure::new(
+                        FailureKind::Timeout,
+                        format!(
+                            "no complete response within --request-timeout {:.3}s",
+                            limit.as_secs_f64()
+                        ),
+                    ))
+                }
+            },
+            None => exchange.await,
+        };
+        record.end_ns = ns_since(round_start, Instant::now());
+        record.failure = outcome.err();
+        // Off the clock: read the body's end so the connection can carry the next request.
+        if let (Some(mut body), Some(conn)) = (self.unread_body.take(), self.conn.as_mut()) {
+            if !conn.drain(&mut body).await {
+                self.conn = None;
+            }
+        }
+        self.busy = false;
+        record
+    }
+
+    async fn exchange_direct(
+        &mut self,
+        target: &Target,
+        body: Vec<u8>,
+        round_start: Instant,
+        record: &mut RequestRecord,
+        text: Option<&mut String>,
+    ) -> Result<(), Failure> {
+        let connect_timeout = CONNECT_TIMEOUT;
+        let connect_failure = |msg: String| Failure::new(FailureKind::Connect, msg);
+        if self.conn.is_none() {
+            self.conn = self.client.idle_conns().pop();
+        }
+        if !self.conn.as_mut().is_some_and(Conn::is_reusable) {
+            self.conn = None;
+            self.conn = Some(
+                Conn::open(target, connect_timeout)
+                    .await
+                    .map_err(connect_failure)?,
+            );
+        }
+        let conn = self.conn.as_mut().expect("invariant: opened above");
+        // Shared, not copied: needed again only if a stale connection refuses it unsent.
+        let body = Bytes::from(body);
+        let mut response = conn.send(target, body.clone()).await;
+        if matches!(response, Err(SendError::Unsent)) {
+            // The server had closed the idle connection: it never saw the request.
+            self.conn = None;
+            let fresh = self.conn.insert(
+                Conn::open(target, connect_timeout)
+                    .await
+                    .map_err(connect_failure)?,
+            );
+            response = fresh.send(target, body).await;
+        }
+        let resp = match response {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.conn = None;
+                return Err(connect_failure(match e {
+                    SendError::Unsent => "the connection closed before the request was sent".into(),
+                    SendError::Failed(msg) => msg,
+                }));
+            }
+        };
+        let api = self.client.config.api;
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("invariant: the response came over it");
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let outcome = {
+            let mut chunks = conn.chunks(&mut body);
+            read_response(status, &mut chunks, api, round_start, record, text).await
+        };
+        if !body.is_end_stream() {
+            self.unread_body = Some(body);
+        }
+        outcome
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.busy || self.unread_body.is_some() {
+            return; // dropped mid-request (cancelled): the connection's state is unknown
+        }
+        if let Some(mut conn) = self.conn.take() {
+            if conn.is_reusable() {
+                let mut idle = self.client.idle_conns();
+                if idle.len() < self.client.config.pool_size.max(1) {
+                    idle.push(conn);
+                }
+            }
+        }
+    }
+}
+
+/// Connection setup limit, for both transports.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads a response: an error body for a failed status, else the SSE stream, timed.
+async fn read_response(
+    status: u16,
+    chunks: &mut (impl Stream<Item = Result<Bytes, String>> + Unpin),
+    api: Api,
+    round_start: Instant,
+    record: &mut RequestRecord,
+    text: Option<&mut String>,
+) -> Result<(), Failure> {
+    record.first_byte_ns = Some(ns_since(round_start, Instant::now()));
+    if !(200..300).contains(&status) {
+        let mut body = Vec::new();
+        while let Some(Ok(chunk)) = chunks.next().await {
+            body.extend_from_slice(&chunk);
+        }
+        let mut failure = Failure::new(
+            FailureKind::HttpStatus,
+            format!(
+                "HTTP {status}: {}",
+                snippet(&String::from_utf8_lossy(&body))
+            ),
+        );
+        failure.http_status = Some(status);
+        return Err(failure);
+    }
+    let mut state = StreamState::new(api, text);
+    while let Some(chunk) = chunks.next().await {
+        let now_ns = ns_since(round_start, Instant::now());
+        match chunk {
+            Ok(bytes) => state.feed(&bytes, now_ns),
+            Err(e) => state.fail(Failure::new(FailureKind::TruncatedStream, e)),
+        }
+        if state.is_finished() {
+            break;
+        }
+    }
+    state.finish(record)
 }
 
 fn ns_since(start: Instant, t: Instant) -> u64 {
@@ -276,7 +474,7 @@ fn ns_since(start: Instant, t: Instant) -> u64 {
 }
 
 /// The error and its sources, one line (reqwest's top-level message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -9,7 +9,8 @@
 //!
 //! Layout:
 //! - [`endpoint`]: base URL, API key, derived URLs (`/chat/completions`, `/metrics`).
-//! - [`client`]: one request, start to end, classified.
+//! - [`client`]: one request, start to end, classified; a [`Slot`] per in-flight worker.
+//! - `direct`: plain-`http://` requests over a connection the worker drives itself.
 //! - [`runner`]: a round of requests under the in-flight cap, observers, cancellation.
 //! - [`prometheus`]: reading `/metrics` before and after a round.
 //!
@@ -26,6 +27,7 @@
 
 pub mod cancel;
 pub mod client;
+mod direct;
 pub mod endpoint;
 pub mod prometheus;
 pub mod protocol;
@@ -33,7 +35,7 @@ pub mod runner;
 mod stream;
 
 pub use cancel::Cancel;
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, Slot};
 pub use endpoint::Endpoint;
 pub use protocol::{run_protocol, Plan, ProtocolOptions, ProtocolOutcome};
 pub use runner::{run_round, NoObserver, RoundObserver};

@@ -85,6 +85,7 @@ async fn worker(
     cancel: &Cancel,
 ) -> Vec<RequestRecord> {
     let mut records = Vec::new();
+    let mut slot = client.slot();
     let mut prompt = String::new();
     let mut text = String::new();
     let wants_text = observer.wants_text();
@@ -99,7 +100,7 @@ async fn worker(
         text.clear();
         observer.on_sent(kind, spec);
         let sent_ns = ns_since(start);
-        let send = client.send(spec, body, start, 0, wants_text.then_some(&mut text));
+        let send = slot.send(spec, body, start, 0, wants_text.then_some(&mut text));
         let record = tokio::select! {
             biased;
             record = send => record,

@@ -376,3 +376,37 @@ async fn protocol_reads_metrics_around_each_round() {
     assert_eq!(q.deltas["vllm:prefix_cache_queries_total"], 500.0);
     assert_eq!(generated.load(Ordering::SeqCst), 10);
 }
+
+/// A round's slots hand their connections back to the client, so the query round reuses
+/// the warmup round's, as a pool would: a reconnect inside the query round would add to
+/// its TTFT.
+#[tokio::test]
+async fn connections_carry_over_from_one_round_to_the_next() {
+    let server = serving(|_| Reply::Stream(chat_stream(Duration::ZERO, &["a", "b"], 3))).await;
+    let c = client(&server, Api::Chat);
+    assert!(c.is_direct(), "plain http:// without a proxy goes direct");
+    for kind in [RoundKind::Warmup, RoundKind::Query] {
+        let r = round(&c, kind, 12, 4).await;
+        assert!(r.requests.iter().all(|r| r.failure.is_none()), "{r:?}");
+    }
+    assert_eq!(server.connections(), 4);
+}
+
+/// Servers close keep-alive connections that sit idle (uvicorn after 5 s, so during
+/// `--sleep-time-after-warmup`): the next request opens a new one, and nothing fails.
+#[tokio::test(start_paused = true)]
+async fn connections_the_server_closed_while_idle_are_replaced() {
+    let server = serving(|_| Reply::Stream(chat_stream(Duration::ZERO, &["a", "b"], 3))).await;
+    server.set_idle_timeout(Duration::from_secs(5));
+    let c = client(&server, Api::Chat);
+    let warmup = round(&c, RoundKind::Warmup, 8, 4).await;
+    assert!(warmup.requests.iter().all(|r| r.failure.is_none()));
+    assert_eq!(server.connections(), 4);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let query = round(&c, RoundKind::Query, 8, 4).await;
+    assert!(
+        query.requests.iter().all(|r| r.failure.is_none()),
+        "{query:?}"
+    );
+    assert_eq!(server.connections(), 8);
+}

@@ -12,8 +12,10 @@
 //! - requests with `max_tokens` > 1000: an ingest stream of `max_tokens` content events,
 //!   written back to back in chunks of 1,000 events (as fast as the socket takes them);
 //! - `GET /served`: for every generation request served so far, its prompt's first 64
-//!   characters and the server's own `received → first token written` interval in ns
-//!   (the server-side TTFT the client benchmark subtracts);
+//!   characters, the server's own `read → first token written` interval in ns,
+//!   and, on `CLOCK_MONOTONIC`, when the request's first bytes reached the kernel
+//!   (`arrived_mono_ns`, the socket's receive timestamp), when the server had read it
+//!   (`received_mono_ns`) and when it had written the first token (`first_token_mono_ns`);
 //! - `/v1/models`, `/health`, `/metrics` like vLLM ([`default_reply`]).
 //!
 //! With `--exit-on-eof` it exits when its stdin closes (the benchmark drives it that way).
@@ -140,10 +142,18 @@ fn served_json(server: Option<&Arc<ScriptedServer>>) -> Value {
             let ttft_ns = s
                 .first_token_at
                 .map(|t| t.saturating_duration_since(s.received_at).as_nanos() as u64);
-            json!({"prompt": prompt, "server_ttft_ns": ttft_ns})
+            json!({"prompt": prompt, "server_ttft_ns": ttft_ns,
+                   "arrived_mono_ns": s.arrived_monotonic_ns,
+                   "received_mono_ns": monotonic_ns(s.received_at),
+                   "first_token_mono_ns": s.first_token_at.map(monotonic_ns)})
         })
         .collect();
     Value::Array(rows)
+}
+
+/// `t` on `CLOCK_MONOTONIC` (tokio's `Instant` is std's, which reads that clock).
+fn monotonic_ns(t: tokio::time::Instant) -> u64 {
+    ldqa_testserver::monotonic_ns(t.into_std())
 }
 
 /// `events` content events in chunks of [`EVENTS_PER_CHUNK`], usage, `[DONE]`.

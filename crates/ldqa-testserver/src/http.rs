@@ -2,8 +2,9 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -11,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::{Reply, Step};
+use crate::{arrival, Reply, Step};
 
 /// A request as the behaviour sees it.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct Served {
     pub request: RequestInfo,
     /// When the request was fully read.
     pub received_at: Instant,
+    /// When its first bytes reached the kernel (the socket's receive timestamp), as
+    /// `CLOCK_MONOTONIC` ns: real time even in a paused-clock test; `None` off Linux.
+    pub arrived_monotonic_ns: Option<u64>,
     /// When the first [`Step::Token`] was written and flushed.
     pub first_token_at: Option<Instant>,
     /// When the reply ended (finished, cut, or the client went away).
@@ -64,6 +68,9 @@ struct State {
     next_index: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    connections: AtomicUsize,
+    /// Close a connection that sat idle this long after a reply (ms; 0: never).
+    idle_timeout_ms: AtomicU64,
 }
 
 /// A running scripted server; stops when dropped.
@@ -86,11 +93,15 @@ impl ScriptedServer {
             next_index: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            idle_timeout_ms: AtomicU64::new(0),
         });
         let accept_state = Arc::clone(&state);
         let accept = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let _ = socket.set_nodelay(true);
+                arrival::enable(&socket);
+                accept_state.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(serve_connection(socket, Arc::clone(&accept_state)));
             }
         });
@@ -126,6 +137,20 @@ impl ScriptedServer {
     pub fn max_in_flight(&self) -> usize {
         self.state.max_in_flight.load(Ordering::SeqCst)
     }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// From now on, close a connection that stays idle for `timeout` after a reply, as
+    /// servers do with keep-alive connections (uvicorn after 5 s). Tokio time.
+    pub fn set_idle_timeout(&self, timeout: std::time::Duration) {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.state.idle_timeout_ms.store(ms, Ordering::SeqCst);
+    }
 }
 
 impl Drop for ScriptedServer {
@@ -137,6 +162,23 @@ impl Drop for ScriptedServer {
 async fn serve_connection(socket: TcpStream, state: Arc<State>) {
     let mut reader = BufReader::new(socket);
     loop {
+        // HTTP/1.1 clients wait for a reply before the next request, so an empty buffer
+        // means the next request's first bytes are still in the kernel, stamped.
+        let mut arrived_monotonic_ns = None;
+        if reader.buffer().is_empty() {
+            let next = arrival::first_unread_byte(reader.get_ref());
+            let waited = match state.idle_timeout_ms.load(Ordering::SeqCst) {
+                0 => next.await,
+                ms => match tokio::time::timeout(Duration::from_millis(ms), next).await {
+                    Ok(waited) => waited,
+                    Err(_) => return, // idle too long: close
+                },
+            };
+            match waited {
+                Ok(stamp) => arrived_monotonic_ns = stamp,
+                Err(_) => return,
+            }
+        }
         let request = match read_request(&mut reader, &state).await {
             Ok(Some(r)) => r,
             Ok(None) | Err(_) => return,
@@ -153,6 +195,7 @@ async fn serve_connection(socket: TcpStream, state: Arc<State>) {
             served.push(Served {
                 request,
                 received_at,
+                arrived_monotonic_ns,
                 first_token_at: None,
                 finished_at: None,
             });

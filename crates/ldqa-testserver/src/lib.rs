@@ -29,9 +29,11 @@
 //! # Ok(()) }
 //! ```
 
+mod arrival;
 mod http;
 mod script;
 
+pub use arrival::{monotonic_now_ns, monotonic_ns};
 pub use http::{RequestInfo, ScriptedServer, Served};
 pub use script::{
     chat_stream, completion_stream, content_chunk, default_reply, done, reasoning_chunk,

@@ -8,6 +8,7 @@ mod ab;
 mod cmd;
 mod observe;
 mod output;
+mod runtime;
 
 use std::process::ExitCode;
 

@@ -190,12 +190,7 @@ pub fn run(args: AbArgs) -> anyhow::Result<ExitCode> {
     let plan = make_plan(&args)?;
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("creating {}", args.output_dir.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(execute(args, plan))
+    crate::runtime::run(execute(args, plan))
 }
 
 async fn execute(args: AbArgs, plan: AbPlan) -> anyhow::Result<ExitCode> {

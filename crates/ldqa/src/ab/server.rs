@@ -173,7 +173,7 @@ impl Server {
         &mut self,
         url: Option<&str>,
         timeout: Duration,
-        cancelled: &dyn Fn() -> bool,
+        cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<String, ServerProblem> {
         let start = Instant::now();
         let mut last;

@@ -74,12 +74,7 @@ impl RunPlan {
 /// Entry point of `ldqa run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = RunPlan::from_args(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(execute(plan))
+    crate::runtime::run(execute(plan))
 }
 
 async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
