@@ -23,6 +23,7 @@ use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, Uri};
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -43,14 +44,12 @@ impl Target {
     /// `Some` for an `http://` URL that no proxy variable (`HTTP_PROXY`, `ALL_PROXY`,
     /// minus `NO_PROXY`) sends elsewhere, decided exactly as reqwest decides it.
     pub(crate) fn for_url(url: &str, api_key: Option<&str>) -> Option<Self> {
+        Self::for_url_with(url, api_key, &Matcher::from_env())
+    }
+
+    fn for_url_with(url: &str, api_key: Option<&str>, proxies: &Matcher) -> Option<Self> {
         let uri: Uri = url.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
-        if hyper_util::client::proxy::matcher::Matcher::from_env()
-            .intercept(&uri)
-            .is_some()
-        {
+        if uri.scheme_str() != Some("http") || proxies.intercept(&uri).is_some() {
             return None;
         }
         let authority = uri.authority()?;
@@ -243,4 +242,52 @@ pub(crate) enum SendError {
     Unsent,
     /// Anything else (written, then reset; a malformed response head; …).
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_proxy() -> Matcher {
+        Matcher::builder().build()
+    }
+
+    #[test]
+    fn plain_http_goes_direct_with_an_origin_form_target() {
+        let t = Target::for_url_with(
+            "http://127.0.0.1:8000/v1/chat/completions",
+            Some("sk-x"),
+            &no_proxy(),
+        )
+        .unwrap();
+        assert_eq!(t.connect_to, ("127.0.0.1".to_owned(), 8000));
+        assert_eq!(t.host, "127.0.0.1:8000");
+        assert_eq!(t.path, "/v1/chat/completions");
+        let auth = t.authorization.as_ref().unwrap();
+        assert_eq!(auth, "Bearer sk-x");
+        assert!(auth.is_sensitive());
+        let req = t.request(Bytes::from_static(b"{}"));
+        assert_eq!(req.uri(), "/v1/chat/completions");
+        assert_eq!(req.headers()[HOST], "127.0.0.1:8000");
+    }
+
+    #[test]
+    fn ipv6_hosts_connect_without_brackets_and_default_to_port_80() {
+        let t = Target::for_url_with("http://[::1]/v1/completions", None, &no_proxy()).unwrap();
+        assert_eq!(t.connect_to, ("::1".to_owned(), 80));
+        assert_eq!(t.host, "[::1]");
+        assert!(t.authorization.is_none());
+    }
+
+    #[test]
+    fn https_and_proxied_targets_stay_with_reqwest() {
+        assert!(Target::for_url_with("https://api.example/v1/x", None, &no_proxy()).is_none());
+        let proxied = Matcher::builder().http("http://proxy.local:3128").build();
+        assert!(Target::for_url_with("http://gpu-box:8000/v1/x", None, &proxied).is_none());
+        let except_here = Matcher::builder()
+            .http("http://proxy.local:3128")
+            .no("gpu-box")
+            .build();
+        assert!(Target::for_url_with("http://gpu-box:8000/v1/x", None, &except_here).is_some());
+    }
 }
