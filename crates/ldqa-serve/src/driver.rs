@@ -192,10 +192,22 @@ impl Driver {
         if self.clock.wall_at(t) > Instant::now() {
             return; // woken early
         }
-        if self.engine.advance_to(t, &mut self.events).is_err() {
+        // The tokens due now go out first; deciding the next step (milliseconds with a
+        // thousand requests running) comes after, off their path.
+        if self.engine.release_due(t, &mut self.events).is_err() {
             // `t` comes from the engine itself and is never in its past.
             return;
         }
+        self.forward_events();
+        if self.engine.advance_to(t, &mut self.events).is_err() {
+            return;
+        }
+        self.forward_events();
+        self.publish();
+    }
+
+    /// Sends the buffered engine events to their requests' streams.
+    fn forward_events(&mut self) {
         for ev in std::mem::take(&mut self.events) {
             let Some(live) = self.live.get(&ev.req) else {
                 continue;
@@ -231,7 +243,6 @@ impl Driver {
                 }
             }
         }
-        self.publish();
     }
 
     fn publish(&self) {

@@ -60,16 +60,26 @@ fn config(c: &Case) -> EngineConfig {
 }
 
 /// Runs the case through the incremental API, checking invariants after every call.
-fn run(c: &Case) -> Result<(Vec<Event>, Engine), TestCaseError> {
+/// `split`: release each time's due events first (`release_due`), as `ldqa serve`'s
+/// driver does, then decide the next step (`advance_to`).
+fn run_with(c: &Case, split: bool) -> Result<(Vec<Event>, Engine), TestCaseError> {
     let eff = Efficiencies::for_gpu("h100-80gb").unwrap();
     let mut engine = Engine::new(config(c), &eff).unwrap();
     let mut events = Vec::new();
     let mut ids = Vec::new();
     let mut at = SimTime::ZERO;
     let mut aborts = Vec::new();
+    let mut advance = |engine: &mut Engine, t: SimTime, events: &mut Vec<Event>| {
+        if split {
+            engine.release_due(t, events).unwrap();
+            engine.check_invariants().map_err(TestCaseError::fail)?;
+        }
+        engine.advance_to(t, events).unwrap();
+        engine.check_invariants().map_err(TestCaseError::fail)
+    };
     for (k, &(gap, doc, prompt, out, abort_after)) in c.requests.iter().enumerate() {
         at = at.plus_ns(gap);
-        engine.advance_to(at, &mut events).unwrap();
+        advance(&mut engine, at, &mut events)?;
         engine.check_invariants().map_err(TestCaseError::fail)?;
         let key = PromptKey::for_document(u64::from(doc), None, 20);
         let id = engine
@@ -95,8 +105,7 @@ fn run(c: &Case) -> Result<(Vec<Event>, Engine), TestCaseError> {
     }
     let mut guard = 0u64;
     while let Some(t) = engine.next_event_time() {
-        engine.advance_to(t, &mut events).unwrap();
-        engine.check_invariants().map_err(TestCaseError::fail)?;
+        advance(&mut engine, t, &mut events)?;
         guard += 1;
         prop_assert!(guard < 1_000_000, "engine does not terminate");
     }
@@ -137,8 +146,19 @@ fn run(c: &Case) -> Result<(Vec<Event>, Engine), TestCaseError> {
     Ok((events, engine))
 }
 
+fn run(c: &Case) -> Result<(Vec<Event>, Engine), TestCaseError> {
+    run_with(c, false)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn releasing_due_events_first_changes_nothing(c in case()) {
+        let (whole, _) = run(&c)?;
+        let (split, _) = run_with(&c, true)?;
+        prop_assert_eq!(serde_json::to_vec(&whole).unwrap(), serde_json::to_vec(&split).unwrap());
+    }
 
     #[test]
     fn invariants_hold(c in case()) {
