@@ -69,7 +69,7 @@ fn run_with(c: &Case, split: bool) -> Result<(Vec<Event>, Engine), TestCaseError
     let mut ids = Vec::new();
     let mut at = SimTime::ZERO;
     let mut aborts = Vec::new();
-    let mut advance = |engine: &mut Engine, t: SimTime, events: &mut Vec<Event>| {
+    let advance = |engine: &mut Engine, t: SimTime, events: &mut Vec<Event>| {
         if split {
             engine.release_due(t, events).unwrap();
             engine.check_invariants().map_err(TestCaseError::fail)?;
