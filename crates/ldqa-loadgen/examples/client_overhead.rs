@@ -359,7 +359,7 @@ async fn bench(o: &Options, url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// One stream of `ingest_events` content events, through `Client::send` (HTTP, chunked
+/// One stream of `ingest_events` content events, through the round runner (HTTP, chunked
 /// decoding, SSE decoder, JSON chunk parsing, timing), written by the server back to back.
 async fn ingest(o: &Options, endpoint: &Endpoint) -> Result<(), String> {
     let output_len = u32::try_from(o.ingest_events).map_err(|e| e.to_string())?;

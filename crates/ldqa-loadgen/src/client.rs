@@ -222,21 +222,6 @@ impl Client {
         serde_json::to_vec(&body).expect("invariant: request body serializes")
     }
 
-    /// Sends one prepared request and reads its stream to the end, on a connection of its
-    /// own (see [`Slot::send`]; a round's workers use one [`Slot`] each).
-    pub async fn send(
-        &self,
-        spec: &RequestSpec,
-        body: Vec<u8>,
-        round_start: Instant,
-        queued_ns: u64,
-        text: Option<&mut String>,
-    ) -> RequestRecord {
-        self.slot()
-            .send(spec, body, round_start, queued_ns, text)
-            .await
-    }
-
     /// One request through reqwest (`https://`, or a proxy in the environment).
     async fn exchange_pooled(
         &self,

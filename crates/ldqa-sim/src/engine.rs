@@ -279,12 +279,7 @@ impl Engine {
     /// Runs the engine up to `t`: steps that start at or before `t` are decided, and the
     /// events of steps that end at or before `t` are appended to `out` in time order.
     pub fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
-        if t < self.now {
-            return Err(SimError::TimeBackwards {
-                to_ns: t.0,
-                now_ns: self.now.0,
-            });
-        }
+        self.check_not_before_now(t)?;
         out.append(&mut self.ready);
         loop {
             if let Some(end) = self.in_flight_end {
@@ -317,15 +312,20 @@ impl Engine {
     /// takes a millisecond or more, and the ending step's tokens should not wait for it.
     /// The engine's state is the same as if `advance_to(t)` had done it all.
     pub fn release_due(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
+        self.check_not_before_now(t)?;
+        out.append(&mut self.ready);
+        if self.in_flight_end.is_some_and(|end| end <= t) {
+            self.complete_step(out);
+        }
+        Ok(())
+    }
+
+    fn check_not_before_now(&self, t: SimTime) -> Result<(), SimError> {
         if t < self.now {
             return Err(SimError::TimeBackwards {
                 to_ns: t.0,
                 now_ns: self.now.0,
             });
-        }
-        out.append(&mut self.ready);
-        if self.in_flight_end.is_some_and(|end| end <= t) {
-            self.complete_step(out);
         }
         Ok(())
     }
