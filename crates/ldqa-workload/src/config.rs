@@ -139,7 +139,7 @@ impl<'de> Deserialize<'de> for HitMissRatio {
     }
 }
 
-/// What documents are made of (`--document-text`).
+/// What documents are made of (`--text-source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TextSource {
@@ -201,7 +201,7 @@ pub struct WorkloadConfig {
     pub shuffle_seed: i64,
     /// `--hit-miss-ratio` (default none: every query may hit).
     pub hit_miss: Option<HitMissRatio>,
-    /// `--document-text` (default hi).
+    /// `--text-source` (default hi).
     pub text: TextSource,
     /// `--tokenizer`: a tokenizer.json file, or a directory holding one.
     pub tokenizer: Option<PathBuf>,
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!("random".parse::<TextSource>().unwrap(), TextSource::Random);
         assert_eq!(
             "words".parse::<TextSource>().unwrap_err().flag(),
-            "--document-text"
+            "--text-source"
         );
     }
 
@@ -354,7 +354,7 @@ mod tests {
                     text: TextSource::Random,
                     ..base.clone()
                 },
-                "--document-text",
+                "--text-source",
             ),
         ];
         for (cfg, flag) in cases {

@@ -2,10 +2,13 @@
 //!
 //! Upstream's documents are `str(i) + " " + " ".join(["hi"] * n)`, which is
 //! `"{i}" + " hi" * n`; its pre-warmup prompts are `str(i) + "xx" + " ".join(["hi"] * 1000)`.
-//! Neither is stored: a document is its id and its word count.
+//! Neither is stored: a document is its id and its word count. Random-token documents
+//! are spooled to a temporary file ([`crate::spool`]).
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
+
+use crate::spool::Spool;
 
 /// Pre-warmup prompts sent (untimed) before the warmup round.
 pub const PRE_WARMUP_PROMPTS: usize = 5;
@@ -50,15 +53,15 @@ pub(crate) fn pre_warmup_into(i: usize, buf: &mut String) {
 pub(crate) enum Documents {
     /// `" hi"` documents: word count per document (all equal without a tokenizer).
     Hi(Vec<usize>),
-    /// Random-token documents, stored whole (they cannot be re-derived cheaply).
-    Stored(Vec<String>),
+    /// Random-token documents, in an unlinked temporary file (see [`crate::spool`]).
+    Spooled(std::sync::Arc<Spool>),
 }
 
 impl Documents {
     pub(crate) fn len(&self) -> usize {
         match self {
             Documents::Hi(words) => words.len(),
-            Documents::Stored(texts) => texts.len(),
+            Documents::Spooled(spool) => spool.len(),
         }
     }
 
@@ -69,10 +72,7 @@ impl Documents {
                 Some(&w) => hi_document_into(id, w, buf),
                 None => return false,
             },
-            Documents::Stored(texts) => match texts.get(id) {
-                Some(t) => buf.push_str(t),
-                None => return false,
-            },
+            Documents::Spooled(spool) => return spool.append(id, buf),
         }
         true
     }
@@ -81,7 +81,7 @@ impl Documents {
     pub(crate) fn len_bytes(&self, id: usize) -> Option<usize> {
         match self {
             Documents::Hi(words) => words.get(id).map(|w| decimal_digits(id) + 3 * w),
-            Documents::Stored(texts) => texts.get(id).map(String::len),
+            Documents::Spooled(spool) => spool.len_bytes(id),
         }
     }
 }
@@ -94,10 +94,10 @@ impl std::fmt::Debug for Documents {
                 .debug_struct("Hi")
                 .field("documents", &words.len())
                 .finish(),
-            Documents::Stored(texts) => f
-                .debug_struct("Stored")
-                .field("documents", &texts.len())
-                .field("bytes", &texts.iter().map(String::len).sum::<usize>())
+            Documents::Spooled(spool) => f
+                .debug_struct("Spooled")
+                .field("documents", &spool.len())
+                .field("bytes", &spool.total_bytes())
                 .finish(),
         }
     }
@@ -141,9 +141,13 @@ mod tests {
     fn missing_document_appends_nothing() {
         let mut s = String::from("x");
         assert!(!Documents::Hi(vec![2]).append(1, &mut s));
-        assert!(!Documents::Stored(vec!["a".into()]).append(1, &mut s));
+        let mut spool = Spool::new().unwrap();
+        spool.push("ab").unwrap();
+        spool.push("c").unwrap();
+        let spooled = Documents::Spooled(std::sync::Arc::new(spool));
+        assert!(!spooled.append(2, &mut s));
         assert_eq!(s, "x");
-        let debug = format!("{:?}", Documents::Stored(vec!["ab".into(), "c".into()]));
-        assert_eq!(debug, "Stored { documents: 2, bytes: 3 }");
+        let debug = format!("{spooled:?}");
+        assert_eq!(debug, "Spooled { documents: 2, bytes: 3 }");
     }
 }

@@ -21,8 +21,8 @@ pub enum WorkloadError {
         /// The text given.
         value: String,
     },
-    /// `--document-text` is not one of `hi`, `random`.
-    #[error("--document-text {value:?}: unknown text source (expected one of: hi, random)")]
+    /// `--text-source` is not one of `hi`, `random`.
+    #[error("--text-source {value:?}: unknown text source (expected one of: hi, random)")]
     UnknownTextSource {
         /// The text given.
         value: String,
@@ -45,7 +45,7 @@ pub enum WorkloadError {
         repeat_count: usize,
     },
     /// Random-token documents were asked for without a tokenizer.
-    #[error("--document-text random needs --tokenizer (random token ids are tokenizer-specific)")]
+    #[error("--text-source random needs --tokenizer (random token ids are tokenizer-specific)")]
     RandomTextNeedsTokenizer,
     /// `--tokenizer` names neither a tokenizer.json file nor a directory holding one.
     #[error("--tokenizer {}: no such file, nor a directory containing tokenizer.json", path.display())]
@@ -83,6 +83,15 @@ pub enum WorkloadError {
         /// Why, or the closest length reached.
         detail: String,
     },
+    /// The temporary file that holds random-token documents could not be written or read.
+    #[error(
+        "--text-source random: the documents go to a temporary file in $TMPDIR, which \
+         failed: {message} (set TMPDIR to a directory with room for about 5 bytes per token)"
+    )]
+    Spool {
+        /// The I/O error.
+        message: String,
+    },
 }
 
 impl WorkloadError {
@@ -91,7 +100,7 @@ impl WorkloadError {
         match self {
             Self::InvalidHitMissRatio { .. } => "--hit-miss-ratio",
             Self::UnknownRepeatMode { .. } => "--repeat-mode",
-            Self::UnknownTextSource { .. } | Self::RandomTextNeedsTokenizer => "--document-text",
+            Self::UnknownTextSource { .. } | Self::RandomTextNeedsTokenizer => "--text-source",
             Self::ZeroDocuments => "--num-documents",
             Self::ZeroDocumentLength | Self::ExactLengthImpossible { .. } => "--document-length",
             Self::ZeroRepeatCount => "--repeat-count",
@@ -100,6 +109,13 @@ impl WorkloadError {
             | Self::TokenizerLoad { .. }
             | Self::Tokenize { .. }
             | Self::EmptyVocabulary => "--tokenizer",
+            Self::Spool { .. } => "--text-source",
+        }
+    }
+
+    pub(crate) fn spool(e: std::io::Error) -> Self {
+        Self::Spool {
+            message: e.to_string(),
         }
     }
 }

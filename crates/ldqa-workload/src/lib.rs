@@ -14,8 +14,8 @@
 //! - [`pyrandom`]: CPython's Mersenne Twister, `shuffle` and `randint`.
 //! - With `--tokenizer`, documents are exactly `document_length` tokens (checked by
 //!   re-encoding) and every spec carries `prompt_tokens`. Random-token documents
-//!   ([`TextSource::Random`]) are stored in memory. All tokenizer work happens in
-//!   [`Workload::build`].
+//!   ([`TextSource::Random`]) are spooled to an unlinked temporary file, not held in
+//!   memory. All tokenizer work happens in [`Workload::build`].
 //!
 //! ```
 //! use ldqa_model::PromptSource;
@@ -41,6 +41,7 @@ pub mod config;
 mod documents;
 mod error;
 pub mod pyrandom;
+mod spool;
 mod tokenized;
 mod workload;
 

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use tokenizers::Tokenizer;
 
 use crate::documents::{hi_document, hi_document_into};
+use crate::spool::Spool;
 use crate::WorkloadError;
 
 /// Rounds of encode-and-adjust before a document is declared impossible to fit.
@@ -211,18 +212,41 @@ fn append_random(
 /// Random-token documents of exactly `target` tokens: `"{id}"`, then decoded random
 /// ordinary tokens; re-encoded and cut at a token start or extended until exact.
 /// Document `id` draws from ChaCha8 stream `id` of seed `seed`, so it depends on
-/// nothing but the seed and its id.
+/// nothing but the seed and its id. Built a few at a time and spooled to a temporary
+/// file, so memory does not grow with `n`.
 pub(crate) fn random_documents(
     tok: &Tok,
     n: usize,
     target: usize,
     seed: i64,
-) -> Result<Vec<String>, WorkloadError> {
+) -> Result<Spool, WorkloadError> {
     let ids = tok.ordinary_ids();
     if ids.is_empty() {
         return Err(WorkloadError::EmptyVocabulary);
     }
-    par_map(n, |id| {
+    let mut spool = Spool::new().map_err(WorkloadError::spool)?;
+    // Enough per batch to keep every thread busy, few enough to hold in memory.
+    let batch = 4 * std::thread::available_parallelism().map_or(1, |p| p.get());
+    for first in (0..n).step_by(batch) {
+        let count = batch.min(n - first);
+        for text in par_map(count, |j| {
+            random_document(tok, &ids, first + j, target, seed)
+        })? {
+            spool.push(&text).map_err(WorkloadError::spool)?;
+        }
+    }
+    Ok(spool)
+}
+
+/// Random-token document `id` (see [`random_documents`]).
+fn random_document(
+    tok: &Tok,
+    ids: &[u32],
+    id: usize,
+    target: usize,
+    seed: i64,
+) -> Result<String, WorkloadError> {
+    {
         let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
         rng.set_stream(id as u64);
         let mut text = id.to_string();
@@ -238,7 +262,7 @@ pub(crate) fn random_documents(
         let mut got = id_tokens;
         for _ in 0..MAX_ADJUST_ROUNDS {
             if got < target {
-                append_random(tok, &ids, &mut rng, &mut text, target - got)?;
+                append_random(tok, ids, &mut rng, &mut text, target - got)?;
             }
             let enc = tok.inner.encode(text.as_str(), false).map_err(tok_err)?;
             got = enc.len();
@@ -267,7 +291,7 @@ pub(crate) fn random_documents(
             target,
             format!("closest reached: {got} tokens"),
         ))
-    })
+    }
 }
 
 /// Where `doc` may be cut for a local miss-prefix check: the first whitespace at or

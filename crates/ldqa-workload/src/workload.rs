@@ -64,12 +64,9 @@ impl Workload {
         let documents = match (config.text, &tok) {
             (TextSource::Hi, None) => Documents::Hi(vec![target; n]),
             (TextSource::Hi, Some(t)) => Documents::Hi(tokenized::exact_hi_words(t, n, target)?),
-            (TextSource::Random, Some(t)) => Documents::Stored(tokenized::random_documents(
-                t,
-                n,
-                target,
-                config.shuffle_seed,
-            )?),
+            (TextSource::Random, Some(t)) => Documents::Spooled(std::sync::Arc::new(
+                tokenized::random_documents(t, n, target, config.shuffle_seed)?,
+            )),
             (TextSource::Random, None) => return Err(WorkloadError::RandomTextNeedsTokenizer),
         };
 
@@ -111,6 +108,7 @@ impl Workload {
     /// Fills `prompt_tokens` of every spec (documents are exactly `target` tokens).
     fn count_tokens(&mut self, tok: &Tok, target: usize) -> Result<(), WorkloadError> {
         let mut buf = String::with_capacity(4 * PRE_WARMUP_WORDS);
+        let mut doc = String::new();
         for s in &mut self.pre_warmup {
             buf.clear();
             pre_warmup_into(s.prompt_id, &mut buf);
@@ -129,8 +127,12 @@ impl Workload {
                     words[s.document_id],
                     target,
                 )?,
-                (Some(p), Documents::Stored(texts)) => {
-                    tokenized::prefixed_tokens(tok, p, &texts[s.document_id], target)?
+                (Some(p), Documents::Spooled(spool)) => {
+                    doc.clear();
+                    spool
+                        .read_into(s.document_id, &mut doc)
+                        .map_err(WorkloadError::spool)?;
+                    tokenized::prefixed_tokens(tok, p, &doc, target)?
                 }
             };
             s.prompt_tokens = Some(tokens);

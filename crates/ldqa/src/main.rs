@@ -14,6 +14,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// glibc raises its mmap threshold each time a large block is freed, after which big
+/// buffers come from the heap and stay there. Fitting 1,000 documents of 100k tokens with
+/// the Llama-3 tokenizer peaked at 213 MB that way (the tokenizer itself is ~100 MB), 176 MB
+/// with a fixed threshold: blocks of 1 MiB and more are mapped, and unmapped when freed.
+fn keep_large_allocations_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator setting; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// A gate (`--expected-ttft-gain`, …) failed.
 pub const EXIT_GATE: u8 = 1;
 /// Usage, I/O or target error.
@@ -51,6 +63,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_large_allocations_mapped();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => cmd::run::run(*args),

@@ -131,7 +131,9 @@ pub struct WorkloadArgs {
     #[arg(long, value_name = "PATH", help_heading = "Documents")]
     pub tokenizer: Option<PathBuf>,
 
-    /// Document text: hi (upstream's "hi hi hi …") or random (random tokens; needs --tokenizer).
+    /// Document text: hi (upstream's "hi hi hi …") or random (random tokens; needs
+    /// --tokenizer; built before the run into a temporary file under $TMPDIR, about 5 bytes
+    /// per token, deleted when ldqa exits).
     #[arg(long, default_value = "hi", value_name = "SOURCE", value_parser = parse_text_source, help_heading = "Documents")]
     pub text_source: TextSource,
 
