@@ -70,15 +70,29 @@ impl Tok {
     }
 }
 
-/// Runs `f(0..n)` on a few scoped threads; results in index order.
-fn par_map<T: Send>(
-    n: usize,
-    f: impl Fn(usize) -> Result<T, WorkloadError> + Sync,
-) -> Result<Vec<T>, WorkloadError> {
-    let threads = std::thread::available_parallelism()
+/// Random-token tokens being fitted at once, across threads. Each fit re-encodes its
+/// whole document with offsets; two 100k-token fits side by side took a run with the
+/// Llama-3 tokenizer from 120 MB (one at a time) to 221 MB, while two of 30k stayed at
+/// 125 MB. Long documents are therefore fitted one at a time (twice the build time).
+const RANDOM_FIT_TOKENS_AT_ONCE: usize = 64 * 1024;
+
+/// Threads for `n` tasks: one per core (at most 16, at most `max`), at least one.
+fn thread_count(n: usize, max: usize) -> usize {
+    std::thread::available_parallelism()
         .map_or(1, |p| p.get())
         .clamp(1, 16)
-        .min(n);
+        .min(max)
+        .min(n)
+        .max(1)
+}
+
+/// Runs `f(0..n)` on up to `max_threads` scoped threads; results in index order.
+fn par_map<T: Send>(
+    n: usize,
+    max_threads: usize,
+    f: impl Fn(usize) -> Result<T, WorkloadError> + Sync,
+) -> Result<Vec<T>, WorkloadError> {
+    let threads = thread_count(n, max_threads);
     if threads <= 1 {
         return (0..n).map(f).collect();
     }
@@ -125,7 +139,7 @@ pub(crate) fn exact_hi_words(
     n: usize,
     target: usize,
 ) -> Result<Vec<usize>, WorkloadError> {
-    par_map(n, |id| {
+    par_map(n, usize::MAX, |id| {
         let id_tokens = tok.count(&id.to_string())?;
         if id_tokens > target {
             return Err(impossible(
@@ -225,11 +239,12 @@ pub(crate) fn random_documents(
         return Err(WorkloadError::EmptyVocabulary);
     }
     let mut spool = Spool::new().map_err(WorkloadError::spool)?;
+    let threads = thread_count(n, (RANDOM_FIT_TOKENS_AT_ONCE / target.max(1)).max(1));
     // Enough per batch to keep every thread busy, few enough to hold in memory.
-    let batch = 4 * std::thread::available_parallelism().map_or(1, |p| p.get());
+    let batch = 4 * threads;
     for first in (0..n).step_by(batch) {
         let count = batch.min(n - first);
-        for text in par_map(count, |j| {
+        for text in par_map(count, threads, |j| {
             random_document(tok, &ids, first + j, target, seed)
         })? {
             spool.push(&text).map_err(WorkloadError::spool)?;
