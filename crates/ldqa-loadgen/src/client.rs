@@ -309,7 +309,6 @@ impl Slot<'_> {
                 Err(_) => {
                     // Cut off mid-exchange: the connection's state is unknown.
                     self.conn = None;
-                    self.unread_body = None;
                     Err(Failure::new(
                         FailureKind::Timeout,
                         format!(
@@ -341,41 +340,27 @@ impl Slot<'_> {
         record: &mut RequestRecord,
         text: Option<&mut String>,
     ) -> Result<(), Failure> {
-        let connect_timeout = CONNECT_TIMEOUT;
-        let connect_failure = |msg: String| Failure::new(FailureKind::Connect, msg);
-        if self.conn.is_none() {
-            self.conn = self.client.idle_conns().pop();
-        }
-        if !self.conn.as_mut().is_some_and(Conn::is_reusable) {
-            self.conn = None;
-            self.conn = Some(
-                Conn::open(target, connect_timeout)
-                    .await
-                    .map_err(connect_failure)?,
-            );
-        }
-        let conn = self.conn.as_mut().expect("invariant: opened above");
         // Shared, not copied: needed again only if a stale connection refuses it unsent.
         let body = Bytes::from(body);
-        let mut response = conn.send(target, body.clone()).await;
+        let mut response = self.conn(target).await?.send(target, body.clone()).await;
         if matches!(response, Err(SendError::Unsent)) {
             // The server had closed the idle connection: it never saw the request.
             self.conn = None;
-            let fresh = self.conn.insert(
-                Conn::open(target, connect_timeout)
-                    .await
-                    .map_err(connect_failure)?,
-            );
-            response = fresh.send(target, body).await;
+            response = self.conn(target).await?.send(target, body).await;
         }
         let resp = match response {
             Ok(resp) => resp,
             Err(e) => {
                 self.conn = None;
-                return Err(connect_failure(match e {
-                    SendError::Unsent => "the connection closed before the request was sent".into(),
-                    SendError::Failed(msg) => msg,
-                }));
+                return Err(Failure::new(
+                    FailureKind::Connect,
+                    match e {
+                        SendError::Unsent => {
+                            "the connection closed before the request was sent".into()
+                        }
+                        SendError::Failed(msg) => msg,
+                    },
+                ));
             }
         };
         let api = self.client.config.api;
@@ -396,9 +381,26 @@ impl Slot<'_> {
     }
 }
 
+impl Slot<'_> {
+    /// The slot's connection, ready for a request: its own, else one the client holds
+    /// idle, else a new one.
+    async fn conn(&mut self, target: &Target) -> Result<&mut Conn, Failure> {
+        if self.conn.is_none() {
+            self.conn = self.client.idle_conns().pop();
+        }
+        if !self.conn.as_mut().is_some_and(Conn::is_reusable) {
+            let fresh = Conn::open(target, CONNECT_TIMEOUT)
+                .await
+                .map_err(|msg| Failure::new(FailureKind::Connect, msg))?;
+            self.conn = Some(fresh);
+        }
+        Ok(self.conn.as_mut().expect("invariant: set above"))
+    }
+}
+
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        if self.busy || self.unread_body.is_some() {
+        if self.busy {
             return; // dropped mid-request (cancelled): the connection's state is unknown
         }
         if let Some(mut conn) = self.conn.take() {

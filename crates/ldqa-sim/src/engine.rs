@@ -308,8 +308,8 @@ impl Engine {
     /// The events due by `t` (those of the step in flight, if it ends by then), without
     /// deciding the next step; [`Engine::advance_to`]`(t)` does the rest.
     ///
-    /// For a driver on the wall clock: deciding a step of a thousand running requests
-    /// takes a millisecond or more, and the ending step's tokens should not wait for it.
+    /// For a driver on the wall clock: the ending step's tokens should not wait while the
+    /// next step is decided (13–50 µs with a thousand running requests).
     /// The engine's state is the same as if `advance_to(t)` had done it all.
     pub fn release_due(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
         self.check_not_before_now(t)?;

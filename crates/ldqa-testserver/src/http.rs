@@ -145,7 +145,7 @@ impl ScriptedServer {
 
     /// From now on, close a connection that stays idle for `timeout` after a reply, as
     /// servers do with keep-alive connections (uvicorn after 5 s). Tokio time.
-    pub fn set_idle_timeout(&self, timeout: std::time::Duration) {
+    pub fn set_idle_timeout(&self, timeout: Duration) {
         let ms = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);

@@ -58,26 +58,28 @@ impl Spool {
         let Some(&(offset, len)) = self.index.get(id) else {
             return Ok(false);
         };
+        // Read straight into `buf`'s bytes (no copy of a half-megabyte document).
         let mut bytes = std::mem::take(buf).into_bytes();
         let start = bytes.len();
         bytes.resize(start + len, 0);
-        let read = self.file.read_exact_at(&mut bytes[start..], offset);
-        if let Err(e) = read {
-            bytes.truncate(start);
-            *buf = String::from_utf8(bytes).unwrap_or_default();
-            return Err(e);
-        }
-        match String::from_utf8(bytes) {
+        let read = match self.file.read_exact_at(&mut bytes[start..], offset) {
+            Ok(()) => String::from_utf8(bytes).map_err(|e| {
+                // Only what this process wrote is read back, and it was valid UTF-8.
+                let not_utf8 = io::Error::new(io::ErrorKind::InvalidData, "not UTF-8");
+                (e.into_bytes(), not_utf8)
+            }),
+            Err(e) => Err((bytes, e)),
+        };
+        match read {
             Ok(text) => {
                 *buf = text;
                 Ok(true)
             }
-            Err(e) => {
-                // Only what this process wrote is read back, and it was valid UTF-8.
-                let mut bytes = e.into_bytes();
+            Err((mut bytes, e)) => {
+                // Give the caller back what it had.
                 bytes.truncate(start);
                 *buf = String::from_utf8(bytes).unwrap_or_default();
-                Err(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+                Err(e)
             }
         }
     }

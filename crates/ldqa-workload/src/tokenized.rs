@@ -261,52 +261,50 @@ fn random_document(
     target: usize,
     seed: i64,
 ) -> Result<String, WorkloadError> {
-    {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
-        rng.set_stream(id as u64);
-        let mut text = id.to_string();
-        let base = text.len();
-        let id_tokens = tok.count(&text)?;
-        if id_tokens > target {
-            return Err(impossible(
-                id,
-                target,
-                format!("the id prefix alone is {id_tokens} tokens"),
-            ));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
+    rng.set_stream(id as u64);
+    let mut text = id.to_string();
+    let base = text.len();
+    let id_tokens = tok.count(&text)?;
+    if id_tokens > target {
+        return Err(impossible(
+            id,
+            target,
+            format!("the id prefix alone is {id_tokens} tokens"),
+        ));
+    }
+    let mut got = id_tokens;
+    for _ in 0..MAX_ADJUST_ROUNDS {
+        if got < target {
+            append_random(tok, ids, &mut rng, &mut text, target - got)?;
         }
-        let mut got = id_tokens;
-        for _ in 0..MAX_ADJUST_ROUNDS {
-            if got < target {
-                append_random(tok, ids, &mut rng, &mut text, target - got)?;
+        let enc = tok.inner.encode(text.as_str(), false).map_err(tok_err)?;
+        got = enc.len();
+        if got == target {
+            return Ok(text);
+        }
+        if got > target {
+            // Cut where token `target` starts (rounded down to a char boundary; byte-level
+            // tokens can split a character), but never into the id prefix.
+            let mut cut = enc.get_offsets()[target].0.min(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
             }
-            let enc = tok.inner.encode(text.as_str(), false).map_err(tok_err)?;
-            got = enc.len();
+            if cut == text.len() {
+                cut = text[..cut].char_indices().next_back().map_or(0, |(i, _)| i);
+            }
+            text.truncate(cut.max(base));
+            got = tok.count(&text)?;
             if got == target {
                 return Ok(text);
             }
-            if got > target {
-                // Cut where token `target` starts (rounded down to a char boundary; byte-level
-                // tokens can split a character), but never into the id prefix.
-                let mut cut = enc.get_offsets()[target].0.min(text.len());
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                if cut == text.len() {
-                    cut = text[..cut].char_indices().next_back().map_or(0, |(i, _)| i);
-                }
-                text.truncate(cut.max(base));
-                got = tok.count(&text)?;
-                if got == target {
-                    return Ok(text);
-                }
-            }
         }
-        Err(impossible(
-            id,
-            target,
-            format!("closest reached: {got} tokens"),
-        ))
     }
+    Err(impossible(
+        id,
+        target,
+        format!("closest reached: {got} tokens"),
+    ))
 }
 
 /// Where `doc` may be cut for a local miss-prefix check: the first whitespace at or
