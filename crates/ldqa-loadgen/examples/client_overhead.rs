@@ -125,7 +125,7 @@ fn specs(n: usize) -> Vec<RequestSpec> {
             document_id: i,
             is_miss: false,
             miss_prefix: None,
-            prompt_tokens: None,
+            prompt_tokens: 0,
         })
         .collect()
 }

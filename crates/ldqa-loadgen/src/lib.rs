@@ -37,7 +37,7 @@ mod stream;
 pub use cancel::Cancel;
 pub use client::{Client, ClientConfig, Slot};
 pub use endpoint::Endpoint;
-pub use protocol::{run_protocol, Plan, ProtocolOptions, ProtocolOutcome};
+pub use protocol::{run_protocol, ProtocolOptions, ProtocolOutcome};
 pub use runner::{run_round, NoObserver, RoundObserver};
 
 /// Errors that stop a command before or between rounds (never a single failed request).

@@ -1,27 +1,17 @@
-//! The Long Doc QA protocol against a live server: pre-warmup, warmup round, optional
-//! sleep, query round, with the server's `/metrics` read around each round.
+//! A [`Plan`] against a live server: its rounds one after the other, each after its
+//! pause, with the server's `/metrics` read around every reported round (all but the
+//! pre-warmup).
 
 use std::time::Duration;
 
-use ldqa_model::{PromptSource, RequestSpec, RoundKind, RoundRecord};
+use ldqa_model::{Plan, PlannedRound, PromptSource, RoundKind, RoundRecord};
 
 use crate::prometheus::{self, Snapshot};
 use crate::{run_round, Cancel, Client, RoundObserver};
 
-/// The three request lists of a run and how to render their prompts.
-pub struct Plan<'a> {
-    pub pre_warmup: &'a [RequestSpec],
-    pub warmup: &'a [RequestSpec],
-    pub query: &'a [RequestSpec],
-    pub prompts: &'a dyn PromptSource,
-}
-
-/// How the protocol runs.
-#[derive(Debug, Clone)]
+/// How the protocol runs, beyond the plan itself.
+#[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
-    pub max_inflight: usize,
-    /// Pause between the warmup and the query round (`--sleep-time-after-warmup`).
-    pub sleep_after_warmup: Duration,
     /// Where to read Prometheus metrics; `None` skips them.
     pub metrics_url: Option<String>,
 }
@@ -29,103 +19,98 @@ pub struct ProtocolOptions {
 /// What a protocol run produced. Rounds that did not start are absent.
 #[derive(Debug, Clone)]
 pub struct ProtocolOutcome {
-    pub pre_warmup: Option<RoundRecord>,
-    pub warmup: Option<RoundRecord>,
-    pub query: Option<RoundRecord>,
+    /// The rounds that ran (the last one possibly interrupted), in plan order.
+    pub rounds: Vec<RoundRecord>,
     /// Why server metrics are missing, when they were asked for and could not be read.
     pub metrics_warning: Option<String>,
+    /// Rounds the plan has.
+    planned: usize,
 }
 
 impl ProtocolOutcome {
+    /// The first round of `kind` that ran.
+    pub fn round(&self, kind: RoundKind) -> Option<&RoundRecord> {
+        self.rounds.iter().find(|r| r.kind == kind)
+    }
+
+    /// The rounds a report shows: all but the pre-warmup.
+    pub fn reported(&self) -> impl Iterator<Item = &RoundRecord> {
+        self.rounds
+            .iter()
+            .filter(|r| r.kind != RoundKind::PreWarmup)
+    }
+
     /// True when Ctrl-C cut the run short.
     pub fn interrupted(&self) -> bool {
-        [&self.pre_warmup, &self.warmup, &self.query]
-            .iter()
-            .any(|r| r.as_ref().is_some_and(|r| r.interrupted))
-            || self.query.is_none()
+        self.rounds.iter().any(|r| r.interrupted) || self.rounds.len() < self.planned
     }
 }
 
-/// Runs the whole protocol. Never fails: failed requests are in the records, a metrics
-/// endpoint that cannot be read becomes a warning, and cancellation ends it early.
+/// Runs every round of `plan`. Never fails: failed requests are in the records, a
+/// metrics endpoint that cannot be read becomes a warning, and cancellation ends it early.
 pub async fn run_protocol(
     client: &Client,
-    plan: &Plan<'_>,
+    plan: &Plan,
+    prompts: &dyn PromptSource,
     options: &ProtocolOptions,
     observer: &dyn RoundObserver,
     cancel: &Cancel,
 ) -> ProtocolOutcome {
     let mut outcome = ProtocolOutcome {
-        pre_warmup: None,
-        warmup: None,
-        query: None,
+        rounds: Vec::new(),
         metrics_warning: None,
+        planned: plan.rounds.len(),
     };
     let mut metrics = MetricsReader {
         client,
         url: options.metrics_url.clone(),
         warning: None,
     };
-    let inflight = options.max_inflight;
-
-    let pre = run_round(
-        client,
-        RoundKind::PreWarmup,
-        plan.pre_warmup,
-        plan.prompts,
-        inflight,
-        observer,
-        cancel,
-    )
-    .await;
-    outcome.pre_warmup = Some(pre);
-    if cancel.is_cancelled() {
-        return outcome;
-    }
-
-    let before = metrics.read().await;
-    let mut warmup = run_round(
-        client,
-        RoundKind::Warmup,
-        plan.warmup,
-        plan.prompts,
-        inflight,
-        observer,
-        cancel,
-    )
-    .await;
-    warmup.evidence = metrics.delta_since(before.as_ref()).await;
-    outcome.warmup = Some(warmup);
-    if cancel.is_cancelled() {
-        outcome.metrics_warning = metrics.warning;
-        return outcome;
-    }
-
-    if !options.sleep_after_warmup.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(options.sleep_after_warmup) => {}
-            () = cancel.cancelled() => {
-                outcome.metrics_warning = metrics.warning;
-                return outcome;
-            }
+    for round in &plan.rounds {
+        if cancel.is_cancelled() || !pause(round, cancel).await {
+            break;
         }
+        let record = run_planned(client, round, prompts, &mut metrics, observer, cancel).await;
+        outcome.rounds.push(record);
     }
-
-    let before = metrics.read().await;
-    let mut query = run_round(
-        client,
-        RoundKind::Query,
-        plan.query,
-        plan.prompts,
-        inflight,
-        observer,
-        cancel,
-    )
-    .await;
-    query.evidence = metrics.delta_since(before.as_ref()).await;
-    outcome.query = Some(query);
     outcome.metrics_warning = metrics.warning;
     outcome
+}
+
+/// Waits out the round's pause; false when cancelled meanwhile.
+async fn pause(round: &PlannedRound, cancel: &Cancel) -> bool {
+    if round.pause_before_ns == 0 {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_nanos(round.pause_before_ns)) => true,
+        () = cancel.cancelled() => false,
+    }
+}
+
+async fn run_planned(
+    client: &Client,
+    round: &PlannedRound,
+    prompts: &dyn PromptSource,
+    metrics: &mut MetricsReader<'_>,
+    observer: &dyn RoundObserver,
+    cancel: &Cancel,
+) -> RoundRecord {
+    let reported = round.kind != RoundKind::PreWarmup;
+    let before = if reported { metrics.read().await } else { None };
+    let inflight = round.arrival.max_inflight();
+    let mut record = run_round(
+        client,
+        round.kind,
+        &round.requests,
+        prompts,
+        inflight,
+        observer,
+        cancel,
+    )
+    .await;
+    record.evidence = metrics.delta_since(before.as_ref()).await;
+    record
 }
 
 struct MetricsReader<'a> {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldqa_loadgen::{
-    run_protocol, run_round, Cancel, Client, ClientConfig, Endpoint, NoObserver, Plan,
-    ProtocolOptions,
+    run_protocol, run_round, Cancel, Client, ClientConfig, Endpoint, NoObserver, ProtocolOptions,
 };
-use ldqa_model::{Api, FailureKind, PromptSource, RequestSpec, RoundKind};
+use ldqa_model::{
+    Api, Arrival, FailureKind, Plan, PlannedRound, PromptSource, RequestSpec, RoundKind,
+};
 use ldqa_testserver::{
     chat_stream, content_chunk, default_reply, done, reasoning_chunk, role_chunk, usage_chunk,
     Reply, ScriptedServer, Step,
@@ -35,7 +36,7 @@ fn specs(n: usize) -> Vec<RequestSpec> {
             document_id: i % 3,
             is_miss: i % 2 == 1,
             miss_prefix: None,
-            prompt_tokens: None,
+            prompt_tokens: 0,
         })
         .collect()
 }
@@ -355,23 +356,42 @@ async fn protocol_reads_metrics_around_each_round() {
     .await
     .unwrap();
     let c = client(&server, Api::Chat);
-    let (pre, warmup, query) = (specs(2), specs(3), specs(5));
+    let planned = |kind, n, pause_before_ns| PlannedRound {
+        kind,
+        requests: specs(n),
+        arrival: Arrival::ClosedLoop { max_inflight: 2 },
+        pause_before_ns,
+    };
     let plan = Plan {
-        pre_warmup: &pre,
-        warmup: &warmup,
-        query: &query,
-        prompts: &Prompts,
+        rounds: vec![
+            planned(RoundKind::PreWarmup, 2, 0),
+            planned(RoundKind::Warmup, 3, 0),
+            planned(RoundKind::Query, 5, 10_000_000),
+        ],
     };
     let options = ProtocolOptions {
-        max_inflight: 2,
-        sleep_after_warmup: Duration::from_millis(10),
         metrics_url: Some(format!("http://{}/metrics", server.addr())),
     };
-    let outcome = run_protocol(&c, &plan, &options, &NoObserver, &Cancel::new()).await;
+    let outcome = run_protocol(&c, &plan, &Prompts, &options, &NoObserver, &Cancel::new()).await;
     assert!(!outcome.interrupted());
     assert!(outcome.metrics_warning.is_none());
-    let w = outcome.warmup.unwrap().evidence.unwrap();
-    let q = outcome.query.unwrap().evidence.unwrap();
+    assert!(outcome
+        .round(RoundKind::PreWarmup)
+        .unwrap()
+        .evidence
+        .is_none());
+    let w = outcome
+        .round(RoundKind::Warmup)
+        .unwrap()
+        .evidence
+        .clone()
+        .unwrap();
+    let q = outcome
+        .round(RoundKind::Query)
+        .unwrap()
+        .evidence
+        .clone()
+        .unwrap();
     assert_eq!(w.deltas["vllm:prefix_cache_queries_total"], 300.0);
     assert_eq!(q.deltas["vllm:prefix_cache_queries_total"], 500.0);
     assert_eq!(generated.load(Ordering::SeqCst), 10);

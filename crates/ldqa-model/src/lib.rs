@@ -12,6 +12,8 @@
 //! - [`round`]: a round of requests ([`RoundRecord`]) and the server-side evidence
 //!   collected around it ([`ServerEvidence`]).
 //! - [`spec`]: what to send ([`RequestSpec`]), independent of how it is sent.
+//! - [`plan`]: the rounds of a run and how their requests arrive ([`Plan`]), the one
+//!   plan type of the HTTP client and the simulator.
 //!
 //! Times inside records are nanosecond offsets from the start of their round
 //! (`*_ns: u64`); derived seconds are computed on demand by the accessors.
@@ -27,10 +29,12 @@
 //! assert!(r.is_success());
 //! ```
 
+pub mod plan;
 pub mod record;
 pub mod round;
 pub mod spec;
 
+pub use plan::{Arrival, Plan, PlannedRound, PromptTemplate};
 pub use record::{Failure, FailureKind, PrefixSource, RequestRecord, Usage};
 pub use round::{RoundKind, RoundRecord, ServerEvidence};
 pub use spec::{Api, PromptSource, RequestSpec};

@@ -27,8 +27,10 @@ pub struct RequestSpec {
     pub is_miss: bool,
     /// The text prepended to force a miss (upstream: `"{random int} "`); `None` for hits.
     pub miss_prefix: Option<String>,
-    /// Exact prompt length in tokens (miss prefix included), when a tokenizer built it.
-    pub prompt_tokens: Option<u64>,
+    /// Prompt length in tokens, miss prefix included, chat template not: exact when a
+    /// tokenizer built the workload, else the documented approximation
+    /// (`ldqa_workload::approx`).
+    pub prompt_tokens: u64,
 }
 
 /// Renders prompts on demand.

@@ -91,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_tokens: u32 = arg(2, 100);
     let time_scale: f64 = arg(3, 1.0);
 
-    let engine = ldqa_sim::seed::llama8b_h100().vllm;
+    let engine = ldqa_sim::seed::llama8b_h100().vllm.config;
     let eff = ldqa_sim::Efficiencies::for_gpu("h100-80gb")?;
     let mut config = ldqa_serve::ServerConfig::new(engine, eff, MODEL.into());
     config.time_scale = time_scale;

@@ -57,9 +57,6 @@ pub use tokens::TokenCounter;
 
 /// Largest request body accepted by default (32 MiB), as issue 6 asks.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
-/// Default maximum model length (Llama-3.1's 131,072 tokens).
-pub const DEFAULT_MAX_MODEL_LEN_TOKENS: u64 = 131_072;
-
 /// Everything the server needs.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -72,8 +69,6 @@ pub struct ServerConfig {
     /// Simulated seconds per wall second (> 0; 1 = real time).
     pub time_scale: f64,
     pub token_counter: TokenCounter,
-    /// Prompt + `max_tokens` limit (vLLM's `max_model_len`).
-    pub max_model_len_tokens: u64,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: usize,
     /// Injected faults (`--fault-rate`), none by default.
@@ -88,7 +83,6 @@ impl std::fmt::Debug for ServerConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("time_scale", &self.time_scale)
             .field("token_counter", &self.token_counter)
-            .field("max_model_len_tokens", &self.max_model_len_tokens)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("faults", &self.faults)
             .finish_non_exhaustive()
@@ -96,7 +90,8 @@ impl std::fmt::Debug for ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults: real time, no key, approximate token counts, 131,072-token model length.
+    /// Defaults: real time, no key, approximate token counts; the model length is the
+    /// engine's `max_model_len_tokens`.
     pub fn new(
         engine: EngineConfig,
         efficiencies: Efficiencies,
@@ -109,7 +104,6 @@ impl ServerConfig {
             api_key: None,
             time_scale: 1.0,
             token_counter: TokenCounter::Approx,
-            max_model_len_tokens: DEFAULT_MAX_MODEL_LEN_TOKENS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             faults: None,
         }
@@ -178,7 +172,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         commands: tx,
         metrics: metrics.clone(),
         next_ticket: AtomicU64::new(0),
-        max_model_len_tokens: config.max_model_len_tokens,
+        max_model_len_tokens: config.engine.max_model_len_tokens,
         kv_capacity_tokens,
         created_s,
         faults: injector,

@@ -2,8 +2,8 @@
 //! numbers for the same scenario within 5% (warmup and query: mean TTFT, round time).
 //!
 //! The server runs at `TIME_SCALE`× real time; its wall times × `TIME_SCALE` are
-//! compared with the simulator's virtual times, computed the way `ldqa predict` does
-//! (`ldqa_sim::seed::Workload::request_from_spec`, `run_round`, the front-end queue).
+//! compared with the simulator's virtual times for the same plan, computed by the
+//! function `ldqa predict` calls (`ldqa_sim::protocol::run_protocol`).
 //!
 //! The scenario has the seed's documents and concurrency (10,000 tokens, 4 in flight) with
 //! a GPU cache smaller than the documents, so the query round exercises the LMCache tier;
@@ -24,10 +24,9 @@
 
 mod common;
 
-use ldqa_loadgen::{run_protocol, Cancel, NoObserver, Plan, ProtocolOptions};
-use ldqa_sim::round::{run_round, Frontend};
-use ldqa_sim::seed;
-use ldqa_sim::Engine;
+use ldqa_loadgen::{run_protocol, Cancel, NoObserver, ProtocolOptions};
+use ldqa_model::{PromptTemplate, RoundKind, RoundRecord};
+use ldqa_sim::protocol::SimClient;
 use ldqa_workload::{RepeatMode, Workload, WorkloadConfig};
 
 const TIME_SCALE: f64 = 2.0;
@@ -72,19 +71,25 @@ fn within(what: &str, served_ns: f64, predicted_ns: f64) -> Result<(), String> {
     }
 }
 
+fn mean_ttft_ns(round: &RoundRecord) -> f64 {
+    let ttfts: Vec<u64> = round.requests.iter().filter_map(|r| r.ttft_ns()).collect();
+    ttfts.iter().sum::<u64>() as f64 / ttfts.len() as f64
+}
+
 async fn check(lmcache: bool, shape: Shape) {
     let Shape {
         docs,
         output,
         inflight,
     } = shape;
-    let mut config = common::config(TIME_SCALE);
-    config.engine = common::engine(lmcache);
+    let mut scenario = common::scenario(lmcache);
     // A GPU cache that holds the 4 requests in flight (4 × ~10.1k tokens) but not 6 or
     // 12 documents: in tile order each document is evicted long before it comes back, so
     // the query round needs the CPU tier, and nothing depends on a near-tie in the LRU.
-    config.engine.gpu_kv_tokens = 48_000;
-    let (base, _stop) = common::start(config.clone()).await;
+    scenario.config.gpu_kv_tokens = 48_000;
+    let mut config = common::config(TIME_SCALE);
+    config.engine = scenario.config.clone();
+    let (base, _stop) = common::start(config).await;
     let workload = Workload::build(&WorkloadConfig {
         num_documents: docs,
         document_length: DOC_TOKENS,
@@ -93,54 +98,43 @@ async fn check(lmcache: bool, shape: Shape) {
         ..Default::default()
     })
     .unwrap();
+    let plan = workload.plan(inflight, 0);
     let client = common::client(&base, output);
-    let plan = Plan {
-        pre_warmup: &workload.pre_warmup,
-        warmup: &workload.warmup,
-        query: &workload.query,
-        prompts: &workload,
-    };
-    let options = ProtocolOptions {
-        max_inflight: inflight,
-        sleep_after_warmup: std::time::Duration::ZERO,
-        metrics_url: None,
-    };
-    let served = run_protocol(&client, &plan, &options, &NoObserver, &Cancel::new()).await;
-
-    // The prediction, as `ldqa predict` computes it.
-    let sw = seed::Workload {
-        num_documents: docs,
-        document_length: DOC_TOKENS as u64,
+    let options = ProtocolOptions { metrics_url: None };
+    let served = run_protocol(
+        &client,
+        &plan,
+        &workload,
+        &options,
+        &NoObserver,
+        &Cancel::new(),
+    )
+    .await;
+    let sim_client = SimClient {
         output_len: output,
-        repeat_count: 1,
-        repeat_mode: seed::RepeatMode::Tile,
-        max_inflight_requests: inflight,
-        chat: true,
+        template: PromptTemplate::LLAMA3_CHAT,
     };
-    let mut engine = Engine::new(config.engine.clone(), &config.efficiencies).unwrap();
-    let fe = Frontend::from_efficiencies(&config.efficiencies);
-    run_round(&mut engine, &sw.pre_warmup_round(), inflight, &fe).unwrap();
-    let specs = |s: &[ldqa_model::RequestSpec]| -> Vec<_> {
-        s.iter().map(|r| sw.request_from_spec(r)).collect()
+    let predicted = ldqa_sim::protocol::run_protocol(&scenario, &plan, &sim_client).unwrap();
+    let round = |rounds: &[RoundRecord], kind| {
+        rounds
+            .iter()
+            .find(|r| r.kind == kind)
+            .cloned()
+            .expect("invariant: every round ran")
     };
-    let warmup = run_round(&mut engine, &specs(&workload.warmup), inflight, &fe).unwrap();
-    let query = run_round(&mut engine, &specs(&workload.query), inflight, &fe).unwrap();
 
     let mut failures = Vec::new();
-    for (name, served, predicted) in [
-        ("warmup", served.warmup.unwrap(), warmup),
-        ("query", served.query.unwrap(), query),
-    ] {
+    for (name, kind) in [("warmup", RoundKind::Warmup), ("query", RoundKind::Query)] {
+        let (served, predicted) = (round(&served.rounds, kind), round(&predicted, kind));
         assert!(served.requests.iter().all(|r| r.is_success()));
-        let ttfts: Vec<u64> = served.requests.iter().filter_map(|r| r.ttft_ns()).collect();
-        let mean = ttfts.iter().sum::<u64>() as f64 / ttfts.len() as f64;
+        let mean = mean_ttft_ns(&served);
         let engine = if lmcache { "lmcache" } else { "vllm" };
         let engine = format!("{engine} ({inflight} in flight, {output} out)");
         failures.extend(
             within(
                 &format!("{engine} {name} mean TTFT"),
                 mean * TIME_SCALE,
-                predicted.mean_ttft_ns() as f64,
+                mean_ttft_ns(&predicted),
             )
             .err(),
         );
@@ -148,7 +142,7 @@ async fn check(lmcache: bool, shape: Shape) {
             within(
                 &format!("{engine} {name} round time"),
                 served.duration_ns as f64 * TIME_SCALE,
-                predicted.duration_ns() as f64,
+                predicted.duration_ns as f64,
             )
             .err(),
         );

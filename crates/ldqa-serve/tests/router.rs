@@ -82,7 +82,7 @@ async fn unknown_model_is_404() {
 #[tokio::test]
 async fn prompt_over_the_model_length_is_400() {
     let mut config = common::config(1000.0);
-    config.max_model_len_tokens = 100;
+    config.engine.max_model_len_tokens = 100;
     let app = ldqa_serve::router(config).unwrap();
     let prompt = format!("0{}", " hi".repeat(95));
     let body = serde_json::json!({"model": common::MODEL, "prompt": prompt, "max_tokens": 5});

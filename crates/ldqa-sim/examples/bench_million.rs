@@ -5,8 +5,11 @@
 
 use std::time::Instant;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use ldqa_sim::round::{run_round, Frontend, RoundRequest};
-use ldqa_sim::{seed, Efficiencies, Engine, PromptKey, SimRequest};
+use ldqa_sim::{seed, Engine, PromptKey, SimRequest};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args()
@@ -14,14 +17,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let sc = seed::llama8b_h100();
-    let eff = Efficiencies::for_gpu(&sc.vllm.gpu.name)?;
+    let eff = sc.lmcache.efficiencies.clone();
 
     for (name, config) in [("vllm", &sc.vllm), ("lmcache", &sc.lmcache)] {
         let t0 = Instant::now();
-        let r = seed::run_protocol(config, &eff, &sc.workload)?;
+        let rounds = common::seed_rounds(config, &sc.workload)?;
         println!(
             "seed 8B {name}: 3 rounds, {} requests, simulated in {:.2} ms",
-            r.pre_warmup.records.len() + r.warmup.records.len() + r.query.records.len(),
+            rounds.iter().map(|r| r.requests.len()).sum::<usize>(),
             t0.elapsed().as_secs_f64() * 1e3
         );
     }
@@ -38,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         })
         .collect();
-    let mut engine = Engine::new(sc.lmcache.clone(), &eff)?;
+    let mut engine = Engine::new(sc.lmcache.config.clone(), &eff)?;
     let fe = Frontend::from_efficiencies(&eff);
     let t0 = Instant::now();
     let out = run_round(&mut engine, &requests, 64, &fe)?;

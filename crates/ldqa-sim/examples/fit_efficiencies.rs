@@ -4,7 +4,10 @@
 //!
 //! `cargo run -p ldqa-sim --release --example fit_efficiencies`
 
-use ldqa_sim::{seed, Efficiencies};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use ldqa_sim::{seed, Efficiencies, Scenario};
 
 fn errors(eff: &Efficiencies) -> Vec<f64> {
     let mut out = Vec::new();
@@ -13,7 +16,11 @@ fn errors(eff: &Efficiencies) -> Vec<f64> {
             (&sc.vllm, sc.published_vllm),
             (&sc.lmcache, sc.published_lmcache),
         ] {
-            let p = seed::predict(config, eff, &sc.workload).expect("valid scenario");
+            let scenario = Scenario {
+                efficiencies: eff.clone(),
+                ..config.clone()
+            };
+            let p = common::seed_predict(&scenario, &sc.workload).expect("valid scenario");
             for (a, b) in [
                 (p.warmup_mean_ttft_s, publ.warmup_mean_ttft_s),
                 (p.warmup_round_time_s, publ.warmup_round_time_s),
@@ -33,8 +40,6 @@ fn score(eff: &Efficiencies) -> (f64, f64) {
     let ss = e.iter().map(|x| x * x).sum::<f64>();
     (worst, ss)
 }
-
-type Param = (&'static str, f64, f64, fn(&mut Efficiencies) -> &mut f64);
 
 fn main() {
     let mut eff = Efficiencies::for_gpu("h100-80gb").expect("embedded");
@@ -75,7 +80,6 @@ fn main() {
         e.frontend_request_ns = x[8].round() as u64;
         e.frontend_ns_per_prompt_token = x[9].round() as u64;
     };
-    let _unused: Option<Param> = None;
     apply(&x, &mut eff);
     let mut best = score(&eff);
     println!("start: worst {:.2}% ss {:.4}", best.0 * 100.0, best.1);

@@ -4,18 +4,20 @@
 
 use std::time::Instant;
 
-use ldqa_sim::{seed, Efficiencies};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use ldqa_sim::seed;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut worst: f64 = 0.0;
     for sc in seed::scenarios() {
-        let eff = Efficiencies::for_gpu(&sc.vllm.gpu.name)?;
         for (engine, config, published) in [
             ("vllm", &sc.vllm, sc.published_vllm),
             ("lmcache", &sc.lmcache, sc.published_lmcache),
         ] {
             let t0 = Instant::now();
-            let p = seed::predict(config, &eff, &sc.workload)?;
+            let p = common::seed_predict(config, &sc.workload)?;
             let took = t0.elapsed();
             println!(
                 "{} {engine} (simulated in {:.1} ms)",

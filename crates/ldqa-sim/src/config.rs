@@ -98,6 +98,9 @@ pub struct EngineConfig {
     pub max_num_seqs: u32,
     /// vLLM's block size in tokens.
     pub block_size_tokens: u32,
+    /// vLLM's `max_model_len`: a request whose prompt plus `max_tokens` exceeds it is
+    /// refused (HTTP 400), as vLLM refuses it.
+    pub max_model_len_tokens: u64,
     /// LMCache's chunk size in tokens.
     pub lmcache_chunk_tokens: u32,
 }
@@ -150,6 +153,9 @@ impl EngineConfig {
         if self.gpu_kv_tokens / u64::from(self.block_size_tokens) >= u64::from(u32::MAX) {
             return bad("gpu_kv_tokens", "too many blocks");
         }
+        if self.max_model_len_tokens == 0 {
+            return bad("max_model_len_tokens", "must be ≥ 1");
+        }
         if self.max_num_batched_tokens == 0 {
             return bad("max_num_batched_tokens", "must be ≥ 1");
         }
@@ -179,25 +185,6 @@ impl EngineConfig {
                 cpu_bytes_per_rank
                     / (u64::from(self.lmcache_chunk_tokens) * self.kv_bytes_per_token_per_rank())
             }
-        }
-    }
-
-    /// vLLM's default `max_num_batched_tokens` for `vllm serve`: 8192 on GPUs with ≥ 70 GiB
-    /// that are not A100s, 2048 otherwise (reference A.1).
-    pub fn default_max_num_batched_tokens(gpu_mem_gib: f64, is_a100: bool) -> u32 {
-        if gpu_mem_gib >= 70.0 && !is_a100 {
-            8192
-        } else {
-            2048
-        }
-    }
-
-    /// vLLM's default `max_num_seqs`: 1024 on the big GPUs, 256 otherwise (reference A.1).
-    pub fn default_max_num_seqs(gpu_mem_gib: f64, is_a100: bool) -> u32 {
-        if gpu_mem_gib >= 70.0 && !is_a100 {
-            1024
-        } else {
-            256
         }
     }
 }

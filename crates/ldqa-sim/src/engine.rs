@@ -365,7 +365,11 @@ impl Engine {
             }
             let r = state.req;
             let needed = r.prompt_tokens + u64::from(r.max_output_tokens);
-            if r.prompt_tokens == 0 || r.max_output_tokens == 0 || needed > capacity_tokens {
+            if r.prompt_tokens == 0
+                || r.max_output_tokens == 0
+                || needed > capacity_tokens
+                || needed > self.config.max_model_len_tokens
+            {
                 let id = state.id;
                 self.slots[slot as usize] = None;
                 self.free_slots.push(slot);

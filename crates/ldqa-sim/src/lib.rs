@@ -7,16 +7,28 @@
 //! - [`cost`]: the roofline cost of one step.
 //! - `block_pool`, `cpu_tier`, `lru`: vLLM's GPU prefix cache and LMCache's CPU tier.
 //! - `scheduler` and [`engine`]: continuous batching with chunked prefill; [`Engine`].
-//! - [`round`]: the Long Doc QA client (bounded in-flight requests) → [`RequestRecord`]s.
+//! - [`round`]: one round of a closed-loop client (bounded in-flight requests) → [`RequestRecord`]s.
+//! - [`protocol`]: a whole [`ldqa_model::Plan`] (the one `ldqa run` sends) on one engine.
 //! - [`scenario`]: catalog model + GPU + TP + mode + vLLM knobs → [`EngineConfig`] and efficiencies.
-//! - [`seed`]: the seed's protocol (pre-warmup, warmup, query) and its two scenarios.
+//! - [`seed`]: the seed's two published runs, as data.
 //!
 //! ```
-//! use ldqa_sim::{seed, Efficiencies};
-//! let scenario = seed::llama8b_h100();
-//! let eff = Efficiencies::for_gpu(&scenario.vllm.gpu.name).unwrap();
-//! let result = seed::run_protocol(&scenario.vllm, &eff, &scenario.workload).unwrap();
-//! assert_eq!(result.warmup.records.len(), 51);
+//! use ldqa_model::{Arrival, Plan, PlannedRound, PromptTemplate, RequestSpec, RoundKind};
+//! use ldqa_sim::protocol::{run_protocol, SimClient};
+//!
+//! let scenario = ldqa_sim::seed::llama8b_h100().vllm;
+//! let document = |id| RequestSpec { prompt_id: id, document_id: id, is_miss: false, miss_prefix: None, prompt_tokens: 10_001 };
+//! let round = |kind| PlannedRound {
+//!     kind,
+//!     requests: (0..4).map(document).collect(),
+//!     arrival: Arrival::ClosedLoop { max_inflight: 2 },
+//!     pause_before_ns: 0,
+//! };
+//! let plan = Plan { rounds: vec![round(RoundKind::Warmup), round(RoundKind::Query)] };
+//! let client = SimClient { output_len: 100, template: PromptTemplate::LLAMA3_CHAT };
+//! let rounds = run_protocol(&scenario, &plan, &client).unwrap();
+//! let cached = rounds[1].requests[0].usage.unwrap().cached_tokens.unwrap();
+//! assert!(cached >= 10_000, "the query round hits the GPU prefix cache: {cached}");
 //! ```
 //!
 //! [`RequestRecord`]: ldqa_model::RequestRecord
@@ -31,6 +43,7 @@ pub mod engine;
 mod error;
 mod lru;
 pub mod prompt;
+pub mod protocol;
 mod request;
 pub mod round;
 pub mod scenario;

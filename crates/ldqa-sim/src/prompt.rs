@@ -58,7 +58,8 @@ impl PromptKey {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a's 64-bit offset basis.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a over `bytes`, continuing from `h`.
 pub fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {

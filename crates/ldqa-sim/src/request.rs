@@ -45,7 +45,8 @@ pub enum EventKind {
     },
     /// The request was aborted by the caller; its blocks were freed.
     Aborted,
-    /// The request can never run (empty prompt, no output, or larger than the GPU KV cache).
+    /// The request can never run (empty prompt, no output, longer than `max_model_len`,
+    /// or larger than the GPU KV cache).
     Rejected,
 }
 

@@ -102,6 +102,27 @@ impl RoundOutcome {
     }
 }
 
+/// Why the engine refused `req`, worded as `ldqa serve` (and vLLM) answer it: HTTP 400.
+fn rejection(config: &crate::EngineConfig, req: &SimRequest) -> Failure {
+    let needed = req.prompt_tokens + u64::from(req.max_output_tokens);
+    let message = if needed > config.max_model_len_tokens {
+        format!(
+            "This model's maximum context length is {} tokens. However, you requested {needed} tokens ({} in the messages, {} in the completion).",
+            config.max_model_len_tokens, req.prompt_tokens, req.max_output_tokens
+        )
+    } else if req.prompt_tokens == 0 || req.max_output_tokens == 0 {
+        "the prompt and max_tokens must both be at least 1".to_string()
+    } else {
+        format!(
+            "the request needs {needed} tokens of KV cache but the GPU KV cache holds {} tokens",
+            config.gpu_kv_tokens
+        )
+    };
+    let mut failure = Failure::new(FailureKind::HttpStatus, message);
+    failure.http_status = Some(400);
+    failure
+}
+
 struct InFlight {
     index: usize,
     id: ReqId,
@@ -210,12 +231,7 @@ pub fn run_round(
                     rec.prefix = Some(prefix);
                 }
                 EventKind::Rejected => {
-                    let mut failure = Failure::new(
-                        FailureKind::HttpStatus,
-                        "prompt plus max_tokens exceed the GPU KV cache, or are empty",
-                    );
-                    failure.http_status = Some(400);
-                    rec.failure = Some(failure);
+                    rec.failure = Some(rejection(engine.config(), &requests[f.index].request));
                 }
                 EventKind::Aborted => {
                     rec.failure = Some(Failure::new(FailureKind::Cancelled, "aborted"));

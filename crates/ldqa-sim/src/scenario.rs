@@ -56,30 +56,6 @@ impl Scenario {
     pub fn cpu_tier_tokens(&self) -> u64 {
         self.config.cpu_chunks() * u64::from(self.config.lmcache_chunk_tokens)
     }
-
-    /// One line: model, GPU, TP, engine, cache sizes, calibration.
-    pub fn describe(&self) -> String {
-        let c = &self.config;
-        let engine = match self.cpu_gib_per_rank {
-            None => "vllm".to_string(),
-            Some(g) => format!(
-                "lmcache (CPU {g} GiB/rank, {} tokens)",
-                self.cpu_tier_tokens()
-            ),
-        };
-        format!(
-            "{} on {} × TP {}, engine {engine}, GPU KV {} tokens, efficiencies {}",
-            self.model_name,
-            c.gpu.name,
-            c.tp,
-            c.gpu_kv_tokens,
-            if self.calibrated {
-                "calibrated".to_string()
-            } else {
-                format!("UNCALIBRATED (fitted on {REFERENCE_GPU}, applied to this GPU's peaks)")
-            }
-        )
-    }
 }
 
 /// vLLM's knobs as `vllm serve` sets them (the simulated engine is a server): the
@@ -238,6 +214,7 @@ pub fn build(
         max_num_batched_tokens: sat(kv.max_num_batched_tokens),
         max_num_seqs: sat(kv.max_num_seqs),
         block_size_tokens: block,
+        max_model_len_tokens: kv.max_model_len,
         lmcache_chunk_tokens: DEFAULT_LMCACHE_CHUNK_TOKENS,
     };
     config.validate()?;
@@ -306,7 +283,6 @@ mod tests {
             Efficiencies::for_gpu(REFERENCE_GPU).unwrap()
         );
         assert_eq!(s.config.gpu.hbm_bytes_per_s, 4.8e12);
-        assert!(s.describe().contains("UNCALIBRATED"));
     }
 
     #[test]

@@ -290,7 +290,7 @@ mod tests {
     use ldqa_model::PrefixSource;
 
     fn engine(kv_tokens: u64, mode: Mode) -> Engine {
-        let mut cfg: EngineConfig = seed::llama8b_h100().vllm;
+        let mut cfg: EngineConfig = seed::llama8b_h100().vllm.config;
         cfg.gpu_kv_tokens = kv_tokens;
         cfg.mode = mode;
         Engine::new(cfg, &Efficiencies::for_gpu("h100-80gb").unwrap()).unwrap()

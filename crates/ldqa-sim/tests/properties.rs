@@ -2,6 +2,8 @@
 //! exceed capacity, every request ends exactly once after its tokens in order, time
 //! never goes backwards, and the same input gives byte-identical output.
 
+mod common;
+
 use ldqa_sim::{seed, Efficiencies, Engine, EngineConfig, Event, EventKind, Mode, PromptKey};
 use ldqa_sim::{SimRequest, SimTime};
 use proptest::prelude::*;
@@ -45,7 +47,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn config(c: &Case) -> EngineConfig {
-    let mut cfg = seed::llama8b_h100().vllm;
+    let mut cfg = seed::llama8b_h100().vllm.config;
     cfg.gpu_kv_tokens = c.kv_tokens;
     cfg.max_num_batched_tokens = c.mnbt;
     cfg.max_num_seqs = c.max_seqs;
@@ -181,16 +183,15 @@ proptest! {
 #[test]
 fn seed_protocol_is_byte_identical_across_runs() {
     let sc = seed::llama8b_h100();
-    let eff = Efficiencies::for_gpu("h100-80gb").unwrap();
-    let a = seed::run_protocol(&sc.lmcache, &eff, &sc.workload).unwrap();
-    let b = seed::run_protocol(&sc.lmcache, &eff, &sc.workload).unwrap();
-    let ja = serde_json::to_vec(&(&a.warmup.records, &a.query.records)).unwrap();
-    let jb = serde_json::to_vec(&(&b.warmup.records, &b.query.records)).unwrap();
-    assert_eq!(ja, jb);
+    let a = common::seed_rounds(&sc.lmcache, &sc.workload).unwrap();
+    let b = common::seed_rounds(&sc.lmcache, &sc.workload).unwrap();
+    assert_eq!(
+        serde_json::to_vec(&a).unwrap(),
+        serde_json::to_vec(&b).unwrap()
+    );
     // LMCache serves the query round from the CPU tier.
-    let cpu: u64 = a
-        .query
-        .records
+    let cpu: u64 = a[2]
+        .requests
         .iter()
         .map(|r| r.prefix.unwrap().cpu_hit_tokens)
         .sum();

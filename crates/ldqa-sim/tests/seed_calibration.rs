@@ -1,19 +1,20 @@
 //! The seed's 16 published numbers (calibration/seed-results.json) come out of the
 //! simulator within 10 % each, with the embedded efficiencies.
 
-use ldqa_sim::{seed, Efficiencies};
+mod common;
+
+use ldqa_sim::seed;
 
 #[test]
 fn all_sixteen_seed_numbers_within_ten_percent() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for sc in seed::scenarios() {
-        let eff = Efficiencies::for_gpu(&sc.vllm.gpu.name).unwrap();
         for (engine, config, publ) in [
             ("vllm", &sc.vllm, sc.published_vllm),
             ("lmcache", &sc.lmcache, sc.published_lmcache),
         ] {
-            let p = seed::predict(config, &eff, &sc.workload).unwrap();
+            let p = common::seed_predict(config, &sc.workload).unwrap();
             for (what, pred, want) in [
                 (
                     "warmup mean TTFT",

@@ -12,8 +12,8 @@
 //!   them. The default `"hi"` documents are never stored (1,000 documents of 100k words
 //!   plan in kilobytes); prompts are rendered into a caller's reused buffer when sent.
 //! - [`pyrandom`]: CPython's Mersenne Twister, `shuffle` and `randint`.
-//! - With `--tokenizer`, documents are exactly `document_length` tokens (checked by
-//!   re-encoding) and every spec carries `prompt_tokens`. Random-token documents
+//! - Every spec carries `prompt_tokens`: with `--tokenizer` exact (documents are exactly
+//!   `document_length` tokens, checked by re-encoding), else [`approx`]'s count. Random-token documents
 //!   ([`TextSource::Random`]) are spooled to an unlinked temporary file, not held in
 //!   memory. All tokenizer work happens in [`Workload::build`].
 //!
@@ -37,6 +37,7 @@
 //! # Ok::<(), ldqa_workload::WorkloadError>(())
 //! ```
 
+pub mod approx;
 pub mod config;
 mod documents;
 mod error;

@@ -1,6 +1,8 @@
 //! The planned workload: three rounds of [`RequestSpec`]s and the texts behind them.
 
-use ldqa_model::{PromptSource, RequestSpec};
+use ldqa_model::{Arrival, Plan, PlannedRound, PromptSource, RequestSpec, RoundKind};
+
+use crate::approx::{approx_token_count, number_tokens};
 
 use crate::documents::{pre_warmup_into, Documents, PRE_WARMUP_PROMPTS, PRE_WARMUP_WORDS};
 use crate::pyrandom::PyRandom;
@@ -85,7 +87,7 @@ impl Workload {
                 document_id,
                 is_miss,
                 miss_prefix,
-                prompt_tokens: None,
+                prompt_tokens: 0,
             });
         }
         let warmup = (0..n).map(|d| spec(d, d, true)).collect();
@@ -99,10 +101,51 @@ impl Workload {
             query,
             documents,
         };
-        if let Some(tok) = &tok {
-            workload.count_tokens(tok, target)?;
+        match &tok {
+            Some(tok) => workload.count_tokens(tok, target)?,
+            None => workload.approximate_tokens(),
         }
         Ok(workload)
+    }
+
+    /// Fills `prompt_tokens` of every spec with the approximation of [`crate::approx`]
+    /// (no tokenizer: the documents are `"{i} hi hi …"`).
+    fn approximate_tokens(&mut self) {
+        let mut buf = String::with_capacity(4 * PRE_WARMUP_WORDS);
+        for s in &mut self.pre_warmup {
+            buf.clear();
+            pre_warmup_into(s.prompt_id, &mut buf);
+            s.prompt_tokens = approx_token_count(&buf);
+        }
+        let Documents::Hi(words) = &self.documents else {
+            unreachable!("invariant: random-text documents need a tokenizer (checked in build)")
+        };
+        let document = |id: usize| number_tokens(id) + words[id] as u64;
+        for s in &mut self.warmup {
+            s.prompt_tokens = document(s.document_id);
+        }
+        for s in &mut self.query {
+            let prefix = s.miss_prefix.as_deref().map_or(0, approx_token_count);
+            s.prompt_tokens = prefix + document(s.document_id);
+        }
+    }
+
+    /// The run as a [`Plan`]: pre-warmup, warmup and query rounds, each in closed loop
+    /// with at most `max_inflight` in flight, the query round after `pause_after_warmup_ns`.
+    pub fn plan(&self, max_inflight: usize, pause_after_warmup_ns: u64) -> Plan {
+        let round = |kind, requests: &[RequestSpec], pause_before_ns| PlannedRound {
+            kind,
+            requests: requests.to_vec(),
+            arrival: Arrival::ClosedLoop { max_inflight },
+            pause_before_ns,
+        };
+        Plan {
+            rounds: vec![
+                round(RoundKind::PreWarmup, &self.pre_warmup, 0),
+                round(RoundKind::Warmup, &self.warmup, 0),
+                round(RoundKind::Query, &self.query, pause_after_warmup_ns),
+            ],
+        }
     }
 
     /// Fills `prompt_tokens` of every spec (documents are exactly `target` tokens).
@@ -112,10 +155,10 @@ impl Workload {
         for s in &mut self.pre_warmup {
             buf.clear();
             pre_warmup_into(s.prompt_id, &mut buf);
-            s.prompt_tokens = Some(tok.count(&buf)? as u64);
+            s.prompt_tokens = tok.count(&buf)? as u64;
         }
         for s in &mut self.warmup {
-            s.prompt_tokens = Some(target as u64);
+            s.prompt_tokens = target as u64;
         }
         for s in &mut self.query {
             let tokens = match (&s.miss_prefix, &self.documents) {
@@ -135,7 +178,7 @@ impl Workload {
                     tokenized::prefixed_tokens(tok, p, &doc, target)?
                 }
             };
-            s.prompt_tokens = Some(tokens);
+            s.prompt_tokens = tokens;
         }
         Ok(())
     }
@@ -169,7 +212,7 @@ fn spec(prompt_id: usize, document_id: usize, is_miss: bool) -> RequestSpec {
         document_id,
         is_miss,
         miss_prefix: None,
-        prompt_tokens: None,
+        prompt_tokens: 0,
     }
 }
 
@@ -234,10 +277,17 @@ mod tests {
             .pre_warmup
             .iter()
             .all(|s| w.is_pre_warmup_id(s.document_id)));
-        assert!(w
-            .warmup
-            .iter()
-            .all(|s| s.is_miss && s.prompt_tokens.is_none()));
+        assert!(w.warmup.iter().all(|s| s.is_miss));
+        let counted = |s: &RequestSpec| {
+            let mut text = String::new();
+            w.write_prompt(s, &mut text);
+            approx_token_count(&text)
+        };
+        for s in w.pre_warmup.iter().chain(&w.warmup).chain(&w.query) {
+            assert_eq!(s.prompt_tokens, counted(s), "{s:?}");
+        }
+        assert_eq!(w.warmup[1].prompt_tokens, 1 + 4);
+        assert_eq!(w.pre_warmup[0].prompt_tokens, 1 + 1 + 999);
         let unknown = RequestSpec {
             document_id: 99,
             ..w.warmup[0].clone()

@@ -34,7 +34,7 @@ fn assert_exact(w: &Workload, counter: &Counter, len: usize) {
     for spec in w.pre_warmup.iter().chain(&w.warmup).chain(&w.query) {
         w.write_prompt(spec, &mut buf);
         let want = counter.count(&buf) as u64;
-        assert_eq!(spec.prompt_tokens, Some(want), "{spec:?}");
+        assert_eq!(spec.prompt_tokens, want, "{spec:?}");
     }
     assert!(w.query.iter().any(|s| s.is_miss));
 }
@@ -48,7 +48,7 @@ fn word_level_hi_documents_are_exact() {
     for len in [1, 2, 37, 3000] {
         let w = Workload::build(&config(dir.path(), 12, len)).unwrap();
         assert_exact(&w, &counter, len);
-        assert!(w.warmup.iter().all(|s| s.prompt_tokens == Some(len as u64)));
+        assert!(w.warmup.iter().all(|s| s.prompt_tokens == len as u64));
         // Misses carry "-123 " or "123 ": one or two more tokens here.
         for s in w.query.iter().filter(|s| s.is_miss) {
             let extra = if s.miss_prefix.as_deref().unwrap().starts_with('-') {
@@ -56,7 +56,7 @@ fn word_level_hi_documents_are_exact() {
             } else {
                 1
             };
-            assert_eq!(s.prompt_tokens, Some(len as u64 + extra));
+            assert_eq!(s.prompt_tokens, len as u64 + extra);
         }
     }
 }

@@ -2,18 +2,23 @@
 #![allow(dead_code)]
 
 use ldqa_serve::ServerConfig;
-use ldqa_sim::{seed, Efficiencies, EngineConfig};
+use ldqa_sim::{seed, Efficiencies, EngineConfig, Scenario};
 
 pub const MODEL: &str = "sim-llama-8b";
 
-/// The seed's Llama-3.1-8B on one H100 (`vllm` or `lmcache`).
-pub fn engine(lmcache: bool) -> EngineConfig {
+/// The seed's Llama-3.1-8B on one H100 (`vllm` or `lmcache`), with its efficiencies.
+pub fn scenario(lmcache: bool) -> Scenario {
     let s = seed::llama8b_h100();
     if lmcache {
         s.lmcache
     } else {
         s.vllm
     }
+}
+
+/// The engine of [`scenario`].
+pub fn engine(lmcache: bool) -> EngineConfig {
+    scenario(lmcache).config
 }
 
 pub fn efficiencies() -> Efficiencies {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ldqa_loadgen::{run_protocol, Cancel, Client, ClientConfig, Endpoint, Plan, ProtocolOptions};
-use ldqa_model::{Api, RoundRecord};
+use ldqa_loadgen::{run_protocol, Cancel, Client, ClientConfig, Endpoint, ProtocolOptions};
+use ldqa_model::{Api, RoundKind, RoundRecord};
 use ldqa_report::{Environment, RunResult};
 use ldqa_workload::Workload;
 
@@ -201,17 +201,10 @@ pub async fn run_engine(
         [w.pre_warmup.len(), w.warmup.len(), w.query.len()],
     );
     let options = ProtocolOptions {
-        max_inflight: shared.max_inflight,
-        sleep_after_warmup: Duration::ZERO,
         metrics_url: Some(endpoint.default_metrics_url()),
     };
-    let plan = Plan {
-        pre_warmup: &w.pre_warmup,
-        warmup: &w.warmup,
-        query: &w.query,
-        prompts: w,
-    };
-    let outcome = run_protocol(&client, &plan, &options, &observer, &run_cancel).await;
+    let plan = w.plan(shared.max_inflight, 0);
+    let outcome = run_protocol(&client, &plan, w, &options, &observer, &run_cancel).await;
     observer.finish();
     watcher.abort();
     let died = died.lock().expect("invariant: lock not poisoned").take();
@@ -219,9 +212,8 @@ pub async fn run_engine(
         let mut s = server.lock().expect("invariant: lock not poisoned");
         // Requests fail fast once a server is gone: it may have died between two looks of
         // the watcher.
-        let any_failed = [&outcome.warmup, &outcome.query]
-            .into_iter()
-            .flatten()
+        let any_failed = outcome
+            .reported()
             .any(|r| r.requests.iter().any(|q| q.failure.is_some()));
         let mut died = died.or_else(|| s.exited().map(|st| s.exit_problem(st).to_string()));
         let t0 = Instant::now();
@@ -234,14 +226,11 @@ pub async fn run_engine(
     };
     let interrupted = died.is_none() && interrupt.is_cancelled();
 
-    let mut rounds: Vec<RoundRecord> = [outcome.warmup.clone(), outcome.query.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
     for r in &mut rounds {
         scale_round(r, shared.time_scale);
     }
-    let mut warnings: Vec<String> = outcome.metrics_warning.into_iter().collect();
+    let mut warnings: Vec<String> = outcome.metrics_warning.clone().into_iter().collect();
     if shared.time_scale != 1.0 {
         warnings.push(format!(
             "times are simulated seconds (the server ran {}× faster than the wall clock)",
@@ -253,7 +242,7 @@ pub async fn run_engine(
     cfg["server_command"] = job.command.display().into();
     cfg["base_url"] = base.clone().into();
     let env = Environment::detect(Some(&base), Some(&model));
-    let complete = died.is_none() && !interrupted && outcome.query.is_some();
+    let complete = died.is_none() && !interrupted && outcome.round(RoundKind::Query).is_some();
     let save = if complete {
         result_path(&job.dir)
     } else {

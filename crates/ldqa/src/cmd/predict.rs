@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ldqa_model::{RoundKind, RoundRecord};
+use ldqa_model::{Api, PromptTemplate, RoundKind, RoundRecord};
 use ldqa_report::Environment;
-use ldqa_sim::round::{run_round, Frontend, RoundOutcome, RoundRequest};
-use ldqa_sim::{seed, Engine, Scenario};
+use ldqa_sim::protocol::{run_protocol, SimClient};
+use ldqa_sim::Scenario;
 use ldqa_workload::{Workload, WorkloadConfig};
 
 use super::engine_args::{EngineArgs, EngineKind};
@@ -34,11 +34,32 @@ pub struct PredictArgs {
     pub engine: EngineArgs,
 }
 
-/// The three rounds of one engine, in virtual time.
+/// The rounds of one engine, in virtual time (pre-warmup included).
 struct Predicted {
-    pre_warmup: RoundOutcome,
-    warmup: RoundOutcome,
-    query: RoundOutcome,
+    rounds: Vec<RoundRecord>,
+}
+
+impl Predicted {
+    fn round(&self, kind: RoundKind) -> Option<&RoundRecord> {
+        self.rounds.iter().find(|r| r.kind == kind)
+    }
+
+    fn duration_ns(&self, kind: RoundKind) -> u64 {
+        self.round(kind).map_or(0, |r| r.duration_ns)
+    }
+
+    fn mean_ttft_ns(&self, kind: RoundKind) -> f64 {
+        let ttfts: Vec<u64> = self
+            .round(kind)
+            .map(|r| r.requests.iter().filter_map(|q| q.ttft_ns()).collect())
+            .unwrap_or_default();
+        ttfts.iter().sum::<u64>() as f64 / ttfts.len().max(1) as f64
+    }
+
+    fn per_prompt_ns(&self, kind: RoundKind) -> f64 {
+        let n = self.round(kind).map_or(0, |r| r.requests.len());
+        self.duration_ns(kind) as f64 / n.max(1) as f64
+    }
 }
 
 /// Entry point of `ldqa predict`.
@@ -55,17 +76,24 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let workload = Workload::build(&config).context("building the documents")?;
-    let sim_workload = sim_workload(&args.workload);
-    let pre: Vec<RoundRequest> = sim_workload.pre_warmup_round();
-    let warmup: Vec<RoundRequest> = map_specs(&sim_workload, &workload.warmup);
-    let query: Vec<RoundRequest> = map_specs(&sim_workload, &workload.query);
+    let plan = workload.plan(args.workload.max_inflight_requests, sleep_ns);
+    let api = if args.workload.completions {
+        Api::Completions
+    } else {
+        Api::Chat
+    };
+    let client = SimClient {
+        output_len: args.workload.output_len,
+        template: PromptTemplate::for_api(api),
+    };
 
     let both = resolved.engines.len() > 1;
     let mut codes = Vec::new();
     let mut rows = Vec::new();
     for (kind, scenario) in &resolved.engines {
-        let p = simulate(scenario, &pre, &warmup, &query, &args.workload, sleep_ns)
+        let rounds = run_protocol(scenario, &plan, &client)
             .with_context(|| format!("simulating {}", kind.as_str()))?;
+        let p = Predicted { rounds };
         let (dir, save) = if both {
             (
                 args.workload.output_dir.join(kind.as_str()),
@@ -96,63 +124,6 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(ExitCode::SUCCESS))
 }
 
-/// The simulator's view of the workload flags (token counts without a tokenizer).
-fn sim_workload(w: &WorkloadArgs) -> seed::Workload {
-    seed::Workload {
-        num_documents: w.num_documents,
-        document_length: w.document_length as u64,
-        output_len: w.output_len,
-        repeat_count: w.repeat_count,
-        // The query order comes from the planned specs; this field is unused here.
-        repeat_mode: seed::RepeatMode::Tile,
-        max_inflight_requests: w.max_inflight_requests,
-        chat: !w.completions,
-    }
-}
-
-fn map_specs(w: &seed::Workload, specs: &[ldqa_model::RequestSpec]) -> Vec<RoundRequest> {
-    specs.iter().map(|s| w.request_from_spec(s)).collect()
-}
-
-fn simulate(
-    scenario: &Scenario,
-    pre: &[RoundRequest],
-    warmup: &[RoundRequest],
-    query: &[RoundRequest],
-    w: &WorkloadArgs,
-    sleep_ns: u64,
-) -> anyhow::Result<Predicted> {
-    let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
-    let fe = Frontend::from_efficiencies(&scenario.efficiencies);
-    let n = w.max_inflight_requests;
-    let pre_warmup = run_round(&mut engine, pre, n, &fe)?;
-    let warmup = run_round(&mut engine, warmup, n, &fe)?;
-    if sleep_ns > 0 {
-        let mut events = Vec::new();
-        engine.run_to_idle(&mut events)?;
-        let t = engine.now().plus_ns(sleep_ns);
-        engine.advance_to(t, &mut events)?;
-    }
-    let query = run_round(&mut engine, query, n, &fe)?;
-    Ok(Predicted {
-        pre_warmup,
-        warmup,
-        query,
-    })
-}
-
-fn round_record(kind: RoundKind, o: &RoundOutcome) -> RoundRecord {
-    RoundRecord {
-        kind,
-        // Virtual time: the round's start on the simulated clock, so output is reproducible.
-        started_unix_ns: u128::from(o.start.0),
-        duration_ns: o.duration_ns(),
-        interrupted: false,
-        requests: o.records.clone(),
-        evidence: None,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn report(
     args: &PredictArgs,
@@ -164,10 +135,12 @@ fn report(
     save: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let outputs = Outputs::prepare(dir, save)?;
-    let rounds = vec![
-        round_record(RoundKind::Warmup, &p.warmup),
-        round_record(RoundKind::Query, &p.query),
-    ];
+    let rounds: Vec<RoundRecord> = p
+        .rounds
+        .iter()
+        .filter(|r| r.kind != RoundKind::PreWarmup)
+        .cloned()
+        .collect();
     let mut log = outputs.record_log()?;
     for r in &rounds {
         for rec in &r.requests {
@@ -202,7 +175,7 @@ fn report(
         "max_inflight_requests": w.max_inflight_requests,
         "sleep_time_after_warmup_s": w.sleep_time_after_warmup,
         "api": if w.completions { "completions" } else { "chat" },
-        "pre_warmup_time_ns": p.pre_warmup.duration_ns(),
+        "pre_warmup_time_ns": p.duration_ns(RoundKind::PreWarmup),
         "expected_ttft_gain": w.expected_ttft_gain,
         "expected_latency_gain": w.expected_latency_gain,
     });
@@ -233,12 +206,8 @@ fn with_engine_suffix(path: &Path, engine: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
-}
-
-fn per_prompt_ns(o: &RoundOutcome) -> f64 {
-    o.duration_ns() as f64 / o.records.len().max(1) as f64
+fn ms(ns: f64) -> f64 {
+    ns / 1e6
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -268,44 +237,55 @@ fn side_by_side(rows: &[(EngineKind, Predicted)]) -> String {
     };
     out.push_str(&line(
         "warmup mean TTFT (ms)",
-        &|p| ms(p.warmup.mean_ttft_ns()),
+        &|p| ms(p.mean_ttft_ns(RoundKind::Warmup)),
         1,
     ));
     out.push_str(&line(
         "query mean TTFT (ms)",
-        &|p| ms(p.query.mean_ttft_ns()),
+        &|p| ms(p.mean_ttft_ns(RoundKind::Query)),
         1,
     ));
     out.push_str(&line(
         "warmup round time (ms)",
-        &|p| ms(p.warmup.duration_ns()),
+        &|p| ms(p.duration_ns(RoundKind::Warmup) as f64),
         1,
     ));
     out.push_str(&line(
         "query round time (ms)",
-        &|p| ms(p.query.duration_ns()),
+        &|p| ms(p.duration_ns(RoundKind::Query) as f64),
         1,
     ));
     out.push_str(&line(
         "TTFT gain (warmup/query)",
         &|p| {
             ratio(
-                p.warmup.mean_ttft_ns() as f64,
-                p.query.mean_ttft_ns() as f64,
+                p.mean_ttft_ns(RoundKind::Warmup),
+                p.mean_ttft_ns(RoundKind::Query),
             )
         },
         2,
     ));
     out.push_str(&line(
         "round-time gain",
-        &|p| ratio(per_prompt_ns(&p.warmup), per_prompt_ns(&p.query)),
+        &|p| {
+            ratio(
+                p.per_prompt_ns(RoundKind::Warmup),
+                p.per_prompt_ns(RoundKind::Query),
+            )
+        },
         2,
     ));
     if let [(_, v), (_, l)] = rows {
         out.push_str(&format!(
             "LMCache speed-up over vLLM (query): TTFT {:.2}x, round time {:.2}x\n",
-            ratio(v.query.mean_ttft_ns() as f64, l.query.mean_ttft_ns() as f64),
-            ratio(v.query.duration_ns() as f64, l.query.duration_ns() as f64),
+            ratio(
+                v.mean_ttft_ns(RoundKind::Query),
+                l.mean_ttft_ns(RoundKind::Query)
+            ),
+            ratio(
+                v.duration_ns(RoundKind::Query) as f64,
+                l.duration_ns(RoundKind::Query) as f64
+            ),
         ));
     }
     out
@@ -336,19 +316,20 @@ mod tests {
         )
         .unwrap();
         let r = args.engine.resolve().unwrap();
-        let w = sim_workload(&args.workload);
-        let warm = w.warmup_round();
-        let a = simulate(&r.engines[0].1, &[], &warm, &warm, &args.workload, 0).unwrap();
-        let b = simulate(
-            &r.engines[0].1,
-            &[],
-            &warm,
-            &warm,
-            &args.workload,
-            5_000_000_000,
-        )
-        .unwrap();
-        assert_eq!(b.query.start.0, a.query.start.0 + 5_000_000_000);
-        assert_eq!(a.query.duration_ns(), b.query.duration_ns());
+        let workload = Workload::build(&args.workload.config().unwrap()).unwrap();
+        let client = SimClient {
+            output_len: 10,
+            template: PromptTemplate::LLAMA3_CHAT,
+        };
+        let predict = |pause_ns| Predicted {
+            rounds: run_protocol(&r.engines[0].1, &workload.plan(2, pause_ns), &client).unwrap(),
+        };
+        let (a, b) = (predict(0), predict(5_000_000_000));
+        let start = |p: &Predicted| p.round(RoundKind::Query).unwrap().started_unix_ns;
+        assert_eq!(start(&b), start(&a) + 5_000_000_000);
+        assert_eq!(
+            a.duration_ns(RoundKind::Query),
+            b.duration_ns(RoundKind::Query)
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ldqa_loadgen::{run_protocol, Cancel, Client, ClientConfig, Endpoint, Plan, ProtocolOptions};
+use ldqa_loadgen::{run_protocol, Cancel, Client, ClientConfig, Endpoint, ProtocolOptions};
 use ldqa_model::{Api, RoundRecord};
 use ldqa_report::Environment;
 use ldqa_workload::{Workload, WorkloadConfig};
@@ -161,17 +161,19 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
     });
 
     let options = ProtocolOptions {
-        max_inflight: args.workload.max_inflight_requests,
-        sleep_after_warmup: plan.sleep_after_warmup,
         metrics_url: plan.metrics_url.clone(),
     };
-    let protocol_plan = Plan {
-        pre_warmup: &workload.pre_warmup,
-        warmup: &workload.warmup,
-        query: &workload.query,
-        prompts: &workload,
-    };
-    let outcome = run_protocol(&client, &protocol_plan, &options, &observer, &cancel).await;
+    let pause_ns = u64::try_from(plan.sleep_after_warmup.as_nanos()).unwrap_or(u64::MAX);
+    let request_plan = workload.plan(args.workload.max_inflight_requests, pause_ns);
+    let outcome = run_protocol(
+        &client,
+        &request_plan,
+        &workload,
+        &options,
+        &observer,
+        &cancel,
+    )
+    .await;
     observer.finish();
     if let Some(w) = outcome.metrics_warning.clone() {
         warnings.push(w);
@@ -185,10 +187,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
         warnings.push(format!("could not append to records.jsonl: {e}"));
     }
 
-    let rounds: Vec<RoundRecord> = [outcome.warmup.clone(), outcome.query.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
     let config = run_config_json(&plan, client.config().model.as_str());
     let environment = Environment::detect(
         Some(plan.endpoint.base()),

@@ -62,7 +62,7 @@ pub struct ServeArgs {
     pub tokenizer: Option<PathBuf>,
 
     /// vLLM's --max-model-len: prompt + max_tokens limit in tokens.
-    #[arg(long, default_value_t = ldqa_serve::DEFAULT_MAX_MODEL_LEN_TOKENS, value_name = "TOKENS")]
+    #[arg(long, default_value_t = 131_072, value_name = "TOKENS")]
     pub max_model_len: u64,
 
     /// Inject a fault into each generation request with this probability (0..1),
@@ -161,7 +161,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     config.api_key = args.api_key.clone();
     config.time_scale = args.time_scale;
-    config.max_model_len_tokens = args.max_model_len;
+    config.engine.max_model_len_tokens = args.max_model_len;
     let fault_note = faults.as_ref().map_or(String::new(), |f| {
         let kinds: Vec<_> = f.kinds.iter().map(|k| k.as_str()).collect();
         format!(
