@@ -4,7 +4,6 @@
 //! Exit codes: 0 ok; 1 the run finished but a gate failed; 2 error (usage, I/O,
 //! unreachable target, every request of a round failed); 130 interrupted.
 
-mod ab;
 mod cmd;
 mod observe;
 mod output;

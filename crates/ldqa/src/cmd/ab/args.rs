@@ -1,12 +1,6 @@
-//! `ldqa ab`: the seed tutorial end to end. Recommend; start the baseline server; wait until
-//! it is ready; run the workload; stop it; the same with LMCache; compare; gate.
-//!
-//! Servers come from the recommender (`vllm serve …`), from `--baseline-cmd`/`--lmcache-cmd`
-//! (shell strings), or, with `--sim`, are `ldqa serve` child processes. The work is in
-//! [`crate::ab`].
+//! The flags of `ldqa ab`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
@@ -120,9 +114,4 @@ pub struct AbArgs {
     /// Fail (exit 1) when baseline / LMCache query per-prompt round time is below this.
     #[arg(long, value_name = "FACTOR", help_heading = "Gates")]
     pub expected_latency_gain: Option<f64>,
-}
-
-/// Entry point of `ldqa ab`.
-pub fn run(args: AbArgs) -> anyhow::Result<ExitCode> {
-    crate::ab::run(args)
 }

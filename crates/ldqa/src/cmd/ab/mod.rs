@@ -1,7 +1,12 @@
-//! `ldqa ab`: plan with the recommender, run both engines one after the other, compare.
+//! `ldqa ab`: the seed tutorial end to end. Recommend; start the baseline server; wait until
+//! it is ready; run the workload; stop it; the same with LMCache; compare; gate.
+//!
+//! Servers come from the recommender (`vllm serve …`), from `--baseline-cmd`/`--lmcache-cmd`
+//! (shell strings), or, with `--sim`, are `ldqa serve` child processes.
 
+mod args;
 mod engine;
-pub mod server;
+mod server;
 mod verdict;
 
 use std::io::IsTerminal;
@@ -18,8 +23,8 @@ use ldqa_report::{AbResult, Comparison, EngineOutcome, RunResult, AB_SCHEMA_VERS
 use ldqa_specs::{catalog, resolve_model, ResolveOptions};
 use ldqa_workload::{RepeatMode, TextSource, Workload, WorkloadConfig};
 
-use crate::cmd::ab::AbArgs;
 use crate::{EXIT_ERROR, EXIT_GATE, EXIT_INTERRUPTED};
+pub use args::AbArgs;
 use engine::{result_path, run_engine, EngineJob, Shared};
 use server::ServerCommand;
 
