@@ -5,6 +5,7 @@
 //! unreachable target, every request of a round failed); 130 interrupted.
 
 mod cmd;
+mod exit;
 mod observe;
 mod output;
 mod runtime;
@@ -12,6 +13,8 @@ mod runtime;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use exit::ExitStatus;
 
 /// glibc raises its mmap threshold each time a large block is freed, after which big
 /// buffers come from the heap and stay there. Fitting 1,000 documents of 100k tokens with
@@ -24,13 +27,6 @@ fn keep_large_allocations_mapped() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
-
-/// A gate (`--expected-ttft-gain`, …) failed.
-pub const EXIT_GATE: u8 = 1;
-/// Usage, I/O or target error.
-pub const EXIT_ERROR: u8 = 2;
-/// Ctrl-C: partial results were written.
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Measure, predict and plan KV-cache reuse in LLM serving.
 ///
@@ -73,11 +69,12 @@ fn main() -> ExitCode {
         Command::Report(args) => cmd::report::run(*args),
         Command::Compare(args) => cmd::compare::run(*args),
     };
-    match outcome {
-        Ok(code) => code,
+    let status = match outcome {
+        Ok(status) => status,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(EXIT_ERROR)
+            ExitStatus::Error
         }
-    }
+    };
+    ExitCode::from(status.code())
 }

@@ -2,11 +2,10 @@
 //!
 //! Flow: flags → [`RunPlan`] (validated, nothing sent) → reachability check and model
 //! choice → workload (documents, tokenizer work) → protocol (pre-warmup, warmup, query)
-//! → summaries → stdout, files, gates → exit code.
+//! → summaries → stdout, files, gates → exit status.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -17,9 +16,9 @@ use ldqa_workload::{Workload, WorkloadConfig};
 
 use super::run_args::seconds;
 pub use super::run_args::RunArgs;
+use crate::exit::ExitStatus;
 use crate::observe::{ResponseSink, RunObserver};
 use crate::output::{Outputs, Report};
-use crate::EXIT_INTERRUPTED;
 
 /// Everything `ldqa run` will do, checked before anything is sent.
 #[derive(Debug)]
@@ -72,12 +71,12 @@ impl RunPlan {
 }
 
 /// Entry point of `ldqa run`.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     let plan = RunPlan::from_args(args)?;
     crate::runtime::run(execute(plan))
 }
 
-async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
+async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     let args = &plan.args;
     let api = if args.workload.completions {
         Api::Completions
@@ -154,7 +153,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
                 );
                 cancel.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                    std::process::exit(i32::from(ExitStatus::Interrupted.code()));
                 }
             }
         }
@@ -205,7 +204,8 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
     );
     report.write_files(&outputs, args.workload.visualize)?;
     report.print(args.workload.json_output);
-    Ok(report.exit_code())
+    report.eprint_failures();
+    Ok(report.exit_status())
 }
 
 /// The resolved configuration, as recorded in `--save-result`.

@@ -11,7 +11,6 @@ mod verdict;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -23,7 +22,7 @@ use ldqa_report::{AbResult, Comparison, EngineOutcome, RunResult, AB_SCHEMA_VERS
 use ldqa_specs::{catalog, resolve_model, ResolveOptions};
 use ldqa_workload::{RepeatMode, TextSource, Workload, WorkloadConfig};
 
-use crate::{EXIT_ERROR, EXIT_GATE, EXIT_INTERRUPTED};
+use crate::exit::ExitStatus;
 pub use args::AbArgs;
 use engine::{result_path, run_engine, EngineJob, Shared};
 use server::ServerCommand;
@@ -191,14 +190,14 @@ fn engine_dir(out: &Path, engine: &str, repeat: usize, repeats: usize) -> PathBu
 }
 
 /// Entry point of `ldqa ab`.
-pub fn run(args: AbArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: AbArgs) -> anyhow::Result<ExitStatus> {
     let plan = make_plan(&args)?;
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("creating {}", args.output_dir.display()))?;
     crate::runtime::run(execute(args, plan))
 }
 
-async fn execute(args: AbArgs, plan: AbPlan) -> anyhow::Result<ExitCode> {
+async fn execute(args: AbArgs, plan: AbPlan) -> anyhow::Result<ExitStatus> {
     let workload = Workload::build(&plan.workload).context("building the documents")?;
     let interrupt = Cancel::new();
     tokio::spawn({
@@ -210,7 +209,7 @@ async fn execute(args: AbArgs, plan: AbPlan) -> anyhow::Result<ExitCode> {
                 if tokio::signal::ctrl_c().await.is_ok() {
                     let g = server::CURRENT_GROUP.load(std::sync::atomic::Ordering::SeqCst);
                     server::signal_group(g, libc::SIGKILL);
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                    std::process::exit(i32::from(ExitStatus::Interrupted.code()));
                 }
             }
         }
@@ -285,7 +284,7 @@ fn finish(
     baseline: EngineOutcome,
     lmcache: EngineOutcome,
     interrupted: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let both = !baseline.runs.is_empty() && !lmcache.runs.is_empty();
     let comparison = both.then(|| {
         let a: Vec<&RunResult> = baseline.runs.iter().collect();
@@ -344,10 +343,10 @@ fn finish(
     ));
     print!("{out}");
     if interrupted {
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(ExitStatus::Interrupted);
     }
     if !problems.is_empty() || ab.gains.is_none() {
-        return Ok(ExitCode::from(EXIT_ERROR));
+        return Ok(ExitStatus::Error);
     }
     let failures = ldqa_report::gate_messages(
         ab.gains.as_ref().expect("invariant: checked above"),
@@ -358,8 +357,8 @@ fn finish(
         eprintln!("{f}");
     }
     Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::from(EXIT_GATE)
+        ExitStatus::GateFailed
     })
 }
