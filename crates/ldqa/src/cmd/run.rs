@@ -144,20 +144,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     );
 
     let cancel = Cancel::new();
-    tokio::spawn({
-        let cancel = cancel.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: stopping, writing what was measured (Ctrl-C again to abort)"
-                );
-                cancel.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(i32::from(ExitStatus::Interrupted.code()));
-                }
-            }
-        }
-    });
+    crate::runtime::on_interrupt(cancel.clone(), "stopping, writing what was measured", || {});
 
     let options = ProtocolOptions {
         max_inflight: args.workload.max_inflight_requests,

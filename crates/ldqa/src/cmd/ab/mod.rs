@@ -200,20 +200,11 @@ pub fn run(args: AbArgs) -> anyhow::Result<ExitStatus> {
 async fn execute(args: AbArgs, plan: AbPlan) -> anyhow::Result<ExitStatus> {
     let workload = Workload::build(&plan.workload).context("building the documents")?;
     let interrupt = Cancel::new();
-    tokio::spawn({
-        let interrupt = interrupt.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: stopping the server, writing what was measured");
-                interrupt.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    let g = server::CURRENT_GROUP.load(std::sync::atomic::Ordering::SeqCst);
-                    server::signal_group(g, libc::SIGKILL);
-                    std::process::exit(i32::from(ExitStatus::Interrupted.code()));
-                }
-            }
-        }
-    });
+    crate::runtime::on_interrupt(
+        interrupt.clone(),
+        "stopping the server, writing what was measured",
+        server::kill_current_group,
+    );
     let shared = Shared {
         workload: &workload,
         config: plan.config.clone(),

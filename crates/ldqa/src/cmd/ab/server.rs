@@ -235,6 +235,12 @@ impl Drop for Server {
     }
 }
 
+/// SIGKILL to the group of the server running now, if any: the last act of a second Ctrl-C,
+/// which exits without unwinding, so no `Drop` would stop it.
+pub fn kill_current_group() {
+    signal_group(CURRENT_GROUP.load(Ordering::SeqCst), libc::SIGKILL);
+}
+
 /// Sends `sig` to process group `pgid` (ignoring "no such process").
 pub fn signal_group(pgid: i32, sig: i32) {
     if pgid > 1 {
