@@ -9,6 +9,7 @@ mod exit;
 mod observe;
 mod output;
 mod runtime;
+mod stdout;
 
 use std::process::ExitCode;
 
@@ -60,7 +61,29 @@ enum Command {
 fn main() -> ExitCode {
     keep_large_allocations_mapped();
     let cli = Cli::parse();
-    let outcome = match cli.command {
+    stdout::quiet_print_panics();
+    // `print!` on a closed stdout panics; the hook above keeps that quiet and this makes it
+    // exit 0 like the `StdoutClosed` error below. Unwinding runs every `Drop` on the way.
+    let outcome = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|panic| {
+        if stdout::is_closed_panic(&*panic) {
+            Ok(ExitStatus::Success)
+        } else {
+            std::panic::resume_unwind(panic)
+        }
+    });
+    let status = match outcome {
+        Ok(status) => status,
+        Err(err) if stdout::is_closed(&err) => ExitStatus::Success,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitStatus::Error
+        }
+    };
+    ExitCode::from(status.code())
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
         Command::Run(args) => cmd::run::run(*args),
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
@@ -68,13 +91,5 @@ fn main() -> ExitCode {
         Command::Ab(args) => cmd::ab::run(*args),
         Command::Report(args) => cmd::report::run(*args),
         Command::Compare(args) => cmd::compare::run(*args),
-    };
-    let status = match outcome {
-        Ok(status) => status,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitStatus::Error
-        }
-    };
-    ExitCode::from(status.code())
+    }
 }

@@ -114,8 +114,22 @@ impl Report {
         Ok(())
     }
 
-    /// Prints upstream's block, our summary, warnings, and the JSON line last.
+    /// Writes upstream's block, our summary, warnings, and the JSON line last to stdout; a
+    /// closed stdout is a [`crate::stdout::StdoutClosed`] error.
+    pub fn write_stdout(&self, json_output: bool) -> anyhow::Result<()> {
+        crate::stdout::write(&self.text(json_output))
+    }
+
+    /// [`Report::write_stdout`] with `anstream::print!`'s behaviour: a closed stdout is
+    /// ignored (the command goes on), another write error panics. Kept for `predict` until
+    /// it propagates the error with `write_stdout`.
     pub fn print(&self, json_output: bool) {
+        anstream::print!("{}", self.text(json_output));
+    }
+
+    /// What [`Report::write_stdout`] writes: upstream's block, our summary, warnings, and
+    /// the JSON line last.
+    pub fn text(&self, json_output: bool) -> String {
         let mut out = String::new();
         let both = self
             .summary(RoundKind::Warmup)
@@ -146,7 +160,7 @@ impl Report {
             out.push_str(&ldqa_report::json_line(w, q));
             out.push('\n');
         }
-        anstream::print!("{out}");
+        out
     }
 
     /// The exit status: 130 interrupted, 2 when a round had no successful request, 1 when a

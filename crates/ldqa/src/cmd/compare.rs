@@ -54,9 +54,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitStatus> {
         la = format!("{la} (A)");
     }
     let c = Comparison::between(&a, &b, &la, &lb);
-    match args.format {
-        CompareFormat::Text => print!("{}", c.to_text()),
-        CompareFormat::Markdown => print!("{}", ldqa_report::compare_markdown(&c)),
-    }
+    crate::stdout::write(&match args.format {
+        CompareFormat::Text => c.to_text(),
+        CompareFormat::Markdown => ldqa_report::compare_markdown(&c),
+    })?;
     Ok(ExitStatus::Success)
 }

@@ -52,7 +52,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitStatus> {
         args.result.with_file_name(name)
     });
     if output.as_os_str() == "-" {
-        print!("{text}");
+        crate::stdout::write(&text)?;
     } else {
         std::fs::write(&output, text).with_context(|| format!("writing {}", output.display()))?;
         eprintln!("wrote {}", output.display());

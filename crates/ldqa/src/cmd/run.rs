@@ -190,7 +190,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         outcome.interrupted(),
     );
     report.write_files(&outputs, args.workload.visualize)?;
-    report.print(args.workload.json_output);
+    report.write_stdout(args.workload.json_output)?;
     report.eprint_failures();
     Ok(report.exit_status())
 }

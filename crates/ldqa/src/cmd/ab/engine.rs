@@ -262,9 +262,7 @@ pub async fn run_engine(
     let outputs = Outputs::prepare(&job.dir, Some(&save))?;
     let report = Report::new(cfg, env, &rounds, warnings, Gates::default(), !complete);
     report.write_files(&outputs, false)?;
-    println!("=== {} ===", job.engine);
-    report.print(false);
-    println!();
+    crate::stdout::write(&format!("=== {} ===\n{}\n", job.engine, report.text(false)))?;
     let result = ldqa_report::read_json(&save)
         .with_context(|| format!("reading back {}", save.display()))?;
     if let Some(d) = died {

@@ -332,7 +332,7 @@ fn finish(
         json.display(),
         html.display()
     ));
-    print!("{out}");
+    crate::stdout::write(&out)?;
     if interrupted {
         return Ok(ExitStatus::Interrupted);
     }
