@@ -84,6 +84,11 @@ impl Report {
         }
     }
 
+    /// The result, for a caller that goes on with it (`ab` compares the engines' results).
+    pub fn into_result(self) -> RunResult {
+        self.result
+    }
+
     fn summary(&self, kind: RoundKind) -> Option<&RoundSummary> {
         self.result.round(kind).map(|r| &r.summary)
     }
