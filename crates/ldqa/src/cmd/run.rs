@@ -78,6 +78,64 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
 
 async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     let args = &plan.args;
+    let (client, mut warnings) = connect(&plan).await?;
+    let outputs = Outputs::prepare(
+        &args.workload.output_dir,
+        args.workload.save_result.as_deref(),
+    )?;
+    let workload = Workload::build(&plan.workload).context("building the documents")?;
+    let observer = observer(&plan, &outputs, &workload)?;
+
+    let cancel = Cancel::new();
+    crate::runtime::on_interrupt(cancel.clone(), "stopping, writing what was measured", || {});
+    let options = ProtocolOptions {
+        max_inflight: args.workload.max_inflight_requests,
+        sleep_after_warmup: plan.sleep_after_warmup,
+        metrics_url: plan.metrics_url.clone(),
+    };
+    let protocol_plan = Plan {
+        pre_warmup: &workload.pre_warmup,
+        warmup: &workload.warmup,
+        query: &workload.query,
+        prompts: &workload,
+    };
+    let outcome = run_protocol(&client, &protocol_plan, &options, &observer, &cancel).await;
+    observer.finish();
+    warnings.extend(outcome.metrics_warning.clone());
+    if let Some(e) = observer
+        .log_error
+        .lock()
+        .expect("invariant: lock not poisoned")
+        .take()
+    {
+        warnings.push(format!("could not append to records.jsonl: {e}"));
+    }
+
+    let rounds: Vec<RoundRecord> = [outcome.warmup.clone(), outcome.query.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let model = client.config().model.as_str();
+    let config = run_config_json(&plan, model);
+    let environment = Environment::detect(Some(plan.endpoint.base()), Some(model));
+    let report = Report::new(
+        config,
+        environment,
+        &rounds,
+        warnings,
+        args.workload.gates(),
+        outcome.interrupted(),
+    );
+    report.write_files(&outputs, args.workload.visualize)?;
+    report.write_stdout(args.workload.json_output)?;
+    report.eprint_failures();
+    Ok(report.exit_status())
+}
+
+/// The client, once the server answered `/v1/models` (an unreachable server is an error
+/// before any work) and the model is chosen; with a warning when `--model` is not listed.
+async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
+    let args = &plan.args;
     let api = if args.workload.completions {
         Api::Completions
     } else {
@@ -93,7 +151,6 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     config.request_timeout = plan.request_timeout;
     config.pool_size = args.workload.max_inflight_requests;
 
-    // Reachability first: an unreachable server is an error before any work.
     eprintln!("Using base URL: {}", plan.endpoint.base());
     let probe = Client::new(config.clone())?;
     let models = probe.list_models().await?;
@@ -114,85 +171,33 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
             args.model
         ));
     }
-    let client = Client::new(config)?;
+    Ok((Client::new(config)?, warnings))
+}
 
-    let outputs = Outputs::prepare(
-        &args.workload.output_dir,
-        args.workload.save_result.as_deref(),
-    )?;
-    let workload = Workload::build(&plan.workload).context("building the documents")?;
-
-    let responses = match &args.output {
+/// What watches the rounds: the record log, `--output`'s responses, and a progress bar on a
+/// terminal (not when responses go to stdout, which it would garble).
+fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::Result<RunObserver> {
+    let output = plan.args.output.as_deref();
+    let responses = match output {
         None => None,
         Some(p) if p.as_os_str() == "-" => Some(ResponseSink::Stdout),
         Some(p) => Some(ResponseSink::File(BufWriter::new(
             File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
         ))),
     };
-    let show_progress = std::io::stderr().is_terminal()
-        && args.output.as_deref() != Some(std::path::Path::new("-"));
+    let show_progress =
+        std::io::stderr().is_terminal() && output != Some(std::path::Path::new("-"));
     let round_lens = [
         workload.pre_warmup.len(),
         workload.warmup.len(),
         workload.query.len(),
     ];
-    let observer = RunObserver::new(
+    Ok(RunObserver::new(
         show_progress,
         Some(outputs.record_log()?),
         responses,
         round_lens,
-    );
-
-    let cancel = Cancel::new();
-    crate::runtime::on_interrupt(cancel.clone(), "stopping, writing what was measured", || {});
-
-    let options = ProtocolOptions {
-        max_inflight: args.workload.max_inflight_requests,
-        sleep_after_warmup: plan.sleep_after_warmup,
-        metrics_url: plan.metrics_url.clone(),
-    };
-    let protocol_plan = Plan {
-        pre_warmup: &workload.pre_warmup,
-        warmup: &workload.warmup,
-        query: &workload.query,
-        prompts: &workload,
-    };
-    let outcome = run_protocol(&client, &protocol_plan, &options, &observer, &cancel).await;
-    observer.finish();
-    if let Some(w) = outcome.metrics_warning.clone() {
-        warnings.push(w);
-    }
-    if let Some(e) = observer
-        .log_error
-        .lock()
-        .expect("invariant: lock not poisoned")
-        .take()
-    {
-        warnings.push(format!("could not append to records.jsonl: {e}"));
-    }
-
-    let rounds: Vec<RoundRecord> = [outcome.warmup.clone(), outcome.query.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let config = run_config_json(&plan, client.config().model.as_str());
-    let environment = Environment::detect(
-        Some(plan.endpoint.base()),
-        Some(client.config().model.as_str()),
-    );
-    let gates = args.workload.gates();
-    let report = Report::new(
-        config,
-        environment,
-        &rounds,
-        warnings,
-        gates,
-        outcome.interrupted(),
-    );
-    report.write_files(&outputs, args.workload.visualize)?;
-    report.write_stdout(args.workload.json_output)?;
-    report.eprint_failures();
-    Ok(report.exit_status())
+    ))
 }
 
 /// The resolved configuration, as recorded in `--save-result`.
