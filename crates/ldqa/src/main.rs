@@ -1,8 +1,14 @@
 //! The `ldqa` binary: parse arguments, dispatch to a command, print the error once,
-//! map the outcome to an exit code.
+//! map the outcome ([`ExitStatus`]) to an exit code. This is the only place that does.
 //!
-//! Exit codes: 0 ok; 1 the run finished but a gate failed; 2 error (usage, I/O,
-//! unreachable target, every request of a round failed); 130 interrupted.
+//! Exit codes (the same table is in README.md, "Exit codes"):
+//!
+//! | code | meaning | commands |
+//! |---|---|---|
+//! | 0 | ok; also a reader that closed stdout early (`\| head`) | all |
+//! | 1 | the run finished but a gate (`--expected-*-gain`) failed | run, predict, ab |
+//! | 2 | error: usage, I/O, unreachable target, every request of a round failed, an undeployable plan (recommend), a failed engine or a mismatched `--resume` (ab) | all |
+//! | 130 | interrupted by Ctrl-C, partial results written | run, ab |
 
 mod cmd;
 mod exit;
