@@ -1,18 +1,27 @@
 //! The `ldqa` binary: parse arguments, dispatch to a command, print the error once,
-//! map the outcome to an exit code.
+//! map the outcome ([`ExitStatus`]) to an exit code. This is the only place that does.
 //!
-//! Exit codes: 0 ok; 1 the run finished but a gate failed; 2 error (usage, I/O,
-//! unreachable target, every request of a round failed); 130 interrupted.
+//! Exit codes (the same table is in README.md, "Exit codes"):
+//!
+//! | code | meaning | commands |
+//! |---|---|---|
+//! | 0 | ok; also a reader that closed stdout early (`\| head`) | all |
+//! | 1 | the run finished but a gate (`--expected-*-gain`) failed | run, predict, ab |
+//! | 2 | error: usage, I/O, unreachable target, every request of a round failed, an undeployable plan (recommend), a failed engine or a mismatched `--resume` (ab) | all |
+//! | 130 | interrupted by Ctrl-C, partial results written | run, ab |
 
-mod ab;
 mod cmd;
+mod exit;
 mod observe;
 mod output;
 mod runtime;
+mod stdout;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use exit::ExitStatus;
 
 /// glibc raises its mmap threshold each time a large block is freed, after which big
 /// buffers come from the heap and stay there. Fitting 1,000 documents of 100k tokens with
@@ -25,13 +34,6 @@ fn keep_large_allocations_mapped() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
-
-/// A gate (`--expected-ttft-gain`, …) failed.
-pub const EXIT_GATE: u8 = 1;
-/// Usage, I/O or target error.
-pub const EXIT_ERROR: u8 = 2;
-/// Ctrl-C: partial results were written.
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Measure, predict and plan KV-cache reuse in LLM serving.
 ///
@@ -65,7 +67,29 @@ enum Command {
 fn main() -> ExitCode {
     keep_large_allocations_mapped();
     let cli = Cli::parse();
-    let outcome = match cli.command {
+    stdout::quiet_print_panics();
+    // `print!` on a closed stdout panics; the hook above keeps that quiet and this makes it
+    // exit 0 like the `StdoutClosed` error below. Unwinding runs every `Drop` on the way.
+    let outcome = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|panic| {
+        if stdout::is_closed_panic(&*panic) {
+            Ok(ExitStatus::Success)
+        } else {
+            std::panic::resume_unwind(panic)
+        }
+    });
+    let status = match outcome {
+        Ok(status) => status,
+        Err(err) if stdout::is_closed(&err) => ExitStatus::Success,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitStatus::Error
+        }
+    };
+    ExitCode::from(status.code())
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
         Command::Run(args) => cmd::run::run(*args),
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
@@ -73,12 +97,5 @@ fn main() -> ExitCode {
         Command::Ab(args) => cmd::ab::run(*args),
         Command::Report(args) => cmd::report::run(*args),
         Command::Compare(args) => cmd::compare::run(*args),
-    };
-    match outcome {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(EXIT_ERROR)
-        }
     }
 }

@@ -1,15 +1,14 @@
-//! What `ldqa run` leaves behind: stdout (upstream's block, then ours), files, exit code.
+//! What `ldqa run` leaves behind: stdout (upstream's block, then ours), files, exit status.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 use ldqa_metrics::RoundSummary;
 use ldqa_model::{RoundKind, RoundRecord};
-use ldqa_report::{Environment, RecordLog, RunResult, ToolInfo};
+use ldqa_report::{Environment, RecordLog, RoundResult, RunResult, ToolInfo};
 
-use crate::{EXIT_ERROR, EXIT_GATE, EXIT_INTERRUPTED};
+use crate::exit::ExitStatus;
 
 /// Output locations, created before the run so a bad path fails before any request.
 pub struct Outputs {
@@ -85,6 +84,11 @@ impl Report {
         }
     }
 
+    /// The result, for a caller that goes on with it (`ab` compares the engines' results).
+    pub fn into_result(self) -> RunResult {
+        self.result
+    }
+
     fn summary(&self, kind: RoundKind) -> Option<&RoundSummary> {
         self.result.round(kind).map(|r| &r.summary)
     }
@@ -115,8 +119,22 @@ impl Report {
         Ok(())
     }
 
-    /// Prints upstream's block, our summary, warnings, and the JSON line last.
+    /// Writes upstream's block, our summary, warnings, and the JSON line last to stdout; a
+    /// closed stdout is a [`crate::stdout::StdoutClosed`] error.
+    pub fn write_stdout(&self, json_output: bool) -> anyhow::Result<()> {
+        crate::stdout::write(&self.text(json_output))
+    }
+
+    /// [`Report::write_stdout`] with `anstream::print!`'s behaviour: a closed stdout is
+    /// ignored (the command goes on), another write error panics. Kept for `predict` until
+    /// it propagates the error with `write_stdout`.
     pub fn print(&self, json_output: bool) {
+        anstream::print!("{}", self.text(json_output));
+    }
+
+    /// What [`Report::write_stdout`] writes: upstream's block, our summary, warnings, and
+    /// the JSON line last.
+    pub fn text(&self, json_output: bool) -> String {
         let mut out = String::new();
         let both = self
             .summary(RoundKind::Warmup)
@@ -147,42 +165,69 @@ impl Report {
             out.push_str(&ldqa_report::json_line(w, q));
             out.push('\n');
         }
-        anstream::print!("{out}");
+        out
     }
 
-    /// 130 interrupted, 2 when a round had no successful request, 1 when a gate failed, else 0.
-    pub fn exit_code(&self) -> ExitCode {
+    /// The exit status: 130 interrupted, 2 when a round had no successful request, 1 when a
+    /// gate failed, else 0. Pure: [`Report::eprint_failures`] says why.
+    pub fn exit_status(&self) -> ExitStatus {
         if self.interrupted {
-            return ExitCode::from(EXIT_INTERRUPTED);
+            ExitStatus::Interrupted
+        } else if self.failed_rounds().next().is_some() {
+            ExitStatus::Error
+        } else if !self.gate_failures().is_empty() {
+            ExitStatus::GateFailed
+        } else {
+            ExitStatus::Success
         }
-        for round in &self.result.rounds {
-            let s = &round.summary;
-            if s.prompt_count > 0 && s.successful_count == 0 {
-                eprintln!(
-                    "error: every request of the {} round failed; first errors:",
-                    round.kind.as_str()
-                );
-                for e in &s.error_samples {
-                    eprintln!("  prompt {}: {}: {}", e.prompt_id, e.kind, e.message);
-                }
-                return ExitCode::from(EXIT_ERROR);
+    }
+
+    /// What decided a non-zero [`Report::exit_status`] (other than Ctrl-C), one line each:
+    /// rounds where every request failed, with their first errors; otherwise failed gates.
+    pub fn failure_messages(&self) -> Vec<String> {
+        if self.interrupted {
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        for round in self.failed_rounds() {
+            lines.push(format!(
+                "error: every request of the {} round failed; first errors:",
+                round.kind.as_str()
+            ));
+            for e in &round.summary.error_samples {
+                lines.push(format!(
+                    "  prompt {}: {}: {}",
+                    e.prompt_id, e.kind, e.message
+                ));
             }
         }
-        let Some(gains) = &self.result.gains else {
-            return ExitCode::SUCCESS;
-        };
-        let failures = ldqa_report::gate_messages(
-            gains,
-            self.gates.expected_ttft_gain,
-            self.gates.expected_latency_gain,
-        );
-        for f in &failures {
-            eprintln!("{f}");
+        if lines.is_empty() {
+            lines = self.gate_failures();
         }
-        if failures.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_GATE)
+        lines
+    }
+
+    /// Prints [`Report::failure_messages`] on stderr.
+    pub fn eprint_failures(&self) {
+        for line in self.failure_messages() {
+            eprintln!("{line}");
         }
+    }
+
+    fn failed_rounds(&self) -> impl Iterator<Item = &RoundResult> {
+        self.result
+            .rounds
+            .iter()
+            .filter(|r| r.summary.prompt_count > 0 && r.summary.successful_count == 0)
+    }
+
+    fn gate_failures(&self) -> Vec<String> {
+        self.result.gains.as_ref().map_or_else(Vec::new, |gains| {
+            ldqa_report::gate_messages(
+                gains,
+                self.gates.expected_ttft_gain,
+                self.gates.expected_latency_gain,
+            )
+        })
     }
 }

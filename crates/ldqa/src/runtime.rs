@@ -1,8 +1,11 @@
-//! The async runtime of the commands that send requests (`run`, `ab`).
+//! The async runtime of the commands that send requests (`run`, `ab`), and their Ctrl-C.
 
 use std::future::Future;
 
 use anyhow::Context;
+use ldqa_loadgen::Cancel;
+
+use crate::exit::ExitStatus;
 
 /// Runs `work` to completion on a two-worker Tokio runtime, as a task on a worker thread.
 ///
@@ -28,4 +31,31 @@ pub fn run<T: Send + 'static>(
             Err(e) => Err(anyhow::anyhow!("the run was cancelled: {e}")),
         }
     })
+}
+
+/// Watches for Ctrl-C while a command runs. The first press cancels `cancel` and says so on
+/// stderr, so the command stops sending and writes what it measured; the second runs
+/// `before_exit` (e.g. kill a server's process group) and exits 130 at once, for when the
+/// orderly stop hangs. Must be called inside the runtime; the watcher ends with it.
+pub fn on_interrupt(
+    cancel: Cancel,
+    stopping: &'static str,
+    before_exit: impl FnOnce() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut before_exit = Some(before_exit);
+        let mut presses = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            if presses == 1 {
+                eprintln!("\ninterrupted: {stopping} (Ctrl-C again to abort)");
+                cancel.cancel();
+            } else {
+                if let Some(f) = before_exit.take() {
+                    f();
+                }
+                std::process::exit(i32::from(ExitStatus::Interrupted.code()));
+            }
+        }
+    });
 }

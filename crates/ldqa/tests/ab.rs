@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `ldqa`, with the GPU probe off so that `ab` plans the same way on any machine.
 fn ldqa() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"));
+    cmd.env("LDQA_NO_GPU_PROBE", "1");
+    cmd
 }
 
 /// The scripted server binary, built on first use.
@@ -231,6 +234,20 @@ fn servers_that_never_get_ready_or_exit_at_once_are_errors_with_their_log() {
         stderr.contains("lmcache server: the server was not ready after 1s (/health answered 503)"),
         "{stderr}"
     );
+    // The verdict names both problems in one line each; the logs are on stderr and in
+    // the engines' `error`, not cut off after "last lines of its log:".
+    let v = ab_json(&out);
+    let verdict = v["verdict"].as_str().unwrap();
+    assert_eq!(
+        verdict,
+        "Incomplete: baseline server: the server exited (exit status: 7); lmcache server: the \
+         server was not ready after 1s (/health answered 503). Finished results are kept in the \
+         output folder and shown above."
+    );
+    assert!(
+        v["baseline"]["error"].as_str().unwrap().ends_with("| boom"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -295,4 +312,115 @@ fn ab_sim_runs_the_tutorial_through_real_http() {
             "{log}"
         );
     }
+}
+
+/// `ab --sim` into `dir` with a tiny workload; `extra` flags last.
+fn ab_sim(dir: &Path, num_documents: &str, extra: &[&str]) -> Output {
+    ldqa()
+        .args(["ab", "--sim", "--num-documents", num_documents])
+        .args([
+            "--document-length",
+            "200",
+            "--output-len",
+            "4",
+            "--time-scale",
+            "50",
+        ])
+        .arg("--output-dir")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn resume_refuses_results_measured_with_another_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ab_sim(dir.path(), "2", &[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stored = std::fs::read(dir.path().join("baseline/result.json")).unwrap();
+
+    let second = ab_sim(dir.path(), "3", &["--resume"]);
+    let stderr = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("was measured with workload.num_documents = 2, but this run asks for 3"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("starting"),
+        "no server was started: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("baseline/result.json")).unwrap(),
+        stored
+    );
+
+    // The same configuration is reused, with gates and repeats free to change.
+    let third = ab_sim(
+        dir.path(),
+        "2",
+        &["--resume", "--expected-ttft-gain", "0.01"],
+    );
+    let stderr = text(&third.stderr);
+    assert_eq!(third.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("[baseline] reusing"), "{stderr}");
+    assert!(stderr.contains("[lmcache] reusing"), "{stderr}");
+}
+
+/// Usability finding 11: `ab` without `--sim` and without a GPU, as a new user first tries it.
+#[test]
+fn without_sim_or_gpu_ab_says_what_it_assumed_and_refuses_time_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab");
+    let o = ldqa()
+        .args([
+            "ab",
+            "--time-scale",
+            "4",
+            "--num-documents",
+            "2",
+            "--output-dir",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: --time-scale applies to the simulated servers only: add --sim"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing was started");
+
+    // Without --time-scale it goes on: no `vllm` here (PATH has none), so both servers fail.
+    let o = ldqa()
+        .args(["ab", "--num-documents", "2", "--document-length", "100"])
+        .args(["--ready-timeout", "5", "--output-dir"])
+        .arg(&out)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "note: no GPU found and no --gpu: the recommender is skipped and LMCache gets \
+             LMCACHE_MAX_LOCAL_CPU_SIZE=5"
+        ),
+        "{stderr}"
+    );
+    let v = ab_json(&out);
+    let lmcache_cmd = v["lmcache"]["command"].as_str().unwrap();
+    assert_eq!(
+        lmcache_cmd.matches("PYTHONHASHSEED=0").count(),
+        1,
+        "{lmcache_cmd}"
+    );
+    let verdict = v["verdict"].as_str().unwrap();
+    assert!(!verdict.contains("log:"), "{verdict}");
+    assert!(
+        verdict.starts_with("Incomplete: baseline server: the server exited (exit status: 127); "),
+        "{verdict}"
+    );
 }

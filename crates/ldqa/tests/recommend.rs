@@ -64,7 +64,7 @@ fn seed_example_2_llama_70b() {
 }
 
 #[test]
-fn fewer_gpus_than_needed_exits_1() {
+fn fewer_gpus_than_needed_exits_2() {
     ldqa()
         .args([
             "recommend",
@@ -78,7 +78,7 @@ fn fewer_gpus_than_needed_exits_1() {
             "1000",
         ])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(contains("2 GPU(s) but TP 4"));
 }
 

@@ -1,10 +1,11 @@
 //! `ldqa compare A.json B.json`: two saved runs side by side, with gains of B over A.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use ldqa_report::{AnyResult, Comparison, RunResult};
+
+use crate::exit::ExitStatus;
 
 /// Output format of `ldqa compare`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,16 +47,16 @@ fn label(path: &std::path::Path) -> String {
 }
 
 /// Entry point of `ldqa compare`.
-pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: CompareArgs) -> anyhow::Result<ExitStatus> {
     let (a, b) = (load(&args.a)?, load(&args.b)?);
     let (mut la, lb) = (label(&args.a), label(&args.b));
     if la == lb {
         la = format!("{la} (A)");
     }
     let c = Comparison::between(&a, &b, &la, &lb);
-    match args.format {
-        CompareFormat::Text => print!("{}", c.to_text()),
-        CompareFormat::Markdown => print!("{}", ldqa_report::compare_markdown(&c)),
-    }
-    Ok(ExitCode::SUCCESS)
+    crate::stdout::write(&match args.format {
+        CompareFormat::Text => c.to_text(),
+        CompareFormat::Markdown => ldqa_report::compare_markdown(&c),
+    })?;
+    Ok(ExitStatus::Success)
 }

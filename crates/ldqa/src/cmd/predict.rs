@@ -11,7 +11,6 @@
 //! Times are virtual: the same flags give the same CSV bytes on any machine.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 use ldqa_model::{Api, PromptTemplate, RoundKind, RoundRecord};
@@ -22,6 +21,7 @@ use ldqa_workload::{Workload, WorkloadConfig};
 
 use super::engine_args::{EngineArgs, EngineKind};
 use super::run_args::WorkloadArgs;
+use crate::exit::ExitStatus;
 use crate::output::{Outputs, Report};
 
 /// Arguments of `ldqa predict`: `ldqa run`'s workload flags plus the engine's.
@@ -63,7 +63,7 @@ impl Predicted {
 }
 
 /// Entry point of `ldqa predict`.
-pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let config = args.workload.config()?;
     let sleep_ns = u64::try_from(args.workload.sleep_after_warmup()?.as_nanos())
         .context("--sleep-time-after-warmup is too large")?;
@@ -120,8 +120,8 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(codes
         .into_iter()
-        .find(|c| *c != ExitCode::SUCCESS)
-        .unwrap_or(ExitCode::SUCCESS))
+        .find(|c| *c != ExitStatus::Success)
+        .unwrap_or(ExitStatus::Success))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -133,7 +133,7 @@ fn report(
     p: &Predicted,
     dir: &Path,
     save: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let outputs = Outputs::prepare(dir, save)?;
     let rounds: Vec<RoundRecord> = p
         .rounds
@@ -191,7 +191,8 @@ fn report(
     report.write_files(&outputs, w.visualize)?;
     // The summary's "prompt tokens by source" line comes from each record's `prefix`.
     report.print(w.json_output);
-    Ok(report.exit_code())
+    report.eprint_failures();
+    Ok(report.exit_status())
 }
 
 fn with_engine_suffix(path: &Path, engine: &str) -> PathBuf {

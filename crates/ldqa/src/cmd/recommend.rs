@@ -1,8 +1,6 @@
 //! `ldqa recommend`: tensor parallelism, GPU KV cache, LMCache CPU size and workload, computed
 //! the way vLLM and LMCache's recommender would, without a GPU.
 
-use std::process::ExitCode;
-
 use anyhow::{bail, Context};
 use ldqa_recommend::hardware::{self, GpuSource};
 use ldqa_recommend::plan::PlanWarning;
@@ -10,6 +8,8 @@ use ldqa_recommend::render::{render_blocks, render_explanation, warning_text};
 use ldqa_recommend::{plan, PlanInput, UsageContext, VllmKnobs, VllmVersion, Workload};
 use ldqa_specs::{catalog, resolve_model, GpuSpec, KvDtype, ResolveOptions, SpecOrigin};
 use serde_json::json;
+
+use crate::exit::ExitStatus;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -143,7 +143,7 @@ fn hardware(args: &RecommendArgs) -> anyhow::Result<Hardware> {
 }
 
 /// Run `ldqa recommend`.
-pub fn run(args: RecommendArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
     let kv_cache_dtype = KvDtype::parse(&args.kv_cache_dtype).with_context(|| {
         format!(
             "unknown --kv-cache-dtype `{}` (auto, bf16, fp8, fp8_e4m3, fp8_e5m2, fp8_ds_mla)",
@@ -259,9 +259,10 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitCode> {
         .warnings
         .iter()
         .any(|w| matches!(w, PlanWarning::FewerGpusThanNeeded { .. }));
+    // Too few GPUs for the TP it needs: the plan cannot be deployed, an error (exit 2).
     Ok(if short {
-        ExitCode::from(1)
+        ExitStatus::Error
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }

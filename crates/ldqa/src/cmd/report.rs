@@ -2,10 +2,11 @@
 //! as one self-contained HTML page (inline SVG plots, no network) or as markdown.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use ldqa_report::AnyResult;
+
+use crate::exit::ExitStatus;
 
 /// Output format of `ldqa report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,7 +40,7 @@ pub fn render(result: &AnyResult, format: ReportFormat) -> String {
 }
 
 /// Entry point of `ldqa report`.
-pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitStatus> {
     let result = ldqa_report::read_any(&args.result)
         .with_context(|| format!("reading {}", args.result.display()))?;
     let text = render(&result, args.format);
@@ -51,10 +52,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         args.result.with_file_name(name)
     });
     if output.as_os_str() == "-" {
-        print!("{text}");
+        crate::stdout::write(&text)?;
     } else {
         std::fs::write(&output, text).with_context(|| format!("writing {}", output.display()))?;
         eprintln!("wrote {}", output.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

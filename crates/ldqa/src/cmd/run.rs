@@ -2,11 +2,10 @@
 //!
 //! Flow: flags → [`RunPlan`] (validated, nothing sent) → reachability check and model
 //! choice → workload (documents, tokenizer work) → protocol (pre-warmup, warmup, query)
-//! → summaries → stdout, files, gates → exit code.
+//! → summaries → stdout, files, gates → exit status.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -17,9 +16,9 @@ use ldqa_workload::{Workload, WorkloadConfig};
 
 use super::run_args::seconds;
 pub use super::run_args::RunArgs;
+use crate::exit::ExitStatus;
 use crate::observe::{ResponseSink, RunObserver};
 use crate::output::{Outputs, Report};
-use crate::EXIT_INTERRUPTED;
 
 /// Everything `ldqa run` will do, checked before anything is sent.
 #[derive(Debug)]
@@ -72,12 +71,69 @@ impl RunPlan {
 }
 
 /// Entry point of `ldqa run`.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
     let plan = RunPlan::from_args(args)?;
     crate::runtime::run(execute(plan))
 }
 
-async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
+async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
+    let args = &plan.args;
+    let (client, mut warnings) = connect(&plan).await?;
+    let outputs = Outputs::prepare(
+        &args.workload.output_dir,
+        args.workload.save_result.as_deref(),
+    )?;
+    let workload = Workload::build(&plan.workload).context("building the documents")?;
+    let observer = observer(&plan, &outputs, &workload)?;
+
+    let cancel = Cancel::new();
+    crate::runtime::on_interrupt(cancel.clone(), "stopping, writing what was measured", || {});
+    let options = ProtocolOptions {
+        metrics_url: plan.metrics_url.clone(),
+    };
+    let pause_ns = u64::try_from(plan.sleep_after_warmup.as_nanos()).unwrap_or(u64::MAX);
+    let request_plan = workload.plan(args.workload.max_inflight_requests, pause_ns);
+    let outcome = run_protocol(
+        &client,
+        &request_plan,
+        &workload,
+        &options,
+        &observer,
+        &cancel,
+    )
+    .await;
+    observer.finish();
+    warnings.extend(outcome.metrics_warning.clone());
+    if let Some(e) = observer
+        .log_error
+        .lock()
+        .expect("invariant: lock not poisoned")
+        .take()
+    {
+        warnings.push(format!("could not append to records.jsonl: {e}"));
+    }
+
+    let rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
+    let model = client.config().model.as_str();
+    let config = run_config_json(&plan, model);
+    let environment = Environment::detect(Some(plan.endpoint.base()), Some(model));
+    let report = Report::new(
+        config,
+        environment,
+        &rounds,
+        warnings,
+        args.workload.gates(),
+        outcome.interrupted(),
+    );
+    report.write_files(&outputs, args.workload.visualize)?;
+    report.write_stdout(args.workload.json_output)?;
+    report.eprint_failures();
+    Ok(report.exit_status())
+}
+
+/// The client, once the server answered `/v1/models` (an unreachable server is an error
+/// before any work) and the model is chosen; with a warning when `--model` is not listed.
+async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
     let args = &plan.args;
     let api = if args.workload.completions {
         Api::Completions
@@ -94,7 +150,6 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
     config.request_timeout = plan.request_timeout;
     config.pool_size = args.workload.max_inflight_requests;
 
-    // Reachability first: an unreachable server is an error before any work.
     eprintln!("Using base URL: {}", plan.endpoint.base());
     let probe = Client::new(config.clone())?;
     let models = probe.list_models().await?;
@@ -115,96 +170,33 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitCode> {
             args.model
         ));
     }
-    let client = Client::new(config)?;
+    Ok((Client::new(config)?, warnings))
+}
 
-    let outputs = Outputs::prepare(
-        &args.workload.output_dir,
-        args.workload.save_result.as_deref(),
-    )?;
-    let workload = Workload::build(&plan.workload).context("building the documents")?;
-
-    let responses = match &args.output {
+/// What watches the rounds: the record log, `--output`'s responses, and a progress bar on a
+/// terminal (not when responses go to stdout, which it would garble).
+fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::Result<RunObserver> {
+    let output = plan.args.output.as_deref();
+    let responses = match output {
         None => None,
         Some(p) if p.as_os_str() == "-" => Some(ResponseSink::Stdout),
         Some(p) => Some(ResponseSink::File(BufWriter::new(
             File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
         ))),
     };
-    let show_progress = std::io::stderr().is_terminal()
-        && args.output.as_deref() != Some(std::path::Path::new("-"));
+    let show_progress =
+        std::io::stderr().is_terminal() && output != Some(std::path::Path::new("-"));
     let round_lens = [
         workload.pre_warmup.len(),
         workload.warmup.len(),
         workload.query.len(),
     ];
-    let observer = RunObserver::new(
+    Ok(RunObserver::new(
         show_progress,
         Some(outputs.record_log()?),
         responses,
         round_lens,
-    );
-
-    let cancel = Cancel::new();
-    tokio::spawn({
-        let cancel = cancel.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: stopping, writing what was measured (Ctrl-C again to abort)"
-                );
-                cancel.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(i32::from(EXIT_INTERRUPTED));
-                }
-            }
-        }
-    });
-
-    let options = ProtocolOptions {
-        metrics_url: plan.metrics_url.clone(),
-    };
-    let pause_ns = u64::try_from(plan.sleep_after_warmup.as_nanos()).unwrap_or(u64::MAX);
-    let request_plan = workload.plan(args.workload.max_inflight_requests, pause_ns);
-    let outcome = run_protocol(
-        &client,
-        &request_plan,
-        &workload,
-        &options,
-        &observer,
-        &cancel,
-    )
-    .await;
-    observer.finish();
-    if let Some(w) = outcome.metrics_warning.clone() {
-        warnings.push(w);
-    }
-    if let Some(e) = observer
-        .log_error
-        .lock()
-        .expect("invariant: lock not poisoned")
-        .take()
-    {
-        warnings.push(format!("could not append to records.jsonl: {e}"));
-    }
-
-    let rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
-    let config = run_config_json(&plan, client.config().model.as_str());
-    let environment = Environment::detect(
-        Some(plan.endpoint.base()),
-        Some(client.config().model.as_str()),
-    );
-    let gates = args.workload.gates();
-    let report = Report::new(
-        config,
-        environment,
-        &rounds,
-        warnings,
-        gates,
-        outcome.interrupted(),
-    );
-    report.write_files(&outputs, args.workload.visualize)?;
-    report.print(args.workload.json_output);
-    Ok(report.exit_code())
+    ))
 }
 
 /// The resolved configuration, as recorded in `--save-result`.

@@ -15,7 +15,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,6 +22,7 @@ use ldqa_serve::faults::FaultConfig;
 use ldqa_serve::{ServerConfig, TokenCounter};
 
 use crate::cmd::engine_args::EngineArgs;
+use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa serve`.
 #[derive(Debug, clap::Args)]
@@ -140,7 +140,7 @@ impl ServeArgs {
     }
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!(
             "--time-scale must be a positive number, not {}",
@@ -198,7 +198,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ldqa_serve::serve(listener, config, shutdown_signal())
             .await
             .context("serving")?;
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitStatus::Success)
     })
 }
 

@@ -54,22 +54,36 @@ pub enum ServerProblem {
     Interrupted,
 }
 
-impl std::fmt::Display for ServerProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ServerProblem {
+    /// What happened, in one line, without the log.
+    pub fn summary(&self) -> String {
         match self {
-            ServerProblem::Exited { status, log_tail } => {
-                write!(f, "the server exited ({status}); last lines of its log:\n{log_tail}")
-            }
-            ServerProblem::NotReady {
-                waited,
-                last,
-                log_tail,
-            } => write!(
-                f,
-                "the server was not ready after {:.0}s ({last}); last lines of its log:\n{log_tail}",
+            ServerProblem::Exited { status, .. } => format!("the server exited ({status})"),
+            ServerProblem::NotReady { waited, last, .. } => format!(
+                "the server was not ready after {:.0}s ({last})",
                 waited.as_secs_f64()
             ),
-            ServerProblem::Interrupted => f.write_str("interrupted while the server was starting"),
+            ServerProblem::Interrupted => "interrupted while the server was starting".to_string(),
+        }
+    }
+
+    /// The last lines of the server's log, when they tell why.
+    pub fn log_tail(&self) -> Option<&str> {
+        match self {
+            ServerProblem::Exited { log_tail, .. } | ServerProblem::NotReady { log_tail, .. } => {
+                Some(log_tail)
+            }
+            ServerProblem::Interrupted => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary())?;
+        match self.log_tail() {
+            Some(tail) => write!(f, "; last lines of its log:\n{tail}"),
+            None => Ok(()),
         }
     }
 }
@@ -207,8 +221,19 @@ impl Server {
         }
     }
 
-    /// SIGTERM to the group, up to `grace` to exit, then SIGKILL to the group.
-    pub fn stop(&mut self, grace: Duration) {
+    /// Stops the server: SIGTERM to its group, up to `grace` to exit, then SIGKILL to the
+    /// group. On a blocking thread, so that the runtime's workers are not held for `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        let stopping = tokio::task::spawn_blocking(move || self.stop_now(grace));
+        if let Err(e) = stopping.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+
+    /// [`Server::stop`] on this thread, blocking up to `grace`.
+    fn stop_now(&mut self, grace: Duration) {
         if self.stopped {
             return;
         }
@@ -229,10 +254,19 @@ impl Server {
     }
 }
 
+/// The last resort, when a server was not stopped with [`Server::stop`] (an error or a
+/// panic on the way): this blocks the dropping thread up to 5 s, even inside async code, but
+/// leaves no server behind.
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(5));
+        self.stop_now(Duration::from_secs(5));
     }
+}
+
+/// SIGKILL to the group of the server running now, if any: the last act of a second Ctrl-C,
+/// which exits without unwinding, so no `Drop` would stop it.
+pub fn kill_current_group() {
+    signal_group(CURRENT_GROUP.load(Ordering::SeqCst), libc::SIGKILL);
 }
 
 /// Sends `sig` to process group `pgid` (ignoring "no such process").
@@ -326,7 +360,7 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        s.stop(Duration::from_millis(200));
+        s.stop_now(Duration::from_millis(200));
         assert!(s.exited().is_some() || s.stopped);
         // Alive: in /proc and not a zombie.
         let alive = |pid: i32| {

@@ -3,16 +3,13 @@
 use ldqa_report::compare::gain_str;
 use ldqa_report::Comparison;
 
-/// One paragraph: what LMCache bought, and why (or what went wrong).
+/// One paragraph: what LMCache bought, and why (or what went wrong). `problems` are one-line
+/// summaries (a server's log is shown on stderr and kept in `ab_result.json`, not here).
 pub fn verdict(c: Option<&Comparison>, exceeds: Option<bool>, problems: &[String]) -> String {
     if !problems.is_empty() {
-        let first = problems
-            .iter()
-            .map(|p| p.lines().next().unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("; ");
         return format!(
-            "Incomplete: {first}. Finished results are kept in the output folder and shown above."
+            "Incomplete: {}. Finished results are kept in the output folder and shown above.",
+            problems.join("; ")
         );
     }
     let Some(c) = c else {
