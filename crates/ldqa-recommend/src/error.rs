@@ -17,6 +17,14 @@ pub enum RecommendError {
         /// GPU memory in GiB.
         gpu_gib: f64,
     },
+    /// vLLM would refuse to start this deployment, or the plan has nothing to show.
+    #[error("{reason}: {fix}")]
+    Undeployable {
+        /// What does not fit, with the numbers.
+        reason: String,
+        /// What to change.
+        fix: &'static str,
+    },
     /// `--vllm-version` could not be parsed.
     #[error("cannot parse vLLM version `{0}` (expected e.g. 0.10.1)")]
     BadVersion(String),

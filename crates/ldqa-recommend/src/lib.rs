@@ -12,12 +12,14 @@
 //! assert_eq!(kv.bytes_per_token, 128 * 1024);
 //! assert!(kv.tokens > 400_000);
 //! ```
+pub mod deployment;
 pub mod error;
 pub mod hardware;
 pub mod plan;
 pub mod render;
 pub mod vllm;
 
+pub use deployment::Deployment;
 pub use error::RecommendError;
 pub use plan::{plan, Plan, PlanInput, PlanWarning, Workload};
-pub use vllm::{gpu_kv_capacity, KvSizing, UsageContext, VllmKnobs, VllmVersion};
+pub use vllm::{gpu_kv_capacity, KvSizing, VllmKnobs, VllmVersion};

@@ -3,12 +3,18 @@
 //! Upstream = LMCache `benchmarks/long_doc_qa/long_doc_qa_recommender.py` (reference B.9/E.8):
 //! `TP = 2^ceil(log2(ceil(W / (0.9·G − 10))))`; `CPU = min(kv + 120k tokens' worth, RAM/tp,
 //! memlock/tp)`; `docs = ⌊CPU_tokens / (doc + out)⌋ − 2`.
+//!
+//! Two departures, so that every plan printed can run: the TP size is the smallest at
+//! which vLLM starts with the given knobs ([`Deployment::new`]; upstream's rule is shown
+//! beside it), and host RAM is shared by the GPUs of one node (`RAM / min(TP, GPUs per
+//! node)`, upstream divides by TP). A plan that cannot run or cannot show a gain is an
+//! error that says what to change.
 
-use ldqa_specs::{GpuSpec, ModelSpec};
 use serde::Serialize;
 
+use crate::deployment::Deployment;
 use crate::error::RecommendError;
-use crate::vllm::{gpu_kv_capacity, KvSizing, VllmKnobs};
+use crate::vllm::KvSizing;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -80,6 +86,8 @@ pub enum OffloadLimit {
     HostRam,
     /// RLIMIT_MEMLOCK / TP.
     Memlock,
+    /// Given with `--lmcache-cpu-gib`.
+    Given,
 }
 
 /// LMCache CPU offload per GPU (upstream's rule).
@@ -101,10 +109,11 @@ pub struct Offload {
     pub no_gain: bool,
 }
 
-/// Upstream's offload sizing. `ram_bytes` / `memlock_bytes` are per node; `None` = unlimited.
+/// Upstream's offload sizing. `ram_bytes` / `memlock_bytes` are per node, shared by
+/// `gpus_sharing` GPUs; `None` = unlimited.
 pub fn upstream_offload(
     kv: &KvSizing,
-    tp: u32,
+    gpus_sharing: u32,
     ram_bytes: Option<u64>,
     memlock_bytes: Option<u64>,
 ) -> Offload {
@@ -115,7 +124,7 @@ pub fn upstream_offload(
     } else {
         kv_gib / kv.tokens as f64 * 1000.0
     };
-    let tp = f64::from(tp.max(1));
+    let tp = f64::from(gpus_sharing.max(1));
     let mut offload = 120.0 * gib_per_1k + kv_gib;
     let mut limited_by = OffloadLimit::Formula;
     if let Some(r) = ram_bytes {
@@ -132,6 +141,10 @@ pub fn upstream_offload(
             limited_by = OffloadLimit::Memlock;
         }
     }
+    offload_of(kv_gib, gib_per_1k, offload, limited_by)
+}
+
+fn offload_of(kv_gib: f64, gib_per_1k: f64, offload: f64, limited_by: OffloadLimit) -> Offload {
     let tokens_storable = if gib_per_1k > 0.0 {
         (offload / gib_per_1k * 1000.0) as u64
     } else {
@@ -148,9 +161,12 @@ pub fn upstream_offload(
     }
 }
 
-/// Upstream's document count: `int(tokens / (doc + out)) − 2` (may be ≤ 0 for tiny caches).
-pub fn upstream_documents(tokens_storable: u64, w: &Workload) -> i64 {
-    (tokens_storable / (w.document_length + w.output_len).max(1)) as i64 - 2
+/// Upstream's document count: `int(tokens / (doc + out)) − 2`, `None` when that is
+/// below 1 (the cache holds fewer than 3 documents).
+pub fn upstream_documents(tokens_storable: u64, w: &Workload) -> Option<u64> {
+    (tokens_storable / (w.document_length + w.output_len).max(1))
+        .checked_sub(2)
+        .filter(|&n| n >= 1)
 }
 
 /// Which cache a working set of documents fits.
@@ -206,18 +222,14 @@ pub fn regimes(gpu_tokens: u64, cpu_tokens: u64, w: &Workload) -> Vec<Regime> {
 /// Inputs of one recommendation, resolved.
 #[derive(Debug, Clone)]
 pub struct PlanInput {
-    /// The model.
-    pub model: ModelSpec,
-    /// The GPU.
-    pub gpu: GpuSpec,
+    /// The deployment: model, GPU, TP, vLLM's knobs, GPU KV.
+    pub deployment: Deployment,
     /// GPUs available (detected or `--num-gpus`); `None` when planning with as many as needed.
     pub num_gpus: Option<u32>,
-    /// GPUs per node, for the multi-node note.
+    /// GPUs per node: they share the node's host RAM.
     pub gpus_per_node: u32,
-    /// `--tensor-parallel-size`, overriding the rule.
-    pub tp_override: Option<u32>,
-    /// vLLM settings.
-    pub knobs: VllmKnobs,
+    /// `LMCACHE_MAX_LOCAL_CPU_SIZE` given by the user (GiB per GPU), instead of upstream's rule.
+    pub lmcache_cpu_gib: Option<f64>,
     /// Host RAM available for pinning, bytes per node.
     pub cpu_ram_bytes: Option<u64>,
     /// RLIMIT_MEMLOCK, bytes; `None` = unlimited.
@@ -230,35 +242,12 @@ pub struct PlanInput {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PlanWarning {
-    /// Fewer GPUs than TP needs.
-    FewerGpusThanNeeded {
-        /// GPUs there.
-        available: u32,
-        /// TP.
-        needed: u32,
-    },
     /// TP exceeds one node.
     MultiNode {
         /// TP.
         tp: u32,
         /// GPUs per node.
         gpus_per_node: u32,
-    },
-    /// Offloading cannot hold more than the GPU already does.
-    NoOffloadGain,
-    /// Not even one `max_model_len` request fits the GPU cache.
-    MaxModelLenDoesNotFit {
-        /// Blocks one request needs.
-        blocks_per_request: u64,
-        /// Blocks there are.
-        num_blocks: u64,
-    },
-    /// TP does not divide the attention heads (vLLM refuses this).
-    TpDoesNotDivideHeads {
-        /// TP.
-        tp: u32,
-        /// Query heads.
-        heads: u32,
     },
     /// KV heads are replicated across ranks.
     KvReplicated {
@@ -270,71 +259,121 @@ pub enum PlanWarning {
 /// Every number of a recommendation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
-    /// Upstream's TP rule.
-    pub tp_rule: TpRule,
-    /// The TP used (rule or override).
+    /// Upstream's TP rule, for comparison (`None` when the GPU is below its 10 GiB floor).
+    pub tp_rule: Option<TpRule>,
+    /// The TP used: given, or the smallest at which vLLM starts.
     pub tp: u32,
     /// GPU KV per rank.
     pub kv: KvSizing,
     /// LMCache CPU size per rank.
     pub offload: Offload,
-    /// `--num-documents` (upstream's rule).
-    pub num_documents: i64,
+    /// `--num-documents` (upstream's rule), at least 1.
+    pub num_documents: u64,
     /// The three regimes.
     pub regimes: Vec<Regime>,
     /// Warnings, in order.
     pub warnings: Vec<PlanWarning>,
 }
 
-/// Compute a plan.
+/// Compute a plan; an error when it could not run or could not show LMCache's gain.
 pub fn plan(input: &PlanInput) -> Result<Plan, RecommendError> {
-    let tp_rule = upstream_tp(input.model.weight_bytes, input.gpu.memory_bytes)?;
-    let tp = input.tp_override.unwrap_or(tp_rule.tp);
-    let kv = gpu_kv_capacity(&input.model, &input.gpu, tp, &input.knobs)?;
-    let offload = upstream_offload(&kv, tp, input.cpu_ram_bytes, input.memlock_bytes);
-    let num_documents = upstream_documents(offload.tokens_storable, &input.workload);
-    let regimes = regimes(kv.tokens, offload.tokens_storable, &input.workload);
-    let mut warnings = Vec::new();
+    let d = &input.deployment;
+    let (tp, kv, w) = (d.tp, &d.kv, &input.workload);
+    check_fits(input)?;
+    let offload = match input.lmcache_cpu_gib {
+        Some(gib) => given_offload(kv, gib),
+        None => upstream_offload(
+            kv,
+            tp.min(input.gpus_per_node.max(1)),
+            input.cpu_ram_bytes,
+            input.memlock_bytes,
+        ),
+    };
+    if offload.no_gain {
+        return Err(no_gain(&offload));
+    }
+    let num_documents = upstream_documents(offload.tokens_storable, w).ok_or_else(|| {
+        RecommendError::Undeployable {
+            reason: format!(
+                "the caches hold {} tokens, fewer than 3 documents of {} + {} tokens",
+                offload.tokens_storable, w.document_length, w.output_len
+            ),
+            fix: "shorten --document-length, or give LMCache more memory",
+        }
+    })?;
+    Ok(Plan {
+        tp_rule: upstream_tp(d.model.weight_bytes, d.gpu.memory_bytes).ok(),
+        tp,
+        kv: kv.clone(),
+        regimes: regimes(kv.tokens, offload.tokens_storable, w),
+        offload,
+        num_documents,
+        warnings: warnings(input),
+    })
+}
+
+/// The deployment fits the machine and one request fits the context.
+fn check_fits(input: &PlanInput) -> Result<(), RecommendError> {
+    let d = &input.deployment;
     if let Some(n) = input.num_gpus {
-        if n < tp {
-            warnings.push(PlanWarning::FewerGpusThanNeeded {
-                available: n,
-                needed: tp,
+        if n < d.tp {
+            return Err(RecommendError::Undeployable {
+                reason: format!("TP {} needs {} GPUs but {n} are available", d.tp, d.tp),
+                fix: "pass --num-gpus for the machine you plan for, or choose a smaller model or a larger GPU",
             });
         }
     }
-    if tp > input.gpus_per_node {
-        warnings.push(PlanWarning::MultiNode {
-            tp,
+    let w = &input.workload;
+    let request = w.document_length + w.output_len;
+    if request > d.kv.max_model_len {
+        return Err(RecommendError::Undeployable {
+            reason: format!(
+                "a request of {} + {} tokens exceeds max_model_len {} tokens (vLLM answers it with HTTP 400)",
+                w.document_length, w.output_len, d.kv.max_model_len
+            ),
+            fix: "shorten --document-length or --output-len, or raise --max-model-len up to the model's maximum",
+        });
+    }
+    Ok(())
+}
+
+fn given_offload(kv: &KvSizing, gib: f64) -> Offload {
+    let reference = upstream_offload(kv, 1, None, None);
+    offload_of(
+        reference.kv_gib_per_gpu,
+        reference.gib_per_1k_tokens,
+        gib,
+        OffloadLimit::Given,
+    )
+}
+
+fn no_gain(o: &Offload) -> RecommendError {
+    let what = match o.limited_by {
+        OffloadLimit::HostRam => "host RAM caps",
+        OffloadLimit::Memlock => "RLIMIT_MEMLOCK caps",
+        OffloadLimit::Given | OffloadLimit::Formula => "--lmcache-cpu-gib sets",
+    };
+    RecommendError::Undeployable {
+        reason: format!(
+            "{what} LMCache's CPU cache at {:.2} GiB per GPU, no more than the GPU KV cache already holds ({:.2} GiB): LMCache cannot help (upstream aborts here too)",
+            o.offload_gib, o.kv_gib_per_gpu
+        ),
+        fix: "pass --cpu-ram-gib with the target machine's host RAM per node (or raise ulimit -l)",
+    }
+}
+
+fn warnings(input: &PlanInput) -> Vec<PlanWarning> {
+    let d = &input.deployment;
+    let mut out = Vec::new();
+    if d.tp > input.gpus_per_node {
+        out.push(PlanWarning::MultiNode {
+            tp: d.tp,
             gpus_per_node: input.gpus_per_node,
         });
     }
-    if !input.model.num_attention_heads.is_multiple_of(tp) {
-        warnings.push(PlanWarning::TpDoesNotDivideHeads {
-            tp,
-            heads: input.model.num_attention_heads,
-        });
+    let copies = d.model.kv_replication(d.tp);
+    if copies > 1 && !matches!(d.model.attention, ldqa_specs::AttentionKind::Mla { .. }) {
+        out.push(PlanWarning::KvReplicated { copies });
     }
-    let copies = input.model.kv_replication(tp);
-    if copies > 1 && !matches!(input.model.attention, ldqa_specs::AttentionKind::Mla { .. }) {
-        warnings.push(PlanWarning::KvReplicated { copies });
-    }
-    if !kv.fits_one_request() {
-        warnings.push(PlanWarning::MaxModelLenDoesNotFit {
-            blocks_per_request: kv.blocks_per_request,
-            num_blocks: kv.num_blocks,
-        });
-    }
-    if offload.no_gain {
-        warnings.push(PlanWarning::NoOffloadGain);
-    }
-    Ok(Plan {
-        tp_rule,
-        tp,
-        kv,
-        offload,
-        num_documents,
-        regimes,
-        warnings,
-    })
+    out
 }

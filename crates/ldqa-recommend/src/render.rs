@@ -10,22 +10,24 @@ use crate::plan::{OffloadLimit, Plan, PlanWarning, RegimeKind, Workload};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// The three blocks. `model_name` is printed as the user gave it.
+/// The three blocks. `model_name` is printed as the user gave it; `serve_flags` are the
+/// deployment's `vllm serve` flags ([`crate::Deployment::vllm_serve_flags`]), one a line.
 pub fn render_blocks(
     model_name: &str,
-    tp: u32,
+    serve_flags: &[String],
     max_local_cpu_size_gib: u64,
-    num_documents: i64,
+    num_documents: u64,
     w: &Workload,
 ) -> String {
+    let flags = serve_flags.join(" \\\n");
     let mut s = String::new();
     let _ = write!(
         s,
         "1. vLLM Deployment: \n-----------------\n\n\
-         PYTHONHASHSEED=0 \\\nvllm serve {model_name} \\\n--tensor-parallel-size {tp} \\\n--load-format dummy\n\n\n\
+         PYTHONHASHSEED=0 \\\nvllm serve {model_name} \\\n{flags} \\\n--load-format dummy\n\n\n\
          2. LMCache Deployment: \n--------------------\n\n\
          PYTHONHASHSEED=0 \\\nLMCACHE_MAX_LOCAL_CPU_SIZE={max_local_cpu_size_gib} \\\nvllm serve {model_name} \\\n\
-         --tensor-parallel-size {tp} \\\n--load-format dummy \\\n--kv-transfer-config \\\n\
+         {flags} \\\n--load-format dummy \\\n--kv-transfer-config \\\n\
          '{{\"kv_connector\": \"LMCacheConnectorV1\", \"kv_role\": \"kv_both\"}}'\n\n\n\
          3. Multi-Round QA Workload Generation: \n----------------------------------------\n\n\
          ldqa run \\\n--model {model_name} \\\n--num-documents {num_documents} \\\n--document-length {} \\\n\
@@ -40,7 +42,13 @@ fn gib(bytes: u64) -> f64 {
 }
 
 /// What each number is and where it comes from.
-pub fn render_explanation(p: &Plan, model: &ModelSpec, gpu: &GpuSpec, w: &Workload) -> String {
+pub fn render_explanation(
+    p: &Plan,
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    gpus_per_node: u32,
+    w: &Workload,
+) -> String {
     let k = &p.kv;
     let o = &p.offload;
     let mut s = String::new();
@@ -54,7 +62,7 @@ pub fn render_explanation(p: &Plan, model: &ModelSpec, gpu: &GpuSpec, w: &Worklo
     let _ = writeln!(
         s,
         "weights:        {:.2} GiB ({:.2}B parameters, {:.2}B active); {:.2} GiB per GPU at TP {}",
-        p.tp_rule.weights_gib,
+        model.weight_bytes as f64 / GIB,
         model.total_params as f64 / 1e9,
         model.active_params as f64 / 1e9,
         gib(k.weights_bytes),
@@ -62,13 +70,20 @@ pub fn render_explanation(p: &Plan, model: &ModelSpec, gpu: &GpuSpec, w: &Worklo
     );
     let _ = writeln!(
         s,
-        "TP rule:        ceil({:.2} / (0.9 x {:.2} - 10 = {:.2})) = {} GPU(s), rounded up to a power of two = {}",
-        p.tp_rule.weights_gib,
-        gpu.memory_gib(),
-        p.tp_rule.usable_gib_per_gpu,
-        p.tp_rule.gpus_needed,
-        p.tp_rule.tp
+        "TP:             {} (the smallest at which vLLM starts with these settings, or as given)",
+        p.tp
     );
+    if let Some(r) = &p.tp_rule {
+        let _ = writeln!(
+            s,
+            "upstream's TP:  ceil({:.2} / (0.9 x {:.2} - 10 = {:.2})) = {} GPU(s), rounded up to a power of two = {}",
+            r.weights_gib,
+            gpu.memory_gib(),
+            r.usable_gib_per_gpu,
+            r.gpus_needed,
+            r.tp
+        );
+    }
     let _ = writeln!(
         s,
         "usable memory:  {:.2} GiB = memory x utilization; minus activations {:.2}, non-torch {:.2}, CUDA graphs {:.2} GiB",
@@ -94,20 +109,25 @@ pub fn render_explanation(p: &Plan, model: &ModelSpec, gpu: &GpuSpec, w: &Worklo
     let _ = writeln!(s, "GiB per 1K tok: {:.4}", o.gib_per_1k_tokens);
     let why = match o.limited_by {
         OffloadLimit::Formula => "GPU KV + 120K tokens",
-        OffloadLimit::HostRam => "capped by host RAM / TP",
-        OffloadLimit::Memlock => "capped by RLIMIT_MEMLOCK / TP",
+        OffloadLimit::HostRam => "capped by host RAM / GPUs per node",
+        OffloadLimit::Memlock => "capped by RLIMIT_MEMLOCK / GPUs per node",
+        OffloadLimit::Given => "--lmcache-cpu-gib",
     };
     let _ = writeln!(
         s,
         "CPU offload:    {:.2} GiB per GPU ({why}) -> LMCACHE_MAX_LOCAL_CPU_SIZE={}; {} GiB pinned per node",
         o.offload_gib,
         o.max_local_cpu_size_gib,
-        o.max_local_cpu_size_gib * u64::from(p.tp)
+        o.max_local_cpu_size_gib * u64::from(p.tp.min(gpus_per_node))
     );
+    let per_doc = w.document_length + w.output_len;
     let _ = writeln!(
         s,
-        "tokens stored:  {} = {} documents of {}+{} tokens, minus 2",
-        o.tokens_storable, p.num_documents, w.document_length, w.output_len
+        "tokens stored:  {} tokens hold {} documents of {per_doc} tokens; recommend {} - 2 = {}",
+        o.tokens_storable,
+        o.tokens_storable / per_doc.max(1),
+        o.tokens_storable / per_doc.max(1),
+        p.num_documents,
     );
     for r in &p.regimes {
         let label = match r.kind {
@@ -128,20 +148,10 @@ pub fn render_explanation(p: &Plan, model: &ModelSpec, gpu: &GpuSpec, w: &Worklo
 /// One warning as a sentence.
 pub fn warning_text(w: &PlanWarning) -> String {
     match w {
-        PlanWarning::FewerGpusThanNeeded { available, needed } => {
-            format!("this machine has {available} GPU(s) but TP {needed} is needed; plan for {needed} or pass --tensor-parallel-size")
-        }
         PlanWarning::MultiNode { tp, gpus_per_node } => format!(
             "TP {tp} exceeds one {gpus_per_node}-GPU node: use TP {gpus_per_node} within a node and pipeline parallelism across nodes (--pipeline-parallel-size {})",
             tp.div_ceil(*gpus_per_node)
         ),
-        PlanWarning::NoOffloadGain => "the CPU offload cannot hold more than the GPU cache already does: LMCache cannot help (upstream aborts here); give it more RAM or raise ulimit -l".to_string(),
-        PlanWarning::MaxModelLenDoesNotFit { blocks_per_request, num_blocks } => format!(
-            "one max-model-len request needs {blocks_per_request} blocks but the GPU has {num_blocks}: vLLM will refuse to start; lower --max-model-len"
-        ),
-        PlanWarning::TpDoesNotDivideHeads { tp, heads } => {
-            format!("TP {tp} does not divide the {heads} attention heads: vLLM will refuse it")
-        }
         PlanWarning::KvReplicated { copies } => {
             format!("TP exceeds the KV heads: each KV head is stored {copies} times across ranks")
         }
@@ -156,7 +166,7 @@ mod tests {
     fn blocks_match_the_seed_text() {
         let got = render_blocks(
             "meta-llama/Meta-Llama-3.1-8B-Instruct",
-            1,
+            &["--tensor-parallel-size 1".to_string()],
             66,
             51,
             &Workload::default(),

@@ -49,16 +49,6 @@ impl std::fmt::Display for VllmVersion {
     }
 }
 
-/// Which entry point sets the batch defaults (vllm `UsageContext`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UsageContext {
-    /// `LLM(...)` in Python (what upstream's recommender profiles with).
-    LlmClass,
-    /// `vllm serve`.
-    Serve,
-}
-
 /// The vLLM settings that change the KV size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VllmKnobs {
@@ -76,8 +66,6 @@ pub struct VllmKnobs {
     pub block_size: Option<u64>,
     /// The vLLM release whose accounting to follow.
     pub version: VllmVersion,
-    /// Entry point.
-    pub usage: UsageContext,
     /// `--enforce-eager`: no CUDA graphs, so nothing to subtract on ≥ 0.21.
     pub enforce_eager: bool,
     /// `--kv-cache-memory` in bytes: skips profiling.
@@ -94,10 +82,34 @@ impl Default for VllmKnobs {
             kv_cache_dtype: KvDtype::Auto,
             block_size: None,
             version: VllmVersion::DEFAULT,
-            usage: UsageContext::LlmClass,
             enforce_eager: false,
             kv_cache_memory_bytes: None,
         }
+    }
+}
+
+impl VllmKnobs {
+    /// Checks every value; the error names vLLM's flag.
+    pub fn validate(&self) -> Result<(), RecommendError> {
+        let invalid = |what, problem: String| Err(RecommendError::Invalid { what, problem });
+        let u = self.gpu_memory_utilization;
+        if !(u.is_finite() && u > 0.0 && u <= 1.0) {
+            return invalid("--gpu-memory-utilization", format!("{u} is not in (0, 1]"));
+        }
+        for (what, value) in [
+            ("--max-model-len", self.max_model_len),
+            ("--max-num-batched-tokens", self.max_num_batched_tokens),
+            ("--max-num-seqs", self.max_num_seqs),
+            ("--block-size", self.block_size),
+        ] {
+            if value == Some(0) {
+                return invalid(what, "must be at least 1".into());
+            }
+        }
+        if self.kv_cache_memory_bytes == Some(0) {
+            return invalid("--kv-cache-memory", "must be at least 1 byte".into());
+        }
+        Ok(())
     }
 }
 
@@ -145,7 +157,10 @@ impl KvSizing {
     }
 }
 
-/// Batch defaults (reference A.1; vllm `arg_utils.py`, PR #17885 for the GPU-size split).
+/// `vllm serve`'s batch defaults (reference A.1; vllm `arg_utils.py`, PR #17885 for the
+/// GPU-size split). Every deployment here is a `vllm serve` server; the `LLM` class that
+/// upstream's recommender profiles with doubles the V1 budgets (16,384 / 8,192), which
+/// shifts its KV estimate by a few hundred tokens and nothing it prints.
 pub fn batch_defaults(gpu: &GpuSpec, knobs: &VllmKnobs, max_model_len: u64) -> (u64, u64) {
     let v = knobs.version;
     if v.is_v0() {
@@ -157,12 +172,10 @@ pub fn batch_defaults(gpu: &GpuSpec, knobs: &VllmKnobs, max_model_len: u64) -> (
         };
         return (mnbt, 256);
     }
-    let large = v.at_least(9) && gpu.class() == GpuClass::Large;
-    match (large, knobs.usage) {
-        (true, UsageContext::LlmClass) => (16_384, 1024),
-        (true, UsageContext::Serve) => (8192, 1024),
-        (false, UsageContext::LlmClass) => (8192, 256),
-        (false, UsageContext::Serve) => (2048, 256),
+    if v.at_least(9) && gpu.class() == GpuClass::Large {
+        (8192, 1024)
+    } else {
+        (2048, 256)
     }
 }
 
@@ -253,26 +266,15 @@ pub fn gpu_kv_capacity(
     tp: u32,
     knobs: &VllmKnobs,
 ) -> Result<KvSizing, RecommendError> {
-    let util = knobs.gpu_memory_utilization;
-    if !(util > 0.0 && util <= 1.0) {
-        return Err(RecommendError::Invalid {
-            what: "--gpu-memory-utilization",
-            problem: format!("{util} is not in (0, 1]"),
-        });
-    }
+    knobs.validate()?;
     if tp == 0 {
         return Err(RecommendError::Invalid {
             what: "--tensor-parallel-size",
             problem: "must be at least 1".into(),
         });
     }
+    let util = knobs.gpu_memory_utilization;
     let max_model_len = knobs.max_model_len.unwrap_or(model.max_position_embeddings);
-    if max_model_len == 0 {
-        return Err(RecommendError::Invalid {
-            what: "--max-model-len",
-            problem: "must be at least 1".into(),
-        });
-    }
     let (d_mnbt, d_seqs) = batch_defaults(gpu, knobs, max_model_len);
     let mnbt = knobs.max_num_batched_tokens.unwrap_or(d_mnbt).max(1);
     let seqs = knobs.max_num_seqs.unwrap_or(d_seqs).max(1);

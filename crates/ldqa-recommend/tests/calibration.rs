@@ -1,7 +1,7 @@
 //! Reference A.7: the KV sizes real vLLM servers logged, reproduced within 5 % from the same
 //! GPU, utilisation, model, max length and vLLM version.
 
-use ldqa_recommend::{gpu_kv_capacity, UsageContext, VllmKnobs, VllmVersion};
+use ldqa_recommend::{gpu_kv_capacity, Deployment, VllmKnobs, VllmVersion};
 use ldqa_specs::{catalog, GpuSpec};
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -13,8 +13,9 @@ struct Row {
     util: f64,
     max_len: Option<u64>,
     version: &'static str,
-    usage: UsageContext,
     mnbt: Option<u64>,
+    /// `--max-num-seqs` when the log's entry point was not `vllm serve`.
+    seqs: Option<u64>,
     logged_kv_gib: f64,
     logged_tokens: u64,
 }
@@ -34,8 +35,8 @@ fn rows() -> Vec<Row> {
             util: 0.9,
             max_len: Some(20_000),
             version: "0.6.3",
-            usage: UsageContext::Serve,
             mnbt: None,
+            seqs: None,
             logged_kv_gib: 3.81,
             logged_tokens: 31_232,
         },
@@ -46,8 +47,8 @@ fn rows() -> Vec<Row> {
             util: 0.9,
             max_len: Some(29_000),
             version: "0.6.3",
-            usage: UsageContext::Serve,
             mnbt: None,
+            seqs: None,
             logged_kv_gib: 2.89,
             logged_tokens: 23_648,
         },
@@ -59,8 +60,8 @@ fn rows() -> Vec<Row> {
             util: 0.9,
             max_len: Some(131_072),
             version: "0.15.1",
-            usage: UsageContext::Serve,
             mnbt: Some(8192),
+            seqs: None,
             logged_kv_gib: 19.28,
             logged_tokens: 157_936,
         },
@@ -72,8 +73,8 @@ fn rows() -> Vec<Row> {
             util: 0.9,
             max_len: None,
             version: "0.8.0",
-            usage: UsageContext::Serve,
             mnbt: None,
+            seqs: None,
             logged_kv_gib: 54.62,
             logged_tokens: 447_088,
         },
@@ -85,12 +86,13 @@ fn rows() -> Vec<Row> {
             util: 0.89,
             max_len: Some(2048),
             version: "0.7.3",
-            usage: UsageContext::Serve,
             mnbt: None,
+            seqs: None,
             logged_kv_gib: 6.22,
             logged_tokens: 58_192,
         },
-        // The comment in upstream's long_doc_qa_recommender.py (LLM class, 0.10.x, H100).
+        // The comment in upstream's long_doc_qa_recommender.py (LLM class, 0.10.x, H100:
+        // the `LLM` class's batch defaults, 16,384 tokens and 1,024 sequences).
         Row {
             id: 23,
             model: "meta-llama/Llama-3.1-8B-Instruct",
@@ -98,8 +100,8 @@ fn rows() -> Vec<Row> {
             util: 0.9,
             max_len: Some(131_072),
             version: "0.10.1",
-            usage: UsageContext::LlmClass,
-            mnbt: None,
+            mnbt: Some(16_384),
+            seqs: Some(1024),
             logged_kv_gib: 51.4,
             logged_tokens: 420_928,
         },
@@ -117,7 +119,7 @@ fn logged_kv_sizes_within_five_percent() {
             max_model_len: r.max_len,
             max_num_batched_tokens: r.mnbt,
             version: VllmVersion::parse(r.version).unwrap(),
-            usage: r.usage,
+            max_num_seqs: r.seqs,
             enforce_eager: true,
             ..VllmKnobs::default()
         };
@@ -140,38 +142,35 @@ fn logged_kv_sizes_within_five_percent() {
 fn seed_examples() {
     use ldqa_recommend::{plan, PlanInput, Workload};
     let run = |model: &str, num_gpus: Option<u32>| {
+        let m = catalog::model(model).unwrap();
+        let deployment = Deployment::new(m, gpu("h100-80gb"), None, VllmKnobs::default())?;
         plan(&PlanInput {
-            model: catalog::model(model).unwrap(),
-            gpu: gpu("h100-80gb"),
+            deployment,
             num_gpus,
             gpus_per_node: 8,
-            tp_override: None,
-            knobs: VllmKnobs::default(),
+            lmcache_cpu_gib: None,
             cpu_ram_bytes: Some(1000 * (1 << 30)),
             memlock_bytes: None,
             workload: Workload::default(),
         })
-        .unwrap()
     };
-    let p = run("meta-llama/Meta-Llama-3.1-8B-Instruct", None);
+    let p = run("meta-llama/Meta-Llama-3.1-8B-Instruct", None).unwrap();
     assert_eq!(
         (p.tp, p.offload.max_local_cpu_size_gib, p.num_documents),
         (1, 66, 51),
         "{p:#?}"
     );
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-    let p = run("meta-llama/Llama-3.1-70B-Instruct", Some(4));
+    let p = run("meta-llama/Llama-3.1-70B-Instruct", Some(4)).unwrap();
     assert_eq!(
         (p.tp, p.offload.max_local_cpu_size_gib, p.num_documents),
         (4, 40, 50),
         "{p:#?}"
     );
-    let p = run("meta-llama/Llama-3.1-70B-Instruct", Some(2));
-    assert!(matches!(
-        p.warnings[0],
-        ldqa_recommend::PlanWarning::FewerGpusThanNeeded {
-            available: 2,
-            needed: 4
-        }
-    ));
+    let e = run("meta-llama/Llama-3.1-70B-Instruct", Some(2)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("TP 4 needs 4 GPUs but 2 are available"),
+        "{e}"
+    );
 }

@@ -1,7 +1,8 @@
-//! Property tests: more memory never gives fewer tokens; TP is always a power of two.
+//! Property tests: more memory never gives fewer tokens; upstream's TP is a power of two;
+//! a deployment either starts (by its own numbers) at the smallest TP that does, or is refused.
 
 use ldqa_recommend::plan::upstream_tp;
-use ldqa_recommend::{gpu_kv_capacity, VllmKnobs, VllmVersion};
+use ldqa_recommend::{gpu_kv_capacity, Deployment, VllmKnobs, VllmVersion};
 use ldqa_specs::{catalog, GpuSpec, KvDtype};
 use proptest::prelude::*;
 
@@ -45,5 +46,34 @@ proptest! {
         prop_assert!(r.tp.is_power_of_two());
         prop_assert!(r.tp >= r.gpus_needed && r.tp < 2 * r.gpus_needed.max(1));
         prop_assert!(f64::from(r.gpus_needed) * r.usable_gib_per_gpu >= weights_gib - 1e-9);
+    }
+
+    #[test]
+    fn a_deployment_starts_at_the_smallest_tp_or_is_refused(
+        model_ix in 0usize..64,
+        gpu_ix in 0usize..32,
+        util in 0.3f64..0.95,
+        max_len in prop::option::of(1024u64..262_144),
+        fp8 in any::<bool>(),
+    ) {
+        let models = catalog::model_names();
+        let gpus = catalog::gpu_names();
+        let m = catalog::model(models[model_ix % models.len()]).unwrap();
+        let g = catalog::gpu(gpus[gpu_ix % gpus.len()]).unwrap();
+        let knobs = VllmKnobs {
+            gpu_memory_utilization: util,
+            max_model_len: max_len,
+            kv_cache_dtype: if fp8 { KvDtype::Fp8 } else { KvDtype::Auto },
+            ..VllmKnobs::default()
+        };
+        let Ok(d) = Deployment::new(m.clone(), g.clone(), None, knobs.clone()) else {
+            return Ok(());
+        };
+        prop_assert!(d.kv.num_blocks > 0 && d.kv.fits_one_request(), "{d:?}");
+        prop_assert!(m.num_attention_heads.is_multiple_of(d.tp));
+        prop_assert_eq!(d.kv_pool_tokens(), d.kv.num_blocks * d.kv.block_size);
+        if d.tp > 1 {
+            prop_assert!(Deployment::new(m, g, Some(d.tp / 2), knobs).is_err());
+        }
     }
 }

@@ -21,14 +21,6 @@ pub enum SimError {
     /// The GPU catalog entry lacks a peak the cost model needs.
     #[error("GPU '{gpu}' has no {what} in the catalog: the simulator needs its peaks (use a catalog GPU)")]
     GpuPeaksUnknown { gpu: String, what: &'static str },
-    /// The weights (and overheads) leave no GPU memory for the KV cache.
-    #[error("{model} at TP {tp} on {gpu}: {weights_gib:.1} GiB of weights per GPU leave no GPU memory left for the KV cache (raise --tensor-parallel-size)")]
-    NoKvMemory {
-        model: String,
-        gpu: String,
-        tp: u32,
-        weights_gib: f64,
-    },
     /// vLLM's KV sizing or the recommender's rules refused the inputs.
     #[error(transparent)]
     Sizing(#[from] ldqa_recommend::RecommendError),

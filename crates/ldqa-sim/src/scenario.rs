@@ -1,9 +1,9 @@
-//! From catalog specs to an engine: [`build`] turns a [`ModelSpec`], a [`GpuSpec`], a TP
-//! size, a mode and vLLM's knobs into an [`EngineConfig`] and the [`Efficiencies`] to run it with.
+//! From a deployment to an engine: [`build`] turns an `ldqa_recommend::Deployment` (model,
+//! GPU, TP, vLLM's knobs, KV sized once) and a mode into an [`EngineConfig`] and the
+//! [`Efficiencies`] to run it with.
 //!
-//! - GPU KV capacity: `ldqa_recommend::gpu_kv_capacity` (vLLM's own accounting), in whole
-//!   blocks: `num_blocks × block_size`.
-//! - TP, when not given: upstream's recommender rule ([`default_tp`]).
+//! - GPU KV capacity: the deployment's, in whole blocks: `num_blocks × block_size`
+//!   ([`Deployment::kv_pool_tokens`]), so `recommend`, `predict` and `serve` agree.
 //! - LMCache CPU tier, when not given: upstream's `LMCACHE_MAX_LOCAL_CPU_SIZE` rule
 //!   ([`default_lmcache_cpu_gib`]: GPU KV GiB + 120k tokens' worth, as the recommender
 //!   computes it, with no host-RAM cap: a plan for a machine, not this one).
@@ -14,8 +14,8 @@
 //!   GPUs of one generation better than any absolute number. Such scenarios are flagged
 //!   [`Scenario::calibrated`] = false and callers must say so in their output.
 
-use ldqa_recommend::plan::{upstream_offload, upstream_tp};
-use ldqa_recommend::{gpu_kv_capacity, KvSizing, VllmKnobs};
+use ldqa_recommend::plan::upstream_offload;
+use ldqa_recommend::{Deployment, KvSizing};
 use ldqa_specs::{GpuSpec, KvDtype, ModelSpec};
 
 use crate::config::{DEFAULT_BLOCK_SIZE_TOKENS, DEFAULT_LMCACHE_CHUNK_TOKENS};
@@ -58,35 +58,10 @@ impl Scenario {
     }
 }
 
-/// vLLM's knobs as `vllm serve` sets them (the simulated engine is a server): the
-/// recommender's defaults with the `Serve` usage context.
-pub fn serve_knobs() -> VllmKnobs {
-    VllmKnobs {
-        usage: ldqa_recommend::UsageContext::Serve,
-        ..VllmKnobs::default()
-    }
-}
-
-/// Upstream's TP rule: the weights over what one GPU can spare, to a power of two.
-pub fn default_tp(model: &ModelSpec, gpu: &GpuSpec) -> Result<u32, SimError> {
-    Ok(upstream_tp(model.weight_bytes, gpu.memory_bytes)?.tp)
-}
-
-/// Upstream's `LMCACHE_MAX_LOCAL_CPU_SIZE` (GiB per rank) for this model, GPU and TP: the
-/// recommender profiles with the `LLM` class, so the KV it starts from is sized with that
-/// usage context whatever `knobs.usage` says; no host-RAM or memlock cap.
-pub fn default_lmcache_cpu_gib(
-    model: &ModelSpec,
-    gpu: &GpuSpec,
-    tp: u32,
-    knobs: &VllmKnobs,
-) -> Result<u64, SimError> {
-    let llm = VllmKnobs {
-        usage: ldqa_recommend::UsageContext::LlmClass,
-        ..knobs.clone()
-    };
-    let kv = gpu_kv_capacity(model, gpu, tp, &llm)?;
-    Ok(upstream_offload(&kv, tp, None, None).max_local_cpu_size_gib)
+/// Upstream's `LMCACHE_MAX_LOCAL_CPU_SIZE` (GiB per rank) for this deployment, with no
+/// host-RAM or memlock cap: a plan for a machine, not this one.
+pub fn default_lmcache_cpu_gib(deployment: &Deployment) -> u64 {
+    upstream_offload(&deployment.kv, 1, None, None).max_local_cpu_size_gib
 }
 
 /// The cost model's view of a model (KV of the whole model at TP 1 in `kv_dtype`).
@@ -158,30 +133,15 @@ pub fn efficiencies_for(gpu: &GpuSpec) -> Result<(Efficiencies, bool), SimError>
     }
 }
 
-/// Builds the engine configuration of one scenario. `tp` `None` = [`default_tp`].
-pub fn build(
-    model: &ModelSpec,
-    gpu: &GpuSpec,
-    tp: Option<u32>,
-    mode: EngineMode,
-    knobs: &VllmKnobs,
-) -> Result<Scenario, SimError> {
-    let tp = match tp {
-        Some(t) => t,
-        None => default_tp(model, gpu)?,
-    };
+/// Builds the engine of one scenario: `deployment` in `mode`.
+pub fn build(deployment: &Deployment, mode: EngineMode) -> Result<Scenario, SimError> {
+    let Deployment {
+        model, gpu, tp, kv, ..
+    } = deployment;
+    let tp = *tp;
     let gpu_shape = gpu_shape(gpu)?;
     let (efficiencies, calibrated) = efficiencies_for(gpu)?;
-    let kv = gpu_kv_capacity(model, gpu, tp, knobs)?;
     let block = u32::try_from(kv.block_size).unwrap_or(DEFAULT_BLOCK_SIZE_TOKENS);
-    if kv.num_blocks == 0 {
-        return Err(SimError::NoKvMemory {
-            model: model.name.clone(),
-            gpu: gpu.name.clone(),
-            tp,
-            weights_gib: kv.weights_bytes as f64 / GIB as f64,
-        });
-    }
     let (mode, cpu_gib) = match mode {
         EngineMode::Vllm => (Mode::Vllm, None),
         EngineMode::Lmcache { cpu_gib_per_rank } => {
@@ -193,7 +153,7 @@ pub fn build(
                         reason: format!("{g} is not a positive number of GiB"),
                     })
                 }
-                None => default_lmcache_cpu_gib(model, gpu, tp, knobs)? as f64,
+                None => default_lmcache_cpu_gib(deployment) as f64,
             };
             let bytes = (gib * GIB as f64) as u64;
             (
@@ -206,11 +166,11 @@ pub fn build(
     };
     let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     let config = EngineConfig {
-        model: model_shape(model, knobs.kv_cache_dtype),
+        model: model_shape(model, deployment.knobs.kv_cache_dtype),
         gpu: gpu_shape,
         tp,
         mode,
-        gpu_kv_tokens: kv.num_blocks * kv.block_size,
+        gpu_kv_tokens: deployment.kv_pool_tokens(),
         max_num_batched_tokens: sat(kv.max_num_batched_tokens),
         max_num_seqs: sat(kv.max_num_seqs),
         block_size_tokens: block,
@@ -222,7 +182,7 @@ pub fn build(
         config,
         efficiencies,
         calibrated,
-        kv,
+        kv: kv.clone(),
         cpu_gib_per_rank: cpu_gib,
         model_name: model.name.clone(),
     })
@@ -231,43 +191,50 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ldqa_recommend::{VllmKnobs, VllmVersion};
     use ldqa_specs::catalog;
 
-    fn llama8b() -> ModelSpec {
-        catalog::model("meta-llama/Llama-3.1-8B-Instruct").unwrap()
+    fn deployment(model: &str, gpu: &str, tp: Option<u32>, knobs: VllmKnobs) -> Deployment {
+        let m = catalog::model(model).unwrap();
+        Deployment::new(m, catalog::gpu(gpu).unwrap(), tp, knobs).unwrap()
+    }
+
+    fn llama8b(gpu: &str) -> Deployment {
+        deployment(
+            "meta-llama/Llama-3.1-8B-Instruct",
+            gpu,
+            None,
+            VllmKnobs::default(),
+        )
     }
 
     #[test]
     fn seed_8b_h100_defaults() {
-        let gpu = catalog::gpu("h100-80gb").unwrap();
-        let m = llama8b();
-        assert_eq!(default_tp(&m, &gpu).unwrap(), 1);
-        assert_eq!(
-            default_lmcache_cpu_gib(&m, &gpu, 1, &serve_knobs()).unwrap(),
-            66
-        );
-        let s = build(
-            &m,
-            &gpu,
-            None,
-            EngineMode::Lmcache {
-                cpu_gib_per_rank: None,
-            },
-            &serve_knobs(),
-        )
-        .unwrap();
+        let d = llama8b("h100-80gb");
+        assert_eq!(d.tp, 1);
+        assert_eq!(default_lmcache_cpu_gib(&d), 66);
+        let lmcache = EngineMode::Lmcache {
+            cpu_gib_per_rank: None,
+        };
+        let s = build(&d, lmcache).unwrap();
         assert!(s.calibrated);
         assert_eq!(s.config.max_num_batched_tokens, 8192);
         assert_eq!(s.config.max_num_seqs, 1024);
+        assert_eq!(s.config.max_model_len_tokens, 131_072);
         assert_eq!(s.config.model.kv_bytes_per_token, 131_072);
-        assert_eq!(s.config.gpu_kv_tokens, s.kv.num_blocks * 16);
+        assert_eq!(s.config.gpu_kv_tokens, d.kv_pool_tokens());
         // vLLM 0.8 `serve` logged 447,088 tokens for this setup (reference A.7 row 5).
         let v08 = VllmKnobs {
-            version: ldqa_recommend::VllmVersion(0, 8, 0),
-            ..serve_knobs()
+            version: VllmVersion(0, 8, 0),
+            ..VllmKnobs::default()
         };
-        let old = build(&m, &gpu, Some(1), EngineMode::Vllm, &v08).unwrap();
-        let kv = old.config.gpu_kv_tokens as f64;
+        let old = deployment(
+            "meta-llama/Llama-3.1-8B-Instruct",
+            "h100-80gb",
+            Some(1),
+            v08,
+        );
+        let kv = build(&old, EngineMode::Vllm).unwrap().config.gpu_kv_tokens as f64;
         assert!((kv / 447_088.0 - 1.0).abs() < 0.01, "{kv}");
         assert_eq!(s.cpu_gib_per_rank, Some(66.0));
         assert_eq!(s.cpu_tier_tokens(), 66 * 8192 / 256 * 256);
@@ -275,8 +242,7 @@ mod tests {
 
     #[test]
     fn uncalibrated_gpu_uses_reference_efficiencies_with_its_own_peaks() {
-        let gpu = catalog::gpu("h200").unwrap();
-        let s = build(&llama8b(), &gpu, Some(1), EngineMode::Vllm, &serve_knobs()).unwrap();
+        let s = build(&llama8b("h200"), EngineMode::Vllm).unwrap();
         assert!(!s.calibrated);
         assert_eq!(
             s.efficiencies,
@@ -287,25 +253,18 @@ mod tests {
 
     #[test]
     fn gpu_without_peaks_is_a_clear_error() {
+        let m = catalog::model("meta-llama/Llama-3.1-8B-Instruct").unwrap();
         let gpu = GpuSpec::custom("mystery", 80 * GIB);
-        let e = build(&llama8b(), &gpu, Some(1), EngineMode::Vllm, &serve_knobs()).unwrap_err();
+        let d = Deployment::new(m, gpu, Some(1), VllmKnobs::default()).unwrap();
+        let e = build(&d, EngineMode::Vllm).unwrap_err();
         assert!(e.to_string().contains("mystery"), "{e}");
     }
 
     #[test]
-    fn model_too_big_is_a_clear_error() {
-        let gpu = catalog::gpu("l4").unwrap();
-        let m = catalog::model("meta-llama/Llama-3.1-70B-Instruct").unwrap();
-        let e = build(&m, &gpu, Some(1), EngineMode::Vllm, &serve_knobs()).unwrap_err();
-        assert!(e.to_string().contains("no GPU memory left"), "{e}");
-    }
-
-    #[test]
     fn bad_cpu_size_is_rejected() {
-        let gpu = catalog::gpu("h100-80gb").unwrap();
         let mode = EngineMode::Lmcache {
             cpu_gib_per_rank: Some(-1.0),
         };
-        assert!(build(&llama8b(), &gpu, Some(1), mode, &serve_knobs()).is_err());
+        assert!(build(&llama8b("h100-80gb"), mode).is_err());
     }
 }

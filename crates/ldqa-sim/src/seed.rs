@@ -81,8 +81,9 @@ fn seed_config(model: &str, tp: u32, cpu_gib: Option<f64>) -> Scenario {
             cpu_gib_per_rank: Some(g),
         },
     };
-    scenario::build(&m, &gpu, Some(tp), mode, &scenario::serve_knobs())
-        .expect("invariant: the seed scenarios build (tested)")
+    let deployment = ldqa_recommend::Deployment::new(m, gpu, Some(tp), Default::default())
+        .expect("invariant: the seed deployments start (tested)");
+    scenario::build(&deployment, mode).expect("invariant: the seed scenarios build (tested)")
 }
 
 fn seed_workload(num_documents: usize) -> SeedWorkload {

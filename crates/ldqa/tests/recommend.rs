@@ -79,7 +79,7 @@ fn fewer_gpus_than_needed_exits_2() {
         ])
         .assert()
         .code(2)
-        .stderr(contains("2 GPU(s) but TP 4"));
+        .stderr(contains("TP 4 needs 4 GPUs but 2 are available"));
 }
 
 #[test]

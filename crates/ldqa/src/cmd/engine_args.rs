@@ -1,18 +1,15 @@
-//! The simulated engine's flags, shared by `ldqa predict`, `ldqa serve` and `ldqa ab`.
+//! The simulated engine's flags, shared by `ldqa predict` and `ldqa serve`: the deployment
+//! ([`DeploymentArgs`], the same flags `recommend` and `ab` take) and which engine runs it.
 //!
 //! `--model` here names the *simulated* model (catalog name, local directory or Hugging
 //! Face id); it is not `ldqa run`'s served-model name.
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use ldqa_recommend::{VllmKnobs, VllmVersion};
+use ldqa_recommend::Deployment;
 use ldqa_sim::scenario::{self, EngineMode, Scenario};
-use ldqa_specs::{catalog, resolve_model, ResolveOptions};
 
-/// The model simulated when `--model` is not given (the seed's first example).
-pub const DEFAULT_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
-/// The GPU simulated when `--gpu` is not given.
-pub const DEFAULT_GPU: &str = "h100-80gb";
+use super::deployment_args::DeploymentArgs;
 
 /// `--engine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,63 +41,34 @@ impl EngineKind {
 
 /// Flags of the simulated engine (flatten into a command's arguments).
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Simulated engine")]
 pub struct EngineArgs {
-    /// Model to simulate: a catalog name, a local model directory or a Hugging Face id.
-    #[arg(long, default_value = DEFAULT_MODEL, value_name = "NAME")]
-    pub model: String,
-
-    /// GPU to simulate (catalog name, e.g. h100-80gb, h200, a100-80gb, l40s).
-    #[arg(long, default_value = DEFAULT_GPU, value_name = "NAME")]
-    pub gpu: String,
-
-    /// Tensor-parallel size (default: upstream's recommender rule for the model and GPU).
-    #[arg(long, value_name = "N")]
-    pub tensor_parallel_size: Option<u32>,
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
 
     /// Engine: vllm (GPU prefix cache only), lmcache (plus the CPU tier), or both (predict only).
-    #[arg(long, value_enum, default_value_t = EngineChoice::Vllm, value_name = "ENGINE")]
-    pub engine: EngineChoice,
-
-    /// LMCache CPU tier per GPU in GiB (LMCACHE_MAX_LOCAL_CPU_SIZE; default: the recommender's rule).
-    #[arg(long, value_name = "GIB", allow_negative_numbers = true)]
-    pub lmcache_cpu_gib: Option<f64>,
-
-    /// vLLM --gpu-memory-utilization.
     #[arg(
         long,
-        default_value_t = 0.9,
-        value_name = "FRACTION",
-        allow_negative_numbers = true
+        value_enum,
+        default_value_t = EngineChoice::Vllm,
+        value_name = "ENGINE",
+        help_heading = "Simulated engine"
     )]
-    pub gpu_memory_utilization: f64,
-
-    /// vLLM --max-num-batched-tokens (default: vLLM's for the GPU and version, `vllm serve`).
-    #[arg(long, value_name = "TOKENS")]
-    pub max_num_batched_tokens: Option<u64>,
-
-    /// vLLM --max-num-seqs (default: vLLM's for the GPU and version).
-    #[arg(long, value_name = "N")]
-    pub max_num_seqs: Option<u64>,
-
-    /// The vLLM release whose KV accounting and defaults to follow.
-    #[arg(long, default_value = "0.10.1", value_name = "VERSION")]
-    pub vllm_version: String,
+    pub engine: EngineChoice,
 }
 
 /// What the flags resolve to: one scenario per engine, and a one-line description.
 #[derive(Debug, Clone)]
 pub struct ResolvedEngine {
+    /// The deployment every engine runs.
+    pub deployment: Deployment,
     /// One entry, or two (vLLM then LMCache) for `--engine both`.
     pub engines: Vec<(EngineKind, Scenario)>,
-    /// The model's canonical name (what a server lists at /v1/models).
-    pub model_name: String,
     /// `model on GPU × TP n, GPU KV …, CPU tier …, efficiencies calibrated|UNCALIBRATED`.
     pub description: String,
 }
 
 impl ResolvedEngine {
-    /// The single engine (`serve`, `ab`); an error for `--engine both`.
+    /// The single engine (`serve`); an error for `--engine both`.
     pub fn single(&self) -> anyhow::Result<&Scenario> {
         match self.engines.as_slice() {
             [(_, s)] => Ok(s),
@@ -115,45 +83,14 @@ impl ResolvedEngine {
 }
 
 impl EngineArgs {
-    /// vLLM's knobs from the flags (`vllm serve` usage context); errors name the flag.
-    pub fn knobs(&self) -> anyhow::Result<VllmKnobs> {
-        let u = self.gpu_memory_utilization;
-        if !(u.is_finite() && u > 0.0 && u <= 1.0) {
-            bail!("--gpu-memory-utilization must be in (0, 1], not {u}");
-        }
-        if self.max_num_batched_tokens == Some(0) {
-            bail!("--max-num-batched-tokens must be at least 1");
-        }
-        if self.max_num_seqs == Some(0) {
-            bail!("--max-num-seqs must be at least 1");
-        }
-        let version = VllmVersion::parse(&self.vllm_version).context("--vllm-version")?;
-        Ok(VllmKnobs {
-            gpu_memory_utilization: u,
-            max_num_batched_tokens: self.max_num_batched_tokens,
-            max_num_seqs: self.max_num_seqs,
-            version,
-            ..scenario::serve_knobs()
-        })
-    }
-
-    /// Resolves the model, the GPU and the engine(s); errors name the flag.
+    /// Resolves the deployment and the engine(s); errors name the flag.
     pub fn resolve(&self) -> anyhow::Result<ResolvedEngine> {
-        if self.tensor_parallel_size == Some(0) {
-            bail!("--tensor-parallel-size must be at least 1");
+        let d = &self.deployment;
+        let cpu_gib = d.lmcache_cpu_gib()?;
+        if cpu_gib.is_some() && self.engine == EngineChoice::Vllm {
+            bail!("--lmcache-cpu-gib needs --engine lmcache (or both)");
         }
-        if let Some(g) = self.lmcache_cpu_gib {
-            if !(g.is_finite() && g > 0.0) {
-                bail!("--lmcache-cpu-gib must be a positive number of GiB, not {g}");
-            }
-            if self.engine == EngineChoice::Vllm {
-                bail!("--lmcache-cpu-gib needs --engine lmcache (or both)");
-            }
-        }
-        let knobs = self.knobs()?;
-        let gpu = catalog::gpu(&self.gpu).context("--gpu")?;
-        let (model, _) =
-            resolve_model(&self.model, &ResolveOptions::from_env()).context("--model")?;
+        let deployment = d.deployment(d.model_spec()?, d.catalog_gpu()?)?;
         let kinds: &[EngineKind] = match self.engine {
             EngineChoice::Vllm => &[EngineKind::Vllm],
             EngineChoice::Lmcache => &[EngineKind::Lmcache],
@@ -164,27 +101,27 @@ impl EngineArgs {
             let mode = match kind {
                 EngineKind::Vllm => EngineMode::Vllm,
                 EngineKind::Lmcache => EngineMode::Lmcache {
-                    cpu_gib_per_rank: self.lmcache_cpu_gib,
+                    cpu_gib_per_rank: cpu_gib,
                 },
             };
-            let s = scenario::build(&model, &gpu, self.tensor_parallel_size, mode, &knobs)
-                .with_context(|| format!("simulating {} on {}", model.name, gpu.name))?;
+            let s = scenario::build(&deployment, mode).with_context(|| {
+                format!(
+                    "simulating {} on {}",
+                    deployment.model.name, deployment.gpu.name
+                )
+            })?;
             engines.push((kind, s));
         }
-        let description = describe(&engines);
+        let description = describe(&deployment, &engines);
         Ok(ResolvedEngine {
+            deployment,
             engines,
-            model_name: model.name.clone(),
             description,
         })
     }
 }
 
-fn describe(engines: &[(EngineKind, Scenario)]) -> String {
-    let Some((_, first)) = engines.first() else {
-        return String::new();
-    };
-    let c = &first.config;
+fn describe(d: &Deployment, engines: &[(EngineKind, Scenario)]) -> String {
     let engines_text: Vec<String> = engines
         .iter()
         .map(|(k, s)| match s.cpu_gib_per_rank {
@@ -196,21 +133,24 @@ fn describe(engines: &[(EngineKind, Scenario)]) -> String {
             ),
         })
         .collect();
+    let calibrated = engines.iter().all(|(_, s)| s.calibrated);
     format!(
-        "{} on {} × TP {}: GPU KV {} tokens, max_num_batched_tokens {}, max_num_seqs {}; engine {}; efficiencies {}",
-        first.model_name,
-        c.gpu.name,
-        c.tp,
-        c.gpu_kv_tokens,
-        c.max_num_batched_tokens,
-        c.max_num_seqs,
+        "{} on {} × TP {}: GPU KV {} tokens, max_model_len {}, max_num_batched_tokens {}, max_num_seqs {}; engine {}; efficiencies {}",
+        d.model.name,
+        d.gpu.name,
+        d.tp,
+        d.kv_pool_tokens(),
+        d.kv.max_model_len,
+        d.kv.max_num_batched_tokens,
+        d.kv.max_num_seqs,
         engines_text.join(" vs "),
-        if first.calibrated {
-            "calibrated on this GPU".to_string()
+        if calibrated {
+            format!("calibrated for {}", d.gpu.name)
         } else {
             format!(
-                "UNCALIBRATED ({}'s fitted fractions applied to this GPU's peaks)",
-                scenario::REFERENCE_GPU
+                "UNCALIBRATED ({}'s fitted fractions applied to {}'s peaks)",
+                scenario::REFERENCE_GPU,
+                d.gpu.name
             )
         }
     )
@@ -238,6 +178,7 @@ mod tests {
         let r = parse(&[]).resolve().unwrap();
         let s = r.single().unwrap();
         assert_eq!(s.config.tp, 1);
+        assert_eq!(s.config.gpu_kv_tokens, r.deployment.kv_pool_tokens());
         assert!(r.calibrated());
         assert!(r.description.contains("h100-80gb"), "{}", r.description);
     }
@@ -251,22 +192,21 @@ mod tests {
     }
 
     #[test]
-    fn bad_flags_name_themselves() {
-        for (args, flag) in [
-            (
-                &["--gpu-memory-utilization", "1.5"][..],
-                "--gpu-memory-utilization",
-            ),
-            (
-                &["--tensor-parallel-size", "0"][..],
-                "--tensor-parallel-size",
-            ),
-            (&["--lmcache-cpu-gib", "10"][..], "--lmcache-cpu-gib"),
-            (&["--vllm-version", "x.y"][..], "--vllm-version"),
-            (&["--gpu", "h1000"][..], "--gpu"),
-        ] {
-            let e = parse(args).resolve().unwrap_err();
-            assert!(format!("{e:#}").contains(flag), "{args:?}: {e:#}");
-        }
+    fn lmcache_size_needs_the_lmcache_engine() {
+        let e = parse(&["--lmcache-cpu-gib", "10"]).resolve().unwrap_err();
+        assert!(format!("{e:#}").contains("--lmcache-cpu-gib"), "{e:#}");
+    }
+
+    #[test]
+    fn an_undeployable_plan_says_what_to_change() {
+        let args = [
+            "--tensor-parallel-size",
+            "1",
+            "--gpu-memory-utilization",
+            "0.2",
+        ];
+        let e = parse(&args).resolve();
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(e.contains("--gpu-memory-utilization"), "{e}");
     }
 }

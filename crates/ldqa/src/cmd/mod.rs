@@ -2,6 +2,7 @@
 
 pub mod ab;
 pub mod compare;
+pub mod deployment_args;
 pub mod engine_args;
 pub mod predict;
 pub mod recommend;

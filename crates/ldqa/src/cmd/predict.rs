@@ -72,7 +72,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     if !resolved.calibrated() {
         eprintln!(
             "warning: no efficiencies were fitted on {}: the prediction is uncalibrated",
-            args.engine.gpu
+            resolved.deployment.gpu.name
         );
     }
     let workload = Workload::build(&config).context("building the documents")?;

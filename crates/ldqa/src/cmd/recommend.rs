@@ -3,12 +3,12 @@
 
 use anyhow::{bail, Context};
 use ldqa_recommend::hardware::{self, GpuSource};
-use ldqa_recommend::plan::PlanWarning;
 use ldqa_recommend::render::{render_blocks, render_explanation, warning_text};
-use ldqa_recommend::{plan, PlanInput, UsageContext, VllmKnobs, VllmVersion, Workload};
-use ldqa_specs::{catalog, resolve_model, GpuSpec, KvDtype, ResolveOptions, SpecOrigin};
+use ldqa_recommend::{plan, PlanInput, Workload};
+use ldqa_specs::{catalog, GpuSpec};
 use serde_json::json;
 
+use super::deployment_args::DeploymentArgs;
 use crate::exit::ExitStatus;
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -16,59 +16,67 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// Arguments of `ldqa recommend`.
 #[derive(Debug, clap::Args)]
 pub struct RecommendArgs {
-    /// Model: a local directory, a Hub id (HF cache, built-in catalog, then the Hub), or an alias.
-    #[arg(long, default_value = "meta-llama/Meta-Llama-3.1-8B-Instruct")]
-    model: String,
-    /// Plan for this GPU instead of the local one (h100-80gb, h200, a100-80gb, l40s, …).
-    #[arg(long)]
-    gpu: Option<String>,
+    #[command(flatten)]
+    deployment: DeploymentArgs,
     /// Override the GPU memory (GiB, as torch reports it).
-    #[arg(long)]
+    #[arg(
+        long,
+        value_name = "GIB",
+        allow_negative_numbers = true,
+        help_heading = "Machine"
+    )]
     gpu_memory_gib: Option<f64>,
-    /// GPUs available (default: those detected; unlimited when planning with --gpu).
-    #[arg(long)]
+    /// GPUs available (default: those detected; as many as needed when planning with --gpu).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Machine"
+    )]
     num_gpus: Option<u32>,
-    /// GPUs per node, for the multi-node note.
-    #[arg(long, default_value_t = 8)]
+    /// GPUs per node: they share the node's host RAM.
+    #[arg(
+        long,
+        default_value_t = 8,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Machine"
+    )]
     gpus_per_node: u32,
-    /// Host RAM for LMCache, GiB per node (default: MemAvailable from /proc/meminfo).
-    #[arg(long)]
+    /// Host RAM for LMCache, GiB per node (default: this machine's MemAvailable).
+    #[arg(
+        long,
+        value_name = "GIB",
+        allow_negative_numbers = true,
+        help_heading = "Machine"
+    )]
     cpu_ram_gib: Option<f64>,
-    /// Tensor parallelism (default: upstream's rule).
-    #[arg(long)]
-    tensor_parallel_size: Option<u32>,
-    /// vLLM --gpu-memory-utilization.
-    #[arg(long, default_value_t = 0.9)]
-    gpu_memory_utilization: f64,
-    /// vLLM --max-model-len (default: the model's maximum).
-    #[arg(long)]
-    max_model_len: Option<u64>,
-    /// vLLM --max-num-batched-tokens (default: vLLM's for this GPU and version).
-    #[arg(long)]
-    max_num_batched_tokens: Option<u64>,
-    /// vLLM --max-num-seqs (default: vLLM's).
-    #[arg(long)]
-    max_num_seqs: Option<u64>,
-    /// vLLM --kv-cache-dtype (auto, bf16, fp8, fp8_e4m3, fp8_e5m2, fp8_ds_mla).
-    #[arg(long, default_value = "auto")]
-    kv_cache_dtype: String,
-    /// The vLLM release whose accounting to follow (≥ 0.21 subtracts CUDA-graph memory).
-    #[arg(long, default_value = "0.10.1")]
-    vllm_version: String,
-    /// Size with `vllm serve` batch defaults instead of the `LLM` class upstream profiles with.
-    #[arg(long)]
-    serve_defaults: bool,
-    /// vLLM --enforce-eager (no CUDA graphs).
-    #[arg(long)]
-    enforce_eager: bool,
     /// Tokens per document.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "TOKENS",
+        allow_negative_numbers = true,
+        help_heading = "Workload"
+    )]
     document_length: u64,
     /// Output tokens per request.
-    #[arg(long, default_value_t = 100)]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "TOKENS",
+        allow_negative_numbers = true,
+        help_heading = "Workload"
+    )]
     output_len: u64,
-    /// Concurrent requests of the workload.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent requests of the workload (4, the seed's; `ldqa run` defaults to upstream's 2).
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Workload"
+    )]
     max_inflight_requests: u64,
     /// Print every number as JSON (units in the keys).
     #[arg(long)]
@@ -89,8 +97,11 @@ fn gib_to_bytes(gib: f64, flag: &str) -> anyhow::Result<u64> {
 }
 
 fn hardware(args: &RecommendArgs) -> anyhow::Result<Hardware> {
-    if let Some(name) = &args.gpu {
-        let mut gpu = catalog::gpu(name)?;
+    if args.num_gpus == Some(0) || args.gpus_per_node == 0 {
+        bail!("--num-gpus and --gpus-per-node must be at least 1");
+    }
+    if let Some(name) = &args.deployment.gpu {
+        let mut gpu = catalog::gpu(name).context("--gpu")?;
         if let Some(g) = args.gpu_memory_gib {
             gpu.memory_bytes = gib_to_bytes(g, "--gpu-memory-gib")?;
         }
@@ -119,7 +130,7 @@ fn hardware(args: &RecommendArgs) -> anyhow::Result<Hardware> {
             "no GPU found (no NVIDIA driver/NVML, no nvidia-smi). To plan a deployment for another machine, \
              name its GPU: `ldqa recommend --model {} --gpu h100-80gb --num-gpus 8 --cpu-ram-gib 1000` \
              (GPUs: {})",
-            args.model,
+            args.deployment.model,
             catalog::gpu_names().join(", ")
         );
     };
@@ -142,127 +153,127 @@ fn hardware(args: &RecommendArgs) -> anyhow::Result<Hardware> {
     })
 }
 
+/// Where the host RAM figure comes from.
+fn host_ram(args: &RecommendArgs) -> anyhow::Result<(Option<u64>, String)> {
+    match args.cpu_ram_gib {
+        Some(g) => Ok((
+            Some(gib_to_bytes(g, "--cpu-ram-gib")?),
+            format!("{g} GiB per node (--cpu-ram-gib)"),
+        )),
+        None => {
+            let found = hardware::host_ram_available_bytes();
+            let text = match found {
+                Some(b) => format!(
+                    "{:.0} GiB per node: this machine's MemAvailable (pass --cpu-ram-gib to plan for another machine)",
+                    b as f64 / GIB
+                ),
+                None => "unknown: no cap (pass --cpu-ram-gib)".to_string(),
+            };
+            Ok((found, text))
+        }
+    }
+}
+
 /// Run `ldqa recommend`.
 pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
-    let kv_cache_dtype = KvDtype::parse(&args.kv_cache_dtype).with_context(|| {
-        format!(
-            "unknown --kv-cache-dtype `{}` (auto, bf16, fp8, fp8_e4m3, fp8_e5m2, fp8_ds_mla)",
-            args.kv_cache_dtype
-        )
-    })?;
-    let version = VllmVersion::parse(&args.vllm_version)?;
     if args.document_length == 0 || args.max_inflight_requests == 0 {
         bail!("--document-length and --max-inflight-requests must be at least 1");
     }
-    let (model, origin) = resolve_model(&args.model, &ResolveOptions::from_env())?;
+    let d = &args.deployment;
+    let model = d.model_spec()?;
     // A short catalog alias (`llama-3.1-8b`) is no name `vllm serve` knows: print the
     // model's repository name instead. Full names and paths are printed as given.
-    let served_name = if origin == SpecOrigin::Catalog && !args.model.contains('/') {
+    let served_name = if !d.model.contains('/') && catalog::model(&d.model).is_some() {
         model.name.clone()
     } else {
-        args.model.clone()
+        d.model.clone()
     };
     let hw = hardware(&args)?;
-    let cpu_ram_bytes = match args.cpu_ram_gib {
-        Some(g) => Some(gib_to_bytes(g, "--cpu-ram-gib")?),
-        None => hardware::host_ram_available_bytes(),
-    };
+    let (cpu_ram_bytes, ram_note) = host_ram(&args)?;
     let workload = Workload {
         document_length: args.document_length,
         output_len: args.output_len,
         max_inflight_requests: args.max_inflight_requests,
     };
     let input = PlanInput {
-        model,
-        gpu: hw.gpu,
+        deployment: d.deployment(model, hw.gpu)?,
         num_gpus: hw.num_gpus,
-        gpus_per_node: args.gpus_per_node.max(1),
-        tp_override: args.tensor_parallel_size,
-        knobs: VllmKnobs {
-            gpu_memory_utilization: args.gpu_memory_utilization,
-            max_model_len: args.max_model_len,
-            max_num_batched_tokens: args.max_num_batched_tokens,
-            max_num_seqs: args.max_num_seqs,
-            kv_cache_dtype,
-            version,
-            usage: if args.serve_defaults {
-                UsageContext::Serve
-            } else {
-                UsageContext::LlmClass
-            },
-            enforce_eager: args.enforce_eager,
-            ..VllmKnobs::default()
-        },
+        gpus_per_node: args.gpus_per_node,
+        lmcache_cpu_gib: d.lmcache_cpu_gib()?,
         cpu_ram_bytes,
         memlock_bytes: hw.memlock_bytes,
         workload,
     };
     let p = plan(&input)?;
+    let flags = input.deployment.vllm_serve_flags();
     let blocks = render_blocks(
         &served_name,
-        p.tp,
+        &flags,
         p.offload.max_local_cpu_size_gib,
         p.num_documents,
         &workload,
     );
-    if args.json {
-        let k = &p.kv;
-        let o = &p.offload;
-        let v = json!({
-            "schema_version": 1,
-            "model": {
-                "name": input.model.name, "source": input.model.source,
-                "total_params": input.model.total_params, "active_params": input.model.active_params,
-                "weight_bytes": input.model.weight_bytes, "num_layers": input.model.num_layers,
-                "num_kv_heads": input.model.num_kv_heads, "head_dim": input.model.head_dim,
-            },
-            "gpu": { "name": input.gpu.name, "memory_bytes": input.gpu.memory_bytes, "memory_gib": input.gpu.memory_gib(),
-                      "num_gpus": input.num_gpus },
-            "vllm_version": version.to_string(),
-            "tensor_parallel_size": p.tp,
-            "tp_rule": { "weights_gib": p.tp_rule.weights_gib, "usable_gib_per_gpu": p.tp_rule.usable_gib_per_gpu,
-                          "gpus_needed": p.tp_rule.gpus_needed, "tensor_parallel_size": p.tp_rule.tp },
-            "gpu_kv": {
-                "requested_bytes": k.requested_bytes, "weights_bytes_per_gpu": k.weights_bytes,
-                "activation_bytes": k.activation_bytes, "non_torch_bytes": k.non_torch_bytes,
-                "cuda_graph_bytes": k.cuda_graph_bytes, "available_kv_bytes": k.available_kv_bytes,
-                "available_kv_gib": k.available_kv_bytes as f64 / GIB, "kv_bytes_per_token": k.bytes_per_token,
-                "page_bytes": k.page_bytes, "block_size_tokens": k.block_size, "num_blocks": k.num_blocks,
-                "tokens": k.tokens, "blocks_per_request": k.blocks_per_request, "max_concurrency": k.max_concurrency,
-                "max_model_len_tokens": k.max_model_len, "max_num_batched_tokens": k.max_num_batched_tokens,
-                "max_num_seqs": k.max_num_seqs,
-            },
-            "cpu_offload": {
-                "kv_gib_per_gpu": o.kv_gib_per_gpu, "gib_per_1k_tokens": o.gib_per_1k_tokens,
-                "offload_gib_per_gpu": o.offload_gib, "lmcache_max_local_cpu_size_gib": o.max_local_cpu_size_gib,
-                "limited_by": o.limited_by, "tokens_storable": o.tokens_storable,
-                "cpu_ram_bytes": cpu_ram_bytes, "memlock_bytes": input.memlock_bytes,
-            },
-            "workload": { "num_documents": p.num_documents, "document_length_tokens": workload.document_length,
-                          "output_len_tokens": workload.output_len, "max_inflight_requests": workload.max_inflight_requests },
-            "regimes": p.regimes,
-            "warnings": p.warnings.iter().map(|w| json!({"warning": w, "message": warning_text(w)})).collect::<Vec<_>>(),
-            "commands_text": blocks,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!(
-            "{}",
-            render_explanation(&p, &input.model, &input.gpu, &workload)
-        );
-        print!("{blocks}");
-    }
     for w in &p.warnings {
         eprintln!("warning: {}", warning_text(w));
     }
-    let short = p
-        .warnings
-        .iter()
-        .any(|w| matches!(w, PlanWarning::FewerGpusThanNeeded { .. }));
-    // Too few GPUs for the TP it needs: the plan cannot be deployed, an error (exit 2).
-    Ok(if short {
-        ExitStatus::Error
+    if args.json {
+        let v = plan_json(&input, &p, cpu_ram_bytes, &flags, blocks);
+        crate::stdout::write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
     } else {
-        ExitStatus::Success
+        let dep = &input.deployment;
+        let explanation =
+            render_explanation(&p, &dep.model, &dep.gpu, args.gpus_per_node, &workload);
+        crate::stdout::write(&format!(
+            "host RAM:       {ram_note}\n{explanation}{blocks}"
+        ))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Every number of the plan, units in the keys.
+fn plan_json(
+    input: &PlanInput,
+    p: &ldqa_recommend::Plan,
+    cpu_ram_bytes: Option<u64>,
+    flags: &[String],
+    blocks: String,
+) -> serde_json::Value {
+    let (d, k, o, w) = (&input.deployment, &p.kv, &p.offload, &input.workload);
+    json!({
+        "schema_version": 2,
+        "model": {
+            "name": d.model.name, "source": d.model.source,
+            "total_params": d.model.total_params, "active_params": d.model.active_params,
+            "weight_bytes": d.model.weight_bytes, "num_layers": d.model.num_layers,
+            "num_kv_heads": d.model.num_kv_heads, "head_dim": d.model.head_dim,
+        },
+        "gpu": { "name": d.gpu.name, "memory_bytes": d.gpu.memory_bytes, "num_gpus": input.num_gpus,
+                 "gpus_per_node": input.gpus_per_node },
+        "vllm_version": d.knobs.version.to_string(),
+        "tensor_parallel_size": p.tp,
+        "upstream_tp_rule": p.tp_rule,
+        "vllm_serve_flags": flags,
+        "gpu_kv": {
+            "requested_bytes": k.requested_bytes, "weights_bytes_per_gpu": k.weights_bytes,
+            "activation_bytes": k.activation_bytes, "non_torch_bytes": k.non_torch_bytes,
+            "cuda_graph_bytes": k.cuda_graph_bytes, "available_kv_bytes": k.available_kv_bytes,
+            "kv_bytes_per_token": k.bytes_per_token, "page_bytes": k.page_bytes,
+            "block_size_tokens": k.block_size, "num_blocks": k.num_blocks,
+            "pool_tokens": d.kv_pool_tokens(), "logged_tokens": k.tokens,
+            "blocks_per_request": k.blocks_per_request, "max_concurrency": k.max_concurrency,
+            "max_model_len_tokens": k.max_model_len, "max_num_batched_tokens": k.max_num_batched_tokens,
+            "max_num_seqs": k.max_num_seqs,
+        },
+        "cpu_offload": {
+            "kv_gib_per_gpu": o.kv_gib_per_gpu, "gib_per_1k_tokens": o.gib_per_1k_tokens,
+            "offload_gib_per_gpu": o.offload_gib, "lmcache_max_local_cpu_size_gib": o.max_local_cpu_size_gib,
+            "limited_by": o.limited_by, "tokens_storable": o.tokens_storable,
+            "cpu_ram_bytes_per_node": cpu_ram_bytes, "memlock_bytes": input.memlock_bytes,
+        },
+        "workload": { "num_documents": p.num_documents, "document_length_tokens": w.document_length,
+                      "output_len_tokens": w.output_len, "max_inflight_requests": w.max_inflight_requests },
+        "regimes": p.regimes,
+        "warnings": p.warnings.iter().map(|w| json!({"warning": w, "message": warning_text(w)})).collect::<Vec<_>>(),
+        "commands_text": blocks,
     })
 }

@@ -61,10 +61,6 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
 
-    /// vLLM's --max-model-len: prompt + max_tokens limit in tokens.
-    #[arg(long, default_value_t = 131_072, value_name = "TOKENS")]
-    pub max_model_len: u64,
-
     /// Inject a fault into each generation request with this probability (0..1),
     /// decided independently per request from --fault-seed and the request's index.
     #[arg(
@@ -153,7 +149,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     let model = args
         .served_model_name
         .clone()
-        .unwrap_or_else(|| resolved.model_name.clone());
+        .unwrap_or_else(|| resolved.deployment.model.name.clone());
     let mut config = ServerConfig::new(
         scenario.config.clone(),
         scenario.efficiencies.clone(),
@@ -161,7 +157,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     );
     config.api_key = args.api_key.clone();
     config.time_scale = args.time_scale;
-    config.engine.max_model_len_tokens = args.max_model_len;
     let fault_note = faults.as_ref().map_or(String::new(), |f| {
         let kinds: Vec<_> = f.kinds.iter().map(|k| k.as_str()).collect();
         format!(

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cmd::deployment_args::DeploymentArgs;
+
 /// Arguments of `ldqa ab`.
 #[derive(Debug, Clone, Args)]
 pub struct AbArgs {
@@ -11,13 +13,9 @@ pub struct AbArgs {
     #[arg(long)]
     pub sim: bool,
 
-    /// Model to plan for and to serve.
-    #[arg(long, default_value = "meta-llama/Meta-Llama-3.1-8B-Instruct")]
-    pub model: String,
-
-    /// GPU to plan for (h100-80gb, a100-80gb, …); default: the local one, or h100-80gb with --sim.
-    #[arg(long)]
-    pub gpu: Option<String>,
+    /// The deployment both servers run (LMCache's CPU size defaults to the recommender's).
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
 
     /// Host RAM for LMCache, GiB (default: 1000 with --sim, else MemAvailable).
     #[arg(long, value_name = "GIB")]

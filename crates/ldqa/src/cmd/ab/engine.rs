@@ -161,10 +161,11 @@ pub async fn run_engine(
         Some(problem) => Some(problem),
         None => death_after_failures(&mut server, &outcome).await,
     };
+    let announced_kv = server.announced_gpu_kv_tokens();
     server.stop(STOP_GRACE).await;
     let interrupted = died.is_none() && interrupt.is_cancelled();
     let complete = died.is_none() && !interrupted && outcome.round(RoundKind::Query).is_some();
-    let result = write_results(settings, job, &client, &outcome, complete)?;
+    let result = write_results(settings, job, &client, &outcome, complete, announced_kv)?;
     if let Some(problem) = died {
         let done: usize = result
             .rounds
@@ -361,13 +362,15 @@ async fn measure(
 }
 
 /// Writes the engine's CSVs and result (`result.json` when `complete`, else
-/// `result.partial.json`), prints its summary, and hands the result back.
+/// `result.partial.json`), prints its summary, and hands the result back. `announced_kv`:
+/// the GPU KV capacity an `ldqa serve` child announced, recorded as `server_gpu_kv_tokens`.
 fn write_results(
     settings: &RunSettings<'_>,
     job: &EngineJob<'_>,
     client: &Client,
     outcome: &ProtocolOutcome,
     complete: bool,
+    announced_kv: Option<u64>,
 ) -> anyhow::Result<RunResult> {
     let mut rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
     for r in &mut rounds {
@@ -384,6 +387,9 @@ fn write_results(
     let model = client.config().model.as_str();
     let mut config = engine_config(&settings.config, job.engine, job.command);
     config["base_url"] = base.into();
+    if let Some(tokens) = announced_kv {
+        config["server_gpu_kv_tokens"] = tokens.into();
+    }
     let environment = Environment::detect(Some(base), Some(model));
     let save = if complete {
         result_path(&job.dir)

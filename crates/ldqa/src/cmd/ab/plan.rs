@@ -3,18 +3,17 @@
 //! configuration recorded with every result ([`record`]).
 
 use anyhow::{bail, Context};
-use ldqa_recommend::{hardware, plan, PlanInput, VllmKnobs, Workload as RecWorkload};
-use ldqa_specs::{catalog, resolve_model, GpuSpec, ResolveOptions};
+use ldqa_recommend::{hardware, plan, Deployment, PlanInput, Workload as RecWorkload};
+use ldqa_specs::{catalog, GpuSpec};
 use ldqa_workload::{RepeatMode, TextSource, WorkloadConfig};
 
 use super::args::AbArgs;
 use super::server::ServerCommand;
+use crate::cmd::deployment_args::DeploymentArgs;
 
 const GIB: f64 = (1u64 << 30) as f64;
 /// `--time-scale` when `--sim` is given without it.
 const DEFAULT_SIM_TIME_SCALE: f64 = 2.0;
-/// The GPU `--sim` plans and simulates when `--gpu` is not given: the seed tutorial's.
-const DEFAULT_SIM_GPU: &str = "h100-80gb";
 /// Host RAM `--sim` plans with when `--cpu-ram-gib` is not given: the seed tutorial's.
 const DEFAULT_SIM_CPU_RAM_GIB: f64 = 1000.0;
 /// `LMCACHE_MAX_LOCAL_CPU_SIZE` when there is no GPU to size it for (LMCache's example value).
@@ -65,16 +64,14 @@ pub fn check(args: &AbArgs) -> anyhow::Result<CheckedArgs<'_>> {
 }
 
 /// The recommender's sizing of the deployment both servers are started with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Sizing {
-    /// The GPU planned for (a catalog name, or the local device's).
-    pub gpu: String,
-    pub tp: u32,
+    /// Model, GPU, TP and vLLM's knobs, checked to start.
+    pub deployment: Deployment,
     /// `LMCACHE_MAX_LOCAL_CPU_SIZE`, GiB per GPU.
     pub lmcache_cpu_gib: u64,
     /// The recommender's document count (before `--num-documents`).
     pub num_documents: usize,
-    pub gpu_kv_tokens: u64,
 }
 
 /// The two servers under test and what they were sized from.
@@ -107,9 +104,13 @@ pub fn plan_servers(checked: &CheckedArgs<'_>) -> anyhow::Result<Servers> {
     let cpu_gib = sizing
         .as_ref()
         .map_or(UNSIZED_LMCACHE_CPU_GIB, |s| s.lmcache_cpu_gib);
+    let flags = sizing.as_ref().map_or_else(
+        || vec!["--tensor-parallel-size 1".to_string()],
+        |s| s.deployment.vllm_serve_flags(),
+    );
     let (baseline, lmcache) = match &sizing {
-        Some(s) if args.sim => sim_commands(&args.model, &s.gpu, cpu_gib, checked.time_scale)?,
-        _ => vllm_commands(&args.model, sizing.as_ref().map_or(1, |s| s.tp), cpu_gib),
+        Some(s) if args.sim => sim_commands(&args.deployment, s, checked.time_scale)?,
+        _ => vllm_commands(&args.deployment.model, &flags, cpu_gib),
     };
     Ok(Servers {
         baseline: args
@@ -127,11 +128,8 @@ pub fn plan_servers(checked: &CheckedArgs<'_>) -> anyhow::Result<Servers> {
 
 /// The GPU to plan for: `--gpu`, the `--sim` default, else the local one (None if none).
 fn target_gpu(args: &AbArgs) -> anyhow::Result<Option<GpuSpec>> {
-    if let Some(name) = &args.gpu {
-        return Ok(Some(catalog::gpu(name)?));
-    }
-    if args.sim {
-        return Ok(Some(catalog::gpu(DEFAULT_SIM_GPU)?));
+    if args.deployment.gpu.is_some() || args.sim {
+        return Ok(Some(args.deployment.catalog_gpu()?));
     }
     // LDQA_NO_GPU_PROBE=1 skips NVML and nvidia-smi, as in `recommend`.
     if std::env::var_os("LDQA_NO_GPU_PROBE").is_some_and(|v| v == "1") {
@@ -149,20 +147,17 @@ fn target_gpu(args: &AbArgs) -> anyhow::Result<Option<GpuSpec>> {
 
 /// The recommender: TP, GPU KV capacity, LMCache size and document count on `gpu`.
 fn recommend(args: &AbArgs, gpu: GpuSpec) -> anyhow::Result<Sizing> {
-    let (model, _) = resolve_model(&args.model, &ResolveOptions::from_env())?;
+    let d = &args.deployment;
     let cpu_ram_bytes = args
         .cpu_ram_gib
         .or(args.sim.then_some(DEFAULT_SIM_CPU_RAM_GIB))
         .map(|g| (g * GIB) as u64)
         .or_else(hardware::host_ram_available_bytes);
-    let gpu_name = gpu.name.clone();
     let input = PlanInput {
-        model,
-        gpu,
+        deployment: d.deployment(d.model_spec()?, gpu)?,
         num_gpus: None,
         gpus_per_node: 8,
-        tp_override: None,
-        knobs: VllmKnobs::default(),
+        lmcache_cpu_gib: d.lmcache_cpu_gib()?,
         cpu_ram_bytes,
         memlock_bytes: None,
         workload: RecWorkload {
@@ -173,43 +168,54 @@ fn recommend(args: &AbArgs, gpu: GpuSpec) -> anyhow::Result<Sizing> {
     };
     let p = plan(&input)?;
     Ok(Sizing {
-        gpu: gpu_name,
-        tp: p.tp,
+        deployment: input.deployment,
         lmcache_cpu_gib: p.offload.max_local_cpu_size_gib,
-        num_documents: usize::try_from(p.num_documents.max(1)).unwrap_or(1),
-        gpu_kv_tokens: p.kv.tokens,
+        num_documents: usize::try_from(p.num_documents).unwrap_or(usize::MAX),
     })
 }
 
-/// `--sim`: both servers are this executable's `ldqa serve`, on a free port.
+/// `--sim`: both servers are this executable's `ldqa serve`, on a free port, handed the
+/// deployment the parent planned: the same flags, with the GPU, TP and LMCache size it
+/// resolved spelled out.
 fn sim_commands(
-    model: &str,
-    gpu: &str,
-    lmcache_cpu_gib: u64,
+    deployment: &DeploymentArgs,
+    sizing: &Sizing,
     time_scale: f64,
 ) -> anyhow::Result<(ServerCommand, ServerCommand)> {
     let exe = std::env::current_exe().context("finding the ldqa executable")?;
     let serve = |engine: &str| {
-        let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into()];
+        let child = DeploymentArgs {
+            gpu: Some(sizing.deployment.gpu.name.clone()),
+            tensor_parallel_size: Some(sizing.deployment.tp),
+            lmcache_cpu_gib: (engine == "lmcache").then_some(sizing.lmcache_cpu_gib as f64),
+            ..deployment.clone()
+        };
+        let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into(), "serve".into()];
+        argv.extend(child.to_argv());
         let time_scale = time_scale.to_string();
-        let flags = ["serve", "--model", model, "--gpu", gpu, "--engine", engine];
-        let flags = flags
-            .into_iter()
-            .chain(["--port", "0", "--time-scale", &time_scale]);
-        argv.extend(flags.map(Into::into));
-        if engine == "lmcache" {
-            argv.push("--lmcache-cpu-gib".into());
-            argv.push(lmcache_cpu_gib.to_string().into());
-        }
+        let rest = [
+            "--engine",
+            engine,
+            "--port",
+            "0",
+            "--time-scale",
+            &time_scale,
+        ];
+        argv.extend(rest.map(Into::into));
         ServerCommand::Argv(argv)
     };
     Ok((serve("vllm"), serve("lmcache")))
 }
 
-/// Real servers: the tutorial's `vllm serve` commands, with and without LMCache.
-fn vllm_commands(model: &str, tp: u32, lmcache_cpu_gib: u64) -> (ServerCommand, ServerCommand) {
-    let vllm =
-        format!("vllm serve {model} --tensor-parallel-size {tp} --load-format dummy --port 8000");
+/// Real servers: the tutorial's `vllm serve` commands, with and without LMCache, carrying
+/// every flag of the deployment.
+fn vllm_commands(
+    model: &str,
+    flags: &[String],
+    lmcache_cpu_gib: u64,
+) -> (ServerCommand, ServerCommand) {
+    let flags = flags.join(" ");
+    let vllm = format!("vllm serve {model} {flags} --load-format dummy --port 8000");
     let baseline = format!("PYTHONHASHSEED=0 {vllm}");
     let lmcache = format!(
         "PYTHONHASHSEED=0 LMCACHE_MAX_LOCAL_CPU_SIZE={lmcache_cpu_gib} {vllm} \
@@ -254,8 +260,10 @@ pub fn record(
     let sizing = servers.sizing.as_ref();
     serde_json::json!({
         "command": "ab",
-        "model": args.model,
-        "gpu": sizing.map(|s| &s.gpu),
+        "model": args.deployment.model,
+        "gpu": sizing.map(|s| &s.deployment.gpu.name),
+        "tensor_parallel_size": sizing.map(|s| s.deployment.tp),
+        "vllm_serve_flags": sizing.map(|s| s.deployment.vllm_serve_flags()),
         "sim": args.sim,
         "time_scale": checked.time_scale,
         "workload": workload,
@@ -263,7 +271,7 @@ pub fn record(
         "max_inflight_requests": args.max_inflight_requests,
         "repeat": args.repeat,
         "lmcache_max_local_cpu_size_gib": sizing.map(|s| s.lmcache_cpu_gib),
-        "gpu_kv_tokens": sizing.map(|s| s.gpu_kv_tokens),
+        "gpu_kv_tokens": sizing.map(|s| s.deployment.kv_pool_tokens()),
         "baseline_cmd": servers.baseline.display(),
         "lmcache_cmd": servers.lmcache.display(),
         "expected_ttft_gain": args.expected_ttft_gain,
@@ -276,10 +284,9 @@ pub fn make_plan(args: &AbArgs) -> anyhow::Result<AbPlan> {
     let checked = check(args)?;
     let servers = plan_servers(&checked)?;
     let workload = workload(args, servers.sizing.as_ref())?;
-    let working_set_exceeds_gpu_cache = servers
-        .sizing
-        .as_ref()
-        .map(|s| (workload.num_documents * workload.document_length) as u64 > s.gpu_kv_tokens);
+    let working_set_exceeds_gpu_cache = servers.sizing.as_ref().map(|s| {
+        (workload.num_documents * workload.document_length) as u64 > s.deployment.kv_pool_tokens()
+    });
     let config = record(&checked, &servers, &workload);
     Ok(AbPlan {
         workload,
@@ -298,7 +305,8 @@ mod tests {
 
     #[test]
     fn the_lmcache_command_sets_each_variable_once() {
-        let (baseline, lmcache) = vllm_commands("m", 2, 7);
+        let flags = ["--tensor-parallel-size 2".to_string()];
+        let (baseline, lmcache) = vllm_commands("m", &flags, 7);
         assert_eq!(
             baseline.display(),
             "PYTHONHASHSEED=0 vllm serve m --tensor-parallel-size 2 --load-format dummy --port 8000"

@@ -13,10 +13,12 @@ use super::plan::AbPlan;
 use super::{engine_dir, AbArgs};
 
 /// Keys of an engine's recorded configuration that do not change what it measures: the
-/// server's URL (a free port each time), the number of repeats, the gates, and the two
-/// commands (each result is compared on its own `server_command`).
+/// server's URL (a free port each time), what the server announced about itself (read
+/// back after the run, so never in a new plan), the number of repeats, the gates, and the
+/// two commands (each result is compared on its own `server_command`).
 const NOT_MEASURED: &[&str] = &[
     "base_url",
+    "server_gpu_kv_tokens",
     "repeat",
     "expected_ttft_gain",
     "expected_latency_gain",

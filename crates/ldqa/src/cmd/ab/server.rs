@@ -181,6 +181,16 @@ impl Server {
         })
     }
 
+    /// The GPU KV capacity an `ldqa serve` child announced (`… GPU KV N tokens …` on its
+    /// listening line): what the simulated engine actually ran with.
+    pub fn announced_gpu_kv_tokens(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        let line = text.lines().find(|l| l.contains("listening on http://"))?;
+        let rest = &line[line.find("GPU KV ")? + "GPU KV ".len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+
     /// Waits until `/health` answers 200 (the URL is `url`, or the one the server announces),
     /// the server exits, `timeout` passes, or `cancelled` says so. Returns the API root.
     pub async fn wait_ready(
