@@ -129,7 +129,7 @@ impl DeploymentArgs {
     /// The catalog GPU named by `--gpu`, or [`DEFAULT_GPU`].
     pub fn catalog_gpu(&self) -> anyhow::Result<GpuSpec> {
         let name = self.gpu.as_deref().unwrap_or(DEFAULT_GPU);
-        Ok(catalog::gpu(name).context("--gpu")?)
+        catalog::gpu(name).context("--gpu")
     }
 
     /// The deployment on `gpu`, checked to start; the error says what to change.
