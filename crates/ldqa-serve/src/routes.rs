@@ -274,19 +274,19 @@ fn check_lengths(state: &Inner, prompt_tokens: u64, max_tokens: u32) -> Result<(
     }
     let total = prompt_tokens + u64::from(max_tokens);
     if total > state.max_model_len_tokens {
-        // vLLM's wording.
         return Err(ApiError::bad_param(
             "max_tokens",
-            format!(
-                "This model's maximum context length is {} tokens. However, you requested {total} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). Please reduce the length of the messages or completion.",
-                state.max_model_len_tokens
+            ldqa_sim::round::context_length_message(
+                state.max_model_len_tokens,
+                prompt_tokens,
+                max_tokens,
             ),
         ));
     }
     if total > state.kv_capacity_tokens {
-        return Err(ApiError::bad_request(format!(
-            "the request needs {total} tokens of KV cache but the GPU KV cache holds {} tokens",
-            state.kv_capacity_tokens
+        return Err(ApiError::bad_request(ldqa_sim::round::kv_capacity_message(
+            total,
+            state.kv_capacity_tokens,
         )));
     }
     Ok(())

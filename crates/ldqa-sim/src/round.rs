@@ -102,21 +102,35 @@ impl RoundOutcome {
     }
 }
 
+/// vLLM's answer (HTTP 400) to a request longer than `max_model_len`, word for word;
+/// `ldqa serve` answers with it too.
+pub fn context_length_message(max_model_len: u64, prompt_tokens: u64, max_tokens: u32) -> String {
+    format!(
+        "This model's maximum context length is {max_model_len} tokens. However, you requested {} tokens ({prompt_tokens} in the messages, {max_tokens} in the completion). Please reduce the length of the messages or completion.",
+        prompt_tokens + u64::from(max_tokens)
+    )
+}
+
+/// The answer (HTTP 400) to a request that can never fit the GPU KV cache.
+pub fn kv_capacity_message(needed_tokens: u64, capacity_tokens: u64) -> String {
+    format!(
+        "the request needs {needed_tokens} tokens of KV cache but the GPU KV cache holds {capacity_tokens} tokens"
+    )
+}
+
 /// Why the engine refused `req`, worded as `ldqa serve` (and vLLM) answer it: HTTP 400.
 fn rejection(config: &crate::EngineConfig, req: &SimRequest) -> Failure {
     let needed = req.prompt_tokens + u64::from(req.max_output_tokens);
     let message = if needed > config.max_model_len_tokens {
-        format!(
-            "This model's maximum context length is {} tokens. However, you requested {needed} tokens ({} in the messages, {} in the completion).",
-            config.max_model_len_tokens, req.prompt_tokens, req.max_output_tokens
+        context_length_message(
+            config.max_model_len_tokens,
+            req.prompt_tokens,
+            req.max_output_tokens,
         )
     } else if req.prompt_tokens == 0 || req.max_output_tokens == 0 {
         "the prompt and max_tokens must both be at least 1".to_string()
     } else {
-        format!(
-            "the request needs {needed} tokens of KV cache but the GPU KV cache holds {} tokens",
-            config.gpu_kv_tokens
-        )
+        kv_capacity_message(needed, config.gpu_kv_tokens)
     };
     let mut failure = Failure::new(FailureKind::HttpStatus, message);
     failure.http_status = Some(400);

@@ -305,12 +305,20 @@ fn ab_sim_runs_the_tutorial_through_real_http() {
         query["summary"]["mean_ttft_s"].as_f64().unwrap()
     };
     assert!(query_ttft("lmcache") < query_ttft("baseline") / 2.0);
+    // The capacity recorded is the one each simulated server announced it runs with.
+    let planned = ab["config"]["gpu_kv_tokens"].as_u64().unwrap();
     for engine in ["baseline", "lmcache"] {
         let log = std::fs::read_to_string(dir.path().join(engine).join("server.log")).unwrap();
         assert!(
             log.contains("ldqa serve: listening on http://127.0.0.1:"),
             "{log}"
         );
+        assert!(
+            log.contains(&format!("GPU KV {planned} tokens")),
+            "{planned}: {log}"
+        );
+        let recorded = &ab[engine]["runs"][0]["config"]["server_gpu_kv_tokens"];
+        assert_eq!(recorded.as_u64(), Some(planned), "{engine}");
     }
 }
 

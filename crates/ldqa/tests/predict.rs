@@ -210,3 +210,36 @@ fn uncalibrated_gpu_is_flagged() {
         .stderr(contains("UNCALIBRATED"))
         .stdout(contains("uncalibrated"));
 }
+
+/// Finding 3: a prompt longer than the model's context fails in `predict` exactly as
+/// `ldqa serve` (and vLLM) answer it: HTTP 400 with vLLM's words; every request of the
+/// round failing is an error (exit 2).
+#[test]
+fn prompts_longer_than_the_context_fail_as_the_server_answers_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args([
+            "predict",
+            "--max-model-len",
+            "5000",
+            "--num-documents",
+            "2",
+            "--document-length",
+            "6000",
+            "--repeat-mode",
+            "tile",
+            "--output-dir",
+        ])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("maximum context length is 5000 tokens"),
+        "{text}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap();
+    assert!(log.contains("\"http_status\":400"), "{log}");
+}

@@ -151,3 +151,148 @@ fn json_has_units_in_keys() {
     assert_eq!(v["gpu_kv"]["kv_bytes_per_token"], 131_072);
     assert!(v["gpu_kv"]["available_kv_bytes"].as_u64().unwrap() > 50 << 30);
 }
+
+/// Usability findings 1, 3, 12 and 13: a plan vLLM could not start, or that shows nothing,
+/// is an error (exit 2) that says what to change; never a 0-token cache or a
+/// `--num-documents -2` in a printed command.
+#[test]
+fn undeployable_plans_are_errors_that_say_what_to_change() {
+    let plan = ["recommend", "--gpu", "h100-80gb", "--cpu-ram-gib", "1000"];
+    for (extra, says) in [
+        (
+            &[
+                "--tensor-parallel-size",
+                "1",
+                "--gpu-memory-utilization",
+                "0.2",
+            ][..],
+            "--gpu-memory-utilization",
+        ),
+        (
+            &[
+                "--model",
+                "meta-llama/Llama-3.1-70B-Instruct",
+                "--num-gpus",
+                "2",
+                "--tensor-parallel-size",
+                "2",
+            ][..],
+            "raise --tensor-parallel-size",
+        ),
+        (
+            &["--document-length", "200000"][..],
+            "exceeds max_model_len 131072",
+        ),
+        (&["--max-model-len", "100"][..], "exceeds max_model_len 100"),
+        (&["--num-gpus", "0"][..], "--num-gpus"),
+        (
+            &["--tensor-parallel-size", "3"][..],
+            "does not divide the model's 32 attention heads",
+        ),
+    ] {
+        let mut args = plan.to_vec();
+        args.extend_from_slice(extra);
+        let out = ldqa().args(&args).assert().code(2).get_output().clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{extra:?}: printed a plan");
+    }
+}
+
+/// Finding 13: without --tensor-parallel-size the TP is the smallest at which vLLM starts
+/// with the given utilization (upstream's rule gave Qwen3-32B TP 1 on an H100, which vLLM
+/// refuses: 61 GiB of weights leave no room for one 40,960-token request).
+#[test]
+fn the_tp_is_the_smallest_that_starts() {
+    let json = |extra: &[&str]| {
+        let mut args = vec![
+            "recommend",
+            "--gpu",
+            "h100-80gb",
+            "--cpu-ram-gib",
+            "1000",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str::<serde_json::Value>(&stdout(&args)).unwrap()
+    };
+    let v = json(&["--model", "Qwen/Qwen3-32B"]);
+    assert_eq!(v["tensor_parallel_size"], 2);
+    assert_eq!(v["upstream_tp_rule"]["tp"], 1);
+    assert!(v["gpu_kv"]["max_concurrency"].as_f64().unwrap() >= 1.0);
+    // 0.2 x 79 GiB: at TP 2 the 8B model's 7.5 GiB of weights per GPU, its activations and
+    // the all-reduce buffers leave too little for one 131,072-token request; at TP 4 enough.
+    let low = json(&["--gpu-memory-utilization", "0.2"]);
+    assert_eq!(low["tensor_parallel_size"], 4);
+}
+
+/// Finding 2: the printed `vllm serve` commands carry every knob the numbers depend on.
+#[test]
+fn printed_commands_deploy_what_was_computed() {
+    let out = stdout(&[
+        "recommend",
+        "--gpu",
+        "h100-80gb",
+        "--cpu-ram-gib",
+        "1000",
+        "--kv-cache-dtype",
+        "fp8",
+        "--gpu-memory-utilization",
+        "0.8",
+        "--max-model-len",
+        "32768",
+        "--enforce-eager",
+        "--max-num-seqs",
+        "64",
+        "--max-num-batched-tokens",
+        "4096",
+    ]);
+    let b = blocks(&out);
+    for flag in [
+        "--kv-cache-dtype fp8",
+        "--gpu-memory-utilization 0.8",
+        "--max-model-len 32768",
+        "--enforce-eager",
+        "--max-num-seqs 64",
+        "--max-num-batched-tokens 4096",
+    ] {
+        assert_eq!(
+            b.matches(flag).count(),
+            2,
+            "{flag} in both vllm serve blocks:\n{b}"
+        );
+    }
+}
+
+/// Findings 8 and 9: host RAM is per node, shared by the GPUs of one node, and a plan made
+/// with this machine's RAM says so first.
+#[test]
+fn host_ram_is_per_node_and_its_source_is_stated() {
+    let v: serde_json::Value = serde_json::from_str(&stdout(&[
+        "recommend",
+        "--model",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "--gpu",
+        "l4",
+        "--tensor-parallel-size",
+        "16",
+        "--max-model-len",
+        "16384",
+        "--cpu-ram-gib",
+        "100",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(v["cpu_offload"]["limited_by"], "host_ram");
+    let per_gpu = v["cpu_offload"]["offload_gib_per_gpu"].as_f64().unwrap();
+    assert!((per_gpu - 100.0 / 8.0).abs() < 1e-9, "{per_gpu}");
+    let out = ldqa()
+        .args(["recommend", "--gpu", "h100-80gb"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("this machine's MemAvailable") || text.contains("--cpu-ram-gib"),
+        "{text}"
+    );
+}

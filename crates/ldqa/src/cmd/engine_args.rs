@@ -134,12 +134,14 @@ fn describe(d: &Deployment, engines: &[(EngineKind, Scenario)]) -> String {
         })
         .collect();
     let calibrated = engines.iter().all(|(_, s)| s.calibrated);
+    // What the engine runs with (equal for every engine: one deployment).
+    let gpu_kv_tokens = engines.first().map_or(0, |(_, s)| s.config.gpu_kv_tokens);
     format!(
         "{} on {} × TP {}: GPU KV {} tokens, max_model_len {}, max_num_batched_tokens {}, max_num_seqs {}; engine {}; efficiencies {}",
         d.model.name,
         d.gpu.name,
         d.tp,
-        d.kv_pool_tokens(),
+        gpu_kv_tokens,
         d.kv.max_model_len,
         d.kv.max_num_batched_tokens,
         d.kv.max_num_seqs,
@@ -195,6 +197,15 @@ mod tests {
     fn lmcache_size_needs_the_lmcache_engine() {
         let e = parse(&["--lmcache-cpu-gib", "10"]).resolve().unwrap_err();
         assert!(format!("{e:#}").contains("--lmcache-cpu-gib"), "{e:#}");
+    }
+
+    /// Finding 4: the context length is the model's own (Qwen3-8B: 40,960), as vLLM's is.
+    #[test]
+    fn the_context_length_comes_from_the_model() {
+        let r = parse(&["--model", "Qwen/Qwen3-8B"]).resolve().unwrap();
+        assert_eq!(r.single().unwrap().config.max_model_len_tokens, 40_960);
+        let r = parse(&["--max-model-len", "5000"]).resolve().unwrap();
+        assert_eq!(r.single().unwrap().config.max_model_len_tokens, 5000);
     }
 
     #[test]

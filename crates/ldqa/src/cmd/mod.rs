@@ -1,6 +1,8 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
 pub mod ab;
+#[cfg(test)]
+mod agreement_tests;
 pub mod compare;
 pub mod deployment_args;
 pub mod engine_args;

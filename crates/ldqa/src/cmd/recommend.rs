@@ -174,8 +174,16 @@ fn host_ram(args: &RecommendArgs) -> anyhow::Result<(Option<u64>, String)> {
     }
 }
 
-/// Run `ldqa recommend`.
-pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
+/// Everything `recommend` plans from: the checked inputs, the name printed in the
+/// commands, and where the host RAM figure came from.
+pub(crate) struct Resolved {
+    pub input: PlanInput,
+    pub served_name: String,
+    pub ram_note: String,
+}
+
+/// Resolves and checks every flag, the model, the GPU and the host RAM.
+pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
     if args.document_length == 0 || args.max_inflight_requests == 0 {
         bail!("--document-length and --max-inflight-requests must be at least 1");
     }
@@ -188,13 +196,8 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
     } else {
         d.model.clone()
     };
-    let hw = hardware(&args)?;
-    let (cpu_ram_bytes, ram_note) = host_ram(&args)?;
-    let workload = Workload {
-        document_length: args.document_length,
-        output_len: args.output_len,
-        max_inflight_requests: args.max_inflight_requests,
-    };
+    let hw = hardware(args)?;
+    let (cpu_ram_bytes, ram_note) = host_ram(args)?;
     let input = PlanInput {
         deployment: d.deployment(model, hw.gpu)?,
         num_gpus: hw.num_gpus,
@@ -202,8 +205,26 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
         lmcache_cpu_gib: d.lmcache_cpu_gib()?,
         cpu_ram_bytes,
         memlock_bytes: hw.memlock_bytes,
-        workload,
+        workload: Workload {
+            document_length: args.document_length,
+            output_len: args.output_len,
+            max_inflight_requests: args.max_inflight_requests,
+        },
     };
+    Ok(Resolved {
+        input,
+        served_name,
+        ram_note,
+    })
+}
+
+/// Run `ldqa recommend`.
+pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
+    let Resolved {
+        input,
+        served_name,
+        ram_note,
+    } = resolve(&args)?;
     let p = plan(&input)?;
     let flags = input.deployment.vllm_serve_flags();
     let blocks = render_blocks(
@@ -211,18 +232,23 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
         &flags,
         p.offload.max_local_cpu_size_gib,
         p.num_documents,
-        &workload,
+        &input.workload,
     );
     for w in &p.warnings {
         eprintln!("warning: {}", warning_text(w));
     }
     if args.json {
-        let v = plan_json(&input, &p, cpu_ram_bytes, &flags, blocks);
+        let v = plan_json(&input, &p, &flags, blocks);
         crate::stdout::write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
     } else {
         let dep = &input.deployment;
-        let explanation =
-            render_explanation(&p, &dep.model, &dep.gpu, args.gpus_per_node, &workload);
+        let explanation = render_explanation(
+            &p,
+            &dep.model,
+            &dep.gpu,
+            args.gpus_per_node,
+            &input.workload,
+        );
         crate::stdout::write(&format!(
             "host RAM:       {ram_note}\n{explanation}{blocks}"
         ))?;
@@ -231,10 +257,9 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// Every number of the plan, units in the keys.
-fn plan_json(
+pub(crate) fn plan_json(
     input: &PlanInput,
     p: &ldqa_recommend::Plan,
-    cpu_ram_bytes: Option<u64>,
     flags: &[String],
     blocks: String,
 ) -> serde_json::Value {
@@ -268,7 +293,7 @@ fn plan_json(
             "kv_gib_per_gpu": o.kv_gib_per_gpu, "gib_per_1k_tokens": o.gib_per_1k_tokens,
             "offload_gib_per_gpu": o.offload_gib, "lmcache_max_local_cpu_size_gib": o.max_local_cpu_size_gib,
             "limited_by": o.limited_by, "tokens_storable": o.tokens_storable,
-            "cpu_ram_bytes_per_node": cpu_ram_bytes, "memlock_bytes": input.memlock_bytes,
+            "cpu_ram_bytes_per_node": input.cpu_ram_bytes, "memlock_bytes": input.memlock_bytes,
         },
         "workload": { "num_documents": p.num_documents, "document_length_tokens": w.document_length,
                       "output_len_tokens": w.output_len, "max_inflight_requests": w.max_inflight_requests },
