@@ -286,8 +286,7 @@ async fn bench(o: &Options, url: &str) -> Result<(), String> {
     );
     println!("inflight");
     for &level in &o.levels {
-        let mut config = ClientConfig::new(endpoint.clone(), "scripted-model".into(), Api::Chat, 2);
-        config.pool_size = level;
+        let config = ClientConfig::new(endpoint.clone(), "scripted-model".into(), Api::Chat, 2);
         let client = Client::new(config).map_err(|e| e.to_string())?;
         // Open the connections first, as `ldqa run`'s warmup round does.
         let tag = format!("L{level} warm");

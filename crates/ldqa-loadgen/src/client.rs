@@ -27,8 +27,6 @@ pub struct ClientConfig {
     pub eos_token_id: Option<u32>,
     /// Whole-request limit; `None` waits forever (upstream's behaviour).
     pub request_timeout: Option<Duration>,
-    /// Idle connections kept per host: set it to the in-flight cap.
-    pub pool_size: usize,
 }
 
 impl ClientConfig {
@@ -40,7 +38,6 @@ impl ClientConfig {
             output_len,
             eos_token_id: None,
             request_timeout: None,
-            pool_size: 4,
         }
     }
 }
@@ -90,8 +87,8 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, LoadgenError> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(config.pool_size.max(1))
-            // Keep idle connections for the whole run: reconnecting mid-round adds to TTFT.
+            // Keep every idle connection for the whole run (no cap: a round never holds more
+            // than its in-flight count): reconnecting mid-round adds to TTFT.
             .pool_idle_timeout(None)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
@@ -404,11 +401,10 @@ impl Drop for Slot<'_> {
             return; // dropped mid-request (cancelled): the connection's state is unknown
         }
         if let Some(mut conn) = self.conn.take() {
+            // No cap needed: a slot takes an idle connection before opening one, so the
+            // idle list never holds more than the most slots a round had at once.
             if conn.is_reusable() {
-                let mut idle = self.client.idle_conns();
-                if idle.len() < self.client.config.pool_size.max(1) {
-                    idle.push(conn);
-                }
+                self.client.idle_conns().push(conn);
             }
         }
     }

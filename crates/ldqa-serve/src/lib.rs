@@ -48,7 +48,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use ldqa_sim::round::Frontend;
-use ldqa_sim::{Efficiencies, Engine, EngineConfig, Mode};
+use ldqa_sim::{Efficiencies, Engine, EngineConfig};
 
 pub use error::{ApiError, ServeError};
 pub use metrics::Metrics;
@@ -79,7 +79,7 @@ impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("served_model_name", &self.served_model_name)
-            .field("engine", &engine_label(&self.engine))
+            .field("engine", &self.engine.mode.kind().as_str())
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("time_scale", &self.time_scale)
             .field("token_counter", &self.token_counter)
@@ -120,14 +120,6 @@ impl ServerConfig {
             f.validate()?;
         }
         Ok(())
-    }
-}
-
-/// `vllm` or `lmcache`.
-pub fn engine_label(config: &EngineConfig) -> &'static str {
-    match config.mode {
-        Mode::Vllm => "vllm",
-        Mode::Lmcache { .. } => "lmcache",
     }
 }
 

@@ -82,6 +82,36 @@ pub enum Mode {
     Lmcache { cpu_bytes_per_rank: u64 },
 }
 
+/// Which engine, without its sizes: what commands, folders and labels name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// vLLM with its GPU prefix cache only.
+    Vllm,
+    /// vLLM plus LMCache's CPU tier.
+    Lmcache,
+}
+
+impl EngineKind {
+    /// `vllm` or `lmcache`: the value of `--engine`, folder names, labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Vllm => "vllm",
+            EngineKind::Lmcache => "lmcache",
+        }
+    }
+}
+
+impl Mode {
+    /// Which engine this mode is.
+    pub fn kind(&self) -> EngineKind {
+        match self {
+            Mode::Vllm => EngineKind::Vllm,
+            Mode::Lmcache { .. } => EngineKind::Lmcache,
+        }
+    }
+}
+
 /// Everything the engine needs, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {

@@ -51,7 +51,7 @@ mod scheduler;
 pub mod seed;
 
 pub use clock::SimTime;
-pub use config::{EngineConfig, GpuShape, Mode, ModelShape};
+pub use config::{EngineConfig, EngineKind, GpuShape, Mode, ModelShape};
 pub use efficiency::Efficiencies;
 pub use engine::{Engine, EngineStats};
 pub use error::SimError;

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ldqa_recommend::Deployment;
 use ldqa_sim::scenario::{self, EngineMode, Scenario};
+use ldqa_sim::EngineKind;
 
 use super::deployment_args::DeploymentArgs;
 
@@ -20,23 +21,6 @@ pub enum EngineChoice {
     Lmcache,
     /// Both, side by side (`ldqa predict` only).
     Both,
-}
-
-/// One engine of a resolved choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineKind {
-    Vllm,
-    Lmcache,
-}
-
-impl EngineKind {
-    /// `vllm` or `lmcache` (also the subfolder names of `--engine both`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EngineKind::Vllm => "vllm",
-            EngineKind::Lmcache => "lmcache",
-        }
-    }
 }
 
 /// Flags of the simulated engine (flatten into a command's arguments).

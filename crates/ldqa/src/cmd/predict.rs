@@ -19,7 +19,9 @@ use ldqa_sim::protocol::{run_protocol, SimClient};
 use ldqa_sim::Scenario;
 use ldqa_workload::{Workload, WorkloadConfig};
 
-use super::engine_args::{EngineArgs, EngineKind};
+use ldqa_sim::EngineKind;
+
+use super::engine_args::EngineArgs;
 use super::run_args::WorkloadArgs;
 use crate::exit::ExitStatus;
 use crate::output::{Outputs, Report};

@@ -148,7 +148,6 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
     );
     config.eos_token_id = args.workload.eos_token_id;
     config.request_timeout = plan.request_timeout;
-    config.pool_size = args.workload.max_inflight_requests;
 
     eprintln!("Using base URL: {}", plan.endpoint.base());
     let probe = Client::new(config.clone())?;

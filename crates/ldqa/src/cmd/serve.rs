@@ -186,7 +186,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         eprintln!(
             "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {}{fault_note})",
             addr.port(),
-            ldqa_serve::engine_label(&config.engine),
+            config.engine.mode.kind().as_str(),
             args.time_scale,
             resolved.description,
         );

@@ -138,7 +138,6 @@ pub async fn run_engine(
         settings.api,
         settings.output_len,
     );
-    config.pool_size = settings.max_inflight;
     config.model = match pick_model(&mut server, job, &config, started, settings).await? {
         Ok(model) => model,
         Err(error) => {

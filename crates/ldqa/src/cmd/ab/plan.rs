@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context};
 use ldqa_recommend::{hardware, plan, Deployment, PlanInput, Workload as RecWorkload};
+use ldqa_sim::EngineKind;
 use ldqa_specs::{catalog, GpuSpec};
 use ldqa_workload::{RepeatMode, TextSource, WorkloadConfig};
 
@@ -183,11 +184,12 @@ fn sim_commands(
     time_scale: f64,
 ) -> anyhow::Result<(ServerCommand, ServerCommand)> {
     let exe = std::env::current_exe().context("finding the ldqa executable")?;
-    let serve = |engine: &str| {
+    let serve = |engine: EngineKind| {
         let child = DeploymentArgs {
             gpu: Some(sizing.deployment.gpu.name.clone()),
             tensor_parallel_size: Some(sizing.deployment.tp),
-            lmcache_cpu_gib: (engine == "lmcache").then_some(sizing.lmcache_cpu_gib as f64),
+            lmcache_cpu_gib: (engine == EngineKind::Lmcache)
+                .then_some(sizing.lmcache_cpu_gib as f64),
             ..deployment.clone()
         };
         let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into(), "serve".into()];
@@ -195,7 +197,7 @@ fn sim_commands(
         let time_scale = time_scale.to_string();
         let rest = [
             "--engine",
-            engine,
+            engine.as_str(),
             "--port",
             "0",
             "--time-scale",
@@ -204,7 +206,7 @@ fn sim_commands(
         argv.extend(rest.map(Into::into));
         ServerCommand::Argv(argv)
     };
-    Ok((serve("vllm"), serve("lmcache")))
+    Ok((serve(EngineKind::Vllm), serve(EngineKind::Lmcache)))
 }
 
 /// Real servers: the tutorial's `vllm serve` commands, with and without LMCache, carrying
