@@ -123,3 +123,49 @@ fn every_command_sizes_the_same_gpu_kv_cache() {
         "{deployable} of {cases}"
     );
 }
+
+/// Every deployment flag parses to the same description in every command that takes it.
+#[test]
+fn each_deployment_flag_means_the_same_in_every_command() {
+    use super::ab::AbArgs;
+    use super::deployment_args::DeploymentArgs;
+
+    #[derive(Parser)]
+    enum WithAb {
+        Recommend(RecommendArgs),
+        Predict(PredictArgs),
+        Serve(ServeArgs),
+        Ab(AbArgs),
+    }
+    let parsed = |command: &str, flag: &[&str]| -> DeploymentArgs {
+        let argv = ["x", command].into_iter().chain(flag.iter().copied());
+        match WithAb::try_parse_from(argv).unwrap() {
+            WithAb::Recommend(a) => a.deployment,
+            WithAb::Predict(a) => a.engine.deployment,
+            WithAb::Serve(a) => a.engine.deployment,
+            WithAb::Ab(a) => a.deployment,
+        }
+    };
+    let flags: [&[&str]; 12] = [
+        &["--model", "Qwen/Qwen3-8B"],
+        &["--gpu", "l40s"],
+        &["--tensor-parallel-size", "2"],
+        &["--gpu-memory-utilization", "0.75"],
+        &["--max-model-len", "8192"],
+        &["--kv-cache-dtype", "fp8"],
+        &["--max-num-batched-tokens", "4096"],
+        &["--max-num-seqs", "32"],
+        &["--block-size", "32"],
+        &["--enforce-eager"],
+        &["--vllm-version", "0.21.1"],
+        &["--lmcache-cpu-gib", "12.5"],
+    ];
+    let defaults = parsed("recommend", &[]);
+    for flag in flags {
+        let want = parsed("recommend", flag);
+        assert_ne!(want, defaults, "{flag:?} changed nothing");
+        for command in ["predict", "serve", "ab"] {
+            assert_eq!(parsed(command, flag), want, "{command} {flag:?}");
+        }
+    }
+}

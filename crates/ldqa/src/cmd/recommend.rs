@@ -17,7 +17,7 @@ const GIB: f64 = (1u64 << 30) as f64;
 #[derive(Debug, clap::Args)]
 pub struct RecommendArgs {
     #[command(flatten)]
-    deployment: DeploymentArgs,
+    pub(crate) deployment: DeploymentArgs,
     /// Override the GPU memory (GiB, as torch reports it).
     #[arg(
         long,
