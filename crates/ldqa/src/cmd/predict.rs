@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use ldqa_model::{Api, PromptTemplate, RoundKind, RoundRecord};
+use ldqa_model::{PromptTemplate, RoundKind, RoundRecord};
 use ldqa_report::Environment;
 use ldqa_sim::protocol::{run_protocol, SimClient};
 use ldqa_sim::Scenario;
@@ -25,6 +25,7 @@ use super::engine_args::EngineArgs;
 use super::run_args::WorkloadArgs;
 use crate::exit::ExitStatus;
 use crate::output::{Outputs, Report};
+use crate::recorded::{self, PredictConfig, WorkloadRecord};
 
 /// Arguments of `ldqa predict`: `ldqa run`'s workload flags plus the engine's.
 #[derive(Debug, Clone, clap::Args)]
@@ -79,11 +80,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     }
     let workload = Workload::build(&config).context("building the documents")?;
     let plan = workload.plan(args.workload.max_inflight_requests, sleep_ns);
-    let api = if args.workload.completions {
-        Api::Completions
-    } else {
-        Api::Chat
-    };
+    let api = args.workload.api();
     let client = SimClient {
         output_len: args.workload.output_len,
         template: PromptTemplate::for_api(api),
@@ -159,28 +156,10 @@ fn report(
         ));
     }
     let w = &args.workload;
-    let config_json = serde_json::json!({
-        "command": "predict",
-        "engine": kind.as_str(),
-        "model": scenario.model_name,
-        "gpu": scenario.config.gpu.name,
-        "tensor_parallel_size": scenario.config.tp,
-        "gpu_kv_tokens": scenario.config.gpu_kv_tokens,
-        "lmcache_cpu_gib_per_rank": scenario.cpu_gib_per_rank,
-        "cpu_tier_tokens": scenario.cpu_tier_tokens(),
-        "max_num_batched_tokens": scenario.config.max_num_batched_tokens,
-        "max_num_seqs": scenario.config.max_num_seqs,
-        "efficiencies_calibrated": scenario.calibrated,
-        "efficiencies": scenario.efficiencies,
-        "workload": config,
-        "output_len": w.output_len,
-        "max_inflight_requests": w.max_inflight_requests,
-        "sleep_time_after_warmup_s": w.sleep_time_after_warmup,
-        "api": if w.completions { "completions" } else { "chat" },
-        "pre_warmup_time_ns": p.duration_ns(RoundKind::PreWarmup),
-        "expected_ttft_gain": w.expected_ttft_gain,
-        "expected_latency_gain": w.expected_latency_gain,
-    });
+    let record = WorkloadRecord::new(w, config);
+    let pre_warmup_ns = p.duration_ns(RoundKind::PreWarmup);
+    let config_json =
+        recorded::to_value(&PredictConfig::new(kind, scenario, record, pre_warmup_ns));
     let environment = Environment::detect(None, Some(scenario.model_name.as_str()));
     let report = Report::new(
         config_json,

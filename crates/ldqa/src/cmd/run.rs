@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use ldqa_loadgen::{run_protocol, Cancel, Client, ClientConfig, Endpoint, ProtocolOptions};
-use ldqa_model::{Api, RoundRecord};
+use ldqa_model::RoundRecord;
 use ldqa_report::Environment;
 use ldqa_workload::{Workload, WorkloadConfig};
 
@@ -19,6 +19,7 @@ pub use super::run_args::RunArgs;
 use crate::exit::ExitStatus;
 use crate::observe::{ResponseSink, RunObserver};
 use crate::output::{Outputs, Report};
+use crate::recorded::{self, RunConfig, WorkloadRecord};
 
 /// Everything `ldqa run` will do, checked before anything is sent.
 #[derive(Debug)]
@@ -115,7 +116,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
 
     let rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
     let model = client.config().model.as_str();
-    let config = run_config_json(&plan, model);
+    let config = recorded::to_value(&run_config(&plan, model));
     let environment = Environment::detect(Some(plan.endpoint.base()), Some(model));
     let report = Report::new(
         config,
@@ -135,11 +136,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
 /// before any work) and the model is chosen; with a warning when `--model` is not listed.
 async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
     let args = &plan.args;
-    let api = if args.workload.completions {
-        Api::Completions
-    } else {
-        Api::Chat
-    };
+    let api = args.workload.api();
     let mut config = ClientConfig::new(
         plan.endpoint.clone(),
         args.model.clone(),
@@ -199,21 +196,15 @@ fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::R
 }
 
 /// The resolved configuration, as recorded in `--save-result`.
-fn run_config_json(plan: &RunPlan, model: &str) -> serde_json::Value {
+fn run_config(plan: &RunPlan, model: &str) -> RunConfig {
     let a = &plan.args;
-    serde_json::json!({
-        "command": "run",
-        "model": model,
-        "base_url": plan.endpoint.base(),
-        "workload": plan.workload,
-        "output_len": a.workload.output_len,
-        "max_inflight_requests": a.workload.max_inflight_requests,
-        "sleep_time_after_warmup_s": a.workload.sleep_time_after_warmup,
-        "api": if a.workload.completions { "completions" } else { "chat" },
-        "eos_token_id": a.workload.eos_token_id,
-        "request_timeout_s": a.request_timeout,
-        "metrics_url": plan.metrics_url,
-        "expected_ttft_gain": a.workload.expected_ttft_gain,
-        "expected_latency_gain": a.workload.expected_latency_gain,
-    })
+    RunConfig {
+        command: "run",
+        model: model.to_string(),
+        base_url: plan.endpoint.base().to_string(),
+        workload: WorkloadRecord::new(&a.workload, &plan.workload),
+        eos_token_id: a.workload.eos_token_id,
+        request_timeout_s: a.request_timeout,
+        metrics_url: plan.metrics_url.clone(),
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use ldqa_model::Api;
 use ldqa_workload::{HitMissRatio, RepeatMode, TextSource, WorkloadConfig};
 
 use crate::output::Gates;
@@ -206,7 +207,16 @@ impl WorkloadArgs {
         )
     }
 
-    /// The gates asked for.
+    /// Chat, or completions with `--completions`.
+    pub fn api(&self) -> Api {
+        if self.completions {
+            Api::Completions
+        } else {
+            Api::Chat
+        }
+    }
+
+    /// The gain gates (`--expected-ttft-gain`, `--expected-latency-gain`).
     pub fn gates(&self) -> Gates {
         Gates {
             expected_ttft_gain: self.expected_ttft_gain,

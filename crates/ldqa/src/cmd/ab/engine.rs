@@ -16,6 +16,7 @@ use ldqa_workload::Workload;
 use super::server::{Server, ServerCommand, ServerProblem};
 use crate::observe::RunObserver;
 use crate::output::{Gates, Outputs, Report};
+use crate::recorded::{self, AbConfig, EngineRunConfig};
 
 /// How long a server has to exit after SIGTERM before its group gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -27,7 +28,7 @@ const DEATH_GRACE: Duration = Duration::from_millis(500);
 pub struct RunSettings<'a> {
     pub workload: &'a Workload,
     /// The plan's recorded configuration (see [`engine_config`]).
-    pub config: serde_json::Value,
+    pub config: AbConfig,
     pub output_len: u32,
     pub max_inflight: usize,
     pub api: Api,
@@ -110,14 +111,17 @@ pub fn result_path(dir: &Path) -> PathBuf {
 /// The configuration recorded in one engine's result: the plan's, plus which engine and
 /// how its server was started. `--resume` compares a stored result against this.
 pub fn engine_config(
-    plan_config: &serde_json::Value,
+    plan_config: &AbConfig,
     engine: &str,
     command: &ServerCommand,
-) -> serde_json::Value {
-    let mut config = plan_config.clone();
-    config["engine"] = engine.into();
-    config["server_command"] = command.display().into();
-    config
+) -> EngineRunConfig {
+    EngineRunConfig {
+        ab: plan_config.clone(),
+        engine: engine.to_string(),
+        server_command: command.display(),
+        base_url: None,
+        server_gpu_kv_tokens: None,
+    }
 }
 
 /// Runs `job`. Problems with the server are returned in [`EngineRun::error`]; `Err` is kept
@@ -384,11 +388,11 @@ fn write_results(
     }
     let base = client.config().endpoint.base();
     let model = client.config().model.as_str();
-    let mut config = engine_config(&settings.config, job.engine, job.command);
-    config["base_url"] = base.into();
-    if let Some(tokens) = announced_kv {
-        config["server_gpu_kv_tokens"] = tokens.into();
-    }
+    let config = recorded::to_value(&EngineRunConfig {
+        base_url: Some(base.to_string()),
+        server_gpu_kv_tokens: announced_kv,
+        ..engine_config(&settings.config, job.engine, job.command)
+    });
     let environment = Environment::detect(Some(base), Some(model));
     let save = if complete {
         result_path(&job.dir)

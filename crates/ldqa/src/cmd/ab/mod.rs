@@ -187,7 +187,7 @@ fn compare(
     );
     AbResult {
         ab_schema_version: AB_SCHEMA_VERSION,
-        config: plan.config.clone(),
+        config: crate::recorded::to_value(&plan.config),
         baseline: baseline.outcome,
         lmcache: lmcache.outcome,
         comparison,

@@ -11,6 +11,7 @@ use ldqa_workload::{RepeatMode, TextSource, WorkloadConfig};
 use super::args::AbArgs;
 use super::server::ServerCommand;
 use crate::cmd::deployment_args::DeploymentArgs;
+use crate::recorded::AbConfig;
 
 const GIB: f64 = (1u64 << 30) as f64;
 /// `--time-scale` when `--sim` is given without it.
@@ -29,7 +30,7 @@ pub struct AbPlan {
     pub time_scale: f64,
     pub working_set_exceeds_gpu_cache: Option<bool>,
     /// The resolved configuration, recorded in every result.
-    pub config: serde_json::Value,
+    pub config: AbConfig,
     /// What the user should know about how the plan was made (stderr, before the runs).
     pub notes: Vec<String>,
 }
@@ -253,32 +254,28 @@ fn workload(args: &AbArgs, sizing: Option<&Sizing>) -> anyhow::Result<WorkloadCo
 }
 
 /// The resolved configuration, recorded in `ab_result.json` and in every engine's result.
-pub fn record(
-    checked: &CheckedArgs<'_>,
-    servers: &Servers,
-    workload: &WorkloadConfig,
-) -> serde_json::Value {
+pub fn record(checked: &CheckedArgs<'_>, servers: &Servers, workload: &WorkloadConfig) -> AbConfig {
     let args = checked.args;
-    let sizing = servers.sizing.as_ref();
-    serde_json::json!({
-        "command": "ab",
-        "model": args.deployment.model,
-        "gpu": sizing.map(|s| &s.deployment.gpu.name),
-        "tensor_parallel_size": sizing.map(|s| s.deployment.tp),
-        "vllm_serve_flags": sizing.map(|s| s.deployment.vllm_serve_flags()),
-        "sim": args.sim,
-        "time_scale": checked.time_scale,
-        "workload": workload,
-        "output_len": args.output_len,
-        "max_inflight_requests": args.max_inflight_requests,
-        "repeat": args.repeat,
-        "lmcache_max_local_cpu_size_gib": sizing.map(|s| s.lmcache_cpu_gib),
-        "gpu_kv_tokens": sizing.map(|s| s.deployment.kv_pool_tokens()),
-        "baseline_cmd": servers.baseline.display(),
-        "lmcache_cmd": servers.lmcache.display(),
-        "expected_ttft_gain": args.expected_ttft_gain,
-        "expected_latency_gain": args.expected_latency_gain,
-    })
+    let deployment = servers.sizing.as_ref().map(|s| &s.deployment);
+    AbConfig {
+        command: "ab",
+        model: args.deployment.model.clone(),
+        gpu: deployment.map(|d| d.gpu.name.clone()),
+        tensor_parallel_size: deployment.map(|d| d.tp),
+        vllm_serve_flags: deployment.map(|d| d.vllm_serve_flags()),
+        sim: args.sim,
+        time_scale: checked.time_scale,
+        workload: workload.clone(),
+        output_len: args.output_len,
+        max_inflight_requests: args.max_inflight_requests,
+        repeat: args.repeat,
+        lmcache_max_local_cpu_size_gib: servers.sizing.as_ref().map(|s| s.lmcache_cpu_gib),
+        gpu_kv_tokens: deployment.map(|d| d.kv_pool_tokens()),
+        baseline_cmd: servers.baseline.display(),
+        lmcache_cmd: servers.lmcache.display(),
+        expected_ttft_gain: args.expected_ttft_gain,
+        expected_latency_gain: args.expected_latency_gain,
+    }
 }
 
 /// Checks the flags, plans the servers and the workload, and records the configuration.

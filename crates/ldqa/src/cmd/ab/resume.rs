@@ -39,7 +39,7 @@ impl StoredRuns {
     pub fn load(args: &AbArgs, plan: &AbPlan) -> anyhow::Result<Self> {
         let mut runs = HashMap::new();
         for (engine, command) in [("baseline", &plan.baseline), ("lmcache", &plan.lmcache)] {
-            let wanted = engine_config(&plan.config, engine, command);
+            let wanted = crate::recorded::to_value(&engine_config(&plan.config, engine, command));
             for i in 0..args.repeat {
                 let dir = engine_dir(&args.output_dir, engine, i, args.repeat);
                 let path = result_path(&dir);
