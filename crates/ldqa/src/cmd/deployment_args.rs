@@ -16,24 +16,25 @@ use ldqa_specs::{catalog, resolve_model, GpuSpec, KvDtype, ModelSpec, ResolveOpt
 pub const DEFAULT_MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 /// The GPU simulated or planned for when `--gpu` is not given and none is found here.
 pub const DEFAULT_GPU: &str = "h100-80gb";
+/// The help heading of these flags (set per flag, so that it does not leak to the next group).
+const HEADING: &str = "Deployment (same flags in recommend, predict, serve and ab)";
 /// The vLLM release whose accounting is followed by default (upstream's recommender era).
 pub const DEFAULT_VLLM_VERSION: &str = "0.10.1";
 
 /// Flags of one deployment (flatten into a command's arguments).
 #[derive(Debug, Clone, PartialEq, Args)]
-#[command(next_help_heading = "Deployment (same flags in recommend, predict, serve and ab)")]
 pub struct DeploymentArgs {
     /// Model: a catalog name, a local model directory or a Hugging Face id.
-    #[arg(long, default_value = DEFAULT_MODEL, value_name = "NAME")]
+    #[arg(long, default_value = DEFAULT_MODEL, value_name = "NAME", help_heading = HEADING)]
     pub model: String,
 
     /// GPU: a catalog name (h100-80gb, h200, a100-80gb, l40s, …). Default: the local GPU
     /// for `recommend` and for `ab` without --sim; h100-80gb for the simulator.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = HEADING)]
     pub gpu: Option<String>,
 
     /// Tensor-parallel size (default: the smallest power of two at which vLLM starts).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = HEADING)]
     pub tensor_parallel_size: Option<u32>,
 
     /// vLLM --gpu-memory-utilization: the fraction of GPU memory vLLM may use.
@@ -41,41 +42,40 @@ pub struct DeploymentArgs {
         long,
         default_value_t = 0.9,
         value_name = "FRACTION",
-        allow_negative_numbers = true
-    )]
+        allow_negative_numbers = true, help_heading = HEADING)]
     pub gpu_memory_utilization: f64,
 
     /// vLLM --max-model-len: prompt + output limit in tokens (default: the model's maximum).
-    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true, help_heading = HEADING)]
     pub max_model_len: Option<u64>,
 
     /// vLLM --kv-cache-dtype: auto, bfloat16, fp8, fp8_e4m3, fp8_e5m2 or fp8_ds_mla.
-    #[arg(long, default_value = "auto", value_name = "DTYPE")]
+    #[arg(long, default_value = "auto", value_name = "DTYPE", help_heading = HEADING)]
     pub kv_cache_dtype: String,
 
     /// vLLM --max-num-batched-tokens (default: vLLM's for the GPU and version).
-    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true, help_heading = HEADING)]
     pub max_num_batched_tokens: Option<u64>,
 
     /// vLLM --max-num-seqs (default: vLLM's for the GPU and version).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = HEADING)]
     pub max_num_seqs: Option<u64>,
 
     /// vLLM --block-size: tokens per KV block (default: 16, 64 for MLA models).
-    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true)]
+    #[arg(long, value_name = "TOKENS", allow_negative_numbers = true, help_heading = HEADING)]
     pub block_size: Option<u64>,
 
     /// vLLM --enforce-eager: no CUDA graphs (from 0.21 on, vLLM reserves memory for them).
-    #[arg(long)]
+    #[arg(long, help_heading = HEADING)]
     pub enforce_eager: bool,
 
     /// The vLLM release whose KV accounting and defaults to follow.
-    #[arg(long, default_value = DEFAULT_VLLM_VERSION, value_name = "VERSION")]
+    #[arg(long, default_value = DEFAULT_VLLM_VERSION, value_name = "VERSION", help_heading = HEADING)]
     pub vllm_version: String,
 
     /// LMCache's CPU cache per GPU in GiB (LMCACHE_MAX_LOCAL_CPU_SIZE; default: upstream's
     /// rule, GPU KV + 120k tokens' worth, capped by host RAM in `recommend`).
-    #[arg(long, value_name = "GIB", allow_negative_numbers = true)]
+    #[arg(long, value_name = "GIB", allow_negative_numbers = true, help_heading = HEADING)]
     pub lmcache_cpu_gib: Option<f64>,
 }
 

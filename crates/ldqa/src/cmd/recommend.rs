@@ -79,7 +79,7 @@ pub struct RecommendArgs {
     )]
     max_inflight_requests: u64,
     /// Print every number as JSON (units in the keys).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     json: bool,
 }
 

@@ -78,11 +78,13 @@ pub struct AbArgs {
     )]
     pub output_len: u32,
 
-    /// Times each document is repeated in the query round.
+    /// Times each document is repeated in the query round (1, the seed tutorial's; `ldqa run`
+    /// keeps upstream's 2).
     #[arg(long, default_value_t = 1, value_name = "N", help_heading = "Workload")]
     pub repeat_count: usize,
 
-    /// Maximum number of requests in flight.
+    /// Maximum number of requests in flight (4, the seed tutorial's; `ldqa run` keeps
+    /// upstream's 2).
     #[arg(long, default_value_t = 4, value_name = "N", help_heading = "Workload")]
     pub max_inflight_requests: usize,
 
