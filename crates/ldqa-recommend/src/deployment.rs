@@ -118,10 +118,12 @@ impl Deployment {
         Ok(())
     }
 
-    /// Tokens the GPU KV pool holds: whole blocks, `num_blocks × block_size`. This is
-    /// what the simulated engine caches and what `ldqa serve` announces.
+    /// Tokens of full-attention KV the GPU pool holds: whole blocks, `num_blocks ×
+    /// block_size`, shared among the KV groups of a hybrid (sliding-window) model as vLLM
+    /// 0.10 counts them. This is what the simulated engine caches (it models one group)
+    /// and what `ldqa serve` announces.
     pub fn kv_pool_tokens(&self) -> u64 {
-        self.kv.num_blocks * self.kv.block_size
+        self.kv.num_blocks / self.kv.num_groups.max(1) * self.kv.block_size
     }
 
     /// The `vllm serve` flags this deployment needs beyond the model: the TP size, then

@@ -101,6 +101,15 @@ pub fn render_explanation(
         k.block_size,
         k.bytes_per_token as f64 / 1024.0
     );
+    if k.num_groups > 1 {
+        let _ = writeln!(
+            s,
+            "hybrid KV:      {} groups of layers (sliding-window and full attention) share the {} blocks: {} tokens of full-attention context",
+            k.num_groups,
+            k.num_blocks,
+            k.num_blocks / k.num_groups * k.block_size
+        );
+    }
     let _ = writeln!(
         s,
         "concurrency:    {:.2}x requests of {} tokens (max_num_batched_tokens {}, max_num_seqs {})",

@@ -136,6 +136,9 @@ pub struct KvSizing {
     pub block_size: u64,
     /// Blocks in the pool.
     pub num_blocks: u64,
+    /// KV cache groups sharing the pool (1 unless sliding-window and full-attention layers
+    /// are mixed: vLLM's hybrid allocator, reference A.3).
+    pub num_groups: u64,
     /// "GPU KV cache size: N tokens" as this vLLM version logs it.
     pub tokens: u64,
     /// Blocks one `max_model_len` request needs.
@@ -342,6 +345,7 @@ pub fn gpu_kv_capacity(
         page_bytes: page,
         block_size,
         num_blocks,
+        num_groups,
         tokens,
         blocks_per_request,
         max_concurrency,

@@ -71,7 +71,7 @@ proptest! {
         };
         prop_assert!(d.kv.num_blocks > 0 && d.kv.fits_one_request(), "{d:?}");
         prop_assert!(m.num_attention_heads.is_multiple_of(d.tp));
-        prop_assert_eq!(d.kv_pool_tokens(), d.kv.num_blocks * d.kv.block_size);
+        prop_assert_eq!(d.kv_pool_tokens(), d.kv.num_blocks / d.kv.num_groups * d.kv.block_size);
         if d.tp > 1 {
             prop_assert!(Deployment::new(m, g, Some(d.tp / 2), knobs).is_err());
         }
