@@ -68,6 +68,7 @@ impl BlockPool {
     }
 
     /// Blocks holding a hash (in use or free).
+    #[cfg(test)]
     pub fn num_cached(&self) -> usize {
         self.cached.len()
     }

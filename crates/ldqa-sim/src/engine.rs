@@ -160,11 +160,6 @@ impl Engine {
         f64::from(n - self.pool.num_free()) / f64::from(n)
     }
 
-    /// GPU blocks holding a cached prefix hash (in use or free).
-    pub fn gpu_cached_blocks(&self) -> usize {
-        self.pool.num_cached()
-    }
-
     /// Capacity of the LMCache CPU tier in chunks (0 in vLLM mode).
     pub fn cpu_capacity_chunks(&self) -> u32 {
         self.cpu.as_ref().map_or(0, |c| c.capacity())
