@@ -10,6 +10,7 @@ use ldqa_metrics::{Gains, MeanInterval, RoundSummary};
 use ldqa_model::RoundKind;
 use serde::{Deserialize, Serialize};
 
+use crate::versioned::from_versioned_json;
 use crate::{pyfmt, ReportError, RunResult};
 
 /// The schema version of [`AbResult`].
@@ -273,18 +274,7 @@ pub struct AbResult {
 impl AbResult {
     /// Parses an A/B result, checking `ab_schema_version`.
     pub fn from_json_str(text: &str) -> Result<AbResult, ReportError> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        match value
-            .get("ab_schema_version")
-            .and_then(serde_json::Value::as_u64)
-        {
-            None => Err(ReportError::MissingSchemaVersion),
-            Some(v) if v != u64::from(AB_SCHEMA_VERSION) => Err(ReportError::UnsupportedSchema {
-                found: v,
-                supported: AB_SCHEMA_VERSION,
-            }),
-            Some(_) => Ok(serde_json::from_value(value)?),
-        }
+        from_versioned_json(text, "ab_schema_version", AB_SCHEMA_VERSION)
     }
 
     /// Writes pretty JSON with a final newline.

@@ -18,10 +18,14 @@ pub enum ReportError {
     Csv(#[from] csv::Error),
     #[error("invalid result JSON")]
     Json(#[from] serde_json::Error),
-    #[error("result file has schema_version {found}; this ldqa reads schema_version {supported}")]
-    UnsupportedSchema { found: u64, supported: u32 },
-    #[error("result file has no schema_version: is it an ldqa result?")]
-    MissingSchemaVersion,
+    #[error("result file has {key} {found}; this ldqa reads {key} {supported}")]
+    UnsupportedSchema {
+        key: &'static str,
+        found: u64,
+        supported: u32,
+    },
+    #[error("result file has no {key}: is it an ldqa result?")]
+    MissingSchemaVersion { key: &'static str },
     #[error("record log {path}, line {line}: not a record")]
     RecordLog {
         path: PathBuf,

@@ -41,6 +41,7 @@ pub mod record_log;
 pub mod result;
 pub mod svg;
 pub mod upstream;
+mod versioned;
 
 #[cfg(test)]
 mod testutil;

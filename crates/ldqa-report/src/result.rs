@@ -11,6 +11,7 @@ use ldqa_metrics::{Gains, RoundSummary, QUANTILE_METHOD};
 use ldqa_model::{RequestRecord, RoundKind, RoundRecord, ServerEvidence};
 use serde::{Deserialize, Serialize};
 
+use crate::versioned::from_versioned_json;
 use crate::ReportError;
 
 /// The schema version this crate writes and reads.
@@ -169,18 +170,7 @@ impl RunResult {
     /// Parses a result, checking `schema_version` first so that a newer or foreign file
     /// fails with a clear message rather than a missing-field error.
     pub fn from_json_str(text: &str) -> Result<RunResult, ReportError> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        match value
-            .get("schema_version")
-            .and_then(serde_json::Value::as_u64)
-        {
-            None => Err(ReportError::MissingSchemaVersion),
-            Some(v) if v != u64::from(SCHEMA_VERSION) => Err(ReportError::UnsupportedSchema {
-                found: v,
-                supported: SCHEMA_VERSION,
-            }),
-            Some(_) => Ok(serde_json::from_value(value)?),
-        }
+        from_versioned_json(text, "schema_version", SCHEMA_VERSION)
     }
 }
 
