@@ -40,6 +40,7 @@ pub mod pyfmt;
 pub mod record_log;
 pub mod result;
 pub mod svg;
+mod timeline;
 pub mod upstream;
 mod versioned;
 
@@ -54,7 +55,7 @@ pub use error::ReportError;
 pub use html::{ab_html, run_html};
 pub use human::human_summary;
 pub use markdown::{ab_markdown, compare_markdown, run_markdown};
-pub use plot::{plot_round_timeline, round_timeline_svg, PLOT_SIZE_PX};
+pub use plot::{plot_round_timeline, PLOT_SIZE_PX};
 pub use record_log::{read_record_log, RecordLog, RecordLogContents, RecordLogEntry};
 pub use result::{
     read_json, write_json, Environment, RoundResult, RunResult, ToolInfo, SCHEMA_VERSION,
