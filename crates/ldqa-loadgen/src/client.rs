@@ -10,7 +10,9 @@ use ldqa_model::{Api, Failure, FailureKind, RequestRecord, RequestSpec};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::clock::ns_since;
 use crate::direct::{Conn, SendError, Target};
+use crate::error::{error_chain, snippet};
 use crate::stream::StreamState;
 use crate::{Endpoint, LoadgenError};
 
@@ -454,32 +456,4 @@ async fn read_response(
         }
     }
     state.finish(record)
-}
-
-fn ns_since(start: Instant, t: Instant) -> u64 {
-    u64::try_from(t.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The error and its sources, one line (reqwest's top-level message alone says little).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
-}
-
-/// At most 300 characters of a body, on one line.
-fn snippet(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(300) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
-    }
 }
