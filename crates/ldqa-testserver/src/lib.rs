@@ -34,8 +34,8 @@ mod http;
 mod script;
 
 pub use arrival::{monotonic_now_ns, monotonic_ns};
-pub use http::{RequestInfo, ScriptedServer, Served};
+pub use http::{ScriptedServer, Served};
 pub use script::{
     chat_stream, completion_stream, content_chunk, default_reply, done, reasoning_chunk,
-    role_chunk, usage_chunk, Reply, Step,
+    role_chunk, usage_chunk, Reply, RequestInfo, Step,
 };
