@@ -59,6 +59,18 @@ impl RequestRecord {
         }
     }
 
+    /// Records one content event that arrived at `at_ns`: the first sets
+    /// `first_token_ns`; each later one widens `max_itl_ns` by its gap from the one before.
+    pub fn on_content(&mut self, at_ns: u64) {
+        if let Some(prev) = self.last_token_ns {
+            let gap = at_ns.saturating_sub(prev);
+            self.max_itl_ns = Some(self.max_itl_ns.map_or(gap, |m| m.max(gap)));
+        }
+        self.first_token_ns.get_or_insert(at_ns);
+        self.last_token_ns = Some(at_ns);
+        self.content_events += 1;
+    }
+
     /// Succeeded: no failure recorded.
     pub fn is_success(&self) -> bool {
         self.failure.is_none()
@@ -220,6 +232,21 @@ mod tests {
             ..Usage::default()
         });
         assert_eq!(r.tpot_ns(), Some(50));
+    }
+
+    #[test]
+    fn content_events_set_first_last_and_the_widest_gap() {
+        let mut r = RequestRecord::new(0, 0, false);
+        for at_ns in [100, 130, 200, 210] {
+            r.on_content(at_ns);
+        }
+        assert_eq!(r.first_token_ns, Some(100));
+        assert_eq!(r.last_token_ns, Some(210));
+        assert_eq!(r.content_events, 4);
+        assert_eq!(r.max_itl_ns, Some(70));
+        let mut one = RequestRecord::new(0, 0, false);
+        one.on_content(5);
+        assert_eq!((one.first_token_ns, one.max_itl_ns), (Some(5), None));
     }
 
     #[test]
