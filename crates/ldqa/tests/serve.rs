@@ -54,6 +54,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 }
 
 #[test]
+#[allow(unsafe_code, reason = "kill(2) sends SIGTERM to our child")]
 fn prints_one_listening_line_answers_health_and_stops_on_sigterm() {
     let (mut server, line) = start(&["--time-scale", "50"]);
     assert!(line.contains("engine vllm"), "{line}");
