@@ -19,9 +19,11 @@ use crate::{Endpoint, LoadgenError};
 /// How requests are made. Built once per run.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// Where requests go, with the API key.
     pub endpoint: Endpoint,
     /// The `model` field of every request.
     pub model: String,
+    /// Chat or text completions.
     pub api: Api,
     /// `max_tokens` of every request (`--output-len`).
     pub output_len: u32,
@@ -34,6 +36,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// No EOS bias, no request timeout, and 4 idle connections kept per host.
     pub fn new(endpoint: Endpoint, model: String, api: Api, output_len: u32) -> Self {
         Self {
             endpoint,
@@ -135,6 +138,7 @@ impl Client {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The configuration the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }

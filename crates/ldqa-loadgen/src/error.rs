@@ -4,18 +4,41 @@
 /// Errors that stop a command before or between rounds (never a single failed request).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadgenError {
+    /// `--base-url` (or a URL derived from it) is not a usable `http(s)://` URL.
     #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No connection to the server (refused, DNS, TLS, timeout).
     #[error("cannot reach {url}: {reason}. Is the server running, and are the host, port and scheme right (try `curl {url}`)?")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The URL requested.
+        url: String,
+        /// The transport's error chain, on one line.
+        reason: String,
+    },
+    /// A control-plane request (`/models`, `/metrics`) answered a non-2xx status.
     #[error("{url} answered HTTP {status}: {body}")]
     BadStatus {
+        /// The URL requested.
         url: String,
+        /// The HTTP status code.
         status: u16,
+        /// The start of the response body, on one line.
         body: String,
     },
+    /// A control-plane response that could not be read or parsed.
     #[error("{url} returned an unexpected body: {reason}")]
-    BadBody { url: String, reason: String },
+    BadBody {
+        /// The URL requested.
+        url: String,
+        /// Why the body was refused.
+        reason: String,
+    },
+    /// reqwest could not build its client (TLS backend, proxy settings).
     #[error("could not build the HTTP client: {0}")]
     Client(String),
 }

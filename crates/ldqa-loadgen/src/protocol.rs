@@ -10,15 +10,20 @@ use crate::{run_round, Cancel, Client, RoundObserver};
 
 /// The three request lists of a run and how to render their prompts.
 pub struct Plan<'a> {
+    /// Requests sent before the warmup, unmeasured (upstream's pre-warmup).
     pub pre_warmup: &'a [RequestSpec],
+    /// The warmup round: every document once.
     pub warmup: &'a [RequestSpec],
+    /// The measured query round.
     pub query: &'a [RequestSpec],
+    /// Renders each request's prompt text.
     pub prompts: &'a dyn PromptSource,
 }
 
 /// How the protocol runs.
 #[derive(Debug, Clone)]
 pub struct ProtocolOptions {
+    /// Most requests in flight at once (`--max-inflight-requests`).
     pub max_inflight: usize,
     /// Pause between the warmup and the query round (`--sleep-time-after-warmup`).
     pub sleep_after_warmup: Duration,
@@ -29,8 +34,11 @@ pub struct ProtocolOptions {
 /// What a protocol run produced. Rounds that did not start are absent.
 #[derive(Debug, Clone)]
 pub struct ProtocolOutcome {
+    /// The pre-warmup round, if it ran.
     pub pre_warmup: Option<RoundRecord>,
+    /// The warmup round, if it ran.
     pub warmup: Option<RoundRecord>,
+    /// The query round, if it ran.
     pub query: Option<RoundRecord>,
     /// Why server metrics are missing, when they were asked for and could not be read.
     pub metrics_warning: Option<String>,

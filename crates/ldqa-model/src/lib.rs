@@ -27,6 +27,8 @@
 //! assert!(r.is_success());
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod record;
 pub mod round;
 pub mod spec;

@@ -116,7 +116,9 @@ impl RequestRecord {
 /// Token counts from the server's `usage` object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
+    /// `usage.prompt_tokens`: the prompt's length in tokens, as the server counted it.
     pub prompt_tokens: Option<u64>,
+    /// `usage.completion_tokens`: tokens generated.
     pub completion_tokens: Option<u64>,
     /// `usage.prompt_tokens_details.cached_tokens`, when the server reports it.
     pub cached_tokens: Option<u64>,
@@ -125,6 +127,7 @@ pub struct Usage {
 /// A failed request: a measurement, not an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The class of failure, counted by kind in summaries.
     pub kind: FailureKind,
     /// What the client saw, for people (never contains the API key).
     pub message: String,
@@ -133,6 +136,7 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure without an HTTP status.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,

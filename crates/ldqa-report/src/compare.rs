@@ -31,6 +31,7 @@ pub enum RowUnit {
 pub struct ComparisonRow {
     /// What is compared, e.g. `query mean TTFT`.
     pub metric: String,
+    /// Whether the values are seconds or a count.
     pub unit: RowUnit,
     /// Value of A (seconds or count); `None` when A did not measure it.
     pub a: Option<f64>,
@@ -45,8 +46,11 @@ pub struct ComparisonRow {
 /// Two runs side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// Name of the first run (A), e.g. `baseline`.
     pub label_a: String,
+    /// Name of the second run (B), e.g. `lmcache`.
     pub label_b: String,
+    /// One row per compared metric.
     pub rows: Vec<ComparisonRow>,
 }
 
@@ -259,7 +263,9 @@ pub struct AbResult {
     pub ab_schema_version: u32,
     /// The resolved configuration of the A/B run.
     pub config: serde_json::Value,
+    /// The baseline engine's runs (A).
     pub baseline: EngineOutcome,
+    /// The LMCache engine's runs (B).
     pub lmcache: EngineOutcome,
     /// Baseline (A) vs LMCache (B), when both finished at least one repeat.
     pub comparison: Option<Comparison>,
@@ -288,7 +294,9 @@ impl AbResult {
 /// A saved result of either kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyResult {
+    /// `ldqa run --save-result` output (`schema_version`).
     Run(Box<RunResult>),
+    /// `ldqa ab`'s `ab_result.json` (`ab_schema_version`).
     Ab(Box<AbResult>),
 }
 

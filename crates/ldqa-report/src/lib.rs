@@ -29,6 +29,8 @@
 //! assert!(block.contains("Warmup round mean TTFT: 0.751s\n"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod csv_out;
 mod error;

@@ -22,11 +22,13 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct RunResult {
     /// Always [`SCHEMA_VERSION`] when written by this crate.
     pub schema_version: u32,
+    /// The program and version that wrote the result.
     pub tool: ToolInfo,
     /// When the result was assembled, seconds since the Unix epoch.
     pub created_unix_s: u64,
     /// The resolved configuration, as the command chose to record it.
     pub config: serde_json::Value,
+    /// The machine and target the run measured.
     pub environment: Environment,
     /// How percentiles were computed.
     pub quantile_method: String,
@@ -39,11 +41,14 @@ pub struct RunResult {
 /// The program that wrote the result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolInfo {
+    /// Program name, e.g. `ldqa`.
     pub name: String,
+    /// Program version, e.g. `0.1.0`.
     pub version: String,
 }
 
 impl ToolInfo {
+    /// The program `name` at `version`.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         ToolInfo {
             name: name.into(),
@@ -90,14 +95,19 @@ impl Environment {
 /// One round: its summary, and the raw records and evidence it was computed from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundResult {
+    /// Which round.
     pub kind: RoundKind,
     /// Wall-clock start, nanoseconds since the Unix epoch.
     pub started_unix_ns: u128,
     /// Round time in nanoseconds (exact; `summary.round_time_s` is the same in seconds).
     pub duration_ns: u64,
+    /// The round was cut short (Ctrl-C); `records` holds what finished.
     pub interrupted: bool,
+    /// Statistics derived from `records` and `evidence`.
     pub summary: RoundSummary,
+    /// One record per request, in `prompt_id` order.
     pub records: Vec<RequestRecord>,
+    /// Deltas of the server's counters over the round, when they were read.
     pub evidence: Option<ServerEvidence>,
 }
 

@@ -18,6 +18,8 @@
 //! assert!(g.memory_gib() > 79.0);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod config;
 pub mod error;

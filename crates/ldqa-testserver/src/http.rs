@@ -17,6 +17,7 @@ use crate::{arrival, Reply, RequestInfo, Step};
 /// What the server did with one request.
 #[derive(Debug, Clone)]
 pub struct Served {
+    /// The request as the behaviour saw it.
     pub request: RequestInfo,
     /// When the request was fully read.
     pub received_at: Instant,
@@ -81,6 +82,7 @@ impl ScriptedServer {
         })
     }
 
+    /// The address the server listens on (`127.0.0.1`, an ephemeral port).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 pub struct RequestInfo {
     /// Arrival order over the server's life, from 0.
     pub index: usize,
+    /// `GET`, `POST`, …
     pub method: String,
     /// Path without the query string.
     pub path: String,
