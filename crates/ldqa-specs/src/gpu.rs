@@ -68,7 +68,10 @@ impl GpuSpec {
     }
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
+/// Bytes in a GiB (2³⁰), the unit of memory sizes in flags, logs and the catalog. The
+/// one definition: other crates take it from here.
+pub const GIB_BYTES: u64 = 1 << 30;
+const GIB: f64 = GIB_BYTES as f64;
 
 /// One GPU entry as stored in `data/gpus.json`.
 #[derive(Debug, Clone, Deserialize)]

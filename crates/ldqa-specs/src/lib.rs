@@ -32,7 +32,7 @@ pub mod safetensors;
 pub mod suggest;
 
 pub use error::SpecError;
-pub use gpu::{GpuClass, GpuSpec};
+pub use gpu::{GpuClass, GpuSpec, GIB_BYTES};
 pub use hub::Hub;
 pub use model::{AttentionKind, KvDtype, ModelSpec, MoeSpec, Quantization};
 pub use resolve::{resolve_model, ResolveOptions, SpecOrigin};
