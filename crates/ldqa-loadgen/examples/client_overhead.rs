@@ -21,7 +21,8 @@
 //! this benchmark did at first: that also charges the server's own read queue to the
 //! client (a single-threaded server takes milliseconds to read a burst of 512 requests).
 //!
-//! Quantiles: linear interpolation between closest ranks (numpy's default).
+//! Quantiles: `ldqa_metrics::quantile_sorted`, linear interpolation between closest ranks
+//! (numpy's default), as in every report of `ldqa`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -30,50 +31,33 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ldqa_loadgen::{run_round, Cancel, Client, ClientConfig, Endpoint, NoObserver, RoundObserver};
+use ldqa_metrics::quantile_sorted;
 use ldqa_model::{Api, PromptSource, RequestSpec, RoundKind};
 
-#[derive(Clone)]
+/// The benchmark's flags.
+#[derive(Clone, clap::Parser)]
 struct Options {
+    /// The `bench_server` binary to start.
+    #[arg(long, default_value = "target/release/examples/bench_server")]
     server: String,
+    /// The server's delay to the first token, ms.
+    #[arg(long, default_value_t = 100)]
     delay_ms: u64,
+    /// The server's extra pseudo-random delay, 0..=N ms.
+    #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
+    /// In-flight levels to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,128,512")]
     levels: Vec<usize>,
+    /// Timed requests per level (at least the level).
+    #[arg(long, default_value_t = 2000)]
     requests: usize,
+    /// Content events of the ingest test (0: skip it).
+    #[arg(long, default_value_t = 1_000_000)]
     ingest_events: u64,
+    /// Tokio worker threads (`ldqa run` uses 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     threads: usize,
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        server: "target/release/examples/bench_server".into(),
-        delay_ms: 100,
-        jitter_ms: 0,
-        levels: vec![4, 128, 512],
-        requests: 2000,
-        ingest_events: 1_000_000,
-        threads: 2,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        let num = |v: String| v.parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
-        match arg.as_str() {
-            "--server" => o.server = value()?,
-            "--delay-ms" => o.delay_ms = num(value()?)?,
-            "--jitter-ms" => o.jitter_ms = num(value()?)?,
-            "--requests" => o.requests = num(value()?)? as usize,
-            "--ingest-events" => o.ingest_events = num(value()?)?,
-            "--threads" => o.threads = num(value()?)?.max(1) as usize,
-            "--levels" => {
-                o.levels = value()?
-                    .split(',')
-                    .map(|s| s.parse::<usize>().map_err(|e| format!("{s:?}: {e}")))
-                    .collect::<Result<_, _>>()?
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(o)
 }
 
 /// Prompts that name their round and position, so server rows match client records.
@@ -130,14 +114,6 @@ fn specs(n: usize) -> Vec<RequestSpec> {
         .collect()
 }
 
-/// Linear interpolation between closest ranks (numpy `quantile`'s default); `sorted` non-empty.
-fn quantile(sorted: &[i64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    let frac = pos - lo as f64;
-    sorted[lo] as f64 + (sorted[hi] - sorted[lo]) as f64 * frac
-}
-
 fn start_server(o: &Options) -> Result<(Child, String), String> {
     let mut child = Command::new(&o.server)
         .args(["--delay-ms", &o.delay_ms.to_string()])
@@ -166,13 +142,7 @@ fn start_server(o: &Options) -> Result<(Child, String), String> {
 }
 
 fn main() {
-    let o = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = <Options as clap::Parser>::parse();
     let (mut server, url) = match start_server(&o) {
         Ok(s) => s,
         Err(e) => {
@@ -325,27 +295,33 @@ async fn bench(o: &Options, url: &str) -> Result<(), String> {
         if table.overhead.is_empty() {
             return Err(format!("no successful request at {level} in flight"));
         }
-        let q = |v: &[i64], p: f64| quantile(v, p) / 1e3;
+        let us = |sorted_ns: &[i64]| -> Vec<f64> {
+            sorted_ns.iter().map(|&ns| ns as f64 / 1e3).collect()
+        };
         let (all, send, recv, read) = (
-            &table.overhead,
-            &table.send_side,
-            &table.receive_side,
-            &table.overhead_from_read,
+            us(&table.overhead),
+            us(&table.send_side),
+            us(&table.receive_side),
+            us(&table.overhead_from_read),
         );
-        let max = all[all.len() - 1] as f64 / 1e3;
+        // Every matched request adds one sample to each column, so none is empty here.
+        let q = |sorted: &[f64], p: f64| {
+            quantile_sorted(sorted, p).expect("invariant: samples, and p within [0, 1]")
+        };
+        let max = all[all.len() - 1];
         print!(
             "{level:>8} {:>8}  {:>7.0} {:>7.0} {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}",
             all.len(),
-            q(all, 0.5),
-            q(all, 0.9),
-            q(all, 0.99),
+            q(&all, 0.5),
+            q(&all, 0.9),
+            q(&all, 0.99),
             max,
-            q(send, 0.5),
-            q(send, 0.99),
-            q(recv, 0.5),
-            q(recv, 0.99),
-            q(read, 0.5),
-            q(read, 0.99),
+            q(&send, 0.5),
+            q(&send, 0.99),
+            q(&recv, 0.5),
+            q(&recv, 0.99),
+            q(&read, 0.5),
+            q(&read, 0.99),
         );
         if table.unmatched > 0 {
             print!("  ({} failed or unmatched)", table.unmatched);

@@ -18,6 +18,7 @@ struct Inner {
 }
 
 impl Cancel {
+    /// A flag that is not raised yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -28,6 +29,7 @@ impl Cancel {
         self.inner.notify.notify_waiters();
     }
 
+    /// Whether [`cancel`](Self::cancel) was called on this flag or a clone of it.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::SeqCst)
     }

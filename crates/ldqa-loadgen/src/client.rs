@@ -10,16 +10,20 @@ use ldqa_model::{Api, Failure, FailureKind, RequestRecord, RequestSpec};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::clock::ns_since;
 use crate::direct::{Conn, SendError, Target};
+use crate::error::{error_chain, snippet};
 use crate::stream::StreamState;
 use crate::{Endpoint, LoadgenError};
 
 /// How requests are made. Built once per run.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// Where requests go, with the API key.
     pub endpoint: Endpoint,
     /// The `model` field of every request.
     pub model: String,
+    /// Chat or text completions.
     pub api: Api,
     /// `max_tokens` of every request (`--output-len`).
     pub output_len: u32,
@@ -30,6 +34,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// No EOS bias, no request timeout, and 4 idle connections kept per host.
     pub fn new(endpoint: Endpoint, model: String, api: Api, output_len: u32) -> Self {
         Self {
             endpoint,
@@ -130,6 +135,7 @@ impl Client {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The configuration the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
@@ -450,32 +456,4 @@ async fn read_response(
         }
     }
     state.finish(record)
-}
-
-fn ns_since(start: Instant, t: Instant) -> u64 {
-    u64::try_from(t.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The error and its sources, one line (reqwest's top-level message alone says little).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
-}
-
-/// At most 300 characters of a body, on one line.
-fn snippet(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(300) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
-    }
 }

@@ -27,6 +27,8 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::error::error_chain;
+
 /// Where generation requests go, when they can go there directly.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -158,7 +160,7 @@ impl Conn {
                 self.driver = None;
                 self.ended = Some(match result {
                     Ok(()) => "the server closed the connection".to_owned(),
-                    Err(e) => crate::client::error_chain(&e),
+                    Err(e) => error_chain(&e),
                 });
             }
         }
@@ -180,9 +182,7 @@ impl Conn {
             match response.as_mut().poll(cx) {
                 Poll::Ready(Ok(resp)) => Poll::Ready(Ok(resp)),
                 Poll::Ready(Err(e)) if e.is_canceled() => Poll::Ready(Err(SendError::Unsent)),
-                Poll::Ready(Err(e)) => {
-                    Poll::Ready(Err(SendError::Failed(crate::client::error_chain(&e))))
-                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(SendError::Failed(error_chain(&e)))),
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -202,9 +202,7 @@ impl Conn {
                         Ok(data) => Poll::Ready(Some(Ok(data))),
                         Err(_trailers) => continue,
                     },
-                    Poll::Ready(Some(Err(e))) => {
-                        Poll::Ready(Some(Err(crate::client::error_chain(&e))))
-                    }
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(error_chain(&e)))),
                     Poll::Ready(None) => Poll::Ready(None),
                     Poll::Pending => match &self.ended {
                         // The connection is gone and the body will never end.

@@ -71,6 +71,7 @@ impl Endpoint {
         &self.base
     }
 
+    /// The bearer token sent with every request, if any.
     pub fn api_key(&self) -> Option<&str> {
         self.api_key.as_deref()
     }

@@ -25,10 +25,14 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cancel;
 pub mod client;
+mod clock;
 mod direct;
 pub mod endpoint;
+mod error;
 pub mod prometheus;
 pub mod protocol;
 pub mod runner;
@@ -37,24 +41,6 @@ mod stream;
 pub use cancel::Cancel;
 pub use client::{Client, ClientConfig, Slot};
 pub use endpoint::Endpoint;
+pub use error::LoadgenError;
 pub use protocol::{run_protocol, ProtocolOptions, ProtocolOutcome};
 pub use runner::{run_round, NoObserver, RoundObserver};
-
-/// Errors that stop a command before or between rounds (never a single failed request).
-#[derive(Debug, thiserror::Error)]
-pub enum LoadgenError {
-    #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
-    #[error("cannot reach {url}: {reason}. Is the server running, and are the host, port and scheme right (try `curl {url}`)?")]
-    Unreachable { url: String, reason: String },
-    #[error("{url} answered HTTP {status}: {body}")]
-    BadStatus {
-        url: String,
-        status: u16,
-        body: String,
-    },
-    #[error("{url} returned an unexpected body: {reason}")]
-    BadBody { url: String, reason: String },
-    #[error("could not build the HTTP client: {0}")]
-    Client(String),
-}

@@ -15,6 +15,7 @@ use ldqa_model::{
 };
 use tokio::time::Instant;
 
+use crate::clock::ns_since;
 use crate::{Cancel, Client};
 
 /// Hears about a round as it runs (progress bars, crash-safe record logs, response files).
@@ -60,7 +61,7 @@ pub async fn run_round(
         (0..workers).map(|_| worker(client, kind, specs, prompts, start, &next, observer, cancel)),
     )
     .await;
-    let duration_ns = ns_since(start);
+    let duration_ns = ns_since(start, Instant::now());
     let mut requests: Vec<RequestRecord> = per_worker.into_iter().flatten().collect();
     requests.sort_by_key(|r| r.prompt_id);
     RoundRecord {
@@ -99,21 +100,17 @@ async fn worker(
         let body = client.body(&prompt);
         text.clear();
         observer.on_sent(kind, spec);
-        let sent_ns = ns_since(start);
+        let sent_ns = ns_since(start, Instant::now());
         let send = slot.send(spec, body, start, 0, wants_text.then_some(&mut text));
         let record = tokio::select! {
             biased;
             record = send => record,
-            () = cancel.cancelled() => cancelled_record(spec, sent_ns, ns_since(start)),
+            () = cancel.cancelled() => cancelled_record(spec, sent_ns, ns_since(start, Instant::now())),
         };
         observer.on_finished(kind, &record, wants_text.then_some(text.as_str()));
         records.push(record);
     }
     records
-}
-
-fn ns_since(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A request dropped in flight by Ctrl-C: what it had measured is lost with its future,

@@ -4,7 +4,7 @@
 //! moment. Nothing here allocates per event once the decoder's buffers have grown
 //! (the generated text is only collected when a response file asked for it).
 
-use ldqa_model::{Api, Failure, FailureKind, RequestRecord, Usage};
+use ldqa_model::{Api, Failure, FailureKind, RequestRecord};
 use ldqa_sse::{Decoder, StreamData};
 
 /// What has been seen of one response so far.
@@ -12,11 +12,9 @@ pub(crate) struct StreamState<'t> {
     decoder: Decoder,
     api: Api,
     text: Option<&'t mut String>,
-    first_token_ns: Option<u64>,
-    last_token_ns: Option<u64>,
-    content_events: u32,
-    max_itl_ns: Option<u64>,
-    usage: Option<Usage>,
+    /// The content timings and usage seen so far. They reach the caller's record only in
+    /// [`finish`](Self::finish), so a request cut off by `--request-timeout` keeps none.
+    seen: RequestRecord,
     done: bool,
     failure: Option<Failure>,
 }
@@ -27,11 +25,7 @@ impl<'t> StreamState<'t> {
             decoder: Decoder::new(),
             api,
             text,
-            first_token_ns: None,
-            last_token_ns: None,
-            content_events: 0,
-            max_itl_ns: None,
-            usage: None,
+            seen: RequestRecord::new(0, 0, false),
             done: false,
             failure: None,
         }
@@ -52,11 +46,7 @@ impl<'t> StreamState<'t> {
         let Self {
             decoder,
             text,
-            first_token_ns,
-            last_token_ns,
-            content_events,
-            max_itl_ns,
-            usage,
+            seen,
             done,
             failure,
             api,
@@ -83,7 +73,7 @@ impl<'t> StreamState<'t> {
                 }
                 Ok(StreamData::Chunk(chunk)) => {
                     if let Some(u) = chunk.usage {
-                        *usage = Some(u);
+                        seen.usage = Some(u);
                     }
                     if !chunk.has_content() {
                         continue;
@@ -95,13 +85,7 @@ impl<'t> StreamState<'t> {
                     {
                         continue;
                     }
-                    if let Some(prev) = *last_token_ns {
-                        let gap = now_ns.saturating_sub(prev);
-                        *max_itl_ns = Some(max_itl_ns.map_or(gap, |m| m.max(gap)));
-                    }
-                    first_token_ns.get_or_insert(now_ns);
-                    *last_token_ns = Some(now_ns);
-                    *content_events += 1;
+                    seen.on_content(now_ns);
                     if let Some(t) = text.as_deref_mut() {
                         t.push_str(chunk.text());
                     }
@@ -113,11 +97,11 @@ impl<'t> StreamState<'t> {
 
     /// Ends the response: moves the timings into `record` and gives the verdict.
     pub(crate) fn finish(mut self, record: &mut RequestRecord) -> Result<(), Failure> {
-        record.first_token_ns = self.first_token_ns;
-        record.last_token_ns = self.last_token_ns;
-        record.content_events = self.content_events;
-        record.max_itl_ns = self.max_itl_ns;
-        record.usage = self.usage;
+        record.first_token_ns = self.seen.first_token_ns;
+        record.last_token_ns = self.seen.last_token_ns;
+        record.content_events = self.seen.content_events;
+        record.max_itl_ns = self.seen.max_itl_ns;
+        record.usage = self.seen.usage.take();
         if let Some(f) = self.failure.take() {
             return Err(f);
         }
@@ -133,7 +117,7 @@ impl<'t> StreamState<'t> {
                 format!("stream ended before [DONE]{detail}"),
             ));
         }
-        if self.first_token_ns.is_none() {
+        if self.seen.first_token_ns.is_none() {
             return Err(Failure::new(
                 FailureKind::NoContent,
                 "the stream completed without any content",

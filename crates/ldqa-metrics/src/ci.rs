@@ -72,12 +72,15 @@ pub fn t_quantile_975(df: usize) -> Option<f64> {
 pub struct MeanInterval {
     /// Number of repeats.
     pub n: usize,
+    /// Mean of the samples.
     pub mean: f64,
     /// Sample standard deviation (n − 1 in the denominator).
     pub std_dev: f64,
     /// `t · s / √n`.
     pub half_width: f64,
+    /// `mean − half_width`.
     pub low: f64,
+    /// `mean + half_width`.
     pub high: f64,
     /// Confidence level, e.g. 0.95.
     pub confidence: f64,

@@ -55,16 +55,23 @@ pub const LMCACHE_STORED: &[&str] = &[
 /// (deltas over the round); `None` when the server did not expose the counter.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EvidenceSummary {
+    /// Tokens looked up in vLLM's GPU prefix cache.
     pub prefix_cache_queries_tokens: Option<f64>,
+    /// Tokens found in vLLM's GPU prefix cache.
     pub prefix_cache_hits_tokens: Option<f64>,
     /// hits / queries; `None` without both counters or with zero queries.
     pub prefix_cache_hit_rate: Option<f64>,
+    /// Tokens vLLM looked up in the external (KV connector) cache.
     pub external_cache_queries_tokens: Option<f64>,
+    /// Tokens vLLM found in the external (KV connector) cache.
     pub external_cache_hits_tokens: Option<f64>,
     /// external hits / external queries.
     pub external_cache_hit_rate: Option<f64>,
+    /// Tokens requested from LMCache.
     pub lmcache_requested_tokens: Option<f64>,
+    /// Tokens found in LMCache (hits).
     pub lmcache_hit_tokens: Option<f64>,
+    /// Tokens stored into LMCache.
     pub lmcache_stored_tokens: Option<f64>,
     /// LMCache hit tokens / requested tokens.
     pub lmcache_hit_rate: Option<f64>,

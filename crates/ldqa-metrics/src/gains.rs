@@ -29,16 +29,20 @@ pub struct Gains {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GainKind {
+    /// [`Gains::ttft_gain`], gated by `--expected-ttft-gain`.
     Ttft,
+    /// [`Gains::latency_gain`], gated by `--expected-latency-gain`.
     Latency,
 }
 
 /// A gate that did not pass.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GateFailure {
+    /// The gain the gate is about.
     pub kind: GainKind,
     /// The measured gain; `None` when it could not be measured.
     pub actual: Option<f64>,
+    /// The least gain the gate accepts.
     pub expected: f64,
 }
 

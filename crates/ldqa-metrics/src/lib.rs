@@ -26,6 +26,8 @@
 //! assert_eq!(gains.latency_gain, Some(2.0));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod ci;
 pub mod evidence;
 pub mod gains;

@@ -15,6 +15,7 @@ pub const MAX_ERROR_SAMPLES: usize = 5;
 /// Everything derived from one round. Serialized with seconds in `_s` keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundSummary {
+    /// Which round.
     pub kind: RoundKind,
     /// The round was cut short (Ctrl-C).
     pub interrupted: bool,
@@ -48,8 +49,9 @@ pub struct RoundSummary {
     pub ttft_hit: Option<Stats>,
     /// TTFT of successful requests planned as cache misses (`is_miss == true`).
     pub ttft_miss: Option<Stats>,
-    /// Requests planned as hits / misses (all requests, failed included).
+    /// Requests planned as hits (all requests, failed included).
     pub hit_count: usize,
+    /// Requests planned as misses (all requests, failed included).
     pub miss_count: usize,
     /// Time per output token after the first, successful requests.
     pub tpot: Option<Stats>,
@@ -80,8 +82,11 @@ pub struct RoundSummary {
 /// One failed request, for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorSample {
+    /// The failed request's prompt.
     pub prompt_id: usize,
+    /// How it failed.
     pub kind: FailureKind,
+    /// What the client saw.
     pub message: String,
 }
 
@@ -90,8 +95,11 @@ pub struct ErrorSample {
 pub struct PrefixTotals {
     /// Records that carried a prefix source.
     pub requests: usize,
+    /// Tokens found in the GPU prefix cache.
     pub gpu_hit_tokens: u64,
+    /// Tokens loaded from the LMCache CPU tier.
     pub cpu_hit_tokens: u64,
+    /// Tokens computed by prefill.
     pub computed_tokens: u64,
 }
 

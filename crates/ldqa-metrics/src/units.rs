@@ -15,10 +15,12 @@ pub fn s_to_ns_u64(s: f64) -> u64 {
 pub mod ns_as_s {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes nanoseconds as seconds.
     pub fn serialize<S: Serializer>(ns: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(super::ns_to_s(*ns))
     }
 
+    /// Reads seconds as whole nanoseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         Ok(super::s_to_ns_u64(f64::deserialize(d)?))
     }
@@ -28,6 +30,7 @@ pub mod ns_as_s {
 pub mod opt_f64_ns_as_s {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes nanoseconds as seconds; `None` and non-finite values as `null`.
     pub fn serialize<S: Serializer>(ns: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         match ns {
             Some(v) if v.is_finite() => s.serialize_f64(v / super::NS_PER_S),
@@ -35,6 +38,7 @@ pub mod opt_f64_ns_as_s {
         }
     }
 
+    /// Reads seconds (or `null`) as nanoseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.map(|v| v * super::NS_PER_S))
     }
@@ -47,6 +51,7 @@ pub mod opt_f64_ns_as_s {
 pub mod opt_ratio {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
+    /// Writes a finite ratio as a number, `+∞` as `"inf"`, anything else as `null`.
     pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(x) if x.is_finite() => s.serialize_f64(*x),
@@ -62,6 +67,7 @@ pub mod opt_ratio {
         Str(String),
     }
 
+    /// Reads a number, `"inf"` or `null`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         match Option::<Repr>::deserialize(d)? {
             None => Ok(None),

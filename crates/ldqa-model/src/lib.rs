@@ -29,6 +29,8 @@
 //! assert!(r.is_success());
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod plan;
 pub mod record;
 pub mod round;

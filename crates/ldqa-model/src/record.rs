@@ -59,6 +59,18 @@ impl RequestRecord {
         }
     }
 
+    /// Records one content event that arrived at `at_ns`: the first sets
+    /// `first_token_ns`; each later one widens `max_itl_ns` by its gap from the one before.
+    pub fn on_content(&mut self, at_ns: u64) {
+        if let Some(prev) = self.last_token_ns {
+            let gap = at_ns.saturating_sub(prev);
+            self.max_itl_ns = Some(self.max_itl_ns.map_or(gap, |m| m.max(gap)));
+        }
+        self.first_token_ns.get_or_insert(at_ns);
+        self.last_token_ns = Some(at_ns);
+        self.content_events += 1;
+    }
+
     /// Succeeded: no failure recorded.
     pub fn is_success(&self) -> bool {
         self.failure.is_none()
@@ -104,7 +116,9 @@ impl RequestRecord {
 /// Token counts from the server's `usage` object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
+    /// `usage.prompt_tokens`: the prompt's length in tokens, as the server counted it.
     pub prompt_tokens: Option<u64>,
+    /// `usage.completion_tokens`: tokens generated.
     pub completion_tokens: Option<u64>,
     /// `usage.prompt_tokens_details.cached_tokens`, when the server reports it.
     pub cached_tokens: Option<u64>,
@@ -113,6 +127,7 @@ pub struct Usage {
 /// A failed request: a measurement, not an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The class of failure, counted by kind in summaries.
     pub kind: FailureKind,
     /// What the client saw, for people (never contains the API key).
     pub message: String,
@@ -121,6 +136,7 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure without an HTTP status.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -220,6 +236,21 @@ mod tests {
             ..Usage::default()
         });
         assert_eq!(r.tpot_ns(), Some(50));
+    }
+
+    #[test]
+    fn content_events_set_first_last_and_the_widest_gap() {
+        let mut r = RequestRecord::new(0, 0, false);
+        for at_ns in [100, 130, 200, 210] {
+            r.on_content(at_ns);
+        }
+        assert_eq!(r.first_token_ns, Some(100));
+        assert_eq!(r.last_token_ns, Some(210));
+        assert_eq!(r.content_events, 4);
+        assert_eq!(r.max_itl_ns, Some(70));
+        let mut one = RequestRecord::new(0, 0, false);
+        one.on_content(5);
+        assert_eq!((one.first_token_ns, one.max_itl_ns), (Some(5), None));
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl RoundKind {
 /// A finished (or interrupted) round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
+    /// Which round.
     pub kind: RoundKind,
     /// Wall-clock start, nanoseconds since the Unix epoch (for people; durations use `duration_ns`).
     pub started_unix_ns: u128,
@@ -60,6 +61,7 @@ pub struct RoundRecord {
 /// summed over label sets; values are `after − before`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ServerEvidence {
+    /// `after − before` per metric name.
     pub deltas: BTreeMap<String, f64>,
 }
 

@@ -61,6 +61,10 @@ type NameFn = unsafe extern "C" fn(*mut c_void, *mut c_char, c_uint) -> c_int;
 type MemFn = unsafe extern "C" fn(*mut c_void, *mut NvmlMemory) -> c_int;
 
 /// Query NVML from the shared library `lib`; `None` when it cannot be loaded or initialised.
+#[allow(
+    unsafe_code,
+    reason = "NVML through dlopen/dlsym; each block has its SAFETY comment"
+)]
 pub fn nvml_gpus(lib: &str) -> Option<Vec<DetectedGpu>> {
     let name = std::ffi::CString::new(lib).ok()?;
     // SAFETY: dlopen with a valid C string; a null return is handled.
@@ -180,6 +184,7 @@ pub fn host_ram_available_bytes() -> Option<u64> {
 
 /// The soft `RLIMIT_MEMLOCK` in **bytes** (getrlimit reports bytes; `ulimit -l` prints KiB,
 /// which upstream mistakes for bytes). `None` = unlimited.
+#[allow(unsafe_code, reason = "getrlimit(2), see the SAFETY comment")]
 pub fn memlock_limit_bytes() -> Option<u64> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -226,6 +231,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code, reason = "getrlimit(2) into a local out-parameter")]
     fn memlock_is_bytes() {
         let mut r = libc::rlimit {
             rlim_cur: 0,

@@ -10,6 +10,7 @@ use ldqa_metrics::{Gains, MeanInterval, RoundSummary};
 use ldqa_model::RoundKind;
 use serde::{Deserialize, Serialize};
 
+use crate::versioned::from_versioned_json;
 use crate::{pyfmt, ReportError, RunResult};
 
 /// The schema version of [`AbResult`].
@@ -30,6 +31,7 @@ pub enum RowUnit {
 pub struct ComparisonRow {
     /// What is compared, e.g. `query mean TTFT`.
     pub metric: String,
+    /// Whether the values are seconds or a count.
     pub unit: RowUnit,
     /// Value of A (seconds or count); `None` when A did not measure it.
     pub a: Option<f64>,
@@ -44,8 +46,11 @@ pub struct ComparisonRow {
 /// Two runs side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
+    /// Name of the first run (A), e.g. `baseline`.
     pub label_a: String,
+    /// Name of the second run (B), e.g. `lmcache`.
     pub label_b: String,
+    /// One row per compared metric.
     pub rows: Vec<ComparisonRow>,
 }
 
@@ -258,7 +263,9 @@ pub struct AbResult {
     pub ab_schema_version: u32,
     /// The resolved configuration of the A/B run.
     pub config: serde_json::Value,
+    /// The baseline engine's runs (A).
     pub baseline: EngineOutcome,
+    /// The LMCache engine's runs (B).
     pub lmcache: EngineOutcome,
     /// Baseline (A) vs LMCache (B), when both finished at least one repeat.
     pub comparison: Option<Comparison>,
@@ -273,18 +280,7 @@ pub struct AbResult {
 impl AbResult {
     /// Parses an A/B result, checking `ab_schema_version`.
     pub fn from_json_str(text: &str) -> Result<AbResult, ReportError> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        match value
-            .get("ab_schema_version")
-            .and_then(serde_json::Value::as_u64)
-        {
-            None => Err(ReportError::MissingSchemaVersion),
-            Some(v) if v != u64::from(AB_SCHEMA_VERSION) => Err(ReportError::UnsupportedSchema {
-                found: v,
-                supported: AB_SCHEMA_VERSION,
-            }),
-            Some(_) => Ok(serde_json::from_value(value)?),
-        }
+        from_versioned_json(text, "ab_schema_version", AB_SCHEMA_VERSION)
     }
 
     /// Writes pretty JSON with a final newline.
@@ -298,7 +294,9 @@ impl AbResult {
 /// A saved result of either kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyResult {
+    /// `ldqa run --save-result` output (`schema_version`).
     Run(Box<RunResult>),
+    /// `ldqa ab`'s `ab_result.json` (`ab_schema_version`).
     Ab(Box<AbResult>),
 }
 

@@ -9,10 +9,11 @@
 use std::fmt::Write as _;
 
 use ldqa_metrics::{is_upstream_success, RoundSummary};
-use ldqa_model::{ns_to_s, RoundKind, RoundRecord};
+use ldqa_model::{ns_to_s, RequestRecord, RoundKind, RoundRecord};
 
 use crate::compare::{AbResult, EngineOutcome};
 use crate::svg::{self, esc, Chart};
+use crate::timeline::{request_bars, Bar, BarKind};
 use crate::{markdown, RunResult};
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1280px;color:#222;padding:0 16px}\
@@ -133,6 +134,15 @@ fn ttft_cdf(series: &[(String, &RoundRecord)], title: &str, x_max_s: f64) -> Str
     c.finish()
 }
 
+/// The colour and legend entry of each kind of timeline bar, in legend order.
+const TIMELINE_SERIES: [(BarKind, &str, &str); 5] = [
+    (BarKind::PrefillHit, "prefill, hit", svg::BLUE),
+    (BarKind::DecodeHit, "decode after hit", svg::SKY),
+    (BarKind::PrefillMiss, "prefill, miss", svg::ORANGE),
+    (BarKind::DecodeMiss, "decode after miss", svg::PINK),
+    (BarKind::Failed, "failed", svg::RED),
+];
+
 /// The request timeline: one bar per request, queued (grey), prefill (blue hit / orange
 /// miss), decode (sky / pink), failed (red).
 fn timeline(round: &RoundRecord, scale: &Scale, label: &str) -> String {
@@ -145,81 +155,61 @@ fn timeline(round: &RoundRecord, scale: &Scale, label: &str) -> String {
         "prompt id",
         (-0.7, max_id - 0.3),
     );
-    let (mut any_hit, mut any_miss, mut any_fail, mut any_queue) = (false, false, false, false);
+    let mut any_queue = false;
+    let mut seen = Vec::new();
     for r in &round.requests {
-        let y = r.prompt_id as f64;
-        let (q, s, e) = (ns_to_s(r.queued_ns), ns_to_s(r.sent_ns), ns_to_s(r.end_ns));
-        let kind = if r.is_miss { "miss" } else { "hit" };
-        if s > q {
-            c.hbar(
-                q,
-                s,
-                y,
-                0.4,
-                svg::GREY,
-                &format!("prompt {}: queued {:.3}s", r.prompt_id, s - q),
-            );
-            any_queue = true;
-        }
-        match r.first_token_ns.filter(|_| is_upstream_success(r)) {
-            Some(ft) => {
-                let f = ns_to_s(ft);
-                let (pre, dec) = if r.is_miss {
-                    (svg::ORANGE, svg::PINK)
-                } else {
-                    (svg::BLUE, svg::SKY)
-                };
-                c.hbar(
-                    s,
-                    f,
-                    y,
-                    0.4,
-                    pre,
-                    &format!("prompt {} ({kind}): prefill {:.3}s", r.prompt_id, f - s),
-                );
-                c.hbar(
-                    f,
-                    e,
-                    y,
-                    0.4,
-                    dec,
-                    &format!("prompt {} ({kind}): decode {:.3}s", r.prompt_id, e - f),
-                );
-                any_hit |= !r.is_miss;
-                any_miss |= r.is_miss;
-            }
-            None => {
-                let why = r
-                    .failure
-                    .as_ref()
-                    .map_or("no content".to_string(), |f| f.kind.to_string());
-                c.hbar(
-                    s,
-                    e,
-                    y,
-                    0.4,
-                    svg::RED,
-                    &format!("prompt {}: failed ({why})", r.prompt_id),
-                );
-                any_fail = true;
-            }
+        any_queue |= queued_bar(&mut c, r);
+        for bar in request_bars(r) {
+            let (_, _, color) = TIMELINE_SERIES
+                .into_iter()
+                .find(|&(kind, _, _)| kind == bar.kind)
+                .expect("invariant: every kind has a series");
+            let y = bar.prompt_id as f64;
+            c.hbar(bar.from_s, bar.to_s, y, 0.4, color, &bar_tip(r, &bar));
+            seen.push(bar.kind);
         }
     }
     if any_queue {
         c.legend("queued (client)", svg::GREY);
     }
-    if any_hit {
-        c.legend("prefill, hit", svg::BLUE);
-        c.legend("decode after hit", svg::SKY);
-    }
-    if any_miss {
-        c.legend("prefill, miss", svg::ORANGE);
-        c.legend("decode after miss", svg::PINK);
-    }
-    if any_fail {
-        c.legend("failed", svg::RED);
+    for (kind, name, color) in TIMELINE_SERIES {
+        if seen.contains(&kind) {
+            c.legend(name, color);
+        }
     }
     c.finish()
+}
+
+/// Draws the client-side wait (queued → sent) of `r`, if it waited; says whether it did.
+fn queued_bar(c: &mut Chart, r: &RequestRecord) -> bool {
+    let (queued, sent) = (ns_to_s(r.queued_ns), ns_to_s(r.sent_ns));
+    if sent <= queued {
+        return false;
+    }
+    let tip = format!("prompt {}: queued {:.3}s", r.prompt_id, sent - queued);
+    c.hbar(queued, sent, r.prompt_id as f64, 0.4, svg::GREY, &tip);
+    true
+}
+
+/// The tooltip of one timeline bar.
+fn bar_tip(r: &RequestRecord, bar: &Bar) -> String {
+    let (id, secs) = (r.prompt_id, bar.to_s - bar.from_s);
+    let kind = if r.is_miss { "miss" } else { "hit" };
+    match bar.kind {
+        BarKind::PrefillHit | BarKind::PrefillMiss => {
+            format!("prompt {id} ({kind}): prefill {secs:.3}s")
+        }
+        BarKind::DecodeHit | BarKind::DecodeMiss => {
+            format!("prompt {id} ({kind}): decode {secs:.3}s")
+        }
+        BarKind::Failed => {
+            let why = r
+                .failure
+                .as_ref()
+                .map_or("no content".to_string(), |f| f.kind.to_string());
+            format!("prompt {id}: failed ({why})")
+        }
+    }
 }
 
 fn md_table_to_html(md: &str) -> String {

@@ -29,6 +29,8 @@
 //! assert!(block.contains("Warmup round mean TTFT: 0.751s\n"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod csv_out;
 mod error;
@@ -40,7 +42,9 @@ pub mod pyfmt;
 pub mod record_log;
 pub mod result;
 pub mod svg;
+mod timeline;
 pub mod upstream;
+mod versioned;
 
 #[cfg(test)]
 mod testutil;
@@ -53,7 +57,7 @@ pub use error::ReportError;
 pub use html::{ab_html, run_html};
 pub use human::human_summary;
 pub use markdown::{ab_markdown, compare_markdown, run_markdown};
-pub use plot::{plot_round_timeline, round_timeline_svg, PLOT_SIZE_PX};
+pub use plot::{plot_round_timeline, PLOT_SIZE_PX};
 pub use record_log::{read_record_log, RecordLog, RecordLogContents, RecordLogEntry};
 pub use result::{
     read_json, write_json, Environment, RoundResult, RunResult, ToolInfo, SCHEMA_VERSION,

@@ -12,11 +12,11 @@
 use std::path::Path;
 use std::sync::Once;
 
-use ldqa_metrics::is_upstream_success;
-use ldqa_model::{ns_to_s, RequestRecord, RoundRecord};
+use ldqa_model::{ns_to_s, RoundRecord};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::timeline::{round_bars, Bar, BarKind};
 use crate::ReportError;
 
 /// Size of the image, in pixels (upstream: `figsize=(12, 6)` at 100 dpi).
@@ -68,55 +68,14 @@ pub fn plot_round_timeline(
     }
 }
 
-/// The timeline of `round` as an SVG document.
-pub fn round_timeline_svg(round: &RoundRecord, title: &str) -> Result<String, ReportError> {
-    register_fonts();
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, PLOT_SIZE_PX).into_drawing_area();
-        let err = |message: String| ReportError::Plot {
-            path: "<svg string>".into(),
-            message,
-        };
-        draw(&root, round, title).map_err(err)?;
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    Ok(out)
-}
-
-/// One bar: y, x from, x to (seconds).
-type Bar = (f64, f64, f64);
-
-#[derive(Default)]
-struct Bars {
-    loading: Vec<Bar>,
-    compute: Vec<Bar>,
-    decode_hit: Vec<Bar>,
-    decode_miss: Vec<Bar>,
-    failed: Vec<Bar>,
-}
-
-fn bars(requests: &[RequestRecord]) -> Bars {
-    let mut b = Bars::default();
-    for r in requests {
-        let y = r.prompt_id as f64;
-        let (sent, end) = (ns_to_s(r.sent_ns), ns_to_s(r.end_ns.max(r.sent_ns)));
-        match r.first_token_ns.filter(|_| is_upstream_success(r)) {
-            Some(ft) => {
-                let ft = ns_to_s(ft);
-                let (prefill, decode) = if r.is_miss {
-                    (&mut b.compute, &mut b.decode_miss)
-                } else {
-                    (&mut b.loading, &mut b.decode_hit)
-                };
-                prefill.push((y, sent, ft));
-                decode.push((y, ft, end));
-            }
-            None => b.failed.push((y, sent, end)),
-        }
-    }
-    b
-}
+/// The legend label and colour of each kind of bar, in legend order (upstream's labels).
+const SERIES: [(BarKind, &str, RGBColor); 5] = [
+    (BarKind::PrefillHit, "Loading", LOADING),
+    (BarKind::PrefillMiss, "Compute", COMPUTE),
+    (BarKind::DecodeHit, "Decoding after loading", DECODE_HIT),
+    (BarKind::DecodeMiss, "Decoding after compute", DECODE_MISS),
+    (BarKind::Failed, "Failed", FAILED),
+];
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -168,21 +127,16 @@ fn draw<DB: DrawingBackend>(
         .map_err(e)?;
 
     let half = 0.4;
-    let b = bars(&round.requests);
-    let series: [(&str, RGBColor, &Vec<Bar>); 5] = [
-        ("Loading", LOADING, &b.loading),
-        ("Compute", COMPUTE, &b.compute),
-        ("Decoding after loading", DECODE_HIT, &b.decode_hit),
-        ("Decoding after compute", DECODE_MISS, &b.decode_miss),
-        ("Failed", FAILED, &b.failed),
-    ];
-    for (label, color, list) in series {
-        if list.is_empty() {
+    let bars: Vec<Bar> = round_bars(&round.requests).collect();
+    let of_kind = |kind| bars.iter().filter(move |b| b.kind == kind);
+    for (kind, label, color) in SERIES {
+        if of_kind(kind).next().is_none() {
             continue;
         }
         chart
-            .draw_series(list.iter().map(|&(y, x0, x1)| {
-                Rectangle::new([(x0, y - half), (x1, y + half)], color.filled())
+            .draw_series(of_kind(kind).map(|b| {
+                let y = b.prompt_id as f64;
+                Rectangle::new([(b.from_s, y - half), (b.to_s, y + half)], color.filled())
             }))
             .map_err(e)?
             .label(label)
@@ -191,9 +145,8 @@ fn draw<DB: DrawingBackend>(
     // Mark failures at their end so that even a zero-length failure is visible.
     chart
         .draw_series(
-            b.failed
-                .iter()
-                .map(|&(y, _, x1)| Cross::new((x1, y), 6, FAILED.stroke_width(2))),
+            of_kind(BarKind::Failed)
+                .map(|b| Cross::new((b.to_s, b.prompt_id as f64), 6, FAILED.stroke_width(2))),
         )
         .map_err(e)?;
     chart
@@ -263,16 +216,6 @@ mod tests {
     }
 
     #[test]
-    fn bars_split_prefill_and_decode() {
-        let b = bars(&rich_round(RoundKind::Query).requests);
-        assert_eq!(b.loading.len(), 4);
-        assert_eq!(b.compute.len(), 2);
-        assert_eq!(b.failed.len(), 2);
-        assert_eq!(b.loading[0], (0.0, 0.0, 0.06));
-        assert_eq!(b.decode_hit[0], (0.0, 0.06, 0.261));
-    }
-
-    #[test]
     fn empty_round_still_draws() {
         let round = RoundRecord {
             kind: RoundKind::Query,
@@ -282,7 +225,9 @@ mod tests {
             requests: vec![],
             evidence: None,
         };
-        let svg = round_timeline_svg(&round, "Empty").unwrap();
-        assert!(svg.contains("Empty"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.svg");
+        plot_round_timeline(&round, "Empty", &path).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("Empty"));
     }
 }

@@ -17,7 +17,9 @@ use crate::ReportError;
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordLogEntry {
+    /// The round the request belonged to.
     pub round: RoundKind,
+    /// The finished request.
     pub record: RequestRecord,
 }
 
@@ -65,6 +67,7 @@ impl RecordLog {
 /// What a log held.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordLogContents {
+    /// The complete lines, in the order they were written.
     pub entries: Vec<RecordLogEntry>,
     /// The last line was incomplete (the writer was killed mid-line) and was skipped.
     pub truncated_tail: bool,

@@ -11,6 +11,7 @@ use ldqa_metrics::{Gains, RoundSummary, QUANTILE_METHOD};
 use ldqa_model::{RequestRecord, RoundKind, RoundRecord, ServerEvidence};
 use serde::{Deserialize, Serialize};
 
+use crate::versioned::from_versioned_json;
 use crate::ReportError;
 
 /// The schema version this crate writes and reads.
@@ -21,11 +22,13 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct RunResult {
     /// Always [`SCHEMA_VERSION`] when written by this crate.
     pub schema_version: u32,
+    /// The program and version that wrote the result.
     pub tool: ToolInfo,
     /// When the result was assembled, seconds since the Unix epoch.
     pub created_unix_s: u64,
     /// The resolved configuration, as the command chose to record it.
     pub config: serde_json::Value,
+    /// The machine and target the run measured.
     pub environment: Environment,
     /// How percentiles were computed.
     pub quantile_method: String,
@@ -38,11 +41,14 @@ pub struct RunResult {
 /// The program that wrote the result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolInfo {
+    /// Program name, e.g. `ldqa`.
     pub name: String,
+    /// Program version, e.g. `0.1.0`.
     pub version: String,
 }
 
 impl ToolInfo {
+    /// The program `name` at `version`.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         ToolInfo {
             name: name.into(),
@@ -89,14 +95,19 @@ impl Environment {
 /// One round: its summary, and the raw records and evidence it was computed from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundResult {
+    /// Which round.
     pub kind: RoundKind,
     /// Wall-clock start, nanoseconds since the Unix epoch.
     pub started_unix_ns: u128,
     /// Round time in nanoseconds (exact; `summary.round_time_s` is the same in seconds).
     pub duration_ns: u64,
+    /// The round was cut short (Ctrl-C); `records` holds what finished.
     pub interrupted: bool,
+    /// Statistics derived from `records` and `evidence`.
     pub summary: RoundSummary,
+    /// One record per request, in `prompt_id` order.
     pub records: Vec<RequestRecord>,
+    /// Deltas of the server's counters over the round, when they were read.
     pub evidence: Option<ServerEvidence>,
 }
 
@@ -169,18 +180,7 @@ impl RunResult {
     /// Parses a result, checking `schema_version` first so that a newer or foreign file
     /// fails with a clear message rather than a missing-field error.
     pub fn from_json_str(text: &str) -> Result<RunResult, ReportError> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        match value
-            .get("schema_version")
-            .and_then(serde_json::Value::as_u64)
-        {
-            None => Err(ReportError::MissingSchemaVersion),
-            Some(v) if v != u64::from(SCHEMA_VERSION) => Err(ReportError::UnsupportedSchema {
-                found: v,
-                supported: SCHEMA_VERSION,
-            }),
-            Some(_) => Ok(serde_json::from_value(value)?),
-        }
+        from_versioned_json(text, "schema_version", SCHEMA_VERSION)
     }
 }
 

@@ -8,12 +8,19 @@ use std::fmt::Write as _;
 
 /// Colours (matplotlib's "tab10" first four, then grey and crimson).
 pub const BLUE: &str = "#1f77b4";
+/// Second series; misses' prefill in timelines (matplotlib's `tab:orange`).
 pub const ORANGE: &str = "#ff7f0e";
+/// Third series (matplotlib's `tab:green`).
 pub const GREEN: &str = "#2ca02c";
+/// Failed requests (matplotlib's `tab:red`).
 pub const RED: &str = "#d62728";
+/// Fourth series (matplotlib's `tab:purple`).
 pub const PURPLE: &str = "#9467bd";
+/// Client-side queueing in timelines.
 pub const GREY: &str = "#c7c7c7";
+/// Decode after a hit in timelines (`skyblue`).
 pub const SKY: &str = "#87ceeb";
+/// Decode after a miss in timelines (`pink`).
 pub const PINK: &str = "#ffc0cb";
 
 const W: f64 = 600.0;

@@ -39,64 +39,46 @@ use tokio::net::TcpStream;
 /// Largest accepted growth of `VmRSS` after warm-up (max/min).
 const MAX_RATIO: f64 = 1.10;
 
-#[derive(Debug, Clone)]
+/// The soak's flags (see the module docs for what each one changes).
+#[derive(Debug, Clone, clap::Parser)]
 struct Opts {
+    /// The `ldqa` binary to start as the server.
+    #[arg(long, default_value = "target/release/ldqa")]
     ldqa: String,
+    /// Requests to send in all.
+    #[arg(long, default_value_t = 200_000)]
     requests: u64,
+    /// Concurrent clients, one keep-alive connection each.
+    #[arg(long, default_value_t = 64, value_parser = at_least_one_usize())]
     clients: usize,
+    /// `max_tokens` of every request.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     max_tokens: u32,
+    /// `ldqa serve --time-scale`.
+    #[arg(long, default_value_t = 1000.0)]
     time_scale: f64,
+    /// Documents that the even (hit) requests repeat.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pool: u64,
+    /// Finished requests between two `VmRSS` samples.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     sample_every: u64,
+    /// Requests before the samples that the growth check reads.
+    #[arg(long, default_value_t = 20_000)]
     warmup: u64,
+    /// Every Nth request is cut after its first token (0: none).
+    #[arg(long, default_value_t = 0)]
     abort_every: u64,
     /// `ldqa serve --engine`.
+    #[arg(long, default_value = "vllm")]
     engine: String,
     /// Words per prompt after its `Document ID:` header.
+    #[arg(long, default_value_t = 40)]
     words: u64,
 }
 
-fn parse_opts() -> Result<Opts, String> {
-    let mut o = Opts {
-        ldqa: "target/release/ldqa".into(),
-        requests: 200_000,
-        clients: 64,
-        max_tokens: 8,
-        time_scale: 1000.0,
-        pool: 500,
-        sample_every: 10_000,
-        warmup: 20_000,
-        abort_every: 0,
-        engine: "vllm".into(),
-        words: 40,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        fn num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-            value
-                .parse()
-                .map_err(|_| format!("bad value for {flag}: {value}"))
-        }
-        match flag.as_str() {
-            "--ldqa" => o.ldqa = value.clone(),
-            "--requests" => o.requests = num(&flag, &value)?,
-            "--clients" => o.clients = num(&flag, &value)?,
-            "--max-tokens" => o.max_tokens = num(&flag, &value)?,
-            "--time-scale" => o.time_scale = num(&flag, &value)?,
-            "--pool" => o.pool = num(&flag, &value)?,
-            "--sample-every" => o.sample_every = num(&flag, &value)?,
-            "--warmup" => o.warmup = num(&flag, &value)?,
-            "--abort-every" => o.abort_every = num(&flag, &value)?,
-            "--engine" => o.engine = value.clone(),
-            "--words" => o.words = num(&flag, &value)?,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    if o.clients == 0 || o.pool == 0 || o.sample_every == 0 || o.max_tokens == 0 {
-        return Err("--clients, --pool, --sample-every and --max-tokens must be ≥ 1".into());
-    }
-    Ok(o)
+fn at_least_one_usize() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 /// `VmRSS` (or another `/proc/PID/status` field) in KiB.
@@ -339,14 +321,7 @@ async fn fetch_metrics(addr: SocketAddr) -> std::io::Result<String> {
 }
 
 fn main() {
-    let o = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("soak: {e}");
-            std::process::exit(2);
-        }
-    };
-    match run(o) {
+    match run(<Opts as clap::Parser>::parse()) {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
         Err(e) => {

@@ -31,11 +31,18 @@ use crate::metrics::Metrics;
 /// What a request's stream receives.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StreamEvent {
-    /// Output token `index` (0-based), due on the wall clock at `due`.
-    Token { index: u32, due: Instant },
+    /// An output token is due.
+    Token {
+        /// 0-based position of the token in the output.
+        index: u32,
+        /// When to write it, on the wall clock.
+        due: Instant,
+    },
     /// All tokens were produced.
     Finished {
+        /// Where the prompt's tokens came from (GPU cache, CPU tier, prefill).
         prefix: PrefixSource,
+        /// Tokens generated.
         output_tokens: u32,
     },
     /// The engine can never run this request (larger than the GPU KV cache).

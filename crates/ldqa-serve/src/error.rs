@@ -16,7 +16,9 @@ pub enum ServeError {
     /// The tokenizer file could not be loaded.
     #[error("cannot load tokenizer {path}: {reason}")]
     Tokenizer {
+        /// The `--tokenizer` file.
         path: std::path::PathBuf,
+        /// The tokenizers crate's error.
         reason: String,
     },
     /// The fault injection settings are invalid, or its log cannot be opened.
@@ -30,7 +32,9 @@ pub enum ServeError {
 /// An HTTP error answered to a client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status; it also picks the OpenAI error `type`.
     pub status: StatusCode,
+    /// `error.message`, for people.
     pub message: String,
     /// The offending field, when there is one.
     pub param: Option<&'static str>,

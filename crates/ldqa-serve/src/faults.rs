@@ -40,13 +40,21 @@ use crate::error::ServeError;
 /// One kind of injected fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultKind {
+    /// `http500`: a 500 with an OpenAI-style error body.
     Http500,
+    /// `http429`: a 429 `RateLimitError` with `Retry-After: 1`.
     Http429,
+    /// `drop`: the connection closes before any response byte.
     Drop,
+    /// `disconnect`: the stream is cut after its first token, without `[DONE]`.
     Disconnect,
+    /// `stall`: headers, then silence for [`FaultConfig::stall`], then the connection closes.
     Stall,
+    /// `malformed`: the first token, then an event of truncated JSON.
     Malformed,
+    /// `error_event`: the first token, then an `{"error": …}` event and `[DONE]`.
     ErrorEvent,
+    /// `slow_first_byte`: served normally after [`FaultConfig::slow_first_byte`].
     SlowFirstByte,
 }
 
@@ -142,6 +150,7 @@ pub struct FaultConfig {
     pub rate: f64,
     /// The kinds to choose from (uniformly).
     pub kinds: Vec<FaultKind>,
+    /// Seed of the per-request decisions (same seed and arrival order, same faults).
     pub seed: u64,
     /// How long a `stall` keeps the stream silent (default 30 s).
     pub stall: Duration,

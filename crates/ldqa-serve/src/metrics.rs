@@ -163,11 +163,6 @@ impl Metrics {
         self.injected[kind.index()].load(Ordering::Relaxed)
     }
 
-    /// Requests aborted because their client went away (or a fault cut their stream).
-    pub fn aborted_requests(&self) -> u64 {
-        self.aborted.load(Ordering::Relaxed)
-    }
-
     /// Fraction of GPU KV blocks held by requests now (0..1).
     pub fn kv_cache_usage(&self) -> f64 {
         self.gauges.lock().map(|g| g.kv_usage).unwrap_or(0.0)

@@ -75,10 +75,15 @@ struct Body {
 /// A validated generation request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateRequest {
+    /// The `model` field (the router refuses names other than the served one).
     pub model: String,
+    /// The prompt, as messages (chat) or text or token ids (completions).
     pub prompt: PromptText,
+    /// `stream: true`: answer with SSE.
     pub stream: bool,
+    /// `stream_options.include_usage`: end the stream with a usage chunk.
     pub include_usage: bool,
+    /// Tokens to generate (`max_tokens` or `max_completion_tokens`).
     pub max_tokens: u32,
 }
 
@@ -184,9 +189,13 @@ pub fn parse(bytes: &[u8], chat: bool) -> Result<GenerateRequest, ApiError> {
 /// Identity and shape of one response.
 #[derive(Debug, Clone)]
 pub struct ResponseMeta {
+    /// The response id, e.g. `cmpl-…` or `chatcmpl-…`.
     pub id: String,
+    /// `created`, seconds since the Unix epoch.
     pub created_s: u64,
+    /// The model name echoed in every chunk.
     pub model: String,
+    /// Chat completion chunks (`delta`) rather than text completion ones (`text`).
     pub chat: bool,
 }
 

@@ -83,7 +83,8 @@ async fn a_client_that_disconnects_frees_its_blocks() {
     });
     let resp = reqwest::Client::new()
         .post(format!("{base}/v1/chat/completions"))
-        .json(&body)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
         .send()
         .await
         .unwrap();

@@ -180,6 +180,28 @@ mod tests {
         }
     }
 
+    /// NVLink figures are half the datasheets' bidirectional ones, and only GPUs on an
+    /// NVSwitch fabric have one.
+    #[test]
+    fn nvlink_bandwidth_per_direction_on_nvswitch_gpus_only() {
+        for (name, gb_per_s) in [
+            ("h100-80gb", 450),
+            ("h200", 450),
+            ("b200", 900),
+            ("a100-80gb", 300),
+        ] {
+            assert_eq!(
+                gpu(name).unwrap().nvlink_bytes_per_s,
+                Some(gb_per_s * 1_000_000_000),
+                "{name}"
+            );
+        }
+        for n in gpu_names() {
+            let g = gpu(n).unwrap();
+            assert_eq!(g.nvlink_bytes_per_s.is_some(), g.nvswitch, "{n}");
+        }
+    }
+
     #[test]
     fn device_names_map_to_catalog() {
         assert_eq!(

@@ -30,6 +30,10 @@ pub struct GpuSpec {
     pub host_link_bytes_per_s: u64,
     /// Whether the GPUs of one node talk over NVSwitch (NCCL then sets up NVLS buffers).
     pub nvswitch: bool,
+    /// NVLink bandwidth per direction per GPU, bytes per second (half the datasheet's
+    /// bidirectional figure); `None` without NVSwitch, where all-reduce goes over PCIe.
+    #[serde(default)]
+    pub nvlink_bytes_per_s: Option<u64>,
 }
 
 impl GpuSpec {
@@ -59,11 +63,15 @@ impl GpuSpec {
             bf16_flops: 0,
             host_link_bytes_per_s: 0,
             nvswitch: false,
+            nvlink_bytes_per_s: None,
         }
     }
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
+/// Bytes in a GiB (2³⁰), the unit of memory sizes in flags, logs and the catalog. The
+/// one definition: other crates take it from here.
+pub const GIB_BYTES: u64 = 1 << 30;
+const GIB: f64 = GIB_BYTES as f64;
 
 /// One GPU entry as stored in `data/gpus.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +84,7 @@ pub(crate) struct GpuEntry {
     pub bf16_dense_tflops: f64,
     pub host_link_gb_per_s_per_direction: f64,
     pub nvswitch: bool,
+    pub nvlink_gb_per_s_per_direction: Option<f64>,
     pub nvml_names: Vec<String>,
 }
 
@@ -89,6 +98,9 @@ impl GpuEntry {
             bf16_flops: (self.bf16_dense_tflops * 1e12).round() as u64,
             host_link_bytes_per_s: (self.host_link_gb_per_s_per_direction * 1e9).round() as u64,
             nvswitch: self.nvswitch,
+            nvlink_bytes_per_s: self
+                .nvlink_gb_per_s_per_direction
+                .map(|gb| (gb * 1e9).round() as u64),
         }
     }
 }

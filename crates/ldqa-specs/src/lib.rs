@@ -18,6 +18,8 @@
 //! assert!(g.memory_gib() > 79.0);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -30,7 +32,7 @@ pub mod safetensors;
 pub mod suggest;
 
 pub use error::SpecError;
-pub use gpu::{GpuClass, GpuSpec};
+pub use gpu::{GpuClass, GpuSpec, GIB_BYTES};
 pub use hub::Hub;
 pub use model::{AttentionKind, KvDtype, ModelSpec, MoeSpec, Quantization};
 pub use resolve::{resolve_model, ResolveOptions, SpecOrigin};

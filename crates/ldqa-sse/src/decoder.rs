@@ -64,8 +64,11 @@ impl Event<'_> {
 /// An owned [`Event`], for tests, fixtures and anything that outlives the decoder's buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedEvent {
+    /// See [`Event::event`].
     pub event: String,
+    /// See [`Event::data`].
     pub data: String,
+    /// See [`Event::id`].
     pub id: Option<String>,
 }
 

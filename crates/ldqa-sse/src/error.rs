@@ -9,11 +9,16 @@ pub enum SseError {
     InvalidUtf8,
     /// A line, or the event's joined `data`, was longer than the decoder's limit.
     #[error("event line or data longer than {limit_bytes} bytes")]
-    TooLarge { limit_bytes: usize },
+    TooLarge {
+        /// The decoder's limit, in bytes.
+        limit_bytes: usize,
+    },
     /// The event's `data` was not the JSON chunk expected from an OpenAI-compatible stream.
-    /// `message` is serde_json's description (with line and column).
     #[error("malformed JSON in event data: {message}")]
-    MalformedJson { message: String },
+    MalformedJson {
+        /// serde_json's description, with line and column.
+        message: String,
+    },
 }
 
 impl From<serde_json::Error> for SseError {

@@ -45,6 +45,8 @@
 //! # Ok::<(), ldqa_sse::SseError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod decoder;
 pub mod error;
 pub mod fuzz;

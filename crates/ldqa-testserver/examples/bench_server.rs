@@ -33,46 +33,25 @@ const BULK_THRESHOLD: u64 = 1000;
 /// Content events per written chunk in the ingest stream.
 const EVENTS_PER_CHUNK: u64 = 1000;
 
+/// The server's flags.
+#[derive(Debug, clap::Parser)]
 struct Options {
-    delay: Duration,
+    /// Milliseconds from reading a request to its first token.
+    #[arg(long = "delay-ms", default_value_t = 20)]
+    delay_ms: u64,
+    /// Adds a fixed pseudo-random 0..=N ms to each request's delay.
+    #[arg(long = "jitter-ms", default_value_t = 0)]
     jitter_ms: u64,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     threads: usize,
+    /// Exit when stdin closes (the benchmark drives the server that way).
+    #[arg(long)]
     exit_on_eof: bool,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        delay: Duration::from_millis(20),
-        jitter_ms: 0,
-        threads: 1,
-        exit_on_eof: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or(format!("{name} needs a whole number"))
-        };
-        match arg.as_str() {
-            "--delay-ms" => options.delay = Duration::from_millis(value("--delay-ms")?),
-            "--jitter-ms" => options.jitter_ms = value("--jitter-ms")?,
-            "--threads" => options.threads = value("--threads")?.max(1) as usize,
-            "--exit-on-eof" => options.exit_on_eof = true,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(options)
-}
-
 fn main() {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let options = <Options as clap::Parser>::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.threads)
         .enable_all()
@@ -87,7 +66,7 @@ fn main() {
 async fn serve(options: Options) -> std::io::Result<()> {
     let server_cell: Arc<OnceLock<Arc<ScriptedServer>>> = Arc::new(OnceLock::new());
     let cell = Arc::clone(&server_cell);
-    let (delay, jitter_ms) = (options.delay, options.jitter_ms);
+    let (delay, jitter_ms) = (Duration::from_millis(options.delay_ms), options.jitter_ms);
     let server = Arc::new(
         ScriptedServer::start(move |req| {
             if req.path == "/served" {

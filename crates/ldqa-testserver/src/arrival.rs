@@ -15,6 +15,11 @@
 //!
 //! Linux only; elsewhere no arrival is known.
 
+#![allow(
+    unsafe_code,
+    reason = "setsockopt, recvmsg with its CMSG walk, clock_gettime; each has a SAFETY comment"
+)]
+
 use std::io;
 
 use tokio::io::Interest;

@@ -12,42 +12,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::{arrival, Reply, Step};
-
-/// A request as the behaviour sees it.
-#[derive(Debug, Clone)]
-pub struct RequestInfo {
-    /// Arrival order over the server's life, from 0.
-    pub index: usize,
-    pub method: String,
-    /// Path without the query string.
-    pub path: String,
-    /// Header names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// The body parsed as JSON (`Null` when empty or not JSON).
-    pub body: Value,
-}
-
-impl RequestInfo {
-    /// A header's value by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The prompt: `messages[0].content` for chat, `prompt` for completions.
-    pub fn prompt(&self) -> Option<&str> {
-        self.body["messages"][0]["content"]
-            .as_str()
-            .or_else(|| self.body["prompt"].as_str())
-    }
-}
+use crate::{arrival, Reply, RequestInfo, Step};
 
 /// What the server did with one request.
 #[derive(Debug, Clone)]
 pub struct Served {
+    /// The request as the behaviour saw it.
     pub request: RequestInfo,
     /// When the request was fully read.
     pub received_at: Instant,
@@ -112,6 +82,7 @@ impl ScriptedServer {
         })
     }
 
+    /// The address the server listens on (`127.0.0.1`, an ephemeral port).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -29,13 +29,15 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod arrival;
 mod http;
 mod script;
 
 pub use arrival::{monotonic_now_ns, monotonic_ns};
-pub use http::{RequestInfo, ScriptedServer, Served};
+pub use http::{ScriptedServer, Served};
 pub use script::{
     chat_stream, completion_stream, content_chunk, default_reply, done, reasoning_chunk,
-    role_chunk, usage_chunk, Reply, Step,
+    role_chunk, usage_chunk, Reply, RequestInfo, Step,
 };

@@ -1,10 +1,41 @@
-//! What the scripted server answers, and helpers to write OpenAI-shaped streams.
+//! What the scripted server answers ([`Reply`], given a [`RequestInfo`]), and helpers to
+//! write OpenAI-shaped streams.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::RequestInfo;
+/// A request as the behaviour sees it: the script's input, parsed by the server.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// Arrival order over the server's life, from 0.
+    pub index: usize,
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl RequestInfo {
+    /// A header's value by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The prompt: `messages[0].content` for chat, `prompt` for completions.
+    pub fn prompt(&self) -> Option<&str> {
+        self.body["messages"][0]["content"]
+            .as_str()
+            .or_else(|| self.body["prompt"].as_str())
+    }
+}
 
 /// The answer to one request.
 #[derive(Debug, Clone)]

@@ -28,6 +28,7 @@ use exit::ExitStatus;
 /// buffers come from the heap and stay there. Fitting 1,000 documents of 100k tokens with
 /// the Llama-3 tokenizer peaked at 213 MB that way (the tokenizer itself is ~100 MB), 176 MB
 /// with a fixed threshold: blocks of 1 MiB and more are mapped, and unmapped when freed.
+#[allow(unsafe_code, reason = "mallopt(3), see the SAFETY comment")]
 fn keep_large_allocations_mapped() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes an allocator setting; called before any thread starts.

@@ -358,6 +358,7 @@ async fn spawn_until_stalled(mut cmd: Command, server: &ScriptedServer) -> std::
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(unsafe_code, reason = "kill(2) sends SIGINT to our child")]
 async fn ctrl_c_writes_what_was_measured_and_exits_130() {
     let server = server_stalling_after_seven().await;
     let dir = tempfile::tempdir().unwrap();

@@ -163,7 +163,7 @@ fn rejects_other_schema_versions() {
         "result file has schema_version 2; this ldqa reads schema_version 1"
     );
     let err = RunResult::from_json_str(r#"{"rounds": []}"#).unwrap_err();
-    assert!(matches!(err, ReportError::MissingSchemaVersion));
+    assert!(matches!(err, ReportError::MissingSchemaVersion { .. }));
     let dir = tempfile::tempdir().unwrap();
     let err = read_json(&dir.path().join("nope.json")).unwrap_err();
     assert!(err.to_string().starts_with("cannot read "), "{err}");

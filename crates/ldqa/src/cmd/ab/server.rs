@@ -280,6 +280,7 @@ pub fn kill_current_group() {
 }
 
 /// Sends `sig` to process group `pgid` (ignoring "no such process").
+#[allow(unsafe_code, reason = "kill(2), see the SAFETY comment")]
 pub fn signal_group(pgid: i32, sig: i32) {
     if pgid > 1 {
         // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.

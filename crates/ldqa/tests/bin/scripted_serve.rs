@@ -1,5 +1,5 @@
 //! A scripted OpenAI-compatible server as a process, standing in for `vllm serve` in
-//! tests of `ldqa ab`.
+//! tests of `ldqa ab` (`tests/ab.rs`). Built only with the `scripted-serve` feature.
 //!
 //! ```text
 //! scripted_serve [--port 0] [--ttft-ms 50] [--hit-ttft-ms MS] [--tokens 4] [--exit-after K]

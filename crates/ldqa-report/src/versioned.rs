@@ -1,0 +1,51 @@
+//! Reading a JSON file that carries its own version key (`schema_version` for a
+//! [`RunResult`](crate::RunResult), `ab_schema_version` for an [`AbResult`](crate::AbResult)).
+//!
+//! The key is checked before the rest is deserialized, so that a newer or foreign file
+//! fails with a clear message rather than a missing-field error.
+
+use serde::de::DeserializeOwned;
+
+use crate::ReportError;
+
+/// Parses `text`, requiring `key` to hold exactly `supported`, then deserializes it as `T`.
+pub(crate) fn from_versioned_json<T: DeserializeOwned>(
+    text: &str,
+    key: &'static str,
+    supported: u32,
+) -> Result<T, ReportError> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    match value.get(key).and_then(serde_json::Value::as_u64) {
+        None => Err(ReportError::MissingSchemaVersion { key }),
+        Some(found) if found != u64::from(supported) => Err(ReportError::UnsupportedSchema {
+            key,
+            found,
+            supported,
+        }),
+        Some(_) => Ok(serde_json::from_value(value)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        v: u32,
+        x: u8,
+    }
+
+    #[test]
+    fn the_version_key_is_checked_before_the_fields() {
+        let doc: Doc = from_versioned_json(r#"{"v": 3, "x": 7}"#, "v", 3).unwrap();
+        assert_eq!((doc.v, doc.x), (3, 7));
+        let err = from_versioned_json::<Doc>(r#"{"v": 4}"#, "v", 3).unwrap_err();
+        assert_eq!(err.to_string(), "result file has v 4; this ldqa reads v 3");
+        let err = from_versioned_json::<Doc>(r#"{"x": 7}"#, "v", 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "result file has no v: is it an ldqa result?"
+        );
+    }
+}
