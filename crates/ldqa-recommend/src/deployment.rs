@@ -14,7 +14,7 @@ use ldqa_specs::{GpuSpec, ModelSpec};
 use crate::error::RecommendError;
 use crate::vllm::{gpu_kv_capacity, KvSizing, VllmKnobs};
 
-const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
 /// Tensor-parallel sizes tried, smallest first, when none is given.
 const TP_CANDIDATES: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];

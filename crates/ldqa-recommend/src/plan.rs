@@ -16,7 +16,7 @@ use crate::deployment::Deployment;
 use crate::error::RecommendError;
 use crate::vllm::KvSizing;
 
-const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
 /// Upstream's TP: the weights over what one GPU can spare, rounded up to a power of two.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

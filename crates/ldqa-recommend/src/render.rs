@@ -8,7 +8,7 @@ use ldqa_specs::{GpuSpec, ModelSpec};
 
 use crate::plan::{OffloadLimit, Plan, PlanWarning, RegimeKind, Workload};
 
-const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
 /// The three blocks. `model_name` is printed as the user gave it; `serve_flags` are the
 /// deployment's `vllm serve` flags ([`crate::Deployment::vllm_serve_flags`]), one a line.

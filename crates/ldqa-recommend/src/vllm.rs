@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::RecommendError;
 
-const GIB: u64 = 1 << 30;
+use ldqa_specs::GIB_BYTES as GIB;
 const MIB: u64 = 1 << 20;
 
 /// A vLLM release, `major.minor.patch`.

@@ -4,7 +4,7 @@
 use ldqa_recommend::{gpu_kv_capacity, Deployment, VllmKnobs, VllmVersion};
 use ldqa_specs::{catalog, GpuSpec};
 
-const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
 struct Row {
     id: u32,

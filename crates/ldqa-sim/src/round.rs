@@ -140,7 +140,6 @@ fn rejection(config: &crate::EngineConfig, req: &SimRequest) -> Failure {
 struct InFlight {
     index: usize,
     id: ReqId,
-    last_token_ns: Option<u64>,
 }
 
 /// Runs `requests` as one round on `engine`, starting at the engine's clock, with at
@@ -191,11 +190,7 @@ pub fn run_round(
         if by_slot.len() <= slot {
             by_slot.resize_with(slot + 1, || None);
         }
-        by_slot[slot] = Some(InFlight {
-            index,
-            id,
-            last_token_ns: None,
-        });
+        by_slot[slot] = Some(InFlight { index, id });
         Ok(())
     };
 
@@ -220,17 +215,8 @@ pub fn run_round(
             let at_ns = ev.at.ns_since(start);
             let rec = &mut records[f.index];
             match ev.kind {
-                EventKind::Token { index } => {
-                    if index == 0 {
-                        rec.first_token_ns = Some(at_ns);
-                    }
-                    if let Some(prev) = f.last_token_ns {
-                        let gap = at_ns - prev;
-                        rec.max_itl_ns = Some(rec.max_itl_ns.map_or(gap, |m| m.max(gap)));
-                    }
-                    f.last_token_ns = Some(at_ns);
-                    rec.last_token_ns = Some(at_ns);
-                    rec.content_events += 1;
+                EventKind::Token { .. } => {
+                    rec.on_content(at_ns);
                     continue;
                 }
                 EventKind::Finished {

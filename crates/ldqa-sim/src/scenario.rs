@@ -24,7 +24,7 @@ use crate::{Efficiencies, EngineConfig, GpuShape, Mode, ModelShape, SimError};
 /// The GPU whose fitted efficiencies stand in for GPUs that have none.
 pub const REFERENCE_GPU: &str = "h100-80gb";
 
-const GIB: u64 = 1 << 30;
+use ldqa_specs::GIB_BYTES as GIB;
 
 /// Which engine to simulate, as a caller chooses it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,23 +83,6 @@ pub fn model_shape(model: &ModelSpec, kv_dtype: KvDtype) -> ModelShape {
     }
 }
 
-/// NVLink bandwidth per direction per GPU, bytes/s, for GPUs on an NVSwitch fabric
-/// (NVIDIA datasheets: H100/H200 SXM 900 GB/s bidirectional, B200 1.8 TB/s, A100 SXM
-/// 600 GB/s). Other GPUs all-reduce over PCIe at the host-link rate.
-fn nvlink_bytes_per_s(gpu: &GpuSpec) -> Option<f64> {
-    if !gpu.nvswitch {
-        return None;
-    }
-    let n = gpu.name.as_str();
-    Some(if n.starts_with("b200") {
-        900e9
-    } else if n.starts_with("a100") {
-        300e9
-    } else {
-        450e9
-    })
-}
-
 /// The cost model's view of a GPU; an error when the catalog lacks its peaks.
 pub fn gpu_shape(gpu: &GpuSpec) -> Result<GpuShape, SimError> {
     for (v, what) in [
@@ -120,7 +103,8 @@ pub fn gpu_shape(gpu: &GpuSpec) -> Result<GpuShape, SimError> {
         flops: gpu.bf16_flops as f64,
         hbm_bytes_per_s: gpu.hbm_bytes_per_s as f64,
         host_link_bytes_per_s: host,
-        interconnect_bytes_per_s: nvlink_bytes_per_s(gpu).unwrap_or(host),
+        // NVLink on NVSwitch systems (the catalog's figure), else all-reduce over PCIe.
+        interconnect_bytes_per_s: gpu.nvlink_bytes_per_s.map_or(host, |b| b as f64),
     })
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::deployment_args::DeploymentArgs;
 use crate::exit::ExitStatus;
 
-const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
 /// Arguments of `ldqa recommend`.
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,7 @@ use super::server::ServerCommand;
 use crate::cmd::deployment_args::DeploymentArgs;
 use crate::recorded::AbConfig;
 
-const GIB: f64 = (1u64 << 30) as f64;
+const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 /// `--time-scale` when `--sim` is given without it.
 const DEFAULT_SIM_TIME_SCALE: f64 = 2.0;
 /// Host RAM `--sim` plans with when `--cpu-ram-gib` is not given: the seed tutorial's.
