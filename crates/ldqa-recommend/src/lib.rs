@@ -12,6 +12,8 @@
 //! assert_eq!(kv.bytes_per_token, 128 * 1024);
 //! assert!(kv.tokens > 400_000);
 //! ```
+#![warn(missing_docs)]
+
 pub mod deployment;
 pub mod error;
 pub mod hardware;

@@ -49,8 +49,14 @@ pub fn render_explanation(
     gpus_per_node: u32,
     w: &Workload,
 ) -> String {
+    let mut s = explain_engine(p, model, gpu);
+    s.push_str(&explain_caches(p, gpus_per_node, w));
+    s
+}
+
+/// The engine: weights, TP, memory, GPU KV cache, concurrency.
+fn explain_engine(p: &Plan, model: &ModelSpec, gpu: &GpuSpec) -> String {
     let k = &p.kv;
-    let o = &p.offload;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -115,6 +121,13 @@ pub fn render_explanation(
         "concurrency:    {:.2}x requests of {} tokens (max_num_batched_tokens {}, max_num_seqs {})",
         k.max_concurrency, k.max_model_len, k.max_num_batched_tokens, k.max_num_seqs
     );
+    s
+}
+
+/// The caches: LMCache's CPU size, the documents they hold, the regimes.
+fn explain_caches(p: &Plan, gpus_per_node: u32, w: &Workload) -> String {
+    let o = &p.offload;
+    let mut s = String::new();
     let _ = writeln!(s, "GiB per 1K tok: {:.4}", o.gib_per_1k_tokens);
     let why = match o.limited_by {
         OffloadLimit::Formula => "GPU KV + 120K tokens",

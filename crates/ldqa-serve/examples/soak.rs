@@ -331,6 +331,10 @@ fn main() {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a benchmark script read top to bottom: set-up, load, checks, report"
+)]
 fn run(o: Opts) -> Result<bool, String> {
     let (mut child, addr, log) = start_server(&o)?;
     let pid = child.id();

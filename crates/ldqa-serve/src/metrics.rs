@@ -169,6 +169,10 @@ impl Metrics {
     }
 
     /// The exposition text. `model` labels every sample, as vLLM does.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one uniform entry per exported metric, in exposition order"
+    )]
     pub fn render(&self, model: &str) -> String {
         let g = self.gauges.lock().map(|g| *g).unwrap_or_default();
         let labels = format!("engine=\"0\",model_name=\"{}\"", escape_label(model));

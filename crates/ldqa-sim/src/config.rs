@@ -79,7 +79,10 @@ pub enum Mode {
     Vllm,
     /// vLLM plus LMCache's CPU tier of `cpu_bytes_per_rank` bytes per GPU
     /// (`LMCACHE_MAX_LOCAL_CPU_SIZE` × 2³⁰).
-    Lmcache { cpu_bytes_per_rank: u64 },
+    Lmcache {
+        /// CPU tier bytes per GPU.
+        cpu_bytes_per_rank: u64,
+    },
 }
 
 /// Which engine, without its sizes: what commands, folders and labels name.
@@ -115,10 +118,13 @@ impl Mode {
 /// Everything the engine needs, resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
+    /// The model, as the cost model sees it.
     pub model: ModelShape,
+    /// One GPU, as the cost model sees it.
     pub gpu: GpuShape,
     /// Tensor-parallel size.
     pub tp: u32,
+    /// vLLM alone, or with LMCache's CPU tier.
     pub mode: Mode,
     /// GPU KV cache capacity in tokens (vLLM's "GPU KV cache size"), per replica.
     pub gpu_kv_tokens: u64,

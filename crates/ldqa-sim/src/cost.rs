@@ -37,11 +37,17 @@ pub struct StepWork {
 /// The parts of a step's cost, in nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepCost {
+    /// Matrix work at the fitted fraction of peak FLOP/s.
     pub compute_ns: f64,
+    /// Weights and KV read at the fitted fraction of HBM bandwidth.
     pub memory_ns: f64,
+    /// Tensor-parallel all-reduces (latency plus payload over the interconnect).
     pub allreduce_ns: f64,
+    /// LMCache chunks loaded from CPU over the host link.
     pub load_ns: f64,
+    /// LMCache chunks stored to CPU over the host link.
     pub store_ns: f64,
+    /// Fixed per-step CPU cost (scheduling, launch).
     pub overhead_ns: f64,
 }
 

@@ -33,6 +33,8 @@
 //!
 //! [`RequestRecord`]: ldqa_model::RequestRecord
 
+#![warn(missing_docs)]
+
 mod block_pool;
 pub mod clock;
 pub mod config;

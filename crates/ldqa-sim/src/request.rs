@@ -27,6 +27,7 @@ pub struct Event {
     pub at: SimTime,
     /// Which request.
     pub req: ReqId,
+    /// What happened.
     pub kind: EventKind,
 }
 
@@ -35,7 +36,10 @@ pub struct Event {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum EventKind {
     /// Output token number `index` (0 is the first token) was produced.
-    Token { index: u32 },
+    Token {
+        /// 0 for the first token.
+        index: u32,
+    },
     /// The request finished: all its tokens were produced. Always follows its last `Token`.
     Finished {
         /// Where its prompt's KV came from (at its first scheduling).

@@ -49,6 +49,7 @@ pub struct FrontendQueue {
 }
 
 impl FrontendQueue {
+    /// An idle front end.
     pub fn new(frontend: Frontend) -> Self {
         FrontendQueue {
             frontend,
@@ -69,8 +70,11 @@ impl FrontendQueue {
 pub struct RoundRequest {
     /// Position in the round (upstream's `prompt_id`).
     pub prompt_id: usize,
+    /// The document the prompt was built from.
     pub document_id: usize,
+    /// A deliberate miss (a unique prefix).
     pub is_miss: bool,
+    /// What the engine is asked.
     pub request: SimRequest,
 }
 
@@ -145,6 +149,10 @@ struct InFlight {
 /// Runs `requests` as one round on `engine`, starting at the engine's clock, with at
 /// most `max_inflight` requests in flight. Runs the engine until the round's last
 /// request ends; the engine is then idle at [`RoundOutcome::end`].
+#[allow(
+    clippy::too_many_lines,
+    reason = "the event loop of the virtual-time client; its send and event arms share the in-flight table"
+)]
 pub fn run_round(
     engine: &mut Engine,
     requests: &[RoundRequest],

@@ -33,13 +33,18 @@ pub enum EngineMode {
     Vllm,
     /// vLLM + LMCache; `cpu_gib_per_rank` = `LMCACHE_MAX_LOCAL_CPU_SIZE` (GiB per GPU),
     /// `None` = the recommender's rule.
-    Lmcache { cpu_gib_per_rank: Option<f64> },
+    Lmcache {
+        /// GiB per GPU; `None` = the recommender's rule.
+        cpu_gib_per_rank: Option<f64>,
+    },
 }
 
 /// A resolved scenario: what the engine runs with, and how it was derived.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// The engine's inputs.
     pub config: EngineConfig,
+    /// The fitted efficiencies it runs with.
     pub efficiencies: Efficiencies,
     /// Whether the efficiencies were fitted on this GPU (false: [`REFERENCE_GPU`]'s, see module docs).
     pub calibrated: bool,

@@ -30,9 +30,13 @@ pub struct SeedWorkload {
 /// Published numbers of one engine in one run (seconds, as published).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Published {
+    /// Warmup round mean TTFT.
     pub warmup_mean_ttft_s: f64,
+    /// Warmup round time.
     pub warmup_round_time_s: f64,
+    /// Query round mean TTFT.
     pub query_mean_ttft_s: f64,
+    /// Query round time.
     pub query_round_time_s: f64,
 }
 
@@ -59,12 +63,17 @@ impl Published {
 /// One of the seed's runs: both engines on the same model, GPU and workload.
 #[derive(Debug, Clone)]
 pub struct SeedScenario {
+    /// A short name (`llama-3.1-8b-h100-tp1`).
     pub name: &'static str,
+    /// The baseline engine.
     pub vllm: Scenario,
+    /// The LMCache engine, with the published CPU size.
     pub lmcache: Scenario,
+    /// The workload both ran.
     pub workload: SeedWorkload,
-    /// From `shared/calibration/seed-results.json`.
+    /// The baseline's published numbers (`shared/calibration/seed-results.json`).
     pub published_vllm: Published,
+    /// LMCache's published numbers.
     pub published_lmcache: Published,
 }
 

@@ -54,6 +54,10 @@ pub fn parse_config(text: &str, name: &str, origin: &str) -> Result<ModelSpec, S
 }
 
 /// Build a [`ModelSpec`] from a parsed `config.json` object.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a field-by-field mapping of config.json, one architecture family after another"
+)]
 pub fn spec_from_value(v: &Value, name: &str, origin: &str) -> Result<ModelSpec, SpecError> {
     let top = v
         .as_object()

@@ -37,6 +37,8 @@
 //! # Ok::<(), ldqa_workload::WorkloadError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod approx;
 pub mod config;
 mod documents;
