@@ -56,15 +56,14 @@ fn all_sixteen_seed_numbers_within_ten_percent() {
 /// The published numbers in the scenarios match the calibration file, so the test
 /// above compares against the right targets.
 #[test]
+#[ignore = "needs ../shared/calibration/seed-results.json beside the checkout (CI has it; scripts/test runs ignored tests)"]
 fn scenario_targets_match_the_calibration_file() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/calibration/seed-results.json"
     );
-    let Ok(text) = std::fs::read_to_string(path) else {
-        // The shared folder lives outside the repository; without it there is nothing to compare.
-        return;
-    };
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (the shared folder belongs beside the checkout)"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let runs = v["runs"].as_array().unwrap();
     for (sc, run) in seed::scenarios().iter().zip(runs) {
