@@ -103,13 +103,15 @@ pub fn suggest_models(name: &str) -> Vec<String> {
     closest(name, all_model_names(), 3)
 }
 
-/// Look a GPU up by catalog name or alias (case-insensitive).
+/// Look a GPU up by catalog name or alias (case-insensitive), or by the name `nvidia-smi`
+/// prints (`NVIDIA H100 80GB HBM3`).
 pub fn gpu(name: &str) -> Result<GpuSpec, SpecError> {
     let n = norm(name).replace(['_', ' '], "-");
     gpus()
         .iter()
         .find(|g| g.name == n || g.aliases.contains(&n))
         .map(GpuEntry::spec)
+        .or_else(|| gpu_by_device_name(name))
         .ok_or_else(|| SpecError::UnknownGpu {
             name: name.to_string(),
             suggestions: closest(

@@ -62,6 +62,8 @@ enum Command {
     Ab(Box<cmd::ab::AbArgs>),
     /// Render a saved result (--save-result) as HTML or markdown.
     Report(Box<cmd::report::ReportArgs>),
+    /// List the GPUs and models ldqa knows (memory, peaks, KV bytes per token).
+    Catalog(cmd::catalog::CatalogArgs),
     /// Compare two saved results side by side.
     Compare(Box<cmd::compare::CompareArgs>),
 }
@@ -98,6 +100,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Ab(args) => cmd::ab::run(*args),
         Command::Report(args) => cmd::report::run(*args),
+        Command::Catalog(args) => cmd::catalog::run(args),
         Command::Compare(args) => cmd::compare::run(*args),
     }
 }

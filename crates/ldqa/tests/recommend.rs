@@ -296,3 +296,32 @@ fn host_ram_is_per_node_and_its_source_is_stated() {
         "{text}"
     );
 }
+
+/// Finding 21: `ldqa catalog` lists the GPUs (with which are calibrated) and the models
+/// (with KV bytes per token), and `--gpu` takes the name `nvidia-smi` prints.
+#[test]
+fn the_catalog_is_listed_and_nvidia_smi_names_are_accepted() {
+    let gpus = stdout(&["catalog", "gpus"]);
+    let h100 = gpus.lines().find(|l| l.starts_with("h100-80gb ")).unwrap();
+    assert!(h100.contains("79.11") && h100.ends_with("fitted"), "{h100}");
+    assert!(gpus
+        .lines()
+        .any(|l| l.starts_with("h200 ") && l.contains("h100-80gb's")));
+    let models = stdout(&["catalog", "models", "--json"]);
+    let llama: serde_json::Value = models
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["model"] == "meta-llama/Llama-3.1-8B-Instruct")
+        .unwrap();
+    assert_eq!(llama["kv_bytes_per_token"], 131_072);
+    let by_smi_name = stdout(&[
+        "recommend",
+        "--gpu",
+        "NVIDIA H100 80GB HBM3",
+        "--cpu-ram-gib",
+        "1000",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&by_smi_name).unwrap();
+    assert_eq!(v["gpu"]["name"], "h100-80gb");
+}
