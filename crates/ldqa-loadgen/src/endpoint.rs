@@ -26,10 +26,12 @@ impl Endpoint {
             url: base.to_owned(),
             reason: reason.to_owned(),
         };
-        let rest = base
-            .strip_prefix("http://")
-            .or_else(|| base.strip_prefix("https://"))
+        // Schemes are case-insensitive (RFC 3986 §3.1): `HTTP://` is `http://`.
+        let (scheme, rest) = base
+            .split_once("://")
+            .filter(|(s, _)| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
             .ok_or_else(|| invalid("it must start with http:// or https://"))?;
+        let base = format!("{}://{rest}", scheme.to_ascii_lowercase());
         let authority = rest.split('/').next().unwrap_or("");
         if authority.is_empty() {
             return Err(invalid("it has no host"));
@@ -99,6 +101,18 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Usability finding 33: schemes are case-insensitive.
+    #[test]
+    fn schemes_are_case_insensitive() {
+        let e = Endpoint::new("HTTP://localhost:8000/v1", None).unwrap();
+        assert_eq!(e.base(), "http://localhost:8000/v1");
+        assert_eq!(
+            Endpoint::new("Https://h/v1", None).unwrap().base(),
+            "https://h/v1"
+        );
+        assert!(Endpoint::new("ftp://h/v1", None).is_err());
+    }
 
     #[test]
     fn derives_urls() {

@@ -110,6 +110,9 @@ impl FromStr for HitMissRatio {
             reason,
         };
         let (h, m) = s.split_once(':').ok_or_else(|| bad("missing ':'"))?;
+        if m.contains(':') {
+            return Err(bad("expected exactly one ':'"));
+        }
         let part = |p: &str| -> Result<u32, WorkloadError> {
             let p = p.trim();
             let digits = p.strip_prefix('+').unwrap_or(p);
@@ -258,6 +261,9 @@ mod tests {
     #[test]
     fn hit_miss_ratio_parsing() {
         let ok = |s: &str| s.parse::<HitMissRatio>().unwrap();
+        // Usability finding 32: a third count is named as such.
+        let three = "2:2:2".parse::<HitMissRatio>().unwrap_err().to_string();
+        assert!(three.contains("exactly one ':'"), "{three}");
         assert_eq!(ok("3:1"), HitMissRatio::new(3, 1).unwrap());
         assert_eq!(ok("0:1").to_string(), "0:1");
         assert_eq!(ok("1:0").to_string(), "1:0");

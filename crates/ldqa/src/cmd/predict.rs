@@ -29,6 +29,8 @@ use crate::recorded::{self, PredictConfig, WorkloadRecord};
 
 /// Arguments of `ldqa predict`: `ldqa run`'s workload flags plus the engine's.
 #[derive(Debug, Clone, clap::Args)]
+// Negative numbers are values, so that `-5` gets a range error naming its flag.
+#[command(allow_negative_numbers = true)]
 pub struct PredictArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,

@@ -15,6 +15,8 @@ const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
 /// Arguments of `ldqa recommend`.
 #[derive(Debug, clap::Args)]
+// Negative numbers are values, so that `-5` gets a range error naming its flag.
+#[command(allow_negative_numbers = true)]
 pub struct RecommendArgs {
     #[command(flatten)]
     pub(crate) deployment: DeploymentArgs,

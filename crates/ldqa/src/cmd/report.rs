@@ -21,7 +21,7 @@ pub struct ReportArgs {
     /// A result file: `ldqa run --save-result` output or `ab_result.json`.
     #[arg(value_name = "RESULT.json")]
     pub result: PathBuf,
-    /// Write here (default: report.html or report.md beside RESULT.json; `-` for stdout).
+    /// Write here (default: RESULT.html or RESULT.md beside RESULT.json; `-` for stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// html (one self-contained page with plots) or markdown (tables).
@@ -41,15 +41,20 @@ pub fn render(result: &AnyResult, format: ReportFormat) -> String {
 
 /// Entry point of `ldqa report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitStatus> {
-    let result = ldqa_report::read_any(&args.result)
-        .with_context(|| format!("reading {}", args.result.display()))?;
+    let result = ldqa_report::read_any(&args.result).map_err(|e| match e {
+        // It names the file already.
+        ldqa_report::ReportError::Io { .. } => anyhow::Error::new(e),
+        other => anyhow::Error::new(other).context(format!("reading {}", args.result.display())),
+    })?;
     let text = render(&result, args.format);
     let output = args.output.unwrap_or_else(|| {
-        let name = match args.format {
-            ReportFormat::Html => "report.html",
-            ReportFormat::Markdown => "report.md",
+        // `<stem>.html` beside the result: reports of two results in one folder do not
+        // overwrite each other.
+        let extension = match args.format {
+            ReportFormat::Html => "html",
+            ReportFormat::Markdown => "md",
         };
-        args.result.with_file_name(name)
+        args.result.with_extension(extension)
     });
     if output.as_os_str() == "-" {
         crate::stdout::write(&text)?;

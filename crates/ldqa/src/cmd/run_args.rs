@@ -12,6 +12,8 @@ use crate::output::Gates;
 
 /// Arguments of `ldqa run`: the workload flags (shared with `ldqa predict`) and the server's.
 #[derive(Debug, Clone, Args)]
+// Negative numbers are values, so that `-5` gets a range error naming its flag.
+#[command(allow_negative_numbers = true)]
 pub struct RunArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,

@@ -26,6 +26,8 @@ use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa serve`.
 #[derive(Debug, clap::Args)]
+// Negative numbers are values, so that `-5` gets a range error naming its flag.
+#[command(allow_negative_numbers = true)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub engine: EngineArgs,

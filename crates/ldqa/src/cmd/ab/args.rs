@@ -8,6 +8,8 @@ use crate::cmd::deployment_args::DeploymentArgs;
 
 /// Arguments of `ldqa ab`.
 #[derive(Debug, Clone, Args)]
+// Negative numbers are values, so that `-5` gets a range error naming its flag.
+#[command(allow_negative_numbers = true)]
 pub struct AbArgs {
     /// Both servers are the simulated engine (`ldqa serve`), reached over real HTTP.
     #[arg(long)]

@@ -1,0 +1,76 @@
+//! Usability findings about the command line as a whole: negative numbers (18), a missing
+//! result file (34), where `ldqa report` writes (23).
+
+use assert_cmd::Command;
+
+fn ldqa() -> Command {
+    let mut c = Command::cargo_bin("ldqa").unwrap();
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("LDQA_NO_GPU_PROBE", "1")
+        .env("HF_HOME", "/nonexistent-ldqa-test");
+    c
+}
+
+fn stderr(args: &[&str]) -> String {
+    let out = ldqa().args(args).assert().code(2).get_output().clone();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Finding 18: a negative number is a value with a clear error that names its flag, never
+/// "unexpected argument".
+#[test]
+fn negative_numbers_are_values_that_name_their_flag() {
+    for args in [
+        &["run", "--num-documents", "-5"][..],
+        &["predict", "--max-inflight-requests", "-3"][..],
+        &["ab", "--num-documents", "-2"][..],
+        &["serve", "--time-scale", "-1"][..],
+        &["recommend", "--gpu", "h100-80gb", "--cpu-ram-gib", "-10"][..],
+        &[
+            "recommend",
+            "--gpu",
+            "h100-80gb",
+            "--tensor-parallel-size",
+            "-1",
+        ][..],
+    ] {
+        let e = stderr(args);
+        assert!(!e.contains("unexpected argument"), "{args:?}: {e}");
+        assert!(e.contains(args[args.len() - 2]), "{args:?}: {e}");
+    }
+}
+
+/// Finding 34: a missing result file is said once.
+#[test]
+fn a_missing_result_is_said_once() {
+    let e = stderr(&["report", "/nonexistent/missing.json"]);
+    assert_eq!(e.matches("missing.json").count(), 1, "{e}");
+}
+
+/// Finding 23: `ldqa report X.json` writes `X.html` beside it, so two results in one
+/// folder get two reports.
+#[test]
+fn reports_are_named_after_their_result() {
+    let dir = tempfile::tempdir().unwrap();
+    for engine in ["vllm", "lmcache"] {
+        let save = dir.path().join(format!("both-{engine}.json"));
+        ldqa()
+            .args([
+                "predict",
+                "--num-documents",
+                "2",
+                "--document-length",
+                "500",
+                "--save-result",
+            ])
+            .arg(&save)
+            .arg("--output-dir")
+            .arg(dir.path().join(engine))
+            .args(["--engine", engine])
+            .assert()
+            .success();
+        ldqa().arg("report").arg(&save).assert().success();
+    }
+    assert!(dir.path().join("both-vllm.html").is_file());
+    assert!(dir.path().join("both-lmcache.html").is_file());
+}
