@@ -71,16 +71,7 @@ enum Command {
 fn main() -> ExitCode {
     keep_large_allocations_mapped();
     let cli = Cli::parse();
-    stdout::quiet_print_panics();
-    // `print!` on a closed stdout panics; the hook above keeps that quiet and this makes it
-    // exit 0 like the `StdoutClosed` error below. Unwinding runs every `Drop` on the way.
-    let outcome = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|panic| {
-        if stdout::is_closed_panic(&*panic) {
-            Ok(ExitStatus::Success)
-        } else {
-            std::panic::resume_unwind(panic)
-        }
-    });
+    let outcome = dispatch(cli);
     let status = match outcome {
         Ok(status) => status,
         Err(err) if stdout::is_closed(&err) => ExitStatus::Success,

@@ -125,13 +125,6 @@ impl Report {
         crate::stdout::write(&self.text(json_output))
     }
 
-    /// [`Report::write_stdout`] with `anstream::print!`'s behaviour: a closed stdout is
-    /// ignored (the command goes on), another write error panics. Kept for `predict` until
-    /// it propagates the error with `write_stdout`.
-    pub fn print(&self, json_output: bool) {
-        anstream::print!("{}", self.text(json_output));
-    }
-
     /// What [`Report::write_stdout`] writes: upstream's block, our summary, warnings, and
     /// the JSON line last.
     pub fn text(&self, json_output: bool) -> String {
@@ -161,11 +154,18 @@ impl Report {
         for w in &self.warnings {
             out.push_str(&format!("warning: {w}\n"));
         }
-        if let (true, Some((w, q))) = (json_output, both) {
-            out.push_str(&ldqa_report::json_line(w, q));
+        if let (true, Some(line)) = (json_output, self.json_line()) {
+            out.push_str(&line);
             out.push('\n');
         }
         out
+    }
+
+    /// Upstream's one-line JSON summary (`--json-output`), when both rounds ran.
+    pub fn json_line(&self) -> Option<String> {
+        let w = self.summary(RoundKind::Warmup)?;
+        let q = self.summary(RoundKind::Query)?;
+        Some(ldqa_report::json_line(w, q))
     }
 
     /// The exit status: 130 interrupted, 2 when a round had no successful request, 1 when a

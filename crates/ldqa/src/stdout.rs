@@ -8,7 +8,6 @@
 //! would not stop the server under test and temporary document files would stay behind.
 //! Rust ignores SIGPIPE, so a write to a closed pipe is an `EPIPE` error that we can handle.
 
-use std::any::Any;
 use std::io::{ErrorKind, Write};
 
 /// The error of a write to a stdout whose reader has gone. `main` maps it to a silent exit 0.
@@ -42,53 +41,9 @@ pub fn is_closed(err: &anyhow::Error) -> bool {
     err.chain().any(|e| e.is::<StdoutClosed>())
 }
 
-/// The panic of `print!`/`println!` on a closed stdout, as std words it.
-fn is_print_panic(message: &str) -> bool {
-    let epipe = std::io::Error::from_raw_os_error(libc::EPIPE);
-    message == format!("failed printing to stdout: {epipe}")
-}
-
-/// The message of a panic payload, when it is text.
-fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
-    payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-}
-
-/// Whether a panic payload is `print!` failing on a closed stdout.
-pub fn is_closed_panic(payload: &(dyn Any + Send)) -> bool {
-    panic_message(payload).is_some_and(is_print_panic)
-}
-
-/// A safety net for code that still prints with `print!` (`recommend`, `predict`'s
-/// `Report::print`): their panic on a closed stdout is not reported, and `main`, which
-/// catches it, exits 0. Other panics are reported as before.
-pub fn quiet_print_panics() {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !is_closed_panic(info.payload()) {
-            report(info);
-        }
-    }));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recognises_prints_panic_on_a_closed_stdout() {
-        let panic = std::panic::catch_unwind(|| {
-            let e = std::io::Error::from_raw_os_error(libc::EPIPE);
-            panic!("failed printing to stdout: {e}")
-        })
-        .unwrap_err();
-        assert!(is_closed_panic(&*panic));
-        let other = std::panic::catch_unwind(|| panic!("failed printing to stdout: disk full"))
-            .unwrap_err();
-        assert!(!is_closed_panic(&*other));
-    }
 
     #[test]
     fn only_stdouts_broken_pipe_is_quiet() {

@@ -243,3 +243,44 @@ fn prompts_longer_than_the_context_fail_as_the_server_answers_them() {
     let log = std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap();
     assert!(log.contains("\"http_status\":400"), "{log}");
 }
+
+/// Finding 10: `--engine both --save-result X.json` says which files it wrote, and
+/// `--json-output` is one line, last on stdout, labelled by engine.
+#[test]
+fn both_engines_name_their_files_and_print_one_json_line_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args([
+            "predict",
+            "--engine",
+            "both",
+            "--num-documents",
+            "2",
+            "--document-length",
+            "500",
+            "--json-output",
+            "--save-result",
+        ])
+        .arg(dir.path().join("both.json"))
+        .arg("--output-dir")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for engine in ["vllm", "lmcache"] {
+        let path = dir.path().join(format!("both-{engine}.json"));
+        assert!(path.is_file());
+        assert!(
+            stderr.contains(&format!("wrote {}", path.display())),
+            "{stderr}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(json_lines.len(), 1, "{stdout}");
+    assert_eq!(stdout.lines().last(), Some(json_lines[0]));
+    let v: serde_json::Value = serde_json::from_str(json_lines[0]).unwrap();
+    assert!(v["vllm"].is_object() && v["lmcache"].is_object(), "{v}");
+}

@@ -91,6 +91,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let both = resolved.engines.len() > 1;
     let mut codes = Vec::new();
     let mut rows = Vec::new();
+    let mut json_lines = Vec::new();
     for (kind, scenario) in &resolved.engines {
         let rounds = run_protocol(scenario, &plan, &client)
             .with_context(|| format!("simulating {}", kind.as_str()))?;
@@ -110,14 +111,27 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
             )
         };
         if both {
-            println!("\n##### {} #####", kind.as_str());
+            crate::stdout::write(&format!("\n##### {} #####\n", kind.as_str()))?;
         }
-        let code = report(&args, &config, *kind, scenario, &p, &dir, save.as_deref())?;
+        let (code, json) = report(&args, &config, *kind, scenario, &p, &dir, save.as_deref())?;
+        if let Some(path) = &save {
+            eprintln!("wrote {}", path.display());
+        }
         codes.push(code);
+        json_lines.push((kind.as_str(), json));
         rows.push((*kind, p));
     }
     if both {
-        print!("{}", side_by_side(&rows));
+        let mut text = side_by_side(&rows);
+        if args.workload.json_output {
+            // One line, last on stdout, labelled by engine: `tail -1 | jq` keeps working.
+            let fields: Vec<String> = json_lines
+                .iter()
+                .filter_map(|(k, j)| j.as_ref().map(|j| format!("\"{k}\": {j}")))
+                .collect();
+            text.push_str(&format!("{{{}}}\n", fields.join(", ")));
+        }
+        crate::stdout::write(&text)?;
     }
     Ok(codes
         .into_iter()
@@ -134,7 +148,7 @@ fn report(
     p: &Predicted,
     dir: &Path,
     save: Option<&Path>,
-) -> anyhow::Result<ExitStatus> {
+) -> anyhow::Result<(ExitStatus, Option<String>)> {
     let outputs = Outputs::prepare(dir, save)?;
     let rounds: Vec<RoundRecord> = p
         .rounds
@@ -173,9 +187,16 @@ fn report(
     );
     report.write_files(&outputs, w.visualize)?;
     // The summary's "prompt tokens by source" line comes from each record's `prefix`.
-    report.print(w.json_output);
+    // With both engines, the JSON lines go out together after the comparison.
+    let json_here = w.json_output && !both_engines(args);
+    report.write_stdout(json_here)?;
     report.eprint_failures();
-    Ok(report.exit_status())
+    Ok((report.exit_status(), report.json_line()))
+}
+
+/// `--engine both`: two reports and a comparison.
+fn both_engines(args: &PredictArgs) -> bool {
+    args.engine.engine == super::engine_args::EngineChoice::Both
 }
 
 fn with_engine_suffix(path: &Path, engine: &str) -> PathBuf {
