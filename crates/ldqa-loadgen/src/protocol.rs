@@ -126,9 +126,7 @@ impl MetricsReader<'_> {
         match self.client.get_text(url).await {
             Ok(text) => Some(prometheus::parse(&text)),
             Err(e) => {
-                self.warning = Some(format!(
-                    "server metrics not read ({e}); use --metrics-url or --no-metrics"
-                ));
+                self.warning = Some(format!("server metrics not read from {url} ({e})"));
                 self.url = None;
                 None
             }

@@ -54,7 +54,7 @@ enum Command {
     Run(Box<cmd::run::RunArgs>),
     /// Recommend a deployment: tensor parallelism, GPU KV cache, LMCache CPU size, workload.
     Recommend(Box<cmd::recommend::RecommendArgs>),
-    /// Predict a run with the simulated engine, in virtual time (milliseconds, no GPU).
+    /// Predict a run with the simulated engine in virtual time (no GPU; it takes milliseconds).
     Predict(Box<cmd::predict::PredictArgs>),
     /// Serve the simulated engine as an OpenAI-compatible HTTP server, in real time.
     Serve(Box<cmd::serve::ServeArgs>),

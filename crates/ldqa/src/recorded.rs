@@ -158,7 +158,7 @@ pub struct AbConfig {
     /// The in-flight cap.
     pub max_inflight_requests: usize,
     /// Runs per engine.
-    pub repeat: usize,
+    pub trials: usize,
     /// `LMCACHE_MAX_LOCAL_CPU_SIZE`, GiB per GPU.
     pub lmcache_max_local_cpu_size_gib: Option<u64>,
     /// The planned GPU KV capacity, tokens (what a simulated server runs with).

@@ -264,11 +264,11 @@ fn repeats_give_confidence_intervals() {
         &out,
         "--ttft-ms 30",
         "--ttft-ms 30 --hit-ttft-ms 5",
-        &["--repeat", "2"],
+        &["--trials", "2"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("95% CI"), "{}", text(&o.stdout));
-    assert!(out.join("lmcache/repeat-2/result.json").exists());
+    assert!(out.join("lmcache/trial-2/result.json").exists());
     let v = ab_json(&out);
     let row = &v["comparison"]["rows"][2];
     assert_eq!(row["metric"], "query mean TTFT");

@@ -404,3 +404,31 @@ async fn kill_9_leaves_every_finished_request_readable() {
     assert_eq!(log.entries.len(), 7);
     assert!(log.entries.iter().all(|e| e.record.is_success()));
 }
+
+/// Finding 38: a metrics endpoint that cannot be read gets advice that fits what was given:
+/// "check --metrics-url" when the user named it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_url_that_fails_is_named_with_advice_that_fits() {
+    let server = healthy_server(Arc::new(AtomicUsize::new(0))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    small_workload(&mut cmd, &server, dir.path(), 2);
+    // small_workload passes --no-metrics; this command names a missing endpoint instead.
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a != "--no-metrics")
+        .collect();
+    let bad = format!("{}/no-such-metrics", server.base_url());
+    let mut cmd = ldqa();
+    cmd.args(args).args(["--metrics-url", &bad]);
+    let out = run(cmd).await;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let warning = text
+        .lines()
+        .find(|l| l.contains("server metrics not read"))
+        .unwrap();
+    assert!(warning.contains(&bad), "{warning}");
+    assert!(warning.contains("check --metrics-url"), "{warning}");
+}

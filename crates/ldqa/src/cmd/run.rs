@@ -104,7 +104,15 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     )
     .await;
     observer.finish();
-    warnings.extend(outcome.metrics_warning.clone());
+    warnings.extend(outcome.metrics_warning.as_ref().map(|w| {
+        // What to do about it depends on whether the URL was ours or the user's.
+        let hint = if args.metrics_url.is_some() {
+            "check --metrics-url, or pass --no-metrics"
+        } else {
+            "point --metrics-url at the server's Prometheus endpoint, or pass --no-metrics"
+        };
+        format!("{w}; {hint}")
+    }));
     if let Some(e) = observer
         .log_error
         .lock()

@@ -94,9 +94,10 @@ pub struct AbArgs {
     #[arg(long, help_heading = "Workload")]
     pub completions: bool,
 
-    /// Run each engine this many times (fresh server each time); gains get 95% intervals.
+    /// Run each engine this many times (a fresh server each time); gains get 95% intervals.
+    /// (Not --repeat-count, which repeats documents within one run.)
     #[arg(long, default_value_t = 1, value_name = "N")]
-    pub repeat: usize,
+    pub trials: usize,
 
     /// Reuse engine results already in --output-dir instead of measuring them again.
     #[arg(long)]

@@ -35,11 +35,11 @@ use resume::StoredRuns;
 use server::ServerCommand;
 
 /// The folder of one engine's run.
-fn engine_dir(out: &Path, engine: &str, repeat: usize, repeats: usize) -> PathBuf {
-    if repeats == 1 {
+fn engine_dir(out: &Path, engine: &str, trial: usize, trials: usize) -> PathBuf {
+    if trials == 1 {
         out.join(engine)
     } else {
-        out.join(engine).join(format!("repeat-{}", repeat + 1))
+        out.join(engine).join(format!("trial-{}", trial + 1))
     }
 }
 
@@ -109,7 +109,7 @@ async fn execute(args: AbArgs, plan: AbPlan, mut stored: StoredRuns) -> anyhow::
     finish(&args, &plan, baseline, lmcache, interrupted)
 }
 
-/// `--repeat` runs of one engine, each reused from `--resume`'s stored results or measured;
+/// `--trials` runs of one engine, each reused from `--resume`'s stored results or measured;
 /// stops at the first failure or at Ctrl-C.
 async fn run_repeats(
     args: &AbArgs,
@@ -127,11 +127,11 @@ async fn run_repeats(
         error: None,
     };
     let mut problem = None;
-    for i in 0..args.repeat {
+    for i in 0..args.trials {
         if *interrupted {
             break;
         }
-        let dir = engine_dir(&args.output_dir, engine, i, args.repeat);
+        let dir = engine_dir(&args.output_dir, engine, i, args.trials);
         if let Some(result) = stored.take(&dir) {
             outcome.runs.push(result);
             continue;

@@ -44,8 +44,8 @@ pub struct CheckedArgs<'a> {
 
 /// Validates every flag that needs more than clap's parsing; the error names the flag.
 pub fn check(args: &AbArgs) -> anyhow::Result<CheckedArgs<'_>> {
-    if args.repeat == 0 || args.max_inflight_requests == 0 || args.output_len == 0 {
-        bail!("--repeat, --max-inflight-requests and --output-len must be at least 1");
+    if args.trials == 0 || args.max_inflight_requests == 0 || args.output_len == 0 {
+        bail!("--trials, --max-inflight-requests and --output-len must be at least 1");
     }
     if !(args.ready_timeout.is_finite() && args.ready_timeout > 0.0) {
         bail!("--ready-timeout must be a positive number of seconds");
@@ -268,7 +268,7 @@ pub fn record(checked: &CheckedArgs<'_>, servers: &Servers, workload: &WorkloadC
         workload: workload.clone(),
         output_len: args.output_len,
         max_inflight_requests: args.max_inflight_requests,
-        repeat: args.repeat,
+        trials: args.trials,
         lmcache_max_local_cpu_size_gib: servers.sizing.as_ref().map(|s| s.lmcache_cpu_gib),
         gpu_kv_tokens: deployment.map(|d| d.kv_pool_tokens()),
         baseline_cmd: servers.baseline.display(),

@@ -19,7 +19,7 @@ use super::{engine_dir, AbArgs};
 const NOT_MEASURED: &[&str] = &[
     "base_url",
     "server_gpu_kv_tokens",
-    "repeat",
+    "trials",
     "expected_ttft_gain",
     "expected_latency_gain",
     "baseline_cmd",
@@ -40,8 +40,8 @@ impl StoredRuns {
         let mut runs = HashMap::new();
         for (engine, command) in [("baseline", &plan.baseline), ("lmcache", &plan.lmcache)] {
             let wanted = crate::recorded::to_value(&engine_config(&plan.config, engine, command));
-            for i in 0..args.repeat {
-                let dir = engine_dir(&args.output_dir, engine, i, args.repeat);
+            for i in 0..args.trials {
+                let dir = engine_dir(&args.output_dir, engine, i, args.trials);
                 let path = result_path(&dir);
                 if !path.exists() {
                     continue;
@@ -111,9 +111,9 @@ mod tests {
 
     #[test]
     fn names_the_first_field_that_differs_ignoring_what_is_not_measured() {
-        let stored = json!({"model": "m", "base_url": "http://a", "repeat": 1,
+        let stored = json!({"model": "m", "base_url": "http://a", "trials": 1,
                             "workload": {"num_documents": 2, "document_length": 200}});
-        let same = json!({"model": "m", "base_url": "http://b", "repeat": 3,
+        let same = json!({"model": "m", "base_url": "http://b", "trials": 3,
                           "workload": {"num_documents": 2, "document_length": 200}});
         assert_eq!(first_difference(&stored, &same, ""), None);
         let more = json!({"model": "m", "workload": {"num_documents": 3, "document_length": 200}});
