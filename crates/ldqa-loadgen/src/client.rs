@@ -170,7 +170,8 @@ impl Client {
         Ok(ids)
     }
 
-    /// `GET url` as text (also for `/metrics`), with the API key and a 10 s limit.
+    /// `GET url` as text (also for `/metrics`), with the API key, within `--request-timeout`
+    /// when one is set, else 10 s.
     pub async fn get_text(&self, url: &str) -> Result<String, LoadgenError> {
         let unreachable = |e: reqwest::Error| LoadgenError::Unreachable {
             url: url.to_owned(),
@@ -178,7 +179,7 @@ impl Client {
         };
         let resp = self
             .authorized(self.http.get(url))
-            .timeout(Duration::from_secs(10))
+            .timeout(self.config.request_timeout.unwrap_or(CONTROL_TIMEOUT))
             .send()
             .await
             .map_err(unreachable)?;
@@ -415,6 +416,9 @@ impl Drop for Slot<'_> {
         }
     }
 }
+
+/// Limit of a control-plane request (`/v1/models`, `/metrics`) without `--request-timeout`.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connection setup limit, for both transports.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

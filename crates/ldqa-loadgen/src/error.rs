@@ -61,6 +61,11 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 /// At most 300 characters of a body, on one line.
 pub(crate) fn snippet(body: &str) -> String {
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let head = one_line.get(..64).unwrap_or(&one_line).to_ascii_lowercase();
+    if head.starts_with("<!doctype html") || head.starts_with("<html") {
+        // A web page, not an API's error: its markup says nothing useful on one line.
+        return "an HTML page (not an OpenAI-compatible API's answer)".to_string();
+    }
     match one_line.char_indices().nth(300) {
         Some((i, _)) => format!("{}…", &one_line[..i]),
         None => one_line,

@@ -432,3 +432,79 @@ async fn a_metrics_url_that_fails_is_named_with_advice_that_fits() {
     assert!(warning.contains(&bad), "{warning}");
     assert!(warning.contains("check --metrics-url"), "{warning}");
 }
+
+/// `ldqa run` against `server` with a tiny workload and `extra` flags; its output.
+async fn probe_run(base_url: &str, extra: &[&str]) -> Output {
+    let mut cmd = ldqa();
+    cmd.args(["run", "--base-url", base_url, "--num-documents", "1"])
+        .args([
+            "--document-length",
+            "5",
+            "--output-len",
+            "1",
+            "--no-metrics",
+        ])
+        .args(extra)
+        .arg("--output-dir")
+        .arg(tempfile::tempdir().unwrap().keep());
+    run(cmd).await
+}
+
+/// Findings 19, 25 and 43: what `ldqa run` says when the server's model list disagrees,
+/// when `/v1` is missing from the URL or the server is not an API, and how long it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_probe_fails_fast_and_says_why() {
+    let server = healthy_server(Arc::new(AtomicUsize::new(0))).await;
+    // A model the server does not list: every request would be a 404.
+    let out = probe_run(&server.base_url(), &["--model", "does-not-exist"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--model does-not-exist is not served"),
+        "{err}"
+    );
+    assert!(err.contains("scripted-model"), "{err}");
+    // The base URL without /v1.
+    let root = format!("http://{}", server.addr());
+    let out = probe_run(&root, &[]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("did you mean --base-url {root}/v1?")),
+        "{err}"
+    );
+
+    // A web server, not an API: its 404 page is not dumped into the error line.
+    let web = ScriptedServer::start(|_| {
+        let page = format!(
+            "<!DOCTYPE html><html><body>{}</body></html>",
+            "x".repeat(5000)
+        );
+        Reply::Text(404, page, "text/html")
+    })
+    .await
+    .unwrap();
+    let out = probe_run(&web.base_url(), &[]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("an HTML page") && !err.contains("xxxx"),
+        "{err}"
+    );
+    // With a model named, a server without a model list is only a warning.
+    let out = probe_run(&web.base_url(), &["--model", "m"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("could not check --model"), "{text}");
+
+    // A model list that never comes: --request-timeout bounds the probe too (the default
+    // limit is 10 s).
+    let hanging = ScriptedServer::start(|_| Reply::Stream(vec![Step::Stall]))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = probe_run(&hanging.base_url(), &["--request-timeout", "1"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -140,6 +140,18 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     Ok(report.exit_status())
 }
 
+/// A 404 on `…/models` from a base URL without `/v1` is most likely that.
+fn with_v1_hint(e: ldqa_loadgen::LoadgenError, plan: &RunPlan) -> anyhow::Error {
+    let base = plan.endpoint.base();
+    let missing_v1 = matches!(e, ldqa_loadgen::LoadgenError::BadStatus { status: 404, .. })
+        && !base.ends_with("/v1");
+    if missing_v1 {
+        anyhow::anyhow!("{e}; did you mean --base-url {base}/v1?")
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
 /// The client, once the server answered `/v1/models` (an unreachable server is an error
 /// before any work) and the model is chosen; with a warning when `--model` is not listed.
 async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
@@ -156,9 +168,12 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
 
     eprintln!("Using base URL: {}", plan.endpoint.base());
     let probe = Client::new(config.clone())?;
-    let models = probe.list_models().await?;
     let mut warnings = Vec::new();
     if args.model == "auto" {
+        let models = probe
+            .list_models()
+            .await
+            .map_err(|e| with_v1_hint(e, plan))?;
         let Some(first) = models.first() else {
             bail!(
                 "{} lists no models: pass --model NAME",
@@ -167,12 +182,24 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
         };
         eprintln!("Auto-selected model: {first}");
         config.model = first.clone();
-    } else if !models.is_empty() && !models.contains(&args.model) {
-        warnings.push(format!(
-            "the server lists {} but not --model {}",
-            models.join(", "),
-            args.model
-        ));
+        return Ok((Client::new(config)?, warnings));
+    }
+    match probe.list_models().await {
+        // A server that lists models but not this one would answer every request 404.
+        Ok(models) if !models.is_empty() && !models.contains(&args.model) => bail!(
+            "--model {} is not served; {} lists {}",
+            args.model,
+            plan.endpoint.url("models"),
+            models.join(", ")
+        ),
+        Ok(_) => {}
+        // With a model named, the list is only a check: say why it was skipped and go on.
+        Err(e @ ldqa_loadgen::LoadgenError::BadStatus { .. }) => {
+            warnings.push(format!(
+                "could not check --model against the server's list: {e}"
+            ));
+        }
+        Err(e) => return Err(with_v1_hint(e, plan)),
     }
     Ok((Client::new(config)?, warnings))
 }
