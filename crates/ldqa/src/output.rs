@@ -61,6 +61,29 @@ pub struct Report {
     color: bool,
 }
 
+/// A warmup round that hit the server's cache means the server was not cold, so the
+/// query round's gain is understated (usability finding 14). A cold warmup hits only the
+/// chat template's shared header (29 of ~10,000 tokens of a seed document).
+fn warm_server_warning(result: &RunResult) -> Option<String> {
+    let server = result.round(RoundKind::Warmup)?.summary.server.as_ref()?;
+    let rate = server
+        .prefix_cache_hit_rate
+        .into_iter()
+        .chain(server.external_cache_hit_rate)
+        .chain(server.lmcache_hit_rate)
+        .fold(0.0, f64::max);
+    (rate > WARM_HIT_RATE).then(|| {
+        format!(
+            "the warmup round hit the server's cache {:.1} %: the server was not cold, so the \
+             gains are understated (restart it, or POST /reset_prefix_cache to a vLLM server)",
+            rate * 100.0
+        )
+    })
+}
+
+/// A warmup hit rate above this is a server that was not cold.
+const WARM_HIT_RATE: f64 = 0.2;
+
 impl Report {
     /// Summarizes the measured rounds (the untimed pre-warmup is left out).
     pub fn new(
@@ -73,6 +96,8 @@ impl Report {
     ) -> Self {
         let tool = ToolInfo::new("ldqa", env!("CARGO_PKG_VERSION"));
         let result = RunResult::new(tool, config, environment, rounds);
+        let mut warnings = warnings;
+        warnings.extend(warm_server_warning(&result));
         let color = std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Self {

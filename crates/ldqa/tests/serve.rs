@@ -157,3 +157,29 @@ fn bad_fault_flags_are_refused_before_listening() {
         assert!(!stderr.contains("listening"), "{stderr}");
     }
 }
+
+/// Finding 14: a second run against the same server finds its warmup documents cached and
+/// says the server was not cold; the first run does not.
+#[test]
+fn a_warm_server_is_called_out() {
+    let server = start_serve(&["--time-scale", "50"]);
+    let base = format!("http://127.0.0.1:{}/v1", server.port);
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+            .args(["run", "--base-url", &base, "--num-documents", "2"])
+            .args(["--document-length", "2000", "--output-len", "2", "--output-dir"])
+            .arg(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let warning = "the warmup round hit the server's cache";
+    let first = run();
+    assert!(!first.contains(warning), "{first}");
+    let second = run();
+    assert!(second.contains(warning), "{second}");
+    assert!(second.contains("POST /reset_prefix_cache"), "{second}");
+}
