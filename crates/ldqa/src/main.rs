@@ -14,6 +14,7 @@ mod cmd;
 mod exit;
 mod observe;
 mod output;
+mod progress;
 mod recorded;
 mod runtime;
 mod stdout;

@@ -3,13 +3,13 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ldqa_loadgen::RoundObserver;
 use ldqa_model::{RequestRecord, RequestSpec, RoundKind};
 use ldqa_report::RecordLog;
+
+use crate::progress::{Progress, ProgressMode};
 
 /// Where generated text goes (`--output`).
 pub enum ResponseSink {
@@ -36,7 +36,7 @@ impl ResponseSink {
 
 /// The observer of `ldqa run`.
 pub struct RunObserver {
-    progress: Option<Progress>,
+    progress: Progress,
     log: Option<Mutex<RecordLog>>,
     responses: Option<Mutex<ResponseSink>>,
     /// The first problem writing the record log, reported once at the end.
@@ -47,28 +47,14 @@ pub struct RunObserver {
     current: Mutex<Option<RoundKind>>,
 }
 
-struct Progress {
-    bar: ProgressBar,
-    in_flight: AtomicU64,
-    failed: AtomicU64,
-    ttft_sum_ns: AtomicU64,
-    ttft_n: AtomicU64,
-}
-
 impl RunObserver {
     pub fn new(
-        show_progress: bool,
+        progress: ProgressMode,
         log: Option<RecordLog>,
         responses: Option<ResponseSink>,
         round_lens: [usize; 3],
     ) -> Self {
-        let progress = show_progress.then(|| Progress {
-            bar: ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()),
-            in_flight: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            ttft_sum_ns: AtomicU64::new(0),
-            ttft_n: AtomicU64::new(0),
-        });
+        let progress = Progress::new(progress);
         Self {
             progress,
             log: log.map(Mutex::new),
@@ -86,22 +72,7 @@ impl RunObserver {
             RoundKind::Warmup => self.round_lens[1],
             RoundKind::Query => self.round_lens[2],
         };
-        if let Some(p) = &self.progress {
-            p.bar.reset();
-            p.bar.set_length(len as u64);
-            p.bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
-                )
-                .expect("invariant: valid template")
-                .progress_chars("=> "),
-            );
-            p.bar.set_prefix(kind.title());
-            for counter in [&p.in_flight, &p.failed, &p.ttft_sum_ns, &p.ttft_n] {
-                counter.store(0, Ordering::Relaxed);
-            }
-            p.bar.set_message("");
-        }
+        self.progress.start_round(kind, len);
         if let (Some(sink), RoundKind::Warmup | RoundKind::Query) = (&self.responses, kind) {
             let title = if kind == RoundKind::Warmup {
                 "warm up"
@@ -116,31 +87,10 @@ impl RunObserver {
 
     /// Clears the bar (before results are printed).
     pub fn finish(&self) {
-        if let Some(p) = &self.progress {
-            p.bar.finish_and_clear();
-        }
+        self.progress.finish();
         if let Some(sink) = &self.responses {
             sink.lock().expect("invariant: lock not poisoned").flush();
         }
-    }
-
-    fn update_message(p: &Progress) {
-        let n = p.ttft_n.load(Ordering::Relaxed);
-        let mean = if n > 0 {
-            p.ttft_sum_ns.load(Ordering::Relaxed) as f64 / n as f64 / 1e9
-        } else {
-            f64::NAN
-        };
-        let mean = if mean.is_nan() {
-            "-".to_owned()
-        } else {
-            format!("{mean:.3}s")
-        };
-        p.bar.set_message(format!(
-            "in flight {} · failed {} · mean TTFT {mean}",
-            p.in_flight.load(Ordering::Relaxed),
-            p.failed.load(Ordering::Relaxed),
-        ));
     }
 }
 
@@ -153,28 +103,12 @@ impl RoundObserver for RunObserver {
                 self.start_round(kind);
             }
         }
-        if let Some(p) = &self.progress {
-            p.in_flight.fetch_add(1, Ordering::Relaxed);
-            Self::update_message(p);
-        }
+        self.progress.on_sent();
     }
 
     fn on_finished(&self, kind: RoundKind, record: &RequestRecord, text: Option<&str>) {
-        if let Some(p) = &self.progress {
-            p.in_flight.fetch_sub(1, Ordering::Relaxed);
-            match (record.is_success(), record.ttft_ns()) {
-                (true, Some(ttft)) => {
-                    p.ttft_sum_ns.fetch_add(ttft, Ordering::Relaxed);
-                    p.ttft_n.fetch_add(1, Ordering::Relaxed);
-                }
-                (false, _) => {
-                    p.failed.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            }
-            p.bar.inc(1);
-            Self::update_message(p);
-        }
+        self.progress
+            .on_finished(record.is_success(), record.ttft_ns());
         if let Some(log) = &self.log {
             if let Err(e) = log
                 .lock()

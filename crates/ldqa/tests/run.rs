@@ -508,3 +508,39 @@ async fn the_model_probe_fails_fast_and_says_why() {
         started.elapsed()
     );
 }
+
+/// Finding 15: with stderr not a terminal (CI logs, `nohup`), a line when each round starts
+/// and ends, and a heartbeat while a request takes longer than 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_lines_on_a_non_terminal() {
+    let generated = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&generated);
+    let server = ScriptedServer::start(move |req| {
+        if !is_generation(req) {
+            return default_reply(req);
+        }
+        // The first warmup request (after the 5 pre-warmup prompts) stalls for 11 s.
+        let pause = if seen.fetch_add(1, Ordering::SeqCst) == 5 {
+            Duration::from_secs(11)
+        } else {
+            Duration::ZERO
+        };
+        let mut steps = vec![Step::Sleep(pause)];
+        steps.extend(chat_stream(Duration::ZERO, &["a"], 1));
+        Reply::Stream(steps)
+    })
+    .await
+    .unwrap();
+    let out = probe_run(&server.base_url(), &[]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for line in [
+        "Pre-warmup round started: 5 requests",
+        "Warmup round started: 1 request",
+        "Warmup round running: 0/1 done",
+        "Warmup round finished: 1/1 done",
+        "Query round finished: 2/2 done",
+    ] {
+        assert!(err.contains(line), "{line:?} missing from:\n{err}");
+    }
+}

@@ -168,12 +168,22 @@ fn a_warm_server_is_called_out() {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
             .args(["run", "--base-url", &base, "--num-documents", "2"])
-            .args(["--document-length", "2000", "--output-len", "2", "--output-dir"])
+            .args([
+                "--document-length",
+                "2000",
+                "--output-len",
+                "2",
+                "--output-dir",
+            ])
             .arg(dir.path())
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let warning = "the warmup round hit the server's cache";

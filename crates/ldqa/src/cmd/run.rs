@@ -5,7 +5,7 @@
 //! → summaries → stdout, files, gates → exit status.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal};
+use std::io::BufWriter;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -19,6 +19,7 @@ pub use super::run_args::RunArgs;
 use crate::exit::ExitStatus;
 use crate::observe::{ResponseSink, RunObserver};
 use crate::output::{Outputs, Report};
+use crate::progress::ProgressMode;
 use crate::recorded::{self, RunConfig, WorkloadRecord};
 
 /// Everything `ldqa run` will do, checked before anything is sent.
@@ -204,8 +205,8 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
     Ok((Client::new(config)?, warnings))
 }
 
-/// What watches the rounds: the record log, `--output`'s responses, and a progress bar on a
-/// terminal (not when responses go to stdout, which it would garble).
+/// What watches the rounds: the record log, `--output`'s responses, and progress (a bar on a
+/// terminal, lines elsewhere or when responses go to stdout, which a bar would garble).
 fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::Result<RunObserver> {
     let output = plan.args.output.as_deref();
     let responses = match output {
@@ -215,15 +216,14 @@ fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::R
             File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
         ))),
     };
-    let show_progress =
-        std::io::stderr().is_terminal() && output != Some(std::path::Path::new("-"));
+    let progress = ProgressMode::for_stderr(output == Some(std::path::Path::new("-")));
     let round_lens = [
         workload.pre_warmup.len(),
         workload.warmup.len(),
         workload.query.len(),
     ];
     Ok(RunObserver::new(
-        show_progress,
+        progress,
         Some(outputs.record_log()?),
         responses,
         round_lens,

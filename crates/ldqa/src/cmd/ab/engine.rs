@@ -35,7 +35,7 @@ pub struct RunSettings<'a> {
     pub ready_timeout: Duration,
     /// Simulated seconds per wall second (1 for real servers).
     pub time_scale: f64,
-    pub show_progress: bool,
+    pub progress: crate::progress::ProgressMode,
 }
 
 /// One engine's run to do.
@@ -350,7 +350,7 @@ async fn measure(
     let w = settings.workload;
     let outputs = Outputs::prepare(&job.dir, None)?;
     let observer = RunObserver::new(
-        settings.show_progress,
+        settings.progress,
         Some(outputs.record_log()?),
         None,
         [w.pre_warmup.len(), w.warmup.len(), w.query.len()],

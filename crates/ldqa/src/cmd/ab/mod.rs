@@ -16,7 +16,6 @@ mod resume;
 mod server;
 mod verdict;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -85,7 +84,7 @@ async fn execute(args: AbArgs, plan: AbPlan, mut stored: StoredRuns) -> anyhow::
         },
         ready_timeout: Duration::from_secs_f64(args.ready_timeout),
         time_scale: plan.time_scale,
-        show_progress: std::io::stderr().is_terminal(),
+        progress: crate::progress::ProgressMode::for_stderr(false),
     };
     let mut interrupted = false;
     let mut engines = Vec::new();
