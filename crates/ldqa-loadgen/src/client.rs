@@ -47,6 +47,15 @@ impl ClientConfig {
     }
 }
 
+/// What a server's `/v1/models` says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerModels {
+    /// The model ids, in the server's order.
+    pub ids: Vec<String>,
+    /// Simulated seconds per wall second, when the server is an `ldqa serve` that says so.
+    pub time_scale: Option<f64>,
+}
+
 /// The HTTP client. Cheap to share by reference between the round's workers.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -151,6 +160,11 @@ impl Client {
     ///
     /// Also the reachability check done before any work.
     pub async fn list_models(&self) -> Result<Vec<String>, LoadgenError> {
+        Ok(self.server_models().await?.ids)
+    }
+
+    /// What `/v1/models` says: the model ids, and the time scale an `ldqa serve` advertises.
+    pub async fn server_models(&self) -> Result<ServerModels, LoadgenError> {
         let url = self.config.endpoint.url("models");
         let body = self.get_text(&url).await?;
         let json: serde_json::Value =
@@ -158,16 +172,19 @@ impl Client {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        let ids = json["data"]
+        let models = json["data"]
             .as_array()
-            .map(|models| {
-                models
-                    .iter()
-                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
+            .map(Vec::as_slice)
             .unwrap_or_default();
-        Ok(ids)
+        let ids = models
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect();
+        let time_scale = models
+            .iter()
+            .find_map(|m| m["ldqa_time_scale"].as_f64())
+            .filter(|f| f.is_finite() && *f > 0.0);
+        Ok(ServerModels { ids, time_scale })
     }
 
     /// `GET url` as text (also for `/metrics`), with the API key, within `--request-timeout`

@@ -39,7 +39,7 @@ pub mod runner;
 mod stream;
 
 pub use cancel::Cancel;
-pub use client::{Client, ClientConfig, Slot};
+pub use client::{Client, ClientConfig, ServerModels, Slot};
 pub use endpoint::Endpoint;
 pub use error::LoadgenError;
 pub use protocol::{run_protocol, ProtocolOptions, ProtocolOutcome};

@@ -71,6 +71,23 @@ impl RequestRecord {
         self.content_events += 1;
     }
 
+    /// Every time stretched by `factor`: wall times of a server running `factor` times
+    /// faster than real time become its simulated times.
+    pub fn scale_time(&mut self, factor: f64) {
+        let s = |ns: u64| (ns as f64 * factor).round() as u64;
+        self.queued_ns = s(self.queued_ns);
+        self.sent_ns = s(self.sent_ns);
+        self.end_ns = s(self.end_ns);
+        for t in [
+            &mut self.first_byte_ns,
+            &mut self.first_token_ns,
+            &mut self.last_token_ns,
+            &mut self.max_itl_ns,
+        ] {
+            *t = t.map(s);
+        }
+    }
+
     /// Succeeded: no failure recorded.
     pub fn is_success(&self) -> bool {
         self.failure.is_none()

@@ -55,6 +55,16 @@ pub struct RoundRecord {
     pub evidence: Option<ServerEvidence>,
 }
 
+impl RoundRecord {
+    /// Every time stretched by `factor` (see [`RequestRecord::scale_time`]).
+    pub fn scale_time(&mut self, factor: f64) {
+        self.duration_ns = (self.duration_ns as f64 * factor).round() as u64;
+        for r in &mut self.requests {
+            r.scale_time(factor);
+        }
+    }
+}
+
 /// Deltas of the server's Prometheus counters over one round.
 ///
 /// Keys are metric names as the server exposes them (`vllm:prefix_cache_queries`, …),

@@ -174,6 +174,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         metrics: metrics.clone(),
         next_ticket: AtomicU64::new(0),
         max_model_len_tokens: config.engine.max_model_len_tokens,
+        time_scale: config.time_scale,
         kv_capacity_tokens,
         created_s,
         faults: injector,

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub metrics: Arc<Metrics>,
     pub next_ticket: AtomicU64,
     pub max_model_len_tokens: u64,
+    /// Simulated seconds per wall second, advertised in `/v1/models` (`ldqa_time_scale`).
+    pub time_scale: f64,
     pub kv_capacity_tokens: u64,
     pub created_s: u64,
     pub faults: Option<Injector>,
@@ -110,6 +112,8 @@ pub(crate) async fn models(State(state): State<AppState>) -> Response {
             "id": state.model, "object": "model", "created": state.created_s,
             "owned_by": "ldqa", "root": state.model, "parent": null,
             "max_model_len": state.max_model_len_tokens,
+            // Not OpenAI's: clients that know it (`ldqa run`) report simulated time.
+            "ldqa_time_scale": state.time_scale,
         }],
     }))
     .into_response()

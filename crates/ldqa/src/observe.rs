@@ -43,6 +43,9 @@ pub struct RunObserver {
     pub log_error: Mutex<Option<String>>,
     /// Requests per round (pre-warmup, warmup, query), for the progress bar's length.
     round_lens: [usize; 3],
+    /// Simulated seconds per wall second of the server: records are logged and progress
+    /// shown in its time, as the results are.
+    time_scale: f64,
     /// The round whose requests are being sent: a new one resets the bar.
     current: Mutex<Option<RoundKind>>,
 }
@@ -53,6 +56,7 @@ impl RunObserver {
         log: Option<RecordLog>,
         responses: Option<ResponseSink>,
         round_lens: [usize; 3],
+        time_scale: f64,
     ) -> Self {
         let progress = Progress::new(progress);
         Self {
@@ -61,6 +65,7 @@ impl RunObserver {
             responses: responses.map(Mutex::new),
             log_error: Mutex::new(None),
             round_lens,
+            time_scale,
             current: Mutex::new(None),
         }
     }
@@ -107,6 +112,14 @@ impl RoundObserver for RunObserver {
     }
 
     fn on_finished(&self, kind: RoundKind, record: &RequestRecord, text: Option<&str>) {
+        let mut scaled;
+        let record = if self.time_scale == 1.0 {
+            record
+        } else {
+            scaled = record.clone();
+            scaled.scale_time(self.time_scale);
+            &scaled
+        };
         self.progress
             .on_finished(record.is_success(), record.ttft_ns());
         if let Some(log) = &self.log {

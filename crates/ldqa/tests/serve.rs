@@ -193,3 +193,67 @@ fn a_warm_server_is_called_out() {
     assert!(second.contains(warning), "{second}");
     assert!(second.contains("POST /reset_prefix_cache"), "{second}");
 }
+
+/// Findings 7 and 17: against `ldqa serve --time-scale 10`, `ldqa run` learns the scale from
+/// `/v1/models`, says so, and reports one time base everywhere: the record log, the CSV and
+/// the result all in the server's simulated time.
+#[test]
+fn run_reports_a_time_scaled_server_in_its_simulated_time() {
+    let server = start_serve(&["--time-scale", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args([
+            "run",
+            "--port",
+            &server.port.to_string(),
+            "--num-documents",
+            "2",
+        ])
+        .args([
+            "--document-length",
+            "2000",
+            "--output-len",
+            "5",
+            "--repeat-mode",
+            "tile",
+        ])
+        .arg("--save-result")
+        .arg(dir.path().join("r.json"))
+        .arg("--output-dir")
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ldqa serve --time-scale 10"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("times are the server's simulated seconds"),
+        "{stdout}"
+    );
+
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    let query = result["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "query")
+        .unwrap();
+    let round_ns = query["duration_ns"].as_u64().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap();
+    let last_end = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["round"] == "query")
+        .map(|v| v["record"]["end_ns"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    // The round ends just after its last request: in one time base the two are close; with
+    // the log in wall time they would differ tenfold.
+    assert!(
+        last_end <= round_ns && last_end > round_ns / 2,
+        "records.jsonl ends at {last_end} ns, the round at {round_ns} ns"
+    );
+}

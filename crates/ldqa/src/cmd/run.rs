@@ -80,13 +80,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
 
 async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     let args = &plan.args;
-    let (client, mut warnings) = connect(&plan).await?;
+    let Connected {
+        client,
+        mut warnings,
+        time_scale,
+    } = connect(&plan).await?;
     let outputs = Outputs::prepare(
         &args.workload.output_dir,
         args.workload.save_result.as_deref(),
     )?;
     let workload = Workload::build(&plan.workload).context("building the documents")?;
-    let observer = observer(&plan, &outputs, &workload)?;
+    let observer = observer(&plan, &outputs, &workload, time_scale)?;
 
     let cancel = Cancel::new();
     crate::runtime::on_interrupt(cancel.clone(), "stopping, writing what was measured", || {});
@@ -123,7 +127,10 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         warnings.push(format!("could not append to records.jsonl: {e}"));
     }
 
-    let rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
+    let mut rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
+    for r in &mut rounds {
+        r.scale_time(time_scale);
+    }
     let model = client.config().model.as_str();
     let config = recorded::to_value(&run_config(&plan, model));
     let environment = Environment::detect(Some(plan.endpoint.base()), Some(model));
@@ -153,61 +160,85 @@ fn with_v1_hint(e: ldqa_loadgen::LoadgenError, plan: &RunPlan) -> anyhow::Error 
     }
 }
 
+/// The server, once it answered `/v1/models`.
+struct Connected {
+    client: Client,
+    warnings: Vec<String>,
+    /// Simulated seconds per wall second of an `ldqa serve --time-scale F` (1 otherwise):
+    /// every time reported is multiplied by it, so results are in the server's time.
+    time_scale: f64,
+}
+
 /// The client, once the server answered `/v1/models` (an unreachable server is an error
-/// before any work) and the model is chosen; with a warning when `--model` is not listed.
-async fn connect(plan: &RunPlan) -> anyhow::Result<(Client, Vec<String>)> {
+/// before any work) and the model is chosen; a `--model` the server does not list is an
+/// error, one it cannot list a warning.
+async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
     let args = &plan.args;
-    let api = args.workload.api();
     let mut config = ClientConfig::new(
         plan.endpoint.clone(),
         args.model.clone(),
-        api,
+        args.workload.api(),
         args.workload.output_len,
     );
     config.eos_token_id = args.workload.eos_token_id;
     config.request_timeout = plan.request_timeout;
-
     eprintln!("Using base URL: {}", plan.endpoint.base());
-    let probe = Client::new(config.clone())?;
+    let listed = Client::new(config.clone())?.server_models().await;
     let mut warnings = Vec::new();
-    if args.model == "auto" {
-        let models = probe
-            .list_models()
-            .await
-            .map_err(|e| with_v1_hint(e, plan))?;
-        let Some(first) = models.first() else {
-            bail!(
-                "{} lists no models: pass --model NAME",
-                plan.endpoint.url("models")
-            );
-        };
-        eprintln!("Auto-selected model: {first}");
-        config.model = first.clone();
-        return Ok((Client::new(config)?, warnings));
-    }
-    match probe.list_models().await {
+    let time_scale = match (listed, args.model.as_str()) {
+        (Ok(models), "auto") => {
+            let Some(first) = models.ids.first() else {
+                bail!(
+                    "{} lists no models: pass --model NAME",
+                    plan.endpoint.url("models")
+                );
+            };
+            eprintln!("Auto-selected model: {first}");
+            config.model = first.clone();
+            models.time_scale
+        }
         // A server that lists models but not this one would answer every request 404.
-        Ok(models) if !models.is_empty() && !models.contains(&args.model) => bail!(
-            "--model {} is not served; {} lists {}",
-            args.model,
-            plan.endpoint.url("models"),
-            models.join(", ")
-        ),
-        Ok(_) => {}
+        (Ok(models), model) if !models.ids.is_empty() && !models.ids.iter().any(|m| m == model) => {
+            bail!(
+                "--model {model} is not served; {} lists {}",
+                plan.endpoint.url("models"),
+                models.ids.join(", ")
+            )
+        }
+        (Ok(models), _) => models.time_scale,
         // With a model named, the list is only a check: say why it was skipped and go on.
-        Err(e @ ldqa_loadgen::LoadgenError::BadStatus { .. }) => {
+        (Err(e @ ldqa_loadgen::LoadgenError::BadStatus { .. }), model) if model != "auto" => {
             warnings.push(format!(
                 "could not check --model against the server's list: {e}"
             ));
+            None
         }
-        Err(e) => return Err(with_v1_hint(e, plan)),
+        (Err(e), _) => return Err(with_v1_hint(e, plan)),
+    };
+    let time_scale = time_scale.unwrap_or(1.0);
+    if time_scale != 1.0 {
+        eprintln!(
+            "The server is an `ldqa serve --time-scale {time_scale}`: it runs {time_scale}x faster than the wall clock, so every time reported is simulated (wall time x {time_scale})"
+        );
+        warnings.push(format!(
+            "times are the server's simulated seconds (it ran {time_scale}x faster than the wall clock)"
+        ));
     }
-    Ok((Client::new(config)?, warnings))
+    Ok(Connected {
+        client: Client::new(config)?,
+        warnings,
+        time_scale,
+    })
 }
 
 /// What watches the rounds: the record log, `--output`'s responses, and progress (a bar on a
 /// terminal, lines elsewhere or when responses go to stdout, which a bar would garble).
-fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::Result<RunObserver> {
+fn observer(
+    plan: &RunPlan,
+    outputs: &Outputs,
+    workload: &Workload,
+    time_scale: f64,
+) -> anyhow::Result<RunObserver> {
     let output = plan.args.output.as_deref();
     let responses = match output {
         None => None,
@@ -227,6 +258,7 @@ fn observer(plan: &RunPlan, outputs: &Outputs, workload: &Workload) -> anyhow::R
         Some(outputs.record_log()?),
         responses,
         round_lens,
+        time_scale,
     ))
 }
 

@@ -53,8 +53,8 @@ pub struct ServeArgs {
     )]
     pub api_key: Option<String>,
 
-    /// Simulated seconds per wall second (e.g. 10: ten times faster; reported times × 10
-    /// = simulated times).
+    /// Simulated seconds per wall second (e.g. 10: ten times faster). Advertised in
+    /// /v1/models: `ldqa run` reports simulated times; other clients' wall times × 10 are.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub time_scale: f64,
 

@@ -354,6 +354,7 @@ async fn measure(
         Some(outputs.record_log()?),
         None,
         [w.pre_warmup.len(), w.warmup.len(), w.query.len()],
+        settings.time_scale,
     );
     let options = ProtocolOptions {
         metrics_url: Some(client.config().endpoint.default_metrics_url()),
@@ -377,7 +378,7 @@ fn write_results(
 ) -> anyhow::Result<RunResult> {
     let mut rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
     for r in &mut rounds {
-        scale_round(r, settings.time_scale);
+        r.scale_time(settings.time_scale);
     }
     let mut warnings: Vec<String> = outcome.metrics_warning.iter().cloned().collect();
     if settings.time_scale != 1.0 {
@@ -411,26 +412,4 @@ fn write_results(
     report.write_files(&outputs, false)?;
     crate::stdout::write(&format!("=== {} ===\n{}\n", job.engine, report.text(false)))?;
     Ok(report.into_result())
-}
-
-/// Multiplies every time of `round` by `f` (wall → simulated seconds).
-fn scale_round(round: &mut RoundRecord, f: f64) {
-    if f == 1.0 {
-        return;
-    }
-    let s = |ns: u64| (ns as f64 * f).round() as u64;
-    round.duration_ns = s(round.duration_ns);
-    for r in &mut round.requests {
-        r.queued_ns = s(r.queued_ns);
-        r.sent_ns = s(r.sent_ns);
-        r.end_ns = s(r.end_ns);
-        for t in [
-            &mut r.first_byte_ns,
-            &mut r.first_token_ns,
-            &mut r.last_token_ns,
-            &mut r.max_itl_ns,
-        ] {
-            *t = t.map(s);
-        }
-    }
 }
