@@ -5,9 +5,10 @@
 //! `ldqa ab --sim` parses for the port (`--port 0` picks a free one). Ctrl-C or SIGTERM
 //! stop it gracefully (open streams are drained).
 //!
-//! `--time-scale F` runs simulated time F times faster than the wall clock: every time a
-//! client measures is then wall time, and F × that is the simulated time `ldqa predict`
-//! reports.
+//! `--time-scale F` runs simulated time F times faster than the wall clock: a client
+//! measures wall time, and F × that is the simulated time `ldqa predict` reports. The
+//! server advertises F in `/v1/models` (`ldqa_time_scale`), and `ldqa run` reports in
+//! simulated time.
 //!
 //! `--fault-rate P --faults KINDS` injects seeded faults into generation requests (what
 //! a client sees for each kind: `ldqa_serve::faults`), logged per request to stderr or
