@@ -54,7 +54,17 @@ enum Unit {
     Millis,
 }
 
-fn stats_row(out: &mut String, label: &str, stats: Option<&Stats>, unit: Unit) {
+/// A row of statistics. Time rows in seconds switch to milliseconds when every value is
+/// under a second (finding 16: `0.001` rows said nothing), and the label says which.
+fn stats_row(out: &mut String, name: &str, stats: Option<&Stats>, unit: Unit) {
+    let unit = match (unit, stats) {
+        (Unit::Seconds, Some(s)) if (s.max_ns as f64) < 1e9 => Unit::Millis,
+        _ => unit,
+    };
+    let label = match unit {
+        Unit::Seconds => format!("{name} (s)"),
+        Unit::Millis => format!("{name} (ms)"),
+    };
     let Some(s) = stats else {
         let _ = writeln!(out, "  {label:<22}{:>5}  {:>9}", 0, "-");
         return;
@@ -74,6 +84,15 @@ fn stats_row(out: &mut String, label: &str, stats: Option<&Stats>, unit: Unit) {
         v(s.min_ns as f64),
         v(s.max_ns as f64),
     );
+}
+
+/// A duration with a unit that fits it: ms below a second, else seconds.
+fn duration(ns: f64) -> String {
+    if ns < 1e9 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.3} s", ns / 1e9)
+    }
 }
 
 #[allow(
@@ -117,31 +136,35 @@ fn round_section(out: &mut String, s: &RoundSummary, color: bool) {
             s.failed_count - s.error_samples.len()
         );
     }
-    let per_prompt = s.round_time_per_prompt_ns.map_or(String::new(), |ns| {
-        format!(" ({:.3} s per prompt)", ns / 1e9)
-    });
-    let _ = writeln!(out, "  round time {:.3} s{per_prompt}", s.round_time_s());
+    let per_prompt = s
+        .round_time_per_prompt_ns
+        .map_or(String::new(), |ns| format!(" ({} per prompt)", duration(ns)));
+    let _ = writeln!(
+        out,
+        "  round time {}{per_prompt}",
+        duration(s.round_time_ns as f64)
+    );
 
     let _ = writeln!(
         out,
         "  {:<22}{:>5}  {:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
         "", "n", "mean", "p50", "p90", "p99", "min", "max"
     );
-    stats_row(out, "TTFT from send (s)", s.ttft.as_ref(), Unit::Seconds);
+    stats_row(out, "TTFT from send", s.ttft.as_ref(), Unit::Seconds);
     stats_row(
         out,
-        "TTFT from queue (s)",
+        "TTFT from queue",
         s.ttft_queued.as_ref(),
         Unit::Seconds,
     );
     if s.hit_count > 0 && s.miss_count > 0 {
-        stats_row(out, "TTFT hits (s)", s.ttft_hit.as_ref(), Unit::Seconds);
-        stats_row(out, "TTFT misses (s)", s.ttft_miss.as_ref(), Unit::Seconds);
+        stats_row(out, "TTFT hits", s.ttft_hit.as_ref(), Unit::Seconds);
+        stats_row(out, "TTFT misses", s.ttft_miss.as_ref(), Unit::Seconds);
     }
-    stats_row(out, "TPOT (ms)", s.tpot.as_ref(), Unit::Millis);
-    stats_row(out, "ITL mean (ms)", s.itl_mean.as_ref(), Unit::Millis);
-    stats_row(out, "ITL max (ms)", s.itl_max.as_ref(), Unit::Millis);
-    stats_row(out, "latency (s)", s.latency.as_ref(), Unit::Seconds);
+    stats_row(out, "TPOT", s.tpot.as_ref(), Unit::Millis);
+    stats_row(out, "ITL mean", s.itl_mean.as_ref(), Unit::Millis);
+    stats_row(out, "ITL max", s.itl_max.as_ref(), Unit::Millis);
+    stats_row(out, "latency", s.latency.as_ref(), Unit::Seconds);
 
     if s.usage_reported > 0 {
         let _ = writeln!(
