@@ -136,9 +136,9 @@ fn round_section(out: &mut String, s: &RoundSummary, color: bool) {
             s.failed_count - s.error_samples.len()
         );
     }
-    let per_prompt = s
-        .round_time_per_prompt_ns
-        .map_or(String::new(), |ns| format!(" ({} per prompt)", duration(ns)));
+    let per_prompt = s.round_time_per_prompt_ns.map_or(String::new(), |ns| {
+        format!(" ({} per prompt)", duration(ns))
+    });
     let _ = writeln!(
         out,
         "  round time {}{per_prompt}",

@@ -141,7 +141,7 @@ fn both_engines_compared_with_a_gate_and_a_report() {
     assert!(c.status.success(), "{}", text(&c.stderr));
     assert!(
         text(&c.stdout)
-            .contains("| metric | result (A) | result | gain (result over result (A)) |"),
+            .contains("| metric | A: result | B: result | gain (B: result over A: result) |"),
         "{}",
         text(&c.stdout)
     );

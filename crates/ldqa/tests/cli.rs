@@ -74,3 +74,43 @@ fn reports_are_named_after_their_result() {
     assert!(dir.path().join("both-vllm.html").is_file());
     assert!(dir.path().join("both-lmcache.html").is_file());
 }
+
+/// Finding 35: `ldqa compare` labels its columns A and B even when both files share a name,
+/// and says what a gain means.
+#[test]
+fn compare_labels_a_and_b_and_explains_the_gain() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["x", "y"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        ldqa()
+            .args([
+                "predict",
+                "--num-documents",
+                "2",
+                "--document-length",
+                "500",
+                "--save-result",
+            ])
+            .arg(dir.path().join(sub).join("run.json"))
+            .arg("--output-dir")
+            .arg(dir.path().join(sub))
+            .assert()
+            .success();
+    }
+    let out = ldqa()
+        .arg("compare")
+        .arg(dir.path().join("x/run.json"))
+        .arg(dir.path().join("y/run.json"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("A: run") && header.contains("B: run"),
+        "{header}"
+    );
+    assert!(text.contains("above 1, B is faster"), "{text}");
+}

@@ -49,14 +49,20 @@ fn label(path: &std::path::Path) -> String {
 /// Entry point of `ldqa compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<ExitStatus> {
     let (a, b) = (load(&args.a)?, load(&args.b)?);
-    let (mut la, lb) = (label(&args.a), label(&args.b));
-    if la == lb {
-        la = format!("{la} (A)");
-    }
+    // "A: run" and "B: run" stay apart when both files have one name (finding 35).
+    let (la, lb) = (
+        format!("A: {}", label(&args.a)),
+        format!("B: {}", label(&args.b)),
+    );
     let c = Comparison::between(&a, &b, &la, &lb);
+    let legend = format!(
+        "A = {}, B = {}; gain = A / B of each time: above 1, B is faster\n",
+        args.a.display(),
+        args.b.display()
+    );
     crate::stdout::write(&match args.format {
-        CompareFormat::Text => c.to_text(),
-        CompareFormat::Markdown => ldqa_report::compare_markdown(&c),
+        CompareFormat::Text => c.to_text() + &legend,
+        CompareFormat::Markdown => ldqa_report::compare_markdown(&c) + "\n" + &legend,
     })?;
     Ok(ExitStatus::Success)
 }
