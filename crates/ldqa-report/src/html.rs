@@ -292,6 +292,13 @@ fn run_section(out: &mut String, run: &RunResult, scale: &Scale, label: &str) {
     out.push_str("</div>\n");
 }
 
+/// The one title of a run's report, whichever command writes it: `ldqa run: Long Doc QA
+/// results`, `ldqa predict: …` (finding 36: `--visualize` and `ldqa report` disagreed).
+pub fn run_title(run: &RunResult) -> String {
+    let command = run.config["command"].as_str().unwrap_or("run");
+    format!("ldqa {command}: Long Doc QA results")
+}
+
 /// The HTML page of one run.
 pub fn run_html(run: &RunResult, title: &str) -> String {
     let scale = Scale::of(&[run]);
@@ -333,7 +340,9 @@ pub fn ab_html(ab: &AbResult) -> String {
     let scale = Scale::of(&runs);
     let mut body = format!("<h1>{title}</h1>\n");
     let _ = writeln!(body, "<p class=\"verdict\">{}</p>", esc(&ab.verdict));
-    if let Some(x) = ab.working_set_exceeds_gpu_cache {
+    // The verdict often says it already, in the same words (finding 36): once is enough.
+    let said = ab.verdict.contains("the GPU cache");
+    if let (Some(x), false) = (ab.working_set_exceeds_gpu_cache, said) {
         let _ = writeln!(
             body,
             "<p>The documents' KV cache {} the GPU cache.</p>",

@@ -54,7 +54,7 @@ pub use compare::{
 };
 pub use csv_out::{write_round_csv, write_round_csv_path, CSV_COLUMNS};
 pub use error::ReportError;
-pub use html::{ab_html, run_html};
+pub use html::{ab_html, run_html, run_title};
 pub use human::human_summary;
 pub use markdown::{ab_markdown, compare_markdown, run_markdown};
 pub use plot::{plot_round_timeline, PLOT_SIZE_PX};

@@ -134,7 +134,7 @@ impl Report {
         }
         if visualize {
             let path = outputs.path("report.html");
-            let html = ldqa_report::run_html(&self.result, "ldqa: Long Doc QA results");
+            let html = ldqa_report::run_html(&self.result, &ldqa_report::run_title(&self.result));
             std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(path) = &outputs.save_result {

@@ -32,8 +32,12 @@ pub struct ReportArgs {
 /// Renders `result` in `format`.
 pub fn render(result: &AnyResult, format: ReportFormat) -> String {
     match (result, format) {
-        (AnyResult::Run(r), ReportFormat::Html) => ldqa_report::run_html(r, "ldqa run"),
-        (AnyResult::Run(r), ReportFormat::Markdown) => ldqa_report::run_markdown(r, "ldqa run"),
+        (AnyResult::Run(r), ReportFormat::Html) => {
+            ldqa_report::run_html(r, &ldqa_report::run_title(r))
+        }
+        (AnyResult::Run(r), ReportFormat::Markdown) => {
+            ldqa_report::run_markdown(r, &ldqa_report::run_title(r))
+        }
         (AnyResult::Ab(ab), ReportFormat::Html) => ldqa_report::ab_html(ab),
         (AnyResult::Ab(ab), ReportFormat::Markdown) => ldqa_report::ab_markdown(ab),
     }
