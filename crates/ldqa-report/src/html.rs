@@ -70,7 +70,8 @@ fn ttft_per_request(round: &RoundRecord, scale: &Scale, label: &str) -> String {
         "TTFT (s)",
         // Headroom for the legend above the points.
         (0.0, scale.ttft_max_s * 1.3),
-    );
+    )
+    .integer_x();
     let mut order: Vec<_> = round.requests.iter().collect();
     order.sort_by_key(|r| (r.sent_ns, r.prompt_id));
     let (mut hits, mut misses) = (false, false);

@@ -87,6 +87,8 @@ fn tick_label(v: f64) -> String {
 
 /// One chart being drawn.
 pub struct Chart {
+    /// The x axis counts things (requests): ticks on whole numbers only.
+    integer_x: bool,
     title: String,
     x_label: String,
     y_label: String,
@@ -100,6 +102,28 @@ pub struct Chart {
 
 impl Chart {
     /// A chart with data ranges `x` and `y` (widened when empty).
+    /// Ticks of the x axis: whole numbers only when it counts things (finding 41: 4 requests
+    /// were labelled -0.5, 0, 0.5, …).
+    fn x_ticks(&self) -> Vec<f64> {
+        let ticks = nice_ticks(self.x.0, self.x.1, 8);
+        if !self.integer_x {
+            return ticks;
+        }
+        let whole: Vec<f64> = ticks.into_iter().filter(|t| t.fract() == 0.0).collect();
+        if whole.len() >= 2 {
+            return whole;
+        }
+        let (lo, hi) = (self.x.0.ceil() as i64, self.x.1.floor() as i64);
+        (lo..=hi).map(|i| i as f64).collect()
+    }
+
+    /// Marks the x axis as counting things: ticks on whole numbers only.
+    pub fn integer_x(mut self) -> Self {
+        self.integer_x = true;
+        self
+    }
+
+    /// A chart of `title` over `x` and `y`, with axis labels.
     pub fn new(title: &str, x_label: &str, x: (f64, f64), y_label: &str, y: (f64, f64)) -> Self {
         let fix = |(a, b): (f64, f64)| {
             if !(a.is_finite() && b.is_finite()) {
@@ -120,6 +144,7 @@ impl Chart {
             legend: Vec::new(),
             legend_low: false,
             points: 0,
+            integer_x: false,
         }
     }
 
@@ -209,7 +234,7 @@ impl Chart {
             esc(&self.title)
         );
         let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
-        for t in nice_ticks(self.x.0, self.x.1, 8) {
+        for t in self.x_ticks() {
             let px = self.px(t);
             let _ = write!(
                 s,
@@ -289,6 +314,14 @@ impl Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_axes_tick_whole_numbers() {
+        let c = Chart::new("t", "x", (-0.5, 3.5), "y", (0.0, 1.0)).integer_x();
+        assert_eq!(c.x_ticks(), vec![0.0, 1.0, 2.0, 3.0]);
+        let wide = Chart::new("t", "x", (-0.5, 99.5), "y", (0.0, 1.0)).integer_x();
+        assert!(wide.x_ticks().iter().all(|t| t.fract() == 0.0));
+    }
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
