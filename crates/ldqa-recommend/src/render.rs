@@ -159,8 +159,10 @@ fn explain_caches(p: &Plan, gpus_per_node: u32, w: &Workload) -> String {
         };
         let _ = writeln!(
             s,
-            "  {:>4} documents: {label}: {}",
-            r.num_documents, r.demonstrates
+            "  {:>4} document{}: {label}: {}",
+            r.num_documents,
+            if r.num_documents == 1 { " " } else { "s" },
+            r.demonstrates
         );
     }
     s.push('\n');

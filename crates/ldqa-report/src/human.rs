@@ -110,9 +110,10 @@ fn round_section(out: &mut String, s: &RoundSummary, color: bool) {
     let failed = paint(color && s.failed_count > 0, RED, &failed_text);
     let _ = write!(
         out,
-        "{}: {} requests, {ok}, {failed}",
+        "{}: {} request{}, {ok}, {failed}",
         paint(color, BOLD, &title),
-        s.prompt_count
+        s.prompt_count,
+        if s.prompt_count == 1 { "" } else { "s" }
     );
     if !s.failures_by_kind.is_empty() {
         let kinds: Vec<String> = s
@@ -325,6 +326,14 @@ mod tests {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(gain_text(Some(f64::INFINITY)), "inf×");
         assert_eq!(gain_text(None), "not measurable");
+    }
+
+    /// Finding 31: "1 request", not "1 requests".
+    #[test]
+    fn one_request_is_singular() {
+        let s = summary(&crate::testutil::round(RoundKind::Query, &[5_000_000], 9_000_000));
+        let out = human_summary(&[&s], None, false);
+        assert!(out.contains("Query round: 1 request, 1 ok"), "{out}");
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn side_by_side(rows: &[(EngineKind, Predicted)]) -> String {
     ));
     if let [(_, v), (_, l)] = rows {
         out.push_str(&format!(
-            "LMCache speed-up over vLLM (query): TTFT {:.2}x, round time {:.2}x\n",
+            "LMCache speed-up over vLLM (query): TTFT {:.2}×, round time {:.2}×\n",
             ratio(
                 v.mean_ttft_ns(RoundKind::Query),
                 l.mean_ttft_ns(RoundKind::Query)

@@ -218,10 +218,10 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
     let time_scale = time_scale.unwrap_or(1.0);
     if time_scale != 1.0 {
         eprintln!(
-            "The server is an `ldqa serve --time-scale {time_scale}`: it runs {time_scale}x faster than the wall clock, so every time reported is simulated (wall time x {time_scale})"
+            "The server is an `ldqa serve --time-scale {time_scale}`: it runs {time_scale}× faster than the wall clock, so every time reported is simulated (wall time × {time_scale})"
         );
         warnings.push(format!(
-            "times are the server's simulated seconds (it ran {time_scale}x faster than the wall clock)"
+            "times are the server's simulated seconds (it ran {time_scale}× faster than the wall clock)"
         ));
     }
     Ok(Connected {
