@@ -331,7 +331,11 @@ mod tests {
     /// Finding 31: "1 request", not "1 requests".
     #[test]
     fn one_request_is_singular() {
-        let s = summary(&crate::testutil::round(RoundKind::Query, &[5_000_000], 9_000_000));
+        let s = summary(&crate::testutil::round(
+            RoundKind::Query,
+            &[5_000_000],
+            9_000_000,
+        ));
         let out = human_summary(&[&s], None, false);
         assert!(out.contains("Query round: 1 request, 1 ok"), "{out}");
     }

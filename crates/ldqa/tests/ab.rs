@@ -313,7 +313,11 @@ fn ab_sim_runs_the_tutorial_through_real_http() {
     assert!(query_ttft("lmcache") < query_ttft("baseline") / 2.0);
     // Finding 36: the report says the working set exceeds the GPU cache once.
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert_eq!(html.matches("exceeds the GPU cache").count(), 1, "{html:.2000}");
+    assert_eq!(
+        html.matches("exceeds the GPU cache").count(),
+        1,
+        "{html:.2000}"
+    );
     // The capacity recorded is the one each simulated server announced it runs with.
     let planned = ab["config"]["gpu_kv_tokens"].as_u64().unwrap();
     for engine in ["baseline", "lmcache"] {

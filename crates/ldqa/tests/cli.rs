@@ -74,7 +74,10 @@ fn reports_are_named_after_their_result() {
     assert!(dir.path().join("both-vllm.html").is_file());
     let html = std::fs::read_to_string(dir.path().join("both-lmcache.html")).unwrap();
     // Finding 36: one title, whichever command wrote the page.
-    assert!(html.contains("<h1>ldqa predict: Long Doc QA results</h1>"), "{html:.400}");
+    assert!(
+        html.contains("<h1>ldqa predict: Long Doc QA results</h1>"),
+        "{html:.400}"
+    );
 }
 
 /// Finding 35: `ldqa compare` labels its columns A and B even when both files share a name,
