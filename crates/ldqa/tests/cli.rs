@@ -16,6 +16,25 @@ fn stderr(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A small `ldqa predict` saving its result to `save`, its files in `out`.
+fn predict_saved(save: &std::path::Path, out: &std::path::Path, extra: &[&str]) {
+    ldqa()
+        .args([
+            "predict",
+            "--num-documents",
+            "2",
+            "--document-length",
+            "500",
+        ])
+        .arg("--save-result")
+        .arg(save)
+        .arg("--output-dir")
+        .arg(out)
+        .args(extra)
+        .assert()
+        .success();
+}
+
 /// Finding 18: a negative number is a value with a clear error that names its flag, never
 /// "unexpected argument".
 #[test]
@@ -54,21 +73,7 @@ fn reports_are_named_after_their_result() {
     let dir = tempfile::tempdir().unwrap();
     for engine in ["vllm", "lmcache"] {
         let save = dir.path().join(format!("both-{engine}.json"));
-        ldqa()
-            .args([
-                "predict",
-                "--num-documents",
-                "2",
-                "--document-length",
-                "500",
-                "--save-result",
-            ])
-            .arg(&save)
-            .arg("--output-dir")
-            .arg(dir.path().join(engine))
-            .args(["--engine", engine])
-            .assert()
-            .success();
+        predict_saved(&save, &dir.path().join(engine), &["--engine", engine]);
         ldqa().arg("report").arg(&save).assert().success();
     }
     assert!(dir.path().join("both-vllm.html").is_file());
@@ -87,20 +92,11 @@ fn compare_labels_a_and_b_and_explains_the_gain() {
     let dir = tempfile::tempdir().unwrap();
     for sub in ["x", "y"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        ldqa()
-            .args([
-                "predict",
-                "--num-documents",
-                "2",
-                "--document-length",
-                "500",
-                "--save-result",
-            ])
-            .arg(dir.path().join(sub).join("run.json"))
-            .arg("--output-dir")
-            .arg(dir.path().join(sub))
-            .assert()
-            .success();
+        predict_saved(
+            &dir.path().join(sub).join("run.json"),
+            &dir.path().join(sub),
+            &[],
+        );
     }
     let out = ldqa()
         .arg("compare")
