@@ -115,3 +115,31 @@ fn compare_labels_a_and_b_and_explains_the_gain() {
     );
     assert!(text.contains("above 1, B is faster"), "{text}");
 }
+
+/// Finding 27: every subcommand's `--help` has the same compact layout (one line a flag),
+/// not clap's long spaced one for some.
+#[test]
+fn every_help_has_one_layout() {
+    for command in [
+        "run",
+        "recommend",
+        "predict",
+        "serve",
+        "ab",
+        "report",
+        "compare",
+        "catalog",
+    ] {
+        let out = ldqa()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !help.contains("see a summary with '-h'"),
+            "{command} --help uses the long layout"
+        );
+    }
+}

@@ -7,19 +7,20 @@ use serde_json::json;
 
 use crate::exit::ExitStatus;
 
-/// Which list.
+/// Which list (no help per value: it would switch `--help` to clap's long layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Listing {
-    /// GPUs: memory, peaks, and whether the simulator's efficiencies were fitted on them.
+    // GPUs: memory, peaks, and whether the simulator's efficiencies were fitted on them.
     Gpus,
-    /// Models: parameters, weights, KV bytes per token, context length.
+    // Models: parameters, weights, KV bytes per token, context length.
     Models,
 }
 
 /// Arguments of `ldqa catalog`.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// What to list (both when not given).
+    /// gpus (memory, peaks, fitted efficiencies) or models (weights, KV bytes per token,
+    /// context); both when not given.
     #[arg(value_enum)]
     listing: Option<Listing>,
     /// One JSON object per line instead of a table.

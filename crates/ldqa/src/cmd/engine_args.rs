@@ -12,14 +12,16 @@ use ldqa_sim::EngineKind;
 
 use super::deployment_args::DeploymentArgs;
 
-/// `--engine`.
+/// `--engine`. Its values are explained in the flag's one help line: help on each value
+/// would switch `--help` to clap's long, spaced layout, unlike every other command's
+/// (usability finding 27).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
-    /// vLLM with its GPU prefix cache only.
+    // vLLM with its GPU prefix cache only.
     Vllm,
-    /// vLLM + LMCache's CPU tier.
+    // vLLM + LMCache's CPU tier.
     Lmcache,
-    /// Both, side by side (`ldqa predict` only).
+    // Both, side by side (`ldqa predict` only).
     Both,
 }
 
