@@ -150,6 +150,9 @@ fn json_has_units_in_keys() {
     assert_eq!(v["workload"]["num_documents"], 51);
     assert_eq!(v["gpu_kv"]["kv_bytes_per_token"], 131_072);
     assert!(v["gpu_kv"]["available_kv_bytes"].as_u64().unwrap() > 50 << 30);
+    // Finding 40: one field per quantity, in exact units (no float GiB twins of byte counts).
+    assert!(v["gpu"].get("memory_gib").is_none(), "{}", v["gpu"]);
+    assert!(v["gpu_kv"].get("available_kv_gib").is_none());
 }
 
 /// Usability findings 1, 3, 12 and 13: a plan vLLM could not start, or that shows nothing,
