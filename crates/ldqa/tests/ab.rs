@@ -445,3 +445,33 @@ fn without_sim_or_gpu_ab_says_what_it_assumed_and_refuses_time_scale() {
         "{verdict}"
     );
 }
+
+/// Issue 11: `ab` passes `ldqa run`'s workload flags through, so the tutorial's hit:miss
+/// variant can be A/B'd.
+#[test]
+fn ab_passes_the_workload_flags_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ab_sim(
+        dir.path(),
+        "3",
+        &[
+            "--repeat-count",
+            "2",
+            "--repeat-mode",
+            "interleave",
+            "--hit-miss-ratio",
+            "1:1",
+            "--shuffle-seed",
+            "7",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ab = ab_json(dir.path());
+    let w = &ab["config"]["workload"];
+    assert_eq!(w["repeat_mode"], "interleave", "{w}");
+    assert_eq!(w["shuffle_seed"], 7, "{w}");
+    let rounds = ab["lmcache"]["runs"][0]["rounds"].as_array().unwrap();
+    let query = rounds.iter().find(|r| r["kind"] == "query").unwrap();
+    assert_eq!(query["summary"]["miss_count"], 3, "{}", query["summary"]);
+    assert_eq!(query["summary"]["hit_count"], 3, "{}", query["summary"]);
+}

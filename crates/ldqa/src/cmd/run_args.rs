@@ -252,17 +252,17 @@ pub fn seconds(flag: &str, v: f64, zero_ok: bool) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v).with_context(|| format!("{flag} is too large"))
 }
 
-fn parse_repeat_mode(s: &str) -> Result<RepeatMode, String> {
+pub(crate) fn parse_repeat_mode(s: &str) -> Result<RepeatMode, String> {
     s.parse()
         .map_err(|_| format!("unknown mode {s:?}; expected random, tile or interleave"))
 }
 
-fn parse_hit_miss(s: &str) -> Result<HitMissRatio, String> {
+pub(crate) fn parse_hit_miss(s: &str) -> Result<HitMissRatio, String> {
     s.parse()
         .map_err(|e: ldqa_workload::WorkloadError| e.to_string())
 }
 
-fn parse_text_source(s: &str) -> Result<TextSource, String> {
+pub(crate) fn parse_text_source(s: &str) -> Result<TextSource, String> {
     s.parse()
         .map_err(|_| format!("unknown text source {s:?}; expected hi or random"))
 }

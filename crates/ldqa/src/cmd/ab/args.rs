@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use ldqa_workload::{HitMissRatio, RepeatMode, TextSource};
+
 use crate::cmd::deployment_args::DeploymentArgs;
+use crate::cmd::run_args::{parse_hit_miss, parse_repeat_mode, parse_text_source};
 
 /// Arguments of `ldqa ab`.
 #[derive(Debug, Clone, Args)]
@@ -93,6 +96,33 @@ pub struct AbArgs {
     /// Use /v1/completions instead of /v1/chat/completions.
     #[arg(long, help_heading = "Workload")]
     pub completions: bool,
+
+    /// Order of the query round: tile (the seed tutorial's, and this default), interleave or
+    /// random (as `ldqa run`, whose default is upstream's random).
+    #[arg(long, default_value = "tile", value_name = "MODE", value_parser = parse_repeat_mode, help_heading = "Workload")]
+    pub repeat_mode: RepeatMode,
+
+    /// Seed of the shuffle and of the miss prefixes (as `ldqa run`).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SEED",
+        help_heading = "Workload"
+    )]
+    pub shuffle_seed: i64,
+
+    /// In the query round, H hits then M forced misses, repeated (e.g. 2:2), as `ldqa run`.
+    #[arg(long, value_name = "H:M", value_parser = parse_hit_miss, help_heading = "Workload")]
+    pub hit_miss_ratio: Option<HitMissRatio>,
+
+    /// Documents of exactly --document-length tokens with this tokenizer (a tokenizer.json
+    /// or a model directory), as `ldqa run`.
+    #[arg(long, value_name = "PATH", help_heading = "Workload")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// hi (upstream's "hi hi hi …") or random (realistic token text; needs --tokenizer).
+    #[arg(long, default_value = "hi", value_name = "SOURCE", value_parser = parse_text_source, help_heading = "Workload")]
+    pub text_source: TextSource,
 
     /// Run each engine this many times (a fresh server each time); gains get 95% intervals.
     /// (Not --repeat-count, which repeats documents within one run.)

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use ldqa_recommend::{hardware, plan, Deployment, PlanInput, Workload as RecWorkload};
 use ldqa_sim::EngineKind;
 use ldqa_specs::{catalog, GpuSpec};
-use ldqa_workload::{RepeatMode, TextSource, WorkloadConfig};
+use ldqa_workload::WorkloadConfig;
 
 use super::args::AbArgs;
 use super::server::ServerCommand;
@@ -243,11 +243,11 @@ fn workload(args: &AbArgs, sizing: Option<&Sizing>) -> anyhow::Result<WorkloadCo
         num_documents,
         document_length: args.document_length,
         repeat_count: args.repeat_count,
-        repeat_mode: RepeatMode::Tile,
-        shuffle_seed: 0,
-        hit_miss: None,
-        text: TextSource::Hi,
-        tokenizer: None,
+        repeat_mode: args.repeat_mode,
+        shuffle_seed: args.shuffle_seed,
+        hit_miss: args.hit_miss_ratio,
+        text: args.text_source,
+        tokenizer: args.tokenizer.clone(),
     };
     workload.validate()?;
     Ok(workload)
