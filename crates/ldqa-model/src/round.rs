@@ -56,6 +56,13 @@ pub struct RoundRecord {
 }
 
 impl RoundRecord {
+    /// Mean TTFT (from send) over the requests that produced a first token, in ns; `None`
+    /// when none did.
+    pub fn mean_ttft_ns(&self) -> Option<f64> {
+        let ttfts: Vec<u64> = self.requests.iter().filter_map(|r| r.ttft_ns()).collect();
+        (!ttfts.is_empty()).then(|| ttfts.iter().sum::<u64>() as f64 / ttfts.len() as f64)
+    }
+
     /// Every time stretched by `factor` (see [`RequestRecord::scale_time`]).
     pub fn scale_time(&mut self, factor: f64) {
         self.duration_ns = (self.duration_ns as f64 * factor).round() as u64;

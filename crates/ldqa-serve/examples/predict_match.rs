@@ -76,8 +76,7 @@ fn within(what: &str, served_ns: f64, predicted_ns: f64) -> Result<(), String> {
 }
 
 fn mean_ttft_ns(round: &RoundRecord) -> f64 {
-    let ttfts: Vec<u64> = round.requests.iter().filter_map(|r| r.ttft_ns()).collect();
-    ttfts.iter().sum::<u64>() as f64 / ttfts.len() as f64
+    round.mean_ttft_ns().unwrap_or(f64::NAN)
 }
 
 /// Both runs of one engine and shape; the comparisons that missed the 5 % band.

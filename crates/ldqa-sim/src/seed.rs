@@ -45,10 +45,10 @@ impl Published {
     pub fn of_rounds(rounds: &[RoundRecord]) -> Published {
         let round = |kind| rounds.iter().find(|r: &&RoundRecord| r.kind == kind);
         let mean_ttft_s = |kind| {
-            let ttfts: Vec<u64> = round(kind)
-                .map(|r| r.requests.iter().filter_map(|q| q.ttft_ns()).collect())
-                .unwrap_or_default();
-            ttfts.iter().sum::<u64>() as f64 / ttfts.len().max(1) as f64 / 1e9
+            round(kind)
+                .and_then(RoundRecord::mean_ttft_ns)
+                .unwrap_or(0.0)
+                / 1e9
         };
         let time_s = |kind| round(kind).map_or(0.0, |r| r.duration_ns as f64 / 1e9);
         Published {

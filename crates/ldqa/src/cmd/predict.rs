@@ -54,11 +54,9 @@ impl Predicted {
     }
 
     fn mean_ttft_ns(&self, kind: RoundKind) -> f64 {
-        let ttfts: Vec<u64> = self
-            .round(kind)
-            .map(|r| r.requests.iter().filter_map(|q| q.ttft_ns()).collect())
-            .unwrap_or_default();
-        ttfts.iter().sum::<u64>() as f64 / ttfts.len().max(1) as f64
+        self.round(kind)
+            .and_then(RoundRecord::mean_ttft_ns)
+            .unwrap_or(0.0)
     }
 
     fn per_prompt_ns(&self, kind: RoundKind) -> f64 {
