@@ -162,9 +162,13 @@ impl Comparison {
         self.rows
             .iter()
             .map(|r| {
+                // One unit per row, so that the two sides read alike: ms when both are
+                // under a second (finding 16).
+                let largest = r.a.unwrap_or(0.0).max(r.b.unwrap_or(0.0));
                 let v = |x: Option<f64>| match (x, r.unit) {
                     (None, _) => "-".to_string(),
-                    (Some(x), RowUnit::Seconds) => format!("{}s", pyfmt::fixed(x, 3)),
+                    (Some(x), RowUnit::Seconds) if largest < 1.0 => format!("{:.1} ms", x * 1e3),
+                    (Some(x), RowUnit::Seconds) => format!("{x:.3} s"),
                     (Some(x), RowUnit::Count) => format!("{x:.0}"),
                 };
                 let gain = match (r.gain, &r.gain_ci95) {
@@ -353,6 +357,23 @@ mod tests {
         assert_eq!(c.row("query failed requests").unwrap().gain, None);
         insta::assert_snapshot!("compare_text", c.to_text());
         insta::assert_snapshot!("compare_markdown", c.to_markdown());
+    }
+
+    /// Finding 16: a row whose times are all under a second reads in ms.
+    #[test]
+    fn sub_second_rows_are_in_milliseconds() {
+        let a = result(&[1000, 1000], &[80, 90]);
+        let b = result(&[1100, 1100], &[40, 50]);
+        let text = Comparison::between(&a, &b, "baseline", "lmcache").to_text();
+        let line = |m: &str| text.lines().find(|l| l.starts_with(m)).unwrap().to_string();
+        assert!(
+            line("query mean TTFT").contains("85.0 ms  45.0 ms"),
+            "{text}"
+        );
+        assert!(
+            line("warmup mean TTFT").contains("1.000 s  1.100 s"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
-use ldqa_metrics::{Gains, RoundSummary, Stats, QUANTILE_METHOD};
+use ldqa_metrics::{Gains, RoundSummary, QUANTILE_METHOD};
+
+use crate::facts::{facts, stat_rows, STAT_COLUMNS};
 
 const BOLD: Style = Style::new().bold();
 const RED: Style = AnsiColor::Red.on_default().bold();
@@ -21,84 +23,27 @@ fn paint(color: bool, style: Style, text: &str) -> String {
     }
 }
 
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
+/// The statistics table: 78 columns wide, so that it fits an 80-column terminal.
+fn stats_table(out: &mut String, s: &RoundSummary) {
+    let _ = write!(out, "  {:<22}{:>5} ", "", STAT_COLUMNS[0]);
+    for head in &STAT_COLUMNS[1..] {
+        let _ = write!(out, "{head:>8}");
+    }
+    out.push('\n');
+    for row in stat_rows(s) {
+        let label = row.label();
+        let Some(cells) = row.cells() else {
+            let _ = writeln!(out, "  {label:<22}{:>5} {:>8}", 0, "-");
+            continue;
+        };
+        let _ = write!(out, "  {label:<22}{:>5} ", cells[0]);
+        for v in &cells[1..] {
+            let _ = write!(out, "{v:>8}");
         }
-        out.push(c);
-    }
-    out
-}
-
-/// A token count that arrived as a float counter.
-fn tokens_f(v: f64) -> String {
-    if v.is_finite() && v >= 0.0 {
-        thousands(v.round() as u64)
-    } else {
-        format!("{v}")
+        out.push('\n');
     }
 }
 
-fn percent(rate: f64) -> String {
-    format!("{:.1} %", rate * 100.0)
-}
-
-/// How a statistics row shows its values.
-#[derive(Clone, Copy)]
-enum Unit {
-    Seconds,
-    Millis,
-}
-
-/// A row of statistics. Time rows in seconds switch to milliseconds when every value is
-/// under a second (finding 16: `0.001` rows said nothing), and the label says which.
-fn stats_row(out: &mut String, name: &str, stats: Option<&Stats>, unit: Unit) {
-    let unit = match (unit, stats) {
-        (Unit::Seconds, Some(s)) if (s.max_ns as f64) < 1e9 => Unit::Millis,
-        _ => unit,
-    };
-    let label = match unit {
-        Unit::Seconds => format!("{name} (s)"),
-        Unit::Millis => format!("{name} (ms)"),
-    };
-    let Some(s) = stats else {
-        let _ = writeln!(out, "  {label:<22}{:>5}  {:>9}", 0, "-");
-        return;
-    };
-    let v = |ns: f64| match unit {
-        Unit::Seconds => format!("{:.3}", ns / 1e9),
-        Unit::Millis => format!("{:.2}", ns / 1e6),
-    };
-    let _ = writeln!(
-        out,
-        "  {label:<22}{:>5}  {:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
-        s.n,
-        v(s.mean_ns),
-        v(s.p50_ns),
-        v(s.p90_ns),
-        v(s.p99_ns),
-        v(s.min_ns as f64),
-        v(s.max_ns as f64),
-    );
-}
-
-/// A duration with a unit that fits it: ms below a second, else seconds.
-fn duration(ns: f64) -> String {
-    if ns < 1e9 {
-        format!("{:.1} ms", ns / 1e6)
-    } else {
-        format!("{:.3} s", ns / 1e9)
-    }
-}
-
-#[allow(
-    clippy::too_many_lines,
-    reason = "a flat formatter: one block per summary line, in print order"
-)]
 fn round_section(out: &mut String, s: &RoundSummary, color: bool) {
     let title = format!("{} round", s.kind.title());
     let ok = paint(
@@ -137,120 +82,14 @@ fn round_section(out: &mut String, s: &RoundSummary, color: bool) {
             s.failed_count - s.error_samples.len()
         );
     }
-    let per_prompt = s.round_time_per_prompt_ns.map_or(String::new(), |ns| {
-        format!(" ({} per prompt)", duration(ns))
-    });
-    let _ = writeln!(
-        out,
-        "  round time {}{per_prompt}",
-        duration(s.round_time_ns as f64)
-    );
-
-    let _ = writeln!(
-        out,
-        "  {:<22}{:>5}  {:>9}{:>9}{:>9}{:>9}{:>9}{:>9}",
-        "", "n", "mean", "p50", "p90", "p99", "min", "max"
-    );
-    stats_row(out, "TTFT from send", s.ttft.as_ref(), Unit::Seconds);
-    stats_row(
-        out,
-        "TTFT from queue",
-        s.ttft_queued.as_ref(),
-        Unit::Seconds,
-    );
-    if s.hit_count > 0 && s.miss_count > 0 {
-        stats_row(out, "TTFT hits", s.ttft_hit.as_ref(), Unit::Seconds);
-        stats_row(out, "TTFT misses", s.ttft_miss.as_ref(), Unit::Seconds);
+    let mut facts = facts(s).into_iter();
+    // The round time first, then the table, then what the round moved.
+    if let Some(f) = facts.next() {
+        let _ = writeln!(out, "  {} {}", f.label, f.value);
     }
-    stats_row(out, "TPOT", s.tpot.as_ref(), Unit::Millis);
-    stats_row(out, "ITL mean", s.itl_mean.as_ref(), Unit::Millis);
-    stats_row(out, "ITL max", s.itl_max.as_ref(), Unit::Millis);
-    stats_row(out, "latency", s.latency.as_ref(), Unit::Seconds);
-
-    if s.usage_reported > 0 {
-        let _ = writeln!(
-            out,
-            "  tokens: {} prompt, {} completion (usage from {} of {} requests)",
-            thousands(s.prompt_tokens),
-            thousands(s.completion_tokens),
-            s.usage_reported,
-            s.prompt_count
-        );
-    } else {
-        let _ = writeln!(out, "  tokens: the server reported no usage");
-    }
-    if let Some(c) = s.cached_tokens {
-        let share = if s.prompt_tokens > 0 {
-            format!(
-                " ({} of prompt tokens)",
-                percent(c as f64 / s.prompt_tokens as f64)
-            )
-        } else {
-            String::new()
-        };
-        let _ = writeln!(out, "  cached tokens: {}{share}", thousands(c));
-    }
-    if s.input_tokens_per_s.is_some() || s.output_tokens_per_s.is_some() {
-        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let _ = writeln!(
-            out,
-            "  throughput: {} input tokens/s, {} output tokens/s",
-            f(s.input_tokens_per_s),
-            f(s.output_tokens_per_s)
-        );
-    }
-    if let Some(p) = &s.prefix {
-        let _ = writeln!(
-            out,
-            "  prompt tokens by source: {} GPU cache, {} CPU cache (LMCache), {} computed",
-            thousands(p.gpu_hit_tokens),
-            thousands(p.cpu_hit_tokens),
-            thousands(p.computed_tokens)
-        );
-    }
-    match &s.server {
-        Some(ev) if ev.has_any() => {
-            let mut parts = Vec::new();
-            let hit_rate = |name: &str,
-                            rate: Option<f64>,
-                            hits: Option<f64>,
-                            queries: Option<f64>| {
-                let counts = match (hits, queries) {
-                    (Some(h), Some(q)) => format!(" ({} / {} tokens)", tokens_f(h), tokens_f(q)),
-                    _ => String::new(),
-                };
-                rate.map(|r| format!("{name} {}{counts}", percent(r)))
-            };
-            parts.extend(hit_rate(
-                "GPU prefix cache hits",
-                ev.prefix_cache_hit_rate,
-                ev.prefix_cache_hits_tokens,
-                ev.prefix_cache_queries_tokens,
-            ));
-            parts.extend(hit_rate(
-                "external cache hits",
-                ev.external_cache_hit_rate,
-                ev.external_cache_hits_tokens,
-                ev.external_cache_queries_tokens,
-            ));
-            parts.extend(hit_rate(
-                "LMCache hits",
-                ev.lmcache_hit_rate,
-                ev.lmcache_hit_tokens,
-                ev.lmcache_requested_tokens,
-            ));
-            if let Some(st) = ev.lmcache_stored_tokens {
-                parts.push(format!("LMCache stored {} tokens", tokens_f(st)));
-            }
-            if parts.is_empty() {
-                parts.push("cache counters present but no queries in this round".to_string());
-            }
-            let _ = writeln!(out, "  server: {}", parts.join("; "));
-        }
-        Some(_) => {
-            let _ = writeln!(out, "  server: no known cache counters in /metrics");
-        }
-        None => {}
+    stats_table(out, s);
+    for f in facts {
+        let _ = writeln!(out, "  {}: {}", f.label, f.value);
     }
 }
 
@@ -318,12 +157,25 @@ mod tests {
         );
     }
 
+    /// The table fits an 80-column terminal (it was 85 wide).
+    #[test]
+    fn fits_80_columns() {
+        let (w, q) = rounds();
+        let out = human_summary(&[&w, &q], None, false);
+        for line in out
+            .lines()
+            .filter(|l| l.starts_with("  TTFT") || l.starts_with("    "))
+        {
+            assert!(
+                line.chars().count() <= 80,
+                "{} wide: {line}",
+                line.chars().count()
+            );
+        }
+    }
+
     #[test]
     fn helpers() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(gain_text(Some(f64::INFINITY)), "inf×");
         assert_eq!(gain_text(None), "not measurable");
     }
@@ -349,7 +201,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("  TTFT from send (s)        0          -"),
+            out.contains("  TTFT from send (s)        0        -"),
             "{out}"
         );
         assert!(out.contains("the server reported no usage"));

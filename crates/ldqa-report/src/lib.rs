@@ -34,6 +34,7 @@
 pub mod compare;
 pub mod csv_out;
 mod error;
+mod facts;
 pub mod html;
 pub mod human;
 pub mod markdown;

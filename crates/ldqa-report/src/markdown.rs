@@ -38,8 +38,8 @@ pub fn rounds_table(rounds: &[&RoundSummary]) -> String {
         let name = s.kind.as_str();
         for (what, st) in [
             ("TTFT", s.ttft.as_ref()),
-            ("TTFT (hits)", s.ttft_hit.as_ref()),
-            ("TTFT (misses)", s.ttft_miss.as_ref()),
+            ("TTFT (planned hits)", s.ttft_hit.as_ref()),
+            ("TTFT (planned misses)", s.ttft_miss.as_ref()),
             ("TTFT from enqueue", s.ttft_queued.as_ref()),
             ("latency", s.latency.as_ref()),
         ] {
@@ -124,7 +124,7 @@ fn engine_md(out: &mut String, e: &EngineOutcome) {
     }
     for (i, run) in e.runs.iter().enumerate() {
         if e.runs.len() > 1 {
-            let _ = writeln!(out, "### repeat {}\n", i + 1);
+            let _ = writeln!(out, "### Trial {}\n", i + 1);
         }
         run_body(out, run, "###");
         out.push('\n');
