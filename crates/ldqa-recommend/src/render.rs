@@ -118,7 +118,7 @@ fn explain_engine(p: &Plan, model: &ModelSpec, gpu: &GpuSpec) -> String {
     }
     let _ = writeln!(
         s,
-        "concurrency:    {:.2}x requests of {} tokens (max_num_batched_tokens {}, max_num_seqs {})",
+        "concurrency:    {:.2}× requests of {} tokens (max_num_batched_tokens {}, max_num_seqs {})",
         k.max_concurrency, k.max_model_len, k.max_num_batched_tokens, k.max_num_seqs
     );
     s

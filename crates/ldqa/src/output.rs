@@ -52,10 +52,29 @@ pub struct Gates {
     pub expected_latency_gain: Option<f64>,
 }
 
+/// A line printed after the summary: something to act on, or only something to know
+/// (finding 31: "times are simulated seconds" is information, not a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Something went wrong or is misleading: `warning: …`.
+    Warning(String),
+    /// Worth knowing when reading the numbers: `note: …`.
+    Note(String),
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Warning(text) => write!(f, "warning: {text}"),
+            Notice::Note(text) => write!(f, "note: {text}"),
+        }
+    }
+}
+
 /// Everything derived from a run, ready to print and write.
 pub struct Report {
     result: RunResult,
-    warnings: Vec<String>,
+    notices: Vec<Notice>,
     gates: Gates,
     interrupted: bool,
     color: bool,
@@ -64,7 +83,7 @@ pub struct Report {
 /// A warmup round that hit the server's cache means the server was not cold, so the
 /// query round's gain is understated (usability finding 14). A cold warmup hits only the
 /// chat template's shared header (29 of ~10,000 tokens of a seed document).
-fn warm_server_warning(result: &RunResult) -> Option<String> {
+fn warm_server_warning(result: &RunResult) -> Option<Notice> {
     let server = result.round(RoundKind::Warmup)?.summary.server.as_ref()?;
     let rate = server
         .prefix_cache_hit_rate
@@ -73,11 +92,11 @@ fn warm_server_warning(result: &RunResult) -> Option<String> {
         .chain(server.lmcache_hit_rate)
         .fold(0.0, f64::max);
     (rate > WARM_HIT_RATE).then(|| {
-        format!(
+        Notice::Warning(format!(
             "the warmup round hit the server's cache {:.1} %: the server was not cold, so the \
              gains are understated (restart it, or POST /reset_prefix_cache to a vLLM server)",
             rate * 100.0
-        )
+        ))
     })
 }
 
@@ -90,19 +109,19 @@ impl Report {
         config: serde_json::Value,
         environment: Environment,
         rounds: &[RoundRecord],
-        warnings: Vec<String>,
+        notices: Vec<Notice>,
         gates: Gates,
         interrupted: bool,
     ) -> Self {
         let tool = ToolInfo::new("ldqa", env!("CARGO_PKG_VERSION"));
         let result = RunResult::new(tool, config, environment, rounds);
-        let mut warnings = warnings;
-        warnings.extend(warm_server_warning(&result));
+        let mut notices = notices;
+        notices.extend(warm_server_warning(&result));
         let color = std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Self {
             result,
-            warnings,
+            notices,
             gates,
             interrupted,
             color,
@@ -176,8 +195,8 @@ impl Report {
             self.result.gains.as_ref(),
             self.color,
         ));
-        for w in &self.warnings {
-            out.push_str(&format!("warning: {w}\n"));
+        for n in &self.notices {
+            out.push_str(&format!("{n}\n"));
         }
         if let (true, Some(line)) = (json_output, self.json_line()) {
             out.push_str(&line);

@@ -153,6 +153,23 @@ fn json_has_units_in_keys() {
     // Finding 40: one field per quantity, in exact units (no float GiB twins of byte counts).
     assert!(v["gpu"].get("memory_gib").is_none(), "{}", v["gpu"]);
     assert!(v["gpu_kv"].get("available_kv_gib").is_none());
+    assert!(
+        v["cpu_offload"].get("kv_gib_per_gpu").is_none(),
+        "{}",
+        v["cpu_offload"]
+    );
+    assert!(v["cpu_offload"].get("gib_per_1k_tokens").is_none());
+    // GiB figures and ratios have at most 3 decimals: no `61.19900000030175`.
+    for x in [
+        &v["upstream_tp_rule"]["usable_gib_per_gpu"],
+        &v["upstream_tp_rule"]["weights_gib"],
+        &v["cpu_offload"]["offload_gib_per_gpu"],
+        &v["gpu_kv"]["max_concurrency"],
+    ] {
+        let text = x.to_string();
+        let decimals = text.split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "{text}");
+    }
 }
 
 /// Usability findings 1, 3, 12 and 13: a plan vLLM could not start, or that shows nothing,

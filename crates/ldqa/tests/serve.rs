@@ -158,6 +158,24 @@ fn bad_fault_flags_are_refused_before_listening() {
     }
 }
 
+/// One server is one engine: `--engine` offers vllm and lmcache, not predict's `both`.
+#[test]
+fn serve_offers_one_engine_at_a_time() {
+    let help = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[possible values: vllm, lmcache]"), "{help}");
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["serve", "--port", "0", "--engine", "both"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid value 'both'"), "{stderr}");
+}
+
 /// Finding 14: a second run against the same server finds its warmup documents cached and
 /// says the server was not cold; the first run does not.
 #[test]
@@ -229,8 +247,8 @@ fn run_reports_a_time_scaled_server_in_its_simulated_time() {
     assert!(stderr.contains("ldqa serve --time-scale 10"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("times are the server's simulated seconds"),
-        "{stdout}"
+        stdout.contains("\nnote: times are the server's simulated seconds"),
+        "information, not a warning (finding 31): {stdout}"
     );
 
     let result: serde_json::Value =

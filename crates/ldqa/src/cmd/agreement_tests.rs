@@ -104,8 +104,8 @@ fn every_command_sizes_the_same_gpu_kv_cache() {
                     let Cli::Serve(s) = parse("serve", &flags) else {
                         unreachable!()
                     };
-                    let predicted = engine_kv(p.engine.resolve());
-                    let served = engine_kv(s.engine.resolve());
+                    let predicted = engine_kv(p.engine.resolve(p.engine_choice.kinds()));
+                    let served = engine_kv(s.engine.resolve(s.engine_choice.kinds()));
                     // A GPU without the peaks the cost model needs cannot be simulated.
                     let simulable = catalog::gpu(gpu).unwrap().bf16_flops > 0;
                     if simulable {

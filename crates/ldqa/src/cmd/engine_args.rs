@@ -12,8 +12,8 @@ use ldqa_sim::EngineKind;
 
 use super::deployment_args::DeploymentArgs;
 
-/// `--engine`. Its values are explained in the flag's one help line: help on each value
-/// would switch `--help` to clap's long, spaced layout, unlike every other command's
+/// `predict --engine`. Its values are explained in the flag's one help line: help on each
+/// value would switch `--help` to clap's long, spaced layout, unlike every other command's
 /// (usability finding 27).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
@@ -21,25 +21,46 @@ pub enum EngineChoice {
     Vllm,
     // vLLM + LMCache's CPU tier.
     Lmcache,
-    // Both, side by side (`ldqa predict` only).
+    // Both, side by side.
     Both,
 }
 
-/// Flags of the simulated engine (flatten into a command's arguments).
+impl EngineChoice {
+    /// The engines to simulate, vLLM first.
+    pub fn kinds(self) -> &'static [EngineKind] {
+        match self {
+            EngineChoice::Vllm => &[EngineKind::Vllm],
+            EngineChoice::Lmcache => &[EngineKind::Lmcache],
+            EngineChoice::Both => &[EngineKind::Vllm, EngineKind::Lmcache],
+        }
+    }
+}
+
+/// `serve --engine`: one server is one engine, so `both` is not offered (finding 31).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServedEngine {
+    // vLLM with its GPU prefix cache only.
+    Vllm,
+    // vLLM + LMCache's CPU tier.
+    Lmcache,
+}
+
+impl ServedEngine {
+    /// The one engine served.
+    pub fn kinds(self) -> &'static [EngineKind] {
+        match self {
+            ServedEngine::Vllm => &[EngineKind::Vllm],
+            ServedEngine::Lmcache => &[EngineKind::Lmcache],
+        }
+    }
+}
+
+/// The deployment the simulated engine runs (flatten into a command's arguments); each
+/// command adds its own `--engine`.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
     #[command(flatten)]
     pub deployment: DeploymentArgs,
-
-    /// Engine: vllm (GPU prefix cache only), lmcache (plus the CPU tier), or both (predict only).
-    #[arg(
-        long,
-        value_enum,
-        default_value_t = EngineChoice::Vllm,
-        value_name = "ENGINE",
-        help_heading = "Simulated engine"
-    )]
-    pub engine: EngineChoice,
 }
 
 /// What the flags resolve to: one scenario per engine, and a one-line description.
@@ -69,19 +90,14 @@ impl ResolvedEngine {
 }
 
 impl EngineArgs {
-    /// Resolves the deployment and the engine(s); errors name the flag.
-    pub fn resolve(&self) -> anyhow::Result<ResolvedEngine> {
+    /// Resolves the deployment and the engines `kinds`; errors name the flag.
+    pub fn resolve(&self, kinds: &[EngineKind]) -> anyhow::Result<ResolvedEngine> {
         let d = &self.deployment;
         let cpu_gib = d.lmcache_cpu_gib()?;
-        if cpu_gib.is_some() && self.engine == EngineChoice::Vllm {
+        if cpu_gib.is_some() && !kinds.contains(&EngineKind::Lmcache) {
             bail!("--lmcache-cpu-gib needs --engine lmcache (or both)");
         }
         let deployment = d.deployment(d.model_spec()?, d.catalog_gpu()?)?;
-        let kinds: &[EngineKind] = match self.engine {
-            EngineChoice::Vllm => &[EngineKind::Vllm],
-            EngineChoice::Lmcache => &[EngineKind::Lmcache],
-            EngineChoice::Both => &[EngineKind::Vllm, EngineKind::Lmcache],
-        };
         let mut engines = Vec::new();
         for &kind in kinds {
             let mode = match kind {
@@ -153,12 +169,30 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         engine: EngineArgs,
+        #[arg(long, value_enum, default_value_t = EngineChoice::Vllm)]
+        engine_choice: EngineChoice,
     }
 
-    fn parse(args: &[&str]) -> EngineArgs {
+    /// The deployment flags, resolved for `--engine-choice` (vllm unless given).
+    struct Parsed(EngineArgs, EngineChoice);
+
+    impl Parsed {
+        fn resolve(&self) -> anyhow::Result<ResolvedEngine> {
+            self.0.resolve(self.1.kinds())
+        }
+    }
+
+    fn parse(args: &[&str]) -> Parsed {
         let mut v = vec!["x"];
-        v.extend_from_slice(args);
-        Cli::try_parse_from(v).unwrap().engine
+        v.extend(args.iter().map(|a| {
+            if *a == "--engine" {
+                "--engine-choice"
+            } else {
+                a
+            }
+        }));
+        let cli = Cli::try_parse_from(v).unwrap();
+        Parsed(cli.engine, cli.engine_choice)
     }
 
     #[test]

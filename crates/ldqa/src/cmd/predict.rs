@@ -21,10 +21,10 @@ use ldqa_workload::{Workload, WorkloadConfig};
 
 use ldqa_sim::EngineKind;
 
-use super::engine_args::EngineArgs;
+use super::engine_args::{EngineArgs, EngineChoice};
 use super::run_args::WorkloadArgs;
 use crate::exit::ExitStatus;
-use crate::output::{Outputs, Report};
+use crate::output::{Notice, Outputs, Report};
 use crate::recorded::{self, PredictConfig, WorkloadRecord};
 
 /// Arguments of `ldqa predict`: `ldqa run`'s workload flags plus the engine's.
@@ -37,6 +37,16 @@ pub struct PredictArgs {
 
     #[command(flatten)]
     pub engine: EngineArgs,
+
+    /// Engine: vllm (GPU prefix cache only), lmcache (plus the CPU tier), or both side by side.
+    #[arg(
+        long = "engine",
+        value_enum,
+        default_value_t = EngineChoice::Vllm,
+        value_name = "ENGINE",
+        help_heading = "Simulated engine"
+    )]
+    pub engine_choice: EngineChoice,
 }
 
 /// The rounds of one engine, in virtual time (pre-warmup included).
@@ -70,7 +80,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let config = args.workload.config()?;
     let sleep_ns = u64::try_from(args.workload.sleep_after_warmup()?.as_nanos())
         .context("--sleep-time-after-warmup is too large")?;
-    let resolved = args.engine.resolve()?;
+    let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     eprintln!("Simulating: {}", resolved.description);
     if !resolved.calibrated() {
         eprintln!(
@@ -163,11 +173,11 @@ fn report(
     }
     let mut warnings = Vec::new();
     if !scenario.calibrated {
-        warnings.push(format!(
+        warnings.push(Notice::Warning(format!(
             "uncalibrated: efficiencies fitted on {} applied to {}'s peaks",
             ldqa_sim::scenario::REFERENCE_GPU,
             scenario.config.gpu.name
-        ));
+        )));
     }
     let w = &args.workload;
     let record = WorkloadRecord::new(w, config);
@@ -194,7 +204,7 @@ fn report(
 
 /// `--engine both`: two reports and a comparison.
 fn both_engines(args: &PredictArgs) -> bool {
-    args.engine.engine == super::engine_args::EngineChoice::Both
+    args.engine_choice == EngineChoice::Both
 }
 
 fn with_engine_suffix(path: &Path, engine: &str) -> PathBuf {
@@ -318,7 +328,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let r = args.engine.resolve().unwrap();
+        let r = args.engine.resolve(args.engine_choice.kinds()).unwrap();
         let workload = Workload::build(&args.workload.config().unwrap()).unwrap();
         let client = SimClient {
             output_len: 10,

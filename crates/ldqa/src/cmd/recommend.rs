@@ -258,7 +258,14 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// Every number of the plan, units in the keys.
+/// A GiB figure or ratio as people read it: 3 decimals, no binary-fraction noise
+/// (`61.19900000030175` → `61.199`; finding 40).
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Every number of the plan, once (finding 40: no rounded GiB twin of a byte count), with
+/// its unit in the key; counts of tokens, blocks and requests are plain integers.
 pub(crate) fn plan_json(
     input: &PlanInput,
     p: &ldqa_recommend::Plan,
@@ -267,7 +274,7 @@ pub(crate) fn plan_json(
 ) -> serde_json::Value {
     let (d, k, o, w) = (&input.deployment, &p.kv, &p.offload, &input.workload);
     json!({
-        "schema_version": 2,
+        "schema_version": 3,
         "model": {
             "name": d.model.name, "source": d.model.source,
             "total_params": d.model.total_params, "active_params": d.model.active_params,
@@ -278,7 +285,10 @@ pub(crate) fn plan_json(
                  "gpus_per_node": input.gpus_per_node },
         "vllm_version": d.knobs.version.to_string(),
         "tensor_parallel_size": p.tp,
-        "upstream_tp_rule": p.tp_rule,
+        "upstream_tp_rule": p.tp_rule.as_ref().map(|r| json!({
+            "weights_gib": round3(r.weights_gib), "usable_gib_per_gpu": round3(r.usable_gib_per_gpu),
+            "gpus_needed": r.gpus_needed, "tp": r.tp,
+        })),
         "vllm_serve_flags": flags,
         "gpu_kv": {
             "requested_bytes": k.requested_bytes, "weights_bytes_per_gpu": k.weights_bytes,
@@ -287,13 +297,12 @@ pub(crate) fn plan_json(
             "kv_bytes_per_token": k.bytes_per_token, "page_bytes": k.page_bytes,
             "block_size_tokens": k.block_size, "num_blocks": k.num_blocks,
             "pool_tokens": d.kv_pool_tokens(), "logged_tokens": k.tokens,
-            "blocks_per_request": k.blocks_per_request, "max_concurrency": k.max_concurrency,
+            "blocks_per_request": k.blocks_per_request, "max_concurrency": round3(k.max_concurrency),
             "max_model_len_tokens": k.max_model_len, "max_num_batched_tokens": k.max_num_batched_tokens,
             "max_num_seqs": k.max_num_seqs,
         },
         "cpu_offload": {
-            "kv_gib_per_gpu": o.kv_gib_per_gpu, "gib_per_1k_tokens": o.gib_per_1k_tokens,
-            "offload_gib_per_gpu": o.offload_gib, "lmcache_max_local_cpu_size_gib": o.max_local_cpu_size_gib,
+            "offload_gib_per_gpu": round3(o.offload_gib), "lmcache_max_local_cpu_size_gib": o.max_local_cpu_size_gib,
             "limited_by": o.limited_by, "tokens_storable": o.tokens_storable,
             "cpu_ram_bytes_per_node": input.cpu_ram_bytes, "memlock_bytes": input.memlock_bytes,
         },

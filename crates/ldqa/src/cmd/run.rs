@@ -18,7 +18,7 @@ use super::run_args::seconds;
 pub use super::run_args::RunArgs;
 use crate::exit::ExitStatus;
 use crate::observe::{ResponseSink, RunObserver};
-use crate::output::{Outputs, Report};
+use crate::output::{Notice, Outputs, Report};
 use crate::progress::ProgressMode;
 use crate::recorded::{self, RunConfig, WorkloadRecord};
 
@@ -116,7 +116,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         } else {
             "point --metrics-url at the server's Prometheus endpoint, or pass --no-metrics"
         };
-        format!("{w}; {hint}")
+        Notice::Warning(format!("{w}; {hint}"))
     }));
     if let Some(e) = observer
         .log_error
@@ -124,7 +124,9 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         .expect("invariant: lock not poisoned")
         .take()
     {
-        warnings.push(format!("could not append to records.jsonl: {e}"));
+        warnings.push(Notice::Warning(format!(
+            "could not append to records.jsonl: {e}"
+        )));
     }
 
     let mut rounds: Vec<RoundRecord> = outcome.reported().cloned().collect();
@@ -163,7 +165,7 @@ fn with_v1_hint(e: ldqa_loadgen::LoadgenError, plan: &RunPlan) -> anyhow::Error 
 /// The server, once it answered `/v1/models`.
 struct Connected {
     client: Client,
-    warnings: Vec<String>,
+    warnings: Vec<Notice>,
     /// Simulated seconds per wall second of an `ldqa serve --time-scale F` (1 otherwise):
     /// every time reported is multiplied by it, so results are in the server's time.
     time_scale: f64,
@@ -208,9 +210,9 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
         (Ok(models), _) => models.time_scale,
         // With a model named, the list is only a check: say why it was skipped and go on.
         (Err(e @ ldqa_loadgen::LoadgenError::BadStatus { .. }), model) if model != "auto" => {
-            warnings.push(format!(
+            warnings.push(Notice::Warning(format!(
                 "could not check --model against the server's list: {e}"
-            ));
+            )));
             None
         }
         (Err(e), _) => return Err(with_v1_hint(e, plan)),
@@ -220,9 +222,9 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
         eprintln!(
             "The server is an `ldqa serve --time-scale {time_scale}`: it runs {time_scale}× faster than the wall clock, so every time reported is simulated (wall time × {time_scale})"
         );
-        warnings.push(format!(
+        warnings.push(Notice::Note(format!(
             "times are the server's simulated seconds (it ran {time_scale}× faster than the wall clock)"
-        ));
+        )));
     }
     Ok(Connected {
         client: Client::new(config)?,

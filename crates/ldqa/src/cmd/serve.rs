@@ -22,7 +22,7 @@ use anyhow::Context;
 use ldqa_serve::faults::FaultConfig;
 use ldqa_serve::{ServerConfig, TokenCounter};
 
-use crate::cmd::engine_args::EngineArgs;
+use crate::cmd::engine_args::{EngineArgs, ServedEngine};
 use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa serve`.
@@ -32,6 +32,16 @@ use crate::exit::ExitStatus;
 pub struct ServeArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
+
+    /// Engine: vllm (GPU prefix cache only) or lmcache (plus the CPU tier).
+    #[arg(
+        long = "engine",
+        value_enum,
+        default_value_t = ServedEngine::Vllm,
+        value_name = "ENGINE",
+        help_heading = "Simulated engine"
+    )]
+    pub engine_choice: ServedEngine,
 
     /// Address to bind (127.0.0.1 unless told otherwise).
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
@@ -147,7 +157,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let faults = args.fault_config()?;
-    let resolved = args.engine.resolve()?;
+    let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let scenario = resolved.single()?.clone();
     let model = args
         .served_model_name

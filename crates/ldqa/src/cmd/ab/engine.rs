@@ -15,7 +15,7 @@ use ldqa_workload::Workload;
 
 use super::server::{Server, ServerCommand, ServerProblem};
 use crate::observe::RunObserver;
-use crate::output::{Gates, Outputs, Report};
+use crate::output::{Gates, Notice, Outputs, Report};
 use crate::recorded::{self, AbConfig, EngineRunConfig};
 
 /// How long a server has to exit after SIGTERM before its group gets SIGKILL.
@@ -380,12 +380,16 @@ fn write_results(
     for r in &mut rounds {
         r.scale_time(settings.time_scale);
     }
-    let mut warnings: Vec<String> = outcome.metrics_warning.iter().cloned().collect();
+    let mut warnings: Vec<Notice> = outcome
+        .metrics_warning
+        .iter()
+        .map(|w| Notice::Warning(w.clone()))
+        .collect();
     if settings.time_scale != 1.0 {
-        warnings.push(format!(
+        warnings.push(Notice::Note(format!(
             "times are simulated seconds (the server ran {}× faster than the wall clock)",
             settings.time_scale
-        ));
+        )));
     }
     let base = client.config().endpoint.base();
     let model = client.config().model.as_str();
