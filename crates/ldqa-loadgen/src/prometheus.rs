@@ -16,22 +16,46 @@ pub type Snapshot = BTreeMap<String, f64>;
 const INTERESTING_PREFIXES: [&str; 2] = ["vllm:", "lmcache:"];
 
 /// Parses exposition text. Unparseable lines are skipped: a scrape is evidence, not a contract.
+///
+/// Only samples whose sum means something are kept: histogram buckets (`_bucket`, one per
+/// bound, cumulative), summary quantiles and `_created` timestamps (Python's
+/// prometheus_client adds one per counter and histogram, seconds since the epoch) are left
+/// out; a histogram's `_sum` and `_count` stay.
 pub fn parse(text: &str) -> Snapshot {
     let mut out = Snapshot::new();
+    let mut summaries = Vec::new();
     for line in text.lines() {
         let line = line.trim();
+        if let Some(family) = summary_family(line) {
+            summaries.push(family.to_owned());
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let Some((name, rest)) = split_name(line) else {
             continue;
         };
+        let not_a_count = name.ends_with("_bucket")
+            || name.ends_with("_created")
+            || summaries.iter().any(|f| f == name);
+        if not_a_count {
+            continue;
+        }
         let Some(value) = rest.split_whitespace().next().and_then(parse_value) else {
             continue;
         };
         *out.entry(name.to_owned()).or_insert(0.0) += value;
     }
     out
+}
+
+/// `# TYPE name summary` → `name`, whose unsuffixed samples are quantiles.
+fn summary_family(line: &str) -> Option<&str> {
+    let mut words = line.strip_prefix('#')?.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("TYPE"), Some(name), Some("summary")) => Some(name),
+        _ => None,
+    }
 }
 
 /// Splits `name{labels} value ts` into the name and what follows the labels.
@@ -105,8 +129,42 @@ broken line
         assert_eq!(s["vllm:prefix_cache_queries_total"], 510051.0);
         assert_eq!(s["lmcache:num_hit_tokens_total"], 1024.0);
         assert_eq!(s["weird"], 2.5);
-        assert_eq!(s["vllm:time_to_first_token_seconds_bucket"], 56.0);
         assert!(!s.contains_key("broken"));
+    }
+
+    /// What vLLM's Python prometheus_client writes: a `_created` timestamp beside each
+    /// counter and histogram, cumulative buckets, and (here) a summary's quantiles. None of
+    /// them is a count; summed, they made deltas of billions of "tokens" (issue 12).
+    #[test]
+    fn leaves_out_buckets_timestamps_and_quantiles() {
+        let text = r#"# TYPE vllm:prefix_cache_queries counter
+vllm:prefix_cache_queries_total{engine="0"} 2010.0
+vllm:prefix_cache_queries_created{engine="0"} 1.7964e+09
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{le="0.1"} 1.0
+vllm:time_to_first_token_seconds_bucket{le="+Inf"} 2.0
+vllm:time_to_first_token_seconds_count 2.0
+vllm:time_to_first_token_seconds_sum 0.25
+vllm:time_to_first_token_seconds_created 1.7964e+09
+# TYPE rpc_latency summary
+rpc_latency{quantile="0.5"} 0.1
+rpc_latency{quantile="0.9"} 0.3
+rpc_latency_sum 4.0
+rpc_latency_count 20
+"#;
+        let s = parse(text);
+        assert_eq!(s["vllm:prefix_cache_queries_total"], 2010.0);
+        assert_eq!(s["vllm:time_to_first_token_seconds_count"], 2.0);
+        assert_eq!(s["vllm:time_to_first_token_seconds_sum"], 0.25);
+        assert_eq!(s["rpc_latency_count"], 20.0);
+        for gone in [
+            "vllm:prefix_cache_queries_created",
+            "vllm:time_to_first_token_seconds_bucket",
+            "vllm:time_to_first_token_seconds_created",
+            "rpc_latency",
+        ] {
+            assert!(!s.contains_key(gone), "{gone}: {s:?}");
+        }
     }
 
     #[test]
