@@ -143,6 +143,7 @@ impl Deployment {
             ("--max-num-batched-tokens", k.max_num_batched_tokens),
             ("--max-num-seqs", k.max_num_seqs),
             ("--block-size", k.block_size),
+            ("--num-gpu-blocks-override", k.num_gpu_blocks_override),
         ];
         for (flag, value) in optional {
             if let Some(v) = value {

@@ -70,6 +70,9 @@ pub struct VllmKnobs {
     pub enforce_eager: bool,
     /// `--kv-cache-memory` in bytes: skips profiling.
     pub kv_cache_memory_bytes: Option<u64>,
+    /// `--num-gpu-blocks-override`: the number of KV blocks, whatever memory says (block 0
+    /// of them is the null block).
+    pub num_gpu_blocks_override: Option<u64>,
 }
 
 impl Default for VllmKnobs {
@@ -84,6 +87,7 @@ impl Default for VllmKnobs {
             version: VllmVersion::DEFAULT,
             enforce_eager: false,
             kv_cache_memory_bytes: None,
+            num_gpu_blocks_override: None,
         }
     }
 }
@@ -105,6 +109,12 @@ impl VllmKnobs {
             if value == Some(0) {
                 return invalid(what, "must be at least 1".into());
             }
+        }
+        if let Some(n @ 0..=1) = self.num_gpu_blocks_override {
+            return invalid(
+                "--num-gpu-blocks",
+                format!("{n} is too few: block 0 is vLLM's null block, so at least 2"),
+            );
         }
         if self.kv_cache_memory_bytes == Some(0) {
             return invalid("--kv-cache-memory", "must be at least 1 byte".into());
@@ -325,6 +335,7 @@ pub fn gpu_kv_capacity(
         }
         _ => (available / page.max(1) / layers, full_blocks, 1),
     };
+    let num_blocks = knobs.num_gpu_blocks_override.unwrap_or(num_blocks);
     let max_concurrency = num_blocks as f64 / blocks_per_request.max(1) as f64;
     let v = knobs.version;
     let tokens = if v.is_v0() || !v.at_least(8) {

@@ -5,6 +5,8 @@
 //! and keeps its hash, so a later request can still hit it; allocation pops the head
 //! of the free queue and evicts its hash. A finished request's blocks are freed in
 //! reverse order (tail block first), so the tail of a prompt is evicted before its head.
+//! Block 0 is vLLM's null block (a placeholder for skipped blocks, taken out of the free
+//! queue when the pool is built), so `N` blocks hold `N − 1` blocks of KV.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -42,24 +44,28 @@ pub struct BlockPool {
 }
 
 impl BlockPool {
-    /// A pool of `num_blocks` free, uncached blocks (free queue in id order).
+    /// A pool of `num_blocks` blocks: the null block, then `num_blocks − 1` free, uncached
+    /// blocks (free queue in id order).
     pub fn new(num_blocks: u32) -> Self {
+        let num_blocks = num_blocks.max(1);
         let n = num_blocks as usize;
         let mut free = LruList::new(n);
-        for b in 0..num_blocks {
+        for b in 1..num_blocks {
             free.push_back(b);
         }
+        let mut ref_cnt = vec![0; n];
+        ref_cnt[NULL_BLOCK as usize] = 1;
         BlockPool {
-            ref_cnt: vec![0; n],
+            ref_cnt,
             hash: vec![None; n],
             free,
             cached: HashIndex::default(),
         }
     }
 
-    /// Total blocks.
-    pub fn num_blocks(&self) -> u32 {
-        self.ref_cnt.len() as u32
+    /// Blocks that can hold KV: all but the null block.
+    pub fn num_usable(&self) -> u32 {
+        self.ref_cnt.len() as u32 - 1
     }
 
     /// Blocks in the free queue (cached or not).
@@ -128,7 +134,7 @@ impl BlockPool {
     /// Drops every cached hash of a free block (vLLM's `reset_prefix_cache`).
     /// Returns false (and does nothing) when some block is still in use.
     pub fn reset_prefix_cache(&mut self) -> bool {
-        if self.free.len() != self.ref_cnt.len() {
+        if self.free.len() != self.num_usable() as usize {
             return false;
         }
         self.cached.clear();
@@ -163,11 +169,14 @@ impl BlockPool {
         Ok(())
     }
 
-    /// Total references held (sum of reference counts).
+    /// References held by requests (the null block's own is not counted).
     pub fn total_refs(&self) -> u64 {
-        self.ref_cnt.iter().map(|&r| u64::from(r)).sum()
+        self.ref_cnt.iter().map(|&r| u64::from(r)).sum::<u64>() - 1
     }
 }
+
+/// vLLM's null block: never allocated, never freed.
+const NULL_BLOCK: u32 = 0;
 
 #[cfg(test)]
 mod tests {
@@ -175,16 +184,17 @@ mod tests {
 
     #[test]
     fn freed_blocks_stay_cached_until_evicted_tail_first() {
-        let mut p = BlockPool::new(4);
+        let mut p = BlockPool::new(5);
         let a: Vec<u32> = (0..3).map(|_| p.allocate().unwrap()).collect();
+        assert_eq!(a, [1, 2, 3], "block 0 is the null block");
         for (i, &b) in a.iter().enumerate() {
             p.cache(b, 100 + i as u64);
         }
         p.free_request(&a);
         assert_eq!(p.num_free(), 4);
         assert_eq!(p.lookup(100), Some(a[0]));
-        // The never-used block 3 is evicted first, then the request's tail block.
-        assert_eq!(p.allocate(), Some(3));
+        // The never-used block 4 is evicted first, then the request's tail block.
+        assert_eq!(p.allocate(), Some(4));
         assert_eq!(p.allocate(), Some(a[2]));
         assert_eq!(p.lookup(102), None);
         assert_eq!(p.lookup(100), Some(a[0]));
@@ -196,7 +206,7 @@ mod tests {
 
     #[test]
     fn duplicate_hash_is_not_indexed_twice() {
-        let mut p = BlockPool::new(2);
+        let mut p = BlockPool::new(3);
         let (x, y) = (p.allocate().unwrap(), p.allocate().unwrap());
         p.cache(x, 7);
         p.cache(y, 7);

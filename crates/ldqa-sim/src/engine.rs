@@ -156,8 +156,8 @@ impl Engine {
 
     /// Fraction of GPU KV blocks held by requests (vLLM's `gpu_cache_usage_perc`, 0..1).
     pub fn gpu_cache_usage(&self) -> f64 {
-        let n = self.pool.num_blocks();
-        f64::from(n - self.pool.num_free()) / f64::from(n)
+        let n = self.pool.num_usable();
+        f64::from(n - self.pool.num_free()) / f64::from(n.max(1))
     }
 
     /// Capacity of the LMCache CPU tier in chunks (0 in vLLM mode).
@@ -346,7 +346,7 @@ impl Engine {
     /// Moves requests that arrived by `s` into the waiting queue; rejects impossible ones.
     fn admit(&mut self, s: SimTime, out: &mut Vec<Event>) {
         let capacity_tokens =
-            u64::from(self.pool.num_blocks()) * u64::from(self.config.block_size_tokens);
+            u64::from(self.pool.num_usable()) * u64::from(self.config.block_size_tokens);
         while let Some(Reverse((at, seq, slot))) = self.pending.peek().copied() {
             if at > s {
                 break;

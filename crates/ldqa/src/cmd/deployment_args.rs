@@ -65,6 +65,11 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "TOKENS", allow_negative_numbers = true, help_heading = HEADING)]
     pub block_size: Option<u64>,
 
+    /// vLLM --num-gpu-blocks-override: this many KV blocks (the null block included),
+    /// whatever the GPU's memory allows, e.g. to describe a server started with it.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = HEADING)]
+    pub num_gpu_blocks: Option<u64>,
+
     /// vLLM --enforce-eager: no CUDA graphs (from 0.21 on, vLLM reserves memory for them).
     #[arg(long, help_heading = HEADING)]
     pub enforce_eager: bool,
@@ -98,6 +103,7 @@ impl DeploymentArgs {
             version: VllmVersion::parse(&self.vllm_version).context("--vllm-version")?,
             enforce_eager: self.enforce_eager,
             kv_cache_memory_bytes: None,
+            num_gpu_blocks_override: self.num_gpu_blocks,
         };
         knobs.validate()?;
         Ok(knobs)
@@ -170,6 +176,10 @@ impl DeploymentArgs {
         );
         push("--max-num-seqs", self.max_num_seqs.map(|v| v.to_string()));
         push("--block-size", self.block_size.map(|v| v.to_string()));
+        push(
+            "--num-gpu-blocks",
+            self.num_gpu_blocks.map(|v| v.to_string()),
+        );
         push("--vllm-version", Some(self.vllm_version.clone()));
         push(
             "--lmcache-cpu-gib",
@@ -206,6 +216,30 @@ mod tests {
         Cli::try_parse_from(v).unwrap().deployment
     }
 
+    /// `--num-gpu-blocks` sizes the pool as vLLM's override does, and the printed vLLM
+    /// command carries it.
+    #[test]
+    fn num_gpu_blocks_overrides_the_pool() {
+        let m = catalog::model(DEFAULT_MODEL).unwrap();
+        let g = catalog::gpu(DEFAULT_GPU).unwrap();
+        let args = [
+            "--num-gpu-blocks",
+            "130",
+            "--block-size",
+            "128",
+            "--max-model-len",
+            "16384",
+        ];
+        let d = parse(&args).deployment(m, g).unwrap();
+        assert_eq!(d.kv.num_blocks, 130);
+        assert_eq!(d.kv_pool_tokens(), 130 * 128);
+        let flags = d.vllm_serve_flags();
+        assert!(
+            flags.contains(&"--num-gpu-blocks-override 130".to_string()),
+            "{flags:?}"
+        );
+    }
+
     #[test]
     fn bad_values_name_their_flag() {
         let m = || catalog::model(DEFAULT_MODEL).unwrap();
@@ -228,6 +262,7 @@ mod tests {
             (&["--max-model-len", "0"][..], "--max-model-len"),
             (&["--max-num-seqs", "0"][..], "--max-num-seqs"),
             (&["--block-size", "0"][..], "--block-size"),
+            (&["--num-gpu-blocks", "1"][..], "--num-gpu-blocks"),
         ] {
             let e = parse(args).deployment(m(), g()).unwrap_err();
             assert!(format!("{e:#}").contains(flag), "{args:?}: {e:#}");
@@ -301,6 +336,7 @@ mod tests {
             mnbt in prop::option::of(1u64..100_000),
             seqs in prop::option::of(1u64..2048),
             block in prop::option::of(1u64..128),
+            blocks in prop::option::of(2u64..100_000),
             eager in any::<bool>(),
             cpu in prop::option::of(0.5f64..2000.0),
         ) {
@@ -314,6 +350,7 @@ mod tests {
                 max_num_batched_tokens: mnbt,
                 max_num_seqs: seqs,
                 block_size: block,
+                num_gpu_blocks: blocks,
                 enforce_eager: eager,
                 vllm_version: "0.9.2".into(),
                 lmcache_cpu_gib: cpu,
