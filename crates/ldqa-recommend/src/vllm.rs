@@ -146,6 +146,8 @@ pub struct KvSizing {
     pub block_size: u64,
     /// Blocks in the pool.
     pub num_blocks: u64,
+    /// Blocks the memory gives: `num_blocks` unless `--num-gpu-blocks-override` set it.
+    pub memory_blocks: u64,
     /// KV cache groups sharing the pool (1 unless sliding-window and full-attention layers
     /// are mixed: vLLM's hybrid allocator, reference A.3).
     pub num_groups: u64,
@@ -164,9 +166,10 @@ pub struct KvSizing {
 }
 
 impl KvSizing {
-    /// Whether one `max_model_len` request fits (vLLM refuses to start otherwise).
+    /// Whether the memory holds one `max_model_len` request (vLLM refuses to start
+    /// otherwise). vLLM checks the memory, not `--num-gpu-blocks-override`'s count.
     pub fn fits_one_request(&self) -> bool {
-        self.max_concurrency >= 1.0
+        self.memory_blocks >= self.blocks_per_request
     }
 }
 
@@ -335,6 +338,7 @@ pub fn gpu_kv_capacity(
         }
         _ => (available / page.max(1) / layers, full_blocks, 1),
     };
+    let memory_blocks = num_blocks;
     let num_blocks = knobs.num_gpu_blocks_override.unwrap_or(num_blocks);
     let max_concurrency = num_blocks as f64 / blocks_per_request.max(1) as f64;
     let v = knobs.version;
@@ -356,6 +360,7 @@ pub fn gpu_kv_capacity(
         page_bytes: page,
         block_size,
         num_blocks,
+        memory_blocks,
         num_groups,
         tokens,
         blocks_per_request,

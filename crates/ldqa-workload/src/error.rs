@@ -53,6 +53,14 @@ pub enum WorkloadError {
         /// The path given.
         path: PathBuf,
     },
+    /// A model folder's chat template could not be read, rendered or measured.
+    #[error("chat template of {}: {message}", path.display())]
+    ChatTemplate {
+        /// The model folder.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The tokenizer file could not be loaded.
     #[error("--tokenizer {}: cannot load tokenizer: {message}", path.display())]
     TokenizerLoad {
@@ -110,6 +118,7 @@ impl WorkloadError {
             | Self::Tokenize { .. }
             | Self::EmptyVocabulary => "--tokenizer",
             Self::Spool { .. } => "--text-source",
+            Self::ChatTemplate { .. } => "--model",
         }
     }
 

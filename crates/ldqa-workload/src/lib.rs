@@ -12,6 +12,7 @@
 //!   them. The default `"hi"` documents are never stored (1,000 documents of 100k words
 //!   plan in kilobytes); prompts are rendered into a caller's reused buffer when sent.
 //! - [`pyrandom`]: CPython's Mersenne Twister, `shuffle` and `randint`.
+//! - [`chat_template`]: what a model folder's own chat template adds to a prompt.
 //! - Every spec carries `prompt_tokens`: with `--tokenizer` exact (documents are exactly
 //!   `document_length` tokens, checked by re-encoding), else [`approx`]'s count. Random-token documents
 //!   ([`TextSource::Random`]) are spooled to an unlinked temporary file, not held in
@@ -40,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod approx;
+pub mod chat_template;
 pub mod config;
 mod documents;
 mod error;

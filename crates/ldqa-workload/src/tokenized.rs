@@ -59,6 +59,12 @@ impl Tok {
         Ok(self.inner.encode_fast(text, false).map_err(tok_err)?.len())
     }
 
+    /// Tokens in `text`, special tokens written in it (`<|eot_id|>`) counted as one each,
+    /// none added: how vLLM tokenizes a rendered chat template.
+    pub(crate) fn count_with_specials(&self, text: &str) -> Result<usize, WorkloadError> {
+        Ok(self.inner.encode(text, false).map_err(tok_err)?.len())
+    }
+
     /// Ids of ordinary vocabulary entries: every model id that has a token, minus all
     /// added tokens (specials such as `<|begin_of_text|>` and `[UNK]` among them).
     fn ordinary_ids(&self) -> Vec<u32> {

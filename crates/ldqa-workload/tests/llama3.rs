@@ -57,3 +57,39 @@ fn llama3_documents_and_prompts_are_exact() {
     w.write_document(3, &mut buf);
     assert_eq!(buf.matches(" hi").count(), 2999);
 }
+
+/// Llama-3 Instruct's chat template, as its tokenizer_config.json carries it.
+const LLAMA3_INSTRUCT_TEMPLATE: &str = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+/// A model folder's own chat template: `<|begin_of_text|>` and the user header before the
+/// message (5 tokens), `<|eot_id|>` and the assistant header after (5); and a whole
+/// rendered prompt tokenizes to the message's tokens plus those 10.
+#[test]
+#[ignore = "needs LDQA_LLAMA3_TOKENIZER (scripts/test installs it)"]
+fn a_model_folders_chat_template_is_measured() {
+    let path = tokenizer();
+    let file = if path.is_dir() {
+        path.join("tokenizer.json")
+    } else {
+        path
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, dir.path().join("tokenizer.json")).unwrap();
+    let config = serde_json::json!({
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|eot_id|>",
+        "chat_template": LLAMA3_INSTRUCT_TEMPLATE,
+    });
+    std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
+    let t = ldqa_workload::chat_template::model_chat_template(dir.path()).unwrap();
+    assert_eq!((t.added_tokens, t.shared_prefix_tokens), (10, 5));
+
+    let tok = tokenizers::Tokenizer::from_file(&file).unwrap();
+    let count = |s: &str| tok.encode(s, false).unwrap().len() as u64;
+    for content in ["0 hi hi hi", "12 hi", "-4051 7 hi hi hi hi"] {
+        let whole = format!(
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        );
+        assert_eq!(count(&whole), count(content) + t.added_tokens, "{content}");
+    }
+}

@@ -93,7 +93,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let api = args.workload.api();
     let client = SimClient {
         output_len: args.workload.output_len,
-        template: PromptTemplate::for_api(api),
+        template: prompt_template(&args.engine.deployment.model, api)?,
     };
 
     let both = resolved.engines.len() > 1;
@@ -200,6 +200,19 @@ fn report(
     report.write_stdout(json_here)?;
     report.eprint_failures();
     Ok((report.exit_status(), report.json_line()))
+}
+
+/// What the server wraps around each prompt: nothing for completions; for chat, the
+/// model folder's own template when `--model` is one that has it (counted with its
+/// tokenizer, as vLLM does), else Llama-3.1's.
+fn prompt_template(model: &str, api: ldqa_model::Api) -> anyhow::Result<PromptTemplate> {
+    let dir = Path::new(model);
+    let has_own =
+        dir.join("tokenizer_config.json").is_file() && dir.join("tokenizer.json").is_file();
+    if api == ldqa_model::Api::Chat && has_own {
+        return ldqa_workload::chat_template::model_chat_template(dir).context("--model");
+    }
+    Ok(PromptTemplate::for_api(api))
 }
 
 /// `--engine both`: two reports and a comparison.

@@ -1,0 +1,108 @@
+//! A model's own chat template, measured: how many tokens it wraps around one user message,
+//! and how many of them come before the message (the same in every prompt, so they hit
+//! the prefix cache whatever the prompt).
+//!
+//! vLLM's chat endpoint renders `tokenizer_config.json`'s `chat_template` (Jinja) with
+//! `add_generation_prompt`, then tokenizes the text without adding special tokens. Here
+//! the template is rendered with [minijinja] around a marker, and the text before and
+//! after the marker is tokenized with the folder's `tokenizer.json`: a prompt of `n`
+//! content tokens becomes `n + added_tokens`. Exact whenever the message's first and last
+//! tokens do not merge with the template's (Llama-3's headers end in `\n\n`, which its
+//! pre-tokenizer splits from what follows).
+
+use std::path::Path;
+
+use ldqa_model::PromptTemplate;
+use serde_json::Value;
+
+use crate::WorkloadError;
+
+/// Stands for the message while rendering: private-use characters no template emits.
+const MARKER: &str = "\u{E000}ldqa-message\u{E001}";
+
+/// The template of the model folder `dir` (its `tokenizer_config.json` and
+/// `tokenizer.json`), around one user message.
+pub fn model_chat_template(dir: &Path) -> Result<PromptTemplate, WorkloadError> {
+    let err = |message: String| WorkloadError::ChatTemplate {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let config_path = dir.join("tokenizer_config.json");
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| err(format!("reading {}: {e}", config_path.display())))?;
+    let config: Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("{}: {e}", config_path.display())))?;
+    let template = template_source(&config)
+        .ok_or_else(|| err("tokenizer_config.json has no chat_template".into()))?;
+    let rendered = render(template, &config).map_err(|e| err(format!("rendering it: {e:#}")))?;
+    let (before, after) = rendered
+        .split_once(MARKER)
+        .ok_or_else(|| err("the rendered template does not contain the message".into()))?;
+    let tok = crate::tokenized::load(dir)?;
+    let before = tok.count_with_specials(before)? as u64;
+    let after = tok.count_with_specials(after)? as u64;
+    Ok(PromptTemplate {
+        added_tokens: before + after,
+        shared_prefix_tokens: u32::try_from(before).unwrap_or(u32::MAX),
+    })
+}
+
+/// `chat_template`: a string, or a list of named templates (the `default` one).
+fn template_source(config: &Value) -> Option<&str> {
+    match config.get("chat_template")? {
+        Value::String(s) => Some(s),
+        Value::Array(named) => named
+            .iter()
+            .find(|t| t["name"] == "default")
+            .and_then(|t| t["template"].as_str()),
+        _ => None,
+    }
+}
+
+/// A special token as `tokenizer_config.json` spells it: a string or `{"content": …}`.
+fn special_token(config: &Value, name: &str) -> String {
+    match config.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v["content"].as_str().unwrap_or_default().to_string(),
+        None => String::new(),
+    }
+}
+
+fn render(template: &str, config: &Value) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.add_function("raise_exception", |msg: String| -> Result<String, _> {
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            msg,
+        ))
+    });
+    env.add_template("chat", template)?;
+    let message = minijinja::context! { role => "user", content => MARKER };
+    env.get_template("chat")?.render(minijinja::context! {
+        messages => vec![message],
+        add_generation_prompt => true,
+        bos_token => special_token(config, "bos_token"),
+        eos_token => special_token(config, "eos_token"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_templates_pick_the_default() {
+        let config = serde_json::json!({"chat_template": [
+            {"name": "tool_use", "template": "x"}, {"name": "default", "template": "y"}]});
+        assert_eq!(template_source(&config), Some("y"));
+        assert_eq!(template_source(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn renders_around_the_marker() {
+        let config = serde_json::json!({"bos_token": {"content": "<s>"}});
+        let t = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] | trim }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
+        let out = render(t, &config).unwrap();
+        assert_eq!(out, format!("<s>[user]{MARKER}[assistant]"));
+    }
+}
