@@ -1,0 +1,566 @@
+//! `ldqa` against a real vLLM: the CPU build of vLLM's V1 engine (scheduler, KV cache
+//! manager with prefix caching, OpenAI server, /metrics) serving a tiny Llama with dummy
+//! weights, started by `scripts/real-vllm` (see docs/real-vllm.md).
+//!
+//! The server is started once by `scripts/test` and named by environment variables:
+//! `LDQA_REAL_VLLM_URL` (…/v1), `LDQA_REAL_VLLM_MODEL` (served name),
+//! `LDQA_REAL_VLLM_MODEL_DIR` (its model folder: config, tokenizer, chat template) and
+//! `LDQA_REAL_VLLM_ARGS` (the engine flags it was started with). A plain `cargo test`
+//! ignores these tests; run without a server, they fail and say what is missing.
+//!
+//! Cases share the server one at a time (a lock) and reset its prefix cache first.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const NEEDS: &str = "needs a real vLLM: LDQA_REAL_VLLM_URL, _MODEL, _MODEL_DIR and _ARGS are \
+                     set by scripts/test after `scripts/real-vllm start`";
+
+/// The server under test.
+struct Server {
+    url: String,
+    model: String,
+    model_dir: String,
+    /// The engine flags it runs with, as `vllm serve` spells them.
+    args: Vec<String>,
+}
+
+fn server() -> Server {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}: {NEEDS}"));
+    Server {
+        url: var("LDQA_REAL_VLLM_URL"),
+        model: var("LDQA_REAL_VLLM_MODEL"),
+        model_dir: var("LDQA_REAL_VLLM_MODEL_DIR"),
+        args: var("LDQA_REAL_VLLM_ARGS")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// One case at a time: they share one engine and its cache.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Server {
+    /// `http://127.0.0.1:P` (the URL without `/v1`).
+    fn root(&self) -> String {
+        self.url
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .to_string()
+    }
+
+    /// Empties the prefix cache (vLLM's dev-mode endpoint), so each case starts cold.
+    fn reset_prefix_cache(&self) {
+        let url = format!("{}/reset_prefix_cache", self.root());
+        let status = http_post_status(&url);
+        assert_eq!(status, 200, "POST {url}");
+    }
+
+    /// The engine flags in ldqa's spelling (`--num-gpu-blocks-override` is
+    /// `--num-gpu-blocks`), for `ldqa predict` to describe this engine.
+    fn deployment_flags(&self) -> Vec<String> {
+        let mut out = vec!["--model".to_string(), self.model_dir.clone()];
+        for pair in self.args.chunks(2) {
+            let flag = match pair[0].as_str() {
+                "--num-gpu-blocks-override" => "--num-gpu-blocks",
+                f @ ("--block-size"
+                | "--max-num-batched-tokens"
+                | "--max-num-seqs"
+                | "--max-model-len") => f,
+                other => panic!("LDQA_REAL_VLLM_ARGS: {other} has no ldqa equivalent"),
+            };
+            out.push(flag.to_string());
+            out.push(pair.get(1).cloned().unwrap_or_default());
+        }
+        out
+    }
+}
+
+/// A bare HTTP/1.1 POST with an empty body on loopback; returns the status code.
+fn http_post_status(url: &str) -> u16 {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {reply:?}"))
+}
+
+fn ldqa() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"));
+    cmd.env_remove("OPENAI_API_KEY").env("NO_COLOR", "1");
+    cmd
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ldqa run` against the server with `workload` flags; the result JSON and the output.
+fn run(s: &Server, dir: &Path, workload: &[&str]) -> (Value, Output) {
+    let out = ldqa()
+        .args(["run", "--base-url", &s.url, "--model", &s.model])
+        .args(workload)
+        .arg("--output-dir")
+        .arg(dir)
+        .arg("--save-result")
+        .arg(dir.join("result.json"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "ldqa run {workload:?}: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    (read_json(&dir.join("result.json")), out)
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn round<'a>(result: &'a Value, kind: &str) -> &'a Value {
+    result["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} round"))
+}
+
+fn records(round: &Value) -> &Vec<Value> {
+    round["records"].as_array().unwrap()
+}
+
+fn usage(record: &Value, field: &str) -> u64 {
+    record["usage"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no usage.{field} in {record}"))
+}
+
+/// Chat with exact documents (the model's own tokenizer), JSON line, records, result, the
+/// server's counters: every request succeeds, prompt tokens are what was planned (the
+/// document plus the chat template), repeats hit whole blocks, and the /metrics deltas
+/// add up to the usage the requests reported.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn a_chat_run_is_exact_and_its_counters_add_up() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, out) = run(
+        &s,
+        dir.path(),
+        &[
+            "--tokenizer",
+            &s.model_dir,
+            "--num-documents",
+            "3",
+            "--document-length",
+            "1000",
+            "--output-len",
+            "8",
+            "--repeat-count",
+            "2",
+            "--repeat-mode",
+            "tile",
+            "--max-inflight-requests",
+            "2",
+            "--json-output",
+        ],
+    );
+    let (stdout, _) = text(&out);
+    let last = stdout.lines().last().unwrap();
+    let line: Value = serde_json::from_str(last).unwrap_or_else(|_| panic!("{stdout}"));
+    assert!(line["query_ttft_mean"].as_f64().unwrap() > 0.0, "{last}");
+    for path in ["warmup_round.csv", "query_round.csv", "records.jsonl"] {
+        assert!(dir.path().join(path).is_file(), "{path}");
+    }
+    // The tiny model's template: <|begin_of_text|> and the user header, then <|eot_id|>
+    // and the assistant header: 10 tokens around the 1000 of the document.
+    let warmup = round(&result, "warmup");
+    for r in records(warmup) {
+        assert_eq!(usage(r, "prompt_tokens"), 1010, "{r}");
+        assert_eq!(usage(r, "completion_tokens"), 8, "{r}");
+    }
+    // Repeats hit every whole block of 128 tokens short of the last token: 7 × 128.
+    let query = round(&result, "query");
+    for r in records(query) {
+        assert_eq!(usage(r, "cached_tokens"), 896, "{r}");
+    }
+    for kind in ["warmup", "query"] {
+        let rd = round(&result, kind);
+        let deltas = &rd["evidence"]["deltas"];
+        let sum = |f: &str| records(rd).iter().map(|r| usage(r, f)).sum::<u64>() as f64;
+        assert_eq!(
+            deltas["vllm:prefix_cache_queries_total"].as_f64(),
+            Some(sum("prompt_tokens")),
+            "{kind}: {deltas}"
+        );
+        assert_eq!(
+            deltas["vllm:prefix_cache_hits_total"].as_f64(),
+            Some(sum("cached_tokens")),
+            "{kind}: {deltas}"
+        );
+        let names: Vec<&String> = deltas.as_object().unwrap().keys().collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.ends_with("_created") || n.ends_with("_bucket")),
+            "timestamps and buckets are not counts: {names:?}"
+        );
+    }
+}
+
+/// Completions with random-token documents: the server counts exactly the planned tokens.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn completions_with_random_documents_are_exact() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let (result, _) = run(
+        &s,
+        dir.path(),
+        &[
+            "--completions",
+            "--tokenizer",
+            &s.model_dir,
+            "--text-source",
+            "random",
+            "--num-documents",
+            "2",
+            "--document-length",
+            "700",
+            "--output-len",
+            "4",
+            "--repeat-count",
+            "1",
+        ],
+    );
+    for r in records(round(&result, "warmup")) {
+        // Completions add no template; vLLM adds <|begin_of_text|>.
+        assert_eq!(usage(r, "prompt_tokens"), 701, "{r}");
+    }
+    for r in records(round(&result, "query")) {
+        assert_eq!(usage(r, "cached_tokens"), 640, "{r}");
+    }
+}
+
+/// A second run without a reset finds the warmup documents cached and says the server was
+/// not cold, with the way to reset it.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn a_warm_server_is_called_out() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let workload = [
+        "--num-documents",
+        "2",
+        "--document-length",
+        "600",
+        "--output-len",
+        "4",
+        "--repeat-count",
+        "1",
+    ];
+    let first = tempfile::tempdir().unwrap();
+    let (_, out) = run(&s, first.path(), &workload);
+    let (stdout, _) = text(&out);
+    assert!(!stdout.contains("was not cold"), "{stdout}");
+    let second = tempfile::tempdir().unwrap();
+    let (_, out) = run(&s, second.path(), &workload);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("was not cold") && stdout.contains("/reset_prefix_cache"),
+        "{stdout}"
+    );
+}
+
+/// Ctrl-C in the middle of the warmup round: exit 130, and what finished is kept.
+#[cfg(unix)]
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+#[allow(unsafe_code, reason = "kill(2) sends SIGINT to our child")]
+fn ctrl_c_keeps_what_was_measured() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = ldqa()
+        .args(["run", "--base-url", &s.url, "--model", &s.model])
+        .args(["--num-documents", "30", "--document-length", "1000"])
+        .args(["--output-len", "20", "--repeat-count", "1"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg("--save-result")
+        .arg(dir.path().join("result.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The pre-warmup's 5 requests and 2 of the warmup's, then Ctrl-C.
+    let log = dir.path().join("records.jsonl");
+    let started = Instant::now();
+    while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 7 {
+        assert!(child.try_wait().unwrap().is_none(), "ldqa ended early");
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sending SIGINT to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let result = read_json(&dir.path().join("result.json"));
+    let warmup = round(&result, "warmup");
+    assert_eq!(warmup["interrupted"], true);
+    let done = records(warmup)
+        .iter()
+        .filter(|r| r["failure"].is_null())
+        .count();
+    assert!((2..30).contains(&done), "{done} finished of 30");
+}
+
+/// One experiment on the cache: a workload, run for real and predicted.
+struct Experiment {
+    name: &'static str,
+    flags: &'static [&'static str],
+}
+
+/// Working sets that fit the server's 160 usable blocks of 128 tokens, that just overflow
+/// and that overflow by far; each repeat order; hit:miss ratios; 1, 2 and 4 in flight;
+/// and preemption (four long prompts at once need more blocks than there are).
+const EXPERIMENTS: &[Experiment] = &[
+    Experiment {
+        name: "fits, tile, 1 in flight",
+        flags: &[
+            "--num-documents",
+            "8",
+            "--repeat-mode",
+            "tile",
+            "--max-inflight-requests",
+            "1",
+        ],
+    },
+    Experiment {
+        name: "fits, random, 2 in flight",
+        flags: &[
+            "--num-documents",
+            "8",
+            "--repeat-mode",
+            "random",
+            "--max-inflight-requests",
+            "2",
+        ],
+    },
+    Experiment {
+        name: "fits, interleave, 4 in flight",
+        flags: &[
+            "--num-documents",
+            "8",
+            "--repeat-mode",
+            "interleave",
+            "--max-inflight-requests",
+            "4",
+        ],
+    },
+    Experiment {
+        name: "just overflows, tile, 1 in flight",
+        flags: &[
+            "--num-documents",
+            "21",
+            "--repeat-mode",
+            "tile",
+            "--max-inflight-requests",
+            "1",
+        ],
+    },
+    Experiment {
+        name: "just overflows, random, 2 in flight",
+        flags: &[
+            "--num-documents",
+            "21",
+            "--repeat-mode",
+            "random",
+            "--max-inflight-requests",
+            "2",
+        ],
+    },
+    Experiment {
+        name: "overflows by far, tile, 2 in flight",
+        flags: &[
+            "--num-documents",
+            "40",
+            "--repeat-mode",
+            "tile",
+            "--max-inflight-requests",
+            "2",
+        ],
+    },
+    Experiment {
+        name: "overflows by far, interleave, 4 in flight",
+        flags: &[
+            "--num-documents",
+            "40",
+            "--repeat-mode",
+            "interleave",
+            "--max-inflight-requests",
+            "4",
+        ],
+    },
+    Experiment {
+        name: "hit:miss 1:1, random, 2 in flight",
+        flags: &[
+            "--num-documents",
+            "12",
+            "--hit-miss-ratio",
+            "1:1",
+            "--max-inflight-requests",
+            "2",
+        ],
+    },
+    Experiment {
+        name: "hit:miss 3:1, tile, 4 in flight",
+        flags: &[
+            "--num-documents",
+            "12",
+            "--repeat-mode",
+            "tile",
+            "--hit-miss-ratio",
+            "3:1",
+            "--max-inflight-requests",
+            "4",
+        ],
+    },
+    Experiment {
+        name: "preemption: 4 × 6,000 tokens in flight",
+        flags: &[
+            "--num-documents",
+            "4",
+            "--document-length",
+            "6000",
+            "--repeat-count",
+            "1",
+            "--max-inflight-requests",
+            "4",
+        ],
+    },
+];
+
+/// The flags every experiment shares (each may override the document length and repeats).
+const BASE: &[&str] = &[
+    "--document-length",
+    "1000",
+    "--output-len",
+    "4",
+    "--repeat-count",
+    "2",
+];
+
+/// `(round, prompt_id) → cached tokens`, for the warmup and query rounds.
+fn cached_by_request(result: &Value) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    for kind in ["warmup", "query"] {
+        for r in records(round(result, kind)) {
+            out.push((
+                kind.to_string(),
+                r["prompt_id"].as_u64().unwrap(),
+                r["usage"]["cached_tokens"].as_u64().unwrap_or(0),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Per-request cached tokens from the server's usage equal `ldqa predict`'s, described with
+/// the server's own flags and model folder, in every experiment. Prints the table that
+/// docs/simulator.md shows (and writes it to `$LDQA_EXPERIMENTS_OUT` when set).
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn cached_tokens_equal_the_simulators_request_by_request() {
+    let s = server();
+    let _one = exclusive();
+    let mut table = String::from(
+        "| experiment | requests | cached tokens, vLLM | cached tokens, predicted | requests that differ |\n|---|---:|---:|---:|---:|\n",
+    );
+    let mut failures = Vec::new();
+    for e in EXPERIMENTS {
+        s.reset_prefix_cache();
+        let dir = tempfile::tempdir().unwrap();
+        let mut flags: Vec<&str> = BASE.to_vec();
+        flags.extend(["--tokenizer", &s.model_dir]);
+        flags.extend(e.flags);
+        let (real, _) = run(&s, &dir.path().join("real"), &flags);
+        let predicted_dir = dir.path().join("predicted");
+        let out = ldqa()
+            .arg("predict")
+            .args(s.deployment_flags())
+            .args(&flags)
+            .arg("--output-dir")
+            .arg(&predicted_dir)
+            .arg("--save-result")
+            .arg(predicted_dir.join("result.json"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(
+            out.status.success(),
+            "predict {flags:?}: {stdout}\n{stderr}"
+        );
+        let predicted = read_json(&predicted_dir.join("result.json"));
+        let (a, b) = (cached_by_request(&real), cached_by_request(&predicted));
+        assert_eq!(a.len(), b.len(), "{}", e.name);
+        let differ: Vec<_> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+        let total = |v: &[(String, u64, u64)]| v.iter().map(|x| x.2).sum::<u64>();
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            e.name,
+            a.len(),
+            total(&a),
+            total(&b),
+            differ.len()
+        ));
+        if !differ.is_empty() {
+            failures.push(format!(
+                "{}: (round, prompt, cached) real vs predicted: {differ:?}",
+                e.name
+            ));
+        }
+    }
+    println!("{table}");
+    if let Some(path) = std::env::var_os("LDQA_EXPERIMENTS_OUT") {
+        std::fs::write(path, &table).unwrap();
+    }
+    assert!(failures.is_empty(), "{table}\n{}", failures.join("\n"));
+}
