@@ -37,6 +37,24 @@ impl VllmVersion {
         self >= VllmVersion(0, minor, 0)
     }
 
+    /// Whether a freed block without a hash (a prompt's partial last block, decode blocks)
+    /// goes to the *front* of the free queue, reused before any cached block, instead of
+    /// the back with the rest (vLLM PR #42656, "Apply LRU policy only to proper cache
+    /// entries", mid-2026). Seen in 0.32.0's `BlockPool.free_blocks`; 0.10.1 appended
+    /// every freed block. The releases in between are not checked: they are modelled
+    /// with the old order.
+    pub fn reuses_uncached_blocks_first(self) -> bool {
+        self.at_least(32)
+    }
+
+    /// Whether the scheduler admits a waiting request only when its whole prompt fits in
+    /// the free blocks (`scheduler_reserve_full_isl`, on by default in 0.32.0), rather
+    /// than its first chunk, which over-admitted and preempted. Same caveat as
+    /// [`VllmVersion::reuses_uncached_blocks_first`]: seen in 0.32.0, not in 0.10.1.
+    pub fn admits_whole_prompts_only(self) -> bool {
+        self.at_least(32)
+    }
+
     /// The V0 engine (≤ 0.7): chunked prefill off for short contexts, `# GPU blocks` logging.
     pub fn is_v0(self) -> bool {
         !self.at_least(8)

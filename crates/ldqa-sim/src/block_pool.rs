@@ -41,6 +41,8 @@ pub struct BlockPool {
     hash: Vec<Option<u64>>,
     free: LruList,
     cached: HashIndex<u32>,
+    /// vLLM ≥ 0.32: freed blocks without a hash go to the front of the free queue.
+    uncached_first: bool,
 }
 
 impl BlockPool {
@@ -60,7 +62,14 @@ impl BlockPool {
             hash: vec![None; n],
             free,
             cached: HashIndex::default(),
+            uncached_first: false,
         }
+    }
+
+    /// From now on, freed blocks without a hash go to the front of the free queue
+    /// (reused first), cached ones to the back (vLLM ≥ 0.32's `free_blocks`).
+    pub fn reuse_uncached_first(&mut self, on: bool) {
+        self.uncached_first = on;
     }
 
     /// Blocks that can hold KV: all but the null block.
@@ -120,14 +129,24 @@ impl BlockPool {
     }
 
     /// Releases a request's blocks, tail first, as vLLM's `free_blocks(reversed(...))`.
+    /// With [`BlockPool::reuse_uncached_first`], the blocks without a hash are put at the
+    /// front in that same order (the request's last block first in line).
     pub fn free_request(&mut self, blocks: &[u32]) {
+        let mut front = Vec::new();
         for &b in blocks.iter().rev() {
             let rc = &mut self.ref_cnt[b as usize];
             debug_assert!(*rc > 0, "invariant: double free of block {b}");
             *rc = rc.saturating_sub(1);
             if *rc == 0 {
-                self.free.push_back(b);
+                if self.uncached_first && self.hash[b as usize].is_none() {
+                    front.push(b);
+                } else {
+                    self.free.push_back(b);
+                }
             }
+        }
+        for &b in front.iter().rev() {
+            self.free.push_front(b);
         }
     }
 
@@ -202,6 +221,30 @@ mod tests {
         assert!(!p.is_free(a[0]));
         p.check().unwrap();
         assert_eq!(p.total_refs(), 3);
+    }
+
+    /// vLLM ≥ 0.32: a request's uncached blocks (its partial tail) are reused before any
+    /// cached block, so the cached ones live longer.
+    #[test]
+    fn uncached_blocks_are_reused_first_when_asked() {
+        let mut p = BlockPool::new(6);
+        p.reuse_uncached_first(true);
+        let a: Vec<u32> = (0..3).map(|_| p.allocate().unwrap()).collect();
+        p.cache(a[0], 10);
+        p.cache(a[1], 11); // a[2]: a partial block, never hashed
+        p.free_request(&a);
+        // Free queue: a[2] (front), then the never-used 4 and 5, then a[1], a[0].
+        assert_eq!(p.allocate(), Some(a[2]));
+        assert_eq!(p.allocate(), Some(4));
+        assert_eq!(p.allocate(), Some(5));
+        assert_eq!(
+            p.lookup(11),
+            Some(a[1]),
+            "cached blocks outlive the free ones"
+        );
+        assert_eq!(p.allocate(), Some(a[1]));
+        assert_eq!(p.lookup(11), None);
+        p.check().unwrap();
     }
 
     #[test]

@@ -139,6 +139,14 @@ pub struct EngineConfig {
     pub max_model_len_tokens: u64,
     /// LMCache's chunk size in tokens.
     pub lmcache_chunk_tokens: u32,
+    /// A freed block without a hash goes to the front of the free queue (vLLM ≥ 0.32),
+    /// so partial and decode blocks are reused before any cached block is evicted.
+    #[serde(default)]
+    pub uncached_blocks_reused_first: bool,
+    /// A waiting request is admitted only when its whole prompt (not its first chunk)
+    /// fits in the free blocks (vLLM ≥ 0.32's `scheduler_reserve_full_isl`).
+    #[serde(default)]
+    pub admit_whole_prompts_only: bool,
 }
 
 impl EngineConfig {

@@ -101,7 +101,8 @@ impl Engine {
         config.validate()?;
         eff.validate()?;
         let cost = CostModel::new(&config, eff);
-        let pool = BlockPool::new(config.gpu_blocks());
+        let mut pool = BlockPool::new(config.gpu_blocks());
+        pool.reuse_uncached_first(config.uncached_blocks_reused_first);
         let cpu = match config.mode {
             crate::Mode::Vllm => None,
             crate::Mode::Lmcache { .. } => Some(CpuTier::new(config.cpu_chunks())),

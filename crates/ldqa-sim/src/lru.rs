@@ -75,6 +75,22 @@ impl LruList {
         self.len += 1;
     }
 
+    /// Puts `slot` at the head (taken next).
+    pub fn push_front(&mut self, slot: u32) {
+        debug_assert!(!self.linked[slot as usize], "invariant: slot linked twice");
+        let s = slot as usize;
+        self.prev[s] = NIL;
+        self.next[s] = self.head;
+        if self.head == NIL {
+            self.tail = slot;
+        } else {
+            self.prev[self.head as usize] = slot;
+        }
+        self.head = slot;
+        self.linked[s] = true;
+        self.len += 1;
+    }
+
     /// Removes and returns the head (least recently used end).
     pub fn pop_front(&mut self) -> Option<u32> {
         if self.head == NIL {
@@ -152,5 +168,11 @@ mod tests {
         l.push_back(0);
         assert!(l.contains(0));
         assert_eq!(l.len(), 1);
+        l.push_front(2);
+        l.push_front(4);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![4, 2, 0]);
+        assert_eq!(l.pop_front(), Some(4));
+        l.unlink(0);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![2]);
     }
 }

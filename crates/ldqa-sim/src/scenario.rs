@@ -165,6 +165,8 @@ pub fn build(deployment: &Deployment, mode: EngineMode) -> Result<Scenario, SimE
         block_size_tokens: block,
         max_model_len_tokens: kv.max_model_len,
         lmcache_chunk_tokens: DEFAULT_LMCACHE_CHUNK_TOKENS,
+        uncached_blocks_reused_first: deployment.knobs.version.reuses_uncached_blocks_first(),
+        admit_whole_prompts_only: deployment.knobs.version.admits_whole_prompts_only(),
     };
     config.validate()?;
     Ok(Scenario {

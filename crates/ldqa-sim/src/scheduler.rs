@@ -201,7 +201,13 @@ impl Engine {
         let n = (total - computed).min(budget);
 
         let hits = self.scratch_hits.len() as u64;
-        let need_new = blocks_for(computed + n, bs) - hits;
+        // vLLM ≥ 0.32 asks room for the whole sequence so far, not the first chunk.
+        let upto = if self.config.admit_whole_prompts_only {
+            total.min(self.config.max_model_len_tokens)
+        } else {
+            computed + n
+        };
+        let need_new = blocks_for(upto, bs).saturating_sub(hits);
         let evictable_hits = self
             .scratch_hits
             .iter()
