@@ -58,11 +58,24 @@ impl Server {
             .to_string()
     }
 
-    /// Empties the prefix cache (vLLM's dev-mode endpoint), so each case starts cold.
+    /// Empties the prefix cache (vLLM's dev-mode endpoint), so each case starts cold. The
+    /// reset answers `{"success": false}` while blocks are held (a request the previous
+    /// case abandoned is still finishing): it is retried until it succeeds.
     fn reset_prefix_cache(&self) {
         let url = format!("{}/reset_prefix_cache", self.root());
-        let status = http_post_status(&url);
-        assert_eq!(status, 200, "POST {url}");
+        let started = Instant::now();
+        loop {
+            let (status, body) = http_post(&url);
+            assert_eq!(status, 200, "POST {url}: {body}");
+            if body.contains("\"success\":true") || body.contains("\"success\": true") {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "POST {url} kept answering {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The engine flags in ldqa's spelling (`--num-gpu-blocks-override` is
@@ -91,8 +104,8 @@ impl Server {
     }
 }
 
-/// A bare HTTP/1.1 POST with an empty body on loopback; returns the status code.
-fn http_post_status(url: &str) -> u16 {
+/// A bare HTTP/1.1 POST with an empty body on loopback: the status code and the body.
+fn http_post(url: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_once('/').expect("a path");
@@ -105,11 +118,13 @@ fn http_post_status(url: &str) -> u16 {
     .unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
-    reply
+    let status = reply
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {reply:?}"))
+        .unwrap_or_else(|| panic!("no status in {reply:?}"));
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
 }
 
 fn ldqa() -> Command {
