@@ -16,6 +16,8 @@ use crate::{Efficiencies, EngineConfig};
 /// What one step does, summed over the scheduled requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StepWork {
+    /// Requests scheduled in the step.
+    pub sequences: u64,
     /// Tokens run through the model (prefill chunks plus one per decode).
     pub tokens: u64,
     /// Positions whose logits are computed (one per request that samples this step).
@@ -82,6 +84,7 @@ pub struct CostModel {
     store_bytes_per_ns: f64,
     chunk_overhead_ns: f64,
     step_overhead_ns: f64,
+    measured: Option<crate::profile::LinearCost>,
 }
 
 impl CostModel {
@@ -115,6 +118,7 @@ impl CostModel {
             store_bytes_per_ns: g.host_link_bytes_per_s * eff.host_store_efficiency / 1e9,
             chunk_overhead_ns: eff.lmcache_chunk_overhead_ns as f64,
             step_overhead_ns: eff.step_overhead_ns as f64,
+            measured: eff.linear_cost,
         }
     }
 
@@ -145,6 +149,18 @@ impl CostModel {
         } else {
             0.0
         };
+        if let Some(m) = &self.measured {
+            // A measured profile: the forward pass as fitted, the rest as modelled.
+            let pass = m.step(w.sequences, w.tokens, w.attention_context_sum) - m.step_ns;
+            return StepCost {
+                compute_ns: pass,
+                memory_ns: 0.0,
+                allreduce_ns,
+                load_ns,
+                store_ns,
+                overhead_ns: m.step_ns,
+            };
+        }
         StepCost {
             compute_ns: flops / self.flops_per_ns,
             memory_ns: bytes / self.hbm_bytes_per_ns,

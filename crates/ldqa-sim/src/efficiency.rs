@@ -35,6 +35,10 @@ pub struct Efficiencies {
     pub frontend_request_ns: u64,
     /// Front-end tokenisation cost per prompt token.
     pub frontend_ns_per_prompt_token: u64,
+    /// A step cost measured on a server (`ldqa calibrate`'s profile): when set, it replaces
+    /// the roofline of peaks × efficiencies above for the forward pass.
+    #[serde(default)]
+    pub linear_cost: Option<crate::profile::LinearCost>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +102,7 @@ impl Efficiencies {
             lmcache_chunk_overhead_ns: e.lmcache_chunk_overhead_ns.value,
             frontend_request_ns: e.frontend_request_ns.value,
             frontend_ns_per_prompt_token: e.frontend_ns_per_prompt_token.value,
+            linear_cost: None,
         };
         out.validate()?;
         Ok(out)

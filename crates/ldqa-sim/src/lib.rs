@@ -5,6 +5,7 @@
 //! - [`config`]: [`EngineConfig`] (model, GPU, TP, mode, vLLM knobs).
 //! - [`efficiency`]: [`Efficiencies`], fitted per GPU, from `data/efficiencies.json`.
 //! - [`cost`]: the roofline cost of one step.
+//! - [`profile`]: a cost measured on a running server (`ldqa calibrate`), and its fit.
 //! - `block_pool`, `cpu_tier`, `lru`: vLLM's GPU prefix cache and LMCache's CPU tier.
 //! - `scheduler` and [`engine`]: continuous batching with chunked prefill; [`Engine`].
 //! - [`round`]: one round of a closed-loop client (bounded in-flight requests) → [`RequestRecord`]s.
@@ -44,6 +45,7 @@ pub mod efficiency;
 pub mod engine;
 mod error;
 mod lru;
+pub mod profile;
 pub mod prompt;
 pub mod protocol;
 mod request;

@@ -81,6 +81,7 @@ impl Engine {
                 .as_mut()
                 .expect("invariant: scheduled slot");
             let c = st.num_computed;
+            work.sequences += 1;
             work.tokens += n;
             work.attention_context_sum += context_sum(c, c + n);
             work.kv_read_tokens += c;

@@ -57,6 +57,8 @@ enum Command {
     Recommend(Box<cmd::recommend::RecommendArgs>),
     /// Predict a run with the simulated engine in virtual time (no GPU; it takes milliseconds).
     Predict(Box<cmd::predict::PredictArgs>),
+    /// Measure a running server through its API and fit the simulator to it (a profile).
+    Calibrate(Box<cmd::calibrate::CalibrateArgs>),
     /// Serve the simulated engine as an OpenAI-compatible HTTP server, in real time.
     Serve(Box<cmd::serve::ServeArgs>),
     /// The tutorial end to end: baseline vs LMCache servers, the same workload, compared.
@@ -89,6 +91,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run(args) => cmd::run::run(*args),
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
+        Command::Calibrate(args) => cmd::calibrate::run(*args),
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Ab(args) => cmd::ab::run(*args),
         Command::Report(args) => cmd::report::run(*args),

@@ -143,3 +143,42 @@ fn every_help_has_one_layout() {
         );
     }
 }
+
+/// `ldqa calibrate` checks its flags before it sends anything, and says which one is wrong;
+/// a server that is not there is an error that names it.
+#[test]
+fn calibrate_refuses_bad_flags_before_sending() {
+    let base = [
+        "calibrate",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--tokenizer",
+        "x",
+    ];
+    for (extra, needle) in [
+        (
+            &["--max-num-batched-tokens", "0"][..],
+            "--max-num-batched-tokens must be",
+        ),
+        (
+            &[
+                "--max-num-batched-tokens",
+                "2048",
+                "--prompt-lengths",
+                "500",
+            ][..],
+            "--prompt-lengths needs at least two",
+        ),
+        (
+            &["--max-num-batched-tokens", "2048", "--output-len", "2"][..],
+            "--output-len must be at least 3",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let err = stderr(&args);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let args = [&base[..], &["--max-num-batched-tokens", "2048"]].concat();
+    let err = stderr(&args);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+}

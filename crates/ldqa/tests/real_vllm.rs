@@ -613,3 +613,84 @@ fn cached_tokens_equal_the_simulators_request_by_request() {
     }
     assert!(failures.is_empty(), "{table}\n{}", failures.join("\n"));
 }
+
+/// `ldqa calibrate` measures the server through its API and writes a profile that
+/// `ldqa predict --profile` uses. (How close its predictions come is a measurement, not a
+/// test: docs/simulator.md, "Calibrating on the CPU vLLM".)
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn calibrate_writes_a_profile_that_predict_uses() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.json");
+    let out = ldqa()
+        .args(["calibrate", "--base-url", &s.url, "--model", &s.model])
+        .args([
+            "--tokenizer",
+            &s.model_dir,
+            "--max-num-batched-tokens",
+            "2048",
+        ])
+        .args(["--prompt-lengths", "300,1500,2500", "--output-len", "8"])
+        .arg("--output")
+        .arg(&profile)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("per context"), "{stdout}");
+    let p = read_json(&profile);
+    assert_eq!(p["profile_version"], 1);
+    // 3 lengths × 6 requests × (TTFT + time per token), and 8 batched times per token.
+    assert_eq!(p["fit"].as_array().unwrap().len(), 3 * 6 * 2 + 8, "{p}");
+    for cost in ["step_ns", "sequence_ns", "token_ns", "context_ns"] {
+        let v = p["cost"][cost].as_f64().unwrap();
+        assert!(v.is_finite() && v >= 0.0, "{cost}: {v}");
+    }
+    let step = p["cost"]["step_ns"].as_f64().unwrap() + p["cost"]["sequence_ns"].as_f64().unwrap();
+    assert!(step > 0.0, "a decode step costs something: {p}");
+
+    let predicted = dir.path().join("predicted");
+    let out = ldqa()
+        .arg("predict")
+        .args(s.deployment_flags())
+        .arg("--profile")
+        .arg(&profile)
+        .args([
+            "--num-documents",
+            "3",
+            "--document-length",
+            "800",
+            "--output-len",
+            "8",
+        ])
+        .args(["--tokenizer", &s.model_dir])
+        .arg("--output-dir")
+        .arg(&predicted)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("step costs measured on"), "{stderr}");
+    assert!(!stderr.contains("uncalibrated"), "{stderr}");
+
+    // A profile measured with another chunk size does not describe this deployment.
+    let mut other = s.deployment_flags();
+    let at = other
+        .iter()
+        .position(|f| f == "--max-num-batched-tokens")
+        .expect("the server's chunk size is among its flags");
+    other[at + 1] = "4096".into();
+    let out = ldqa()
+        .arg("predict")
+        .args(other)
+        .arg("--profile")
+        .arg(&profile)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--max-num-batched-tokens 2048"), "{stderr}");
+}

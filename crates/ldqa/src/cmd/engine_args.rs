@@ -7,6 +7,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ldqa_recommend::Deployment;
+use ldqa_sim::profile::Profile;
 use ldqa_sim::scenario::{self, EngineMode, Scenario};
 use ldqa_sim::EngineKind;
 
@@ -61,6 +62,11 @@ impl ServedEngine {
 pub struct EngineArgs {
     #[command(flatten)]
     pub deployment: DeploymentArgs,
+
+    /// A profile from `ldqa calibrate`: step costs measured on a server, instead of the
+    /// GPU's peaks and fitted efficiencies.
+    #[arg(long, value_name = "FILE", help_heading = "Simulated engine")]
+    pub profile: Option<std::path::PathBuf>,
 }
 
 /// What the flags resolve to: one scenario per engine, and a one-line description.
@@ -98,6 +104,7 @@ impl EngineArgs {
             bail!("--lmcache-cpu-gib needs --engine lmcache (or both)");
         }
         let deployment = d.deployment(d.model_spec()?, d.catalog_gpu()?)?;
+        let profile = self.read_profile(&deployment)?;
         let mut engines = Vec::new();
         for &kind in kinds {
             let mode = match kind {
@@ -106,21 +113,60 @@ impl EngineArgs {
                     cpu_gib_per_rank: cpu_gib,
                 },
             };
-            let s = scenario::build(&deployment, mode).with_context(|| {
+            let mut s = scenario::build(&deployment, mode).with_context(|| {
                 format!(
                     "simulating {} on {}",
                     deployment.model.name, deployment.gpu.name
                 )
             })?;
+            if let Some(p) = &profile {
+                apply_profile(&mut s, p);
+            }
             engines.push((kind, s));
         }
-        let description = describe(&deployment, &engines);
+        let mut description = describe(&deployment, &engines);
+        if let (Some(p), Some(path)) = (&profile, &self.profile) {
+            description = format!(
+                "{description}; step costs measured on {} ({})",
+                p.server,
+                path.display()
+            );
+        }
         Ok(ResolvedEngine {
             deployment,
             engines,
             description,
         })
     }
+}
+
+impl EngineArgs {
+    /// `--profile`, read and checked against the deployment's prefill chunk size.
+    fn read_profile(&self, d: &Deployment) -> anyhow::Result<Option<Profile>> {
+        let Some(path) = &self.profile else {
+            return Ok(None);
+        };
+        let p = Profile::read(path).context("--profile")?;
+        if p.max_num_batched_tokens != d.kv.max_num_batched_tokens {
+            bail!(
+                "--profile {} was measured with max_num_batched_tokens {}, but this deployment has {}: pass --max-num-batched-tokens {}",
+                path.display(),
+                p.max_num_batched_tokens,
+                d.kv.max_num_batched_tokens,
+                p.max_num_batched_tokens
+            );
+        }
+        Ok(Some(p))
+    }
+}
+
+/// The measured step and front-end costs replace the GPU's roofline; the rest of the
+/// scenario (cache sizes, scheduler) stays the deployment's.
+fn apply_profile(s: &mut Scenario, p: &Profile) {
+    s.efficiencies.linear_cost = Some(p.cost);
+    s.efficiencies.frontend_request_ns = p.frontend_request_ns.round() as u64;
+    s.efficiencies.frontend_ns_per_prompt_token = 0;
+    s.calibrated = true;
 }
 
 fn describe(d: &Deployment, engines: &[(EngineKind, Scenario)]) -> String {

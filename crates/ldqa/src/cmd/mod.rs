@@ -3,6 +3,7 @@
 pub mod ab;
 #[cfg(test)]
 mod agreement_tests;
+pub mod calibrate;
 pub mod catalog;
 pub mod compare;
 pub mod deployment_args;

@@ -1,0 +1,360 @@
+//! A cost model measured on one running server (`ldqa calibrate`), instead of a GPU's
+//! peaks and fitted efficiencies.
+//!
+//! A step costs `step + sequence × sequences + token × tokens + context × Σcontext`: a
+//! fixed cost, a cost per sequence in the batch (its metadata, its sampling), per token run
+//! through the model, and per (token, earlier token) pair of attention. Requests pay
+//! `frontend_request` before they reach the engine. Those five numbers are fitted by least
+//! squares (on relative error) to what a server's API shows: the time to first token of
+//! prompts of several lengths, fresh and with a cached prefix, and the time per output token
+//! of requests decoding alone and four at a time. (Measured one at a time only, a step always
+//! holds one sequence and the two fixed costs cannot be told apart: a first fit put 12 ms on
+//! each sequence and none on the step, and predicted batches of 4 four times too slow.)
+//!
+//! The features of each measurement follow the scheduler: a request alone in the engine
+//! prefills its uncached tokens in chunks of `max_num_batched_tokens` (one step each,
+//! sampling on the last), then decodes one token per step.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cost::context_sum;
+use crate::SimError;
+
+/// The version of the profile file this crate writes and reads.
+pub const PROFILE_VERSION: u32 = 1;
+
+/// Step costs linear in what a step does (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LinearCost {
+    /// Fixed cost of every step (scheduling, launch, Python).
+    pub step_ns: f64,
+    /// Per sequence in the step (batch metadata, logits, sampling).
+    pub sequence_ns: f64,
+    /// Per token run through the model.
+    pub token_ns: f64,
+    /// Per (token, earlier token) pair of attention.
+    pub context_ns: f64,
+}
+
+impl LinearCost {
+    /// The cost of a step of `sequences` requests, `tokens` and `context_sum` pairs.
+    pub fn step(&self, sequences: u64, tokens: u64, context_sum: u64) -> f64 {
+        self.step_ns
+            + self.sequence_ns * sequences as f64
+            + self.token_ns * tokens as f64
+            + self.context_ns * context_sum as f64
+    }
+}
+
+/// One measurement of the fit: what was measured, and what the fit gives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitPoint {
+    /// E.g. `TTFT, 2010 prompt tokens, 0 cached`.
+    pub what: String,
+    /// Measured, nanoseconds.
+    pub measured_ns: f64,
+    /// The fitted profile's value, nanoseconds.
+    pub fitted_ns: f64,
+}
+
+/// A server's measured cost model, as `ldqa calibrate` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Always [`PROFILE_VERSION`].
+    pub profile_version: u32,
+    /// The server measured (its `/v1` URL).
+    pub server: String,
+    /// The model it served.
+    pub model: String,
+    /// When, seconds since the Unix epoch.
+    pub created_unix_s: u64,
+    /// The `max_num_batched_tokens` the fit assumed (prefill chunk size).
+    pub max_num_batched_tokens: u64,
+    /// The fitted step costs.
+    pub cost: LinearCost,
+    /// Front end and client per request (HTTP, tokenising, streaming), nanoseconds.
+    pub frontend_request_ns: f64,
+    /// Every measurement and its fitted value.
+    pub fit: Vec<FitPoint>,
+    /// The largest |fitted − measured| / measured over the points.
+    pub max_rel_error: f64,
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn read(path: &Path) -> Result<Profile, SimError> {
+        let bad = |reason: String| SimError::InvalidConfig {
+            field: "profile",
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let p: Profile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if p.profile_version != PROFILE_VERSION {
+            return Err(bad(format!(
+                "profile_version {} (this ldqa reads {PROFILE_VERSION})",
+                p.profile_version
+            )));
+        }
+        let c = &p.cost;
+        let all = [
+            c.step_ns,
+            c.sequence_ns,
+            c.token_ns,
+            c.context_ns,
+            p.frontend_request_ns,
+        ];
+        if all.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(bad("costs must be finite and non-negative".into()));
+        }
+        Ok(p)
+    }
+}
+
+/// What a measurement was: the features of the fit are derived from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation {
+    /// Time to first token of one request alone in the engine: `prompt_tokens`, of which
+    /// `cached_tokens` hit the prefix cache.
+    Ttft {
+        /// Prompt tokens as the server counts them.
+        prompt_tokens: u64,
+        /// Of those, cached.
+        cached_tokens: u64,
+    },
+    /// Mean time per output token of a request decoding in a batch of `batch` alike
+    /// requests, from `prompt_tokens` of context for `output_tokens` tokens.
+    Tpot {
+        /// Context when decoding starts.
+        prompt_tokens: u64,
+        /// Tokens generated.
+        output_tokens: u64,
+        /// Requests decoding together (1: alone).
+        batch: u64,
+    },
+}
+
+/// Unknowns of the fit: step, sequence, token, context, front end.
+const N: usize = 5;
+
+/// The coefficients of (step, sequence, token, context, frontend) in an observation's time.
+fn features(o: Observation, chunk: u64) -> [f64; N] {
+    match o {
+        Observation::Ttft {
+            prompt_tokens,
+            cached_tokens,
+        } => {
+            let mut f = [0.0, 0.0, 0.0, 0.0, 1.0];
+            let mut start = cached_tokens.min(prompt_tokens.saturating_sub(1));
+            while start < prompt_tokens {
+                let n = (prompt_tokens - start).min(chunk.max(1));
+                f[0] += 1.0;
+                f[1] += 1.0;
+                f[2] += n as f64;
+                f[3] += context_sum(start, start + n) as f64;
+                start += n;
+            }
+            f
+        }
+        Observation::Tpot {
+            prompt_tokens,
+            output_tokens,
+            batch,
+        } => {
+            // Decode steps 2..=output: one token per request, at growing context.
+            let steps = output_tokens.saturating_sub(1).max(1) as f64;
+            let first = prompt_tokens + 1;
+            let last = prompt_tokens + output_tokens.saturating_sub(1).max(1);
+            let mean_context = (context_sum(first - 1, last) as f64) / steps;
+            let b = batch.max(1) as f64;
+            [1.0, b, b, b * mean_context, 0.0]
+        }
+    }
+}
+
+/// The time the profile gives for `o`.
+pub fn predicted_ns(cost: &LinearCost, frontend_ns: f64, o: Observation, chunk: u64) -> f64 {
+    let f = features(o, chunk);
+    let theta = [
+        cost.step_ns,
+        cost.sequence_ns,
+        cost.token_ns,
+        cost.context_ns,
+        frontend_ns,
+    ];
+    f.iter().zip(theta).map(|(a, b)| a * b).sum()
+}
+
+/// Fits the five costs to `(observation, measured ns)` pairs: least squares on relative
+/// error, every cost non-negative (a cost the data would make negative is fixed at 0 and
+/// the rest refitted). Returns the costs and the front-end cost.
+pub fn fit(points: &[(Observation, f64)], chunk: u64) -> Result<(LinearCost, f64), SimError> {
+    let rows: Vec<([f64; N], f64)> = points
+        .iter()
+        .filter(|(_, y)| *y > 0.0)
+        .map(|&(o, y)| {
+            let f = features(o, chunk);
+            (f.map(|v| v / y), 1.0)
+        })
+        .collect();
+    let mut active = [true; N];
+    loop {
+        let theta = solve_least_squares(&rows, &active).ok_or_else(|| SimError::InvalidConfig {
+            field: "profile",
+            reason: "the measurements do not determine the costs (too few or too alike)".into(),
+        })?;
+        match theta.iter().position(|&v| v < 0.0) {
+            Some(i) => active[i] = false,
+            None => {
+                let cost = LinearCost {
+                    step_ns: theta[0],
+                    sequence_ns: theta[1],
+                    token_ns: theta[2],
+                    context_ns: theta[3],
+                };
+                return Ok((cost, theta[4]));
+            }
+        }
+    }
+}
+
+/// Ordinary least squares over the `active` columns (the others fixed at 0), by the normal
+/// equations and Gaussian elimination with partial pivoting: five unknowns do not need a
+/// linear-algebra crate. `None` when the system is singular.
+fn solve_least_squares(rows: &[([f64; N], f64)], active: &[bool; N]) -> Option<[f64; N]> {
+    let cols: Vec<usize> = (0..N).filter(|&i| active[i]).collect();
+    let k = cols.len();
+    let mut a = vec![vec![0.0; k + 1]; k];
+    for (x, y) in rows {
+        for (r, &i) in cols.iter().enumerate() {
+            for (c, &j) in cols.iter().enumerate() {
+                a[r][c] += x[i] * x[j];
+            }
+            a[r][k] += x[i] * y;
+        }
+    }
+    for p in 0..k {
+        let pivot = (p..k).max_by(|&r, &s| a[r][p].abs().total_cmp(&a[s][p].abs()))?;
+        if a[pivot][p].abs() < 1e-300 {
+            return None;
+        }
+        a.swap(p, pivot);
+        let pivot_row = a[p].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != p {
+                let factor = row[p] / pivot_row[p];
+                for (x, y) in row.iter_mut().zip(&pivot_row).skip(p) {
+                    *x -= factor * y;
+                }
+            }
+        }
+    }
+    let mut theta = [0.0; N];
+    for (r, &i) in cols.iter().enumerate() {
+        theta[i] = a[r][k] / a[r][r];
+    }
+    Some(theta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn truth() -> (LinearCost, f64) {
+        (
+            LinearCost {
+                step_ns: 8e6,
+                sequence_ns: 2e6,
+                token_ns: 30e3,
+                context_ns: 5.0,
+            },
+            4e6,
+        )
+    }
+
+    fn observations() -> Vec<Observation> {
+        let mut out = Vec::new();
+        for p in [500, 1500, 3000, 6000] {
+            out.push(Observation::Ttft {
+                prompt_tokens: p,
+                cached_tokens: 0,
+            });
+            out.push(Observation::Ttft {
+                prompt_tokens: p,
+                cached_tokens: p / 128 * 128,
+            });
+            for batch in [1, 4] {
+                out.push(Observation::Tpot {
+                    prompt_tokens: p,
+                    output_tokens: 16,
+                    batch,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn recovers_the_costs_that_made_the_data() {
+        let (cost, fe) = truth();
+        let points: Vec<(Observation, f64)> = observations()
+            .into_iter()
+            .map(|o| (o, predicted_ns(&cost, fe, o, 2048)))
+            .collect();
+        let (fitted, fitted_fe) = fit(&points, 2048).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+        assert!(close(fitted.step_ns, cost.step_ns), "{fitted:?}");
+        assert!(close(fitted.sequence_ns, cost.sequence_ns), "{fitted:?}");
+        assert!(close(fitted.token_ns, cost.token_ns), "{fitted:?}");
+        assert!(close(fitted.context_ns, cost.context_ns), "{fitted:?}");
+        assert!(close(fitted_fe, fe), "{fitted_fe}");
+    }
+
+    #[test]
+    fn a_prefill_longer_than_a_chunk_takes_several_steps() {
+        let f = features(
+            Observation::Ttft {
+                prompt_tokens: 5000,
+                cached_tokens: 0,
+            },
+            2048,
+        );
+        assert_eq!((f[0], f[1]), (3.0, 3.0));
+        assert_eq!(f[2], 5000.0);
+        assert_eq!(f[3], context_sum(0, 5000) as f64);
+        // A full hit still computes the last token.
+        let hit = features(
+            Observation::Ttft {
+                prompt_tokens: 1024,
+                cached_tokens: 1024,
+            },
+            2048,
+        );
+        assert_eq!((hit[0], hit[2]), (1.0, 1.0));
+    }
+
+    #[test]
+    fn negative_costs_are_pinned_at_zero() {
+        // Data made without a front-end cost, plus noise that would push it below 0.
+        let (cost, _) = truth();
+        let fe = 0.0;
+        let points: Vec<(Observation, f64)> = observations()
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let noise = if i % 2 == 0 { 0.99 } else { 1.01 };
+                (o, predicted_ns(&cost, fe, o, 2048) * noise)
+            })
+            .collect();
+        let (fitted, _) = fit(&points, 2048).unwrap();
+        for v in [
+            fitted.step_ns,
+            fitted.sequence_ns,
+            fitted.token_ns,
+            fitted.context_ns,
+        ] {
+            assert!(v >= 0.0, "{fitted:?}");
+        }
+    }
+}
