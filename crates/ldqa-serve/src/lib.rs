@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub time_scale: f64,
     /// Counts prompt tokens (a real tokenizer, or the approximation without one).
     pub token_counter: TokenCounter,
+    /// What the chat API adds around the messages (Llama-3.1's unless told otherwise).
+    pub chat_template: ldqa_model::PromptTemplate,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: usize,
     /// Injected faults (`--fault-rate`), none by default.
@@ -113,6 +115,7 @@ impl ServerConfig {
             api_key: None,
             time_scale: 1.0,
             token_counter: TokenCounter::Approx,
+            chat_template: ldqa_model::PromptTemplate::LLAMA3_CHAT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             faults: None,
         }
@@ -170,6 +173,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         model: config.served_model_name,
         api_key: config.api_key,
         counter: config.token_counter,
+        template: config.chat_template,
         commands: tx,
         metrics: metrics.clone(),
         next_ticket: AtomicU64::new(0),

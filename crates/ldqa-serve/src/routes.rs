@@ -28,6 +28,8 @@ pub(crate) struct Inner {
     pub model: String,
     pub api_key: Option<String>,
     pub counter: TokenCounter,
+    /// What the chat API adds around messages.
+    pub template: ldqa_model::PromptTemplate,
     pub commands: std::sync::mpsc::Sender<Command>,
     pub metrics: Arc<Metrics>,
     pub next_ticket: AtomicU64,
@@ -217,18 +219,19 @@ async fn generate(
     let prompt_tokens = if state.counter.is_slow() {
         let counter = state.counter.clone();
         let prompt = req.prompt.clone();
-        tokio::task::spawn_blocking(move || prompt.count(&counter))
+        let template = state.template;
+        tokio::task::spawn_blocking(move || prompt.count(&counter, &template))
             .await
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))?
     } else {
-        req.prompt.count(&state.counter)
+        req.prompt.count(&state.counter, &state.template)
     };
     check_lengths(&state, prompt_tokens, req.max_tokens)?;
 
     let ticket = state.next_ticket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
     let request = SimRequest {
-        key: req.prompt.key(),
+        key: req.prompt.key(&state.template),
         prompt_tokens,
         max_output_tokens: req.max_tokens,
     };

@@ -2,9 +2,9 @@
 //!
 //! Without a tokenizer, text is counted with [`ldqa_workload::approx::approx_token_count`],
 //! the same rule the workload uses to plan `prompt_tokens`, so a served run and
-//! `ldqa predict` see the same counts. The chat API adds the Llama-3.1 template
-//! ([`PromptTemplate::LLAMA3_CHAT`], and
-//! [`PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE`] per further message).
+//! `ldqa predict` see the same counts. The chat API adds the server's chat template (by
+//! default Llama-3.1's, [`PromptTemplate::LLAMA3_CHAT`]; with `--model DIR` that model's
+//! own), and [`PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE`] per further message.
 //!
 //! Identity: the engine's [`PromptKey`] names a prompt by a hash of its text, after a
 //! prefix shared by every prompt (the chat template's header). Identical prompts share
@@ -79,23 +79,24 @@ pub struct PromptText {
 }
 
 impl PromptText {
-    /// Prompt tokens, chat template included.
-    pub fn count(&self, counter: &TokenCounter) -> u64 {
+    /// Prompt tokens, the chat `template` included.
+    pub fn count(&self, counter: &TokenCounter, template: &PromptTemplate) -> u64 {
         if let Some(n) = self.token_ids {
             return n;
         }
         let content: u64 = self.parts.iter().map(|p| counter.count(p)).sum();
         if self.chat {
             let extra = self.parts.len().saturating_sub(1) as u64;
-            let t = PromptTemplate::LLAMA3_CHAT;
-            content + t.added_tokens + extra * PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE
+            content
+                + template.added_tokens
+                + extra * PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE
         } else {
             content
         }
     }
 
     /// The engine's identity for this prompt (see the module docs).
-    pub fn key(&self) -> PromptKey {
+    pub fn key(&self, template: &PromptTemplate) -> PromptKey {
         let mut h = fnv1a(if self.chat { b"chat" } else { b"text" }, FNV_OFFSET);
         for (i, part) in self.parts.iter().enumerate() {
             if let Some(role) = self.roles.get(i) {
@@ -111,7 +112,7 @@ impl PromptText {
         PromptKey {
             content: mix(h),
             shared_prefix_tokens: if self.chat {
-                PromptTemplate::LLAMA3_CHAT.shared_prefix_tokens
+                template.shared_prefix_tokens
             } else {
                 0
             },
@@ -123,6 +124,8 @@ impl PromptText {
 mod tests {
     use super::*;
 
+    const L3: PromptTemplate = PromptTemplate::LLAMA3_CHAT;
+
     #[test]
     fn chat_adds_the_template_and_keys_differ_by_text() {
         let chat = |s: &str| PromptText {
@@ -131,14 +134,14 @@ mod tests {
             token_ids: None,
             chat: true,
         };
-        assert_eq!(chat("0 hi hi").count(&TokenCounter::Approx), 3 + 34);
-        assert_eq!(chat("0 hi").key(), chat("0 hi").key());
-        assert_ne!(chat("0 hi").key(), chat("1 hi").key());
-        assert_eq!(chat("0 hi").key().shared_prefix_tokens, 29);
+        assert_eq!(chat("0 hi hi").count(&TokenCounter::Approx, &L3), 3 + 34);
+        assert_eq!(chat("0 hi").key(&L3), chat("0 hi").key(&L3));
+        assert_ne!(chat("0 hi").key(&L3), chat("1 hi").key(&L3));
+        assert_eq!(chat("0 hi").key(&L3).shared_prefix_tokens, 29);
         let mut text = chat("0 hi");
         text.chat = false;
         text.roles.clear();
-        assert_eq!(text.key().shared_prefix_tokens, 0);
-        assert_ne!(text.key(), chat("0 hi").key());
+        assert_eq!(text.key(&L3).shared_prefix_tokens, 0);
+        assert_ne!(text.key(&L3), chat("0 hi").key(&L3));
     }
 }

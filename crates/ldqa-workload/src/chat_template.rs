@@ -47,6 +47,20 @@ pub fn model_chat_template(dir: &Path) -> Result<PromptTemplate, WorkloadError> 
     })
 }
 
+/// When `model` (a `--model` value) is a folder with `tokenizer_config.json` and
+/// `tokenizer.json`: its chat template, measured, and its tokenizer file. `None` for a
+/// model name or a folder without them.
+pub fn own_chat_template(
+    model: &str,
+) -> Result<Option<(PromptTemplate, std::path::PathBuf)>, WorkloadError> {
+    let dir = Path::new(model);
+    let tokenizer = dir.join("tokenizer.json");
+    if !(dir.join("tokenizer_config.json").is_file() && tokenizer.is_file()) {
+        return Ok(None);
+    }
+    Ok(Some((model_chat_template(dir)?, tokenizer)))
+}
+
 /// `chat_template`: a string, or a list of named templates (the `default` one).
 fn template_source(config: &Value) -> Option<&str> {
     match config.get("chat_template")? {

@@ -694,3 +694,74 @@ fn calibrate_writes_a_profile_that_predict_uses() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--max-num-batched-tokens 2048"), "{stderr}");
 }
+
+/// `ldqa serve` given the server's model folder and engine flags counts prompts as vLLM
+/// does (the folder's tokenizer and chat template) and caches the same tokens.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn serve_with_the_model_folder_counts_and_caches_as_vllm() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let workload = [
+        "--tokenizer",
+        s.model_dir.as_str(),
+        "--num-documents",
+        "3",
+        "--document-length",
+        "700",
+        "--output-len",
+        "4",
+        "--repeat-count",
+        "2",
+        "--max-inflight-requests",
+        "2",
+    ];
+    let real_dir = tempfile::tempdir().unwrap();
+    let (real, _) = run(&s, real_dir.path(), &workload);
+
+    let mut serve = ldqa()
+        .args(["serve", "--port", "0", "--served-model-name", &s.model])
+        .args(s.deployment_flags())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = listening_url(&mut serve);
+    let sim = Server {
+        url: format!("{url}/v1"),
+        model: s.model.clone(),
+        model_dir: s.model_dir.clone(),
+        args: s.args.clone(),
+    };
+    let sim_dir = tempfile::tempdir().unwrap();
+    let (served, _) = run(&sim, sim_dir.path(), &workload);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    for kind in ["warmup", "query"] {
+        let tokens = |result: &Value| -> Vec<(u64, u64)> {
+            records(round(result, kind))
+                .iter()
+                .map(|r| (usage(r, "prompt_tokens"), usage(r, "cached_tokens")))
+                .collect()
+        };
+        assert_eq!(
+            tokens(&real),
+            tokens(&served),
+            "{kind}: (prompt, cached) per request"
+        );
+    }
+}
+
+/// Reads `ldqa serve`'s listening line from its stderr: `http://127.0.0.1:PORT`.
+fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let line = lines
+        .find_map(|l| l.ok().filter(|l| l.contains("listening on")))
+        .expect("ldqa serve said where it listens");
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let start = line.find("http://").unwrap();
+    line[start..].split_whitespace().next().unwrap().to_string()
+}

@@ -206,13 +206,11 @@ fn report(
 /// model folder's own template when `--model` is one that has it (counted with its
 /// tokenizer, as vLLM does), else Llama-3.1's.
 fn prompt_template(model: &str, api: ldqa_model::Api) -> anyhow::Result<PromptTemplate> {
-    let dir = Path::new(model);
-    let has_own =
-        dir.join("tokenizer_config.json").is_file() && dir.join("tokenizer.json").is_file();
-    if api == ldqa_model::Api::Chat && has_own {
-        return ldqa_workload::chat_template::model_chat_template(dir).context("--model");
+    let own = ldqa_workload::chat_template::own_chat_template(model).context("--model")?;
+    match (api, own) {
+        (ldqa_model::Api::Chat, Some((template, _))) => Ok(template),
+        _ => Ok(PromptTemplate::for_api(api)),
     }
-    Ok(PromptTemplate::for_api(api))
 }
 
 /// `--engine both`: two reports and a comparison.

@@ -180,8 +180,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         )
     });
     config.faults = faults;
-    if let Some(path) = &args.tokenizer {
-        config.token_counter = TokenCounter::from_file(path).context("--tokenizer")?;
+    // A model folder counts as vLLM counts: its own tokenizer and chat template.
+    let own = ldqa_workload::chat_template::own_chat_template(&args.engine.deployment.model)
+        .context("--model")?;
+    if let Some((template, _)) = &own {
+        config.chat_template = *template;
+    }
+    match (&args.tokenizer, &own) {
+        (Some(path), _) => {
+            config.token_counter = TokenCounter::from_file(path).context("--tokenizer")?;
+        }
+        (None, Some((_, tokenizer))) => {
+            config.token_counter = TokenCounter::from_file(tokenizer).context("--model")?;
+        }
+        (None, None) => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
