@@ -137,10 +137,18 @@ impl RoundObserver for RunObserver {
         if let (Some(sink), Some(text), RoundKind::Warmup | RoundKind::Query) =
             (&self.responses, text, kind)
         {
+            // Upstream's lines as long_doc_qa.py writes them today: "Sending prompt" counts
+            // from 1 out of the round's prompts, "Response of request" from 0 (finding
+            // 42: kept, so that outputs diff cleanly against upstream's).
+            let total = if kind == RoundKind::Warmup {
+                self.round_lens[1]
+            } else {
+                self.round_lens[2]
+            };
             sink.lock()
                 .expect("invariant: lock not poisoned")
                 .write(&format!(
-                    "\n--- Sending prompt {} ---\n\nResponse of request {}: {text}\n",
+                    "\n--- Sending prompt {}/{total} ---\n\nResponse of request {}: {text}\n",
                     record.prompt_id + 1,
                     record.prompt_id
                 ));

@@ -171,6 +171,32 @@ async fn a_run_prints_upstreams_block_and_writes_every_file() {
     assert_eq!(result["rounds"][1]["records"].as_array().unwrap().len(), 6);
 }
 
+/// `--output FILE`: upstream's response lines, numbered as upstream numbers them ("Sending
+/// prompt" from 1 out of the round's prompts, "Response of request" from 0; finding 42).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_go_to_output_in_upstreams_words() {
+    let server = healthy_server(Arc::new(AtomicUsize::new(0))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    small_workload(&mut cmd, &server, dir.path(), 1);
+    let file = dir.path().join("responses.txt");
+    cmd.arg("--output").arg(&file);
+    let out = run(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("------warm up round------\n"), "{text}");
+    assert!(text.contains("------query round------\n"), "{text}");
+    assert!(
+        text.contains("\n--- Sending prompt 1/3 ---\n\nResponse of request 0: abc\n"),
+        "{text}"
+    );
+    assert!(text.contains("--- Sending prompt 6/6 ---"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_gate_exits_1_with_upstreams_message() {
     let server = healthy_server(Arc::new(AtomicUsize::new(0))).await;
