@@ -104,6 +104,19 @@ pub(crate) fn duration(ns: f64) -> String {
     }
 }
 
+/// ` (http_status 1, timeout 1)`: the round's failures by kind, or nothing.
+pub(crate) fn failure_kinds(s: &RoundSummary) -> String {
+    if s.failures_by_kind.is_empty() {
+        return String::new();
+    }
+    let kinds: Vec<String> = s
+        .failures_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    format!(" ({})", kinds.join(", "))
+}
+
 /// `1234567` → `1,234,567`.
 pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use ldqa_metrics::{Gains, RoundSummary, QUANTILE_METHOD};
 
-use crate::facts::{facts, stat_rows, STAT_COLUMNS};
+use crate::facts::{facts, failure_kinds, stat_rows, STAT_COLUMNS};
 
 const BOLD: Style = Style::new().bold();
 const RED: Style = AnsiColor::Red.on_default().bold();
@@ -60,14 +60,7 @@ fn round_section(out: &mut String, s: &RoundSummary, color: bool) {
         s.prompt_count,
         if s.prompt_count == 1 { "" } else { "s" }
     );
-    if !s.failures_by_kind.is_empty() {
-        let kinds: Vec<String> = s
-            .failures_by_kind
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let _ = write!(out, " ({})", kinds.join(", "));
-    }
+    out.push_str(&failure_kinds(s));
     if s.interrupted {
         let _ = write!(out, " {}", paint(color, RED, "[interrupted]"));
     }

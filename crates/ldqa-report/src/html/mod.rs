@@ -16,7 +16,7 @@ use ldqa_metrics::RoundSummary;
 use ldqa_model::{RoundKind, RoundRecord};
 
 use crate::compare::{AbResult, EngineOutcome};
-use crate::facts::{facts, stat_rows, STAT_COLUMNS};
+use crate::facts::{facts, failure_kinds, stat_rows, STAT_COLUMNS};
 use crate::svg::esc;
 use crate::RunResult;
 use charts::{timeline, ttft_cdf, ttft_per_request, Scale};
@@ -115,17 +115,12 @@ fn round_section(out: &mut String, s: &RoundSummary, h: u8) {
     let _ = writeln!(out, "<h{h}>{} round</h{h}>", s.kind.title());
     let plural = if s.prompt_count == 1 { "" } else { "s" };
     let mut outcome = format!(
-        "{} request{plural}: {} ok, {} failed",
-        s.prompt_count, s.successful_count, s.failed_count
+        "{} request{plural}: {} ok, {} failed{}",
+        s.prompt_count,
+        s.successful_count,
+        s.failed_count,
+        failure_kinds(s)
     );
-    if !s.failures_by_kind.is_empty() {
-        let kinds: Vec<String> = s
-            .failures_by_kind
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let _ = write!(outcome, " ({})", kinds.join(", "));
-    }
     if s.interrupted {
         outcome.push_str(" (interrupted: the records hold what finished)");
     }
