@@ -2,7 +2,7 @@
 //! and the responses file.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::Mutex;
 
 use ldqa_loadgen::RoundObserver;
@@ -11,26 +11,63 @@ use ldqa_report::RecordLog;
 
 use crate::progress::{Progress, ProgressMode};
 
-/// Where generated text goes (`--output`).
-pub enum ResponseSink {
+/// Where generated text goes (`--output`), and the first write that failed.
+///
+/// A failed write does not stop the benchmark (the measurements stay good), but it is not
+/// swallowed either: the run ends with an error that names it (reliability review C8: a
+/// full disk gave an empty file and exit 0). Each response is written through as it
+/// arrives, so a killed run keeps what was answered (C11).
+pub struct ResponseSink {
+    target: SinkTarget,
+    error: Option<std::io::Error>,
+}
+
+enum SinkTarget {
     Stdout,
-    File(BufWriter<File>),
+    File(File),
 }
 
 impl ResponseSink {
+    /// Responses to stdout (`--output -`).
+    pub fn stdout() -> Self {
+        ResponseSink {
+            target: SinkTarget::Stdout,
+            error: None,
+        }
+    }
+
+    /// Responses to `file`.
+    pub fn file(file: File) -> Self {
+        ResponseSink {
+            target: SinkTarget::File(file),
+            error: None,
+        }
+    }
+
     fn write(&mut self, text: &str) {
-        // Response text is a convenience output: a failed write must not end the benchmark.
-        let _ = match self {
-            ResponseSink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
-            ResponseSink::File(f) => f.write_all(text.as_bytes()),
+        if self.error.is_some() {
+            return;
+        }
+        let result = match &mut self.target {
+            SinkTarget::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            }
+            SinkTarget::File(f) => f.write_all(text.as_bytes()),
         };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
     }
 
     fn flush(&mut self) {
-        let _ = match self {
-            ResponseSink::Stdout => std::io::stdout().flush(),
-            ResponseSink::File(f) => f.flush(),
+        let result = match &mut self.target {
+            SinkTarget::Stdout => std::io::stdout().flush(),
+            SinkTarget::File(f) => f.sync_data(),
         };
+        if let (Err(e), None) = (result, &self.error) {
+            self.error = Some(e);
+        }
     }
 }
 
@@ -90,12 +127,14 @@ impl RunObserver {
         }
     }
 
-    /// Clears the bar (before results are printed).
-    pub fn finish(&self) {
+    /// Clears the bar (before results are printed); the first failed write of the
+    /// responses, if one failed.
+    pub fn finish(&self) -> Option<std::io::Error> {
         self.progress.finish();
-        if let Some(sink) = &self.responses {
-            sink.lock().expect("invariant: lock not poisoned").flush();
-        }
+        let sink = self.responses.as_ref()?;
+        let mut sink = sink.lock().expect("invariant: lock not poisoned");
+        sink.flush();
+        sink.error.take()
     }
 }
 

@@ -171,6 +171,26 @@ async fn a_run_prints_upstreams_block_and_writes_every_file() {
     assert_eq!(result["rounds"][1]["records"].as_array().unwrap().len(), 6);
 }
 
+/// Reliability review C8: responses that cannot be written (a full disk) are an error,
+/// not an empty file and exit 0; the measurements are still written.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_that_cannot_be_written_is_an_error() {
+    let server = healthy_server(Arc::new(AtomicUsize::new(0))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    small_workload(&mut cmd, &server, dir.path(), 1);
+    cmd.args(["--output", "/dev/full"]);
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("writing --output /dev/full: No space left on device"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("query_round.csv").is_file());
+}
+
 /// `--output FILE`: upstream's response lines, numbered as upstream numbers them ("Sending
 /// prompt" from 1 out of the round's prompts, "Response of request" from 0; finding 42).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,6 @@
 //! → summaries → stdout, files, gates → exit status.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -108,7 +107,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         &cancel,
     )
     .await;
-    observer.finish();
+    let responses_error = observer.finish();
     warnings.extend(outcome.metrics_warning.as_ref().map(|w| {
         // What to do about it depends on whether the URL was ours or the user's.
         let hint = if args.metrics_url.is_some() {
@@ -147,6 +146,17 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     report.write_files(&outputs, args.workload.visualize)?;
     report.write_stdout(args.workload.json_output)?;
     report.eprint_failures();
+    if let (Some(e), Some(path)) = (responses_error, &args.output) {
+        // `--output -` read by `| head`: the reader has what it wanted (exit 0, quietly).
+        if e.kind() == std::io::ErrorKind::BrokenPipe && path.as_os_str() == "-" {
+            return Err(anyhow::Error::new(crate::stdout::StdoutClosed));
+        }
+        // Measured and saved; only the responses were lost: an error all the same.
+        bail!(
+            "writing --output {}: {e} (the results above and their files are complete)",
+            path.display()
+        );
+    }
     Ok(report.exit_status())
 }
 
@@ -244,10 +254,12 @@ fn observer(
     let output = plan.args.output.as_deref();
     let responses = match output {
         None => None,
-        Some(p) if p.as_os_str() == "-" => Some(ResponseSink::Stdout),
-        Some(p) => Some(ResponseSink::File(BufWriter::new(
-            File::create(p).with_context(|| format!("creating --output {}", p.display()))?,
-        ))),
+        Some(p) if p.as_os_str() == "-" => Some(ResponseSink::stdout()),
+        Some(p) => {
+            Some(ResponseSink::file(File::create(p).with_context(|| {
+                format!("creating --output {}", p.display())
+            })?))
+        }
     };
     let progress = ProgressMode::for_stderr(output == Some(std::path::Path::new("-")));
     let round_lens = [
