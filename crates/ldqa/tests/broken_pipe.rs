@@ -93,3 +93,36 @@ fn report_to_a_closed_stdout_exits_0_silently() {
         assert_eq!(stderr, "", "after {lines} line(s)");
     }
 }
+
+/// Reliability review C9: a stdout that cannot be written (a full disk) is an error with
+/// its reason and exit 2, never a panic (exit 101); unlike a closed pipe, nothing was read.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_is_an_error_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args([
+            "predict",
+            "--num-documents",
+            "2",
+            "--document-length",
+            "300",
+        ])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg("--json-output")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("writing to stdout: No space left on device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
