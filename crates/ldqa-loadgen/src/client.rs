@@ -188,7 +188,8 @@ impl Client {
     }
 
     /// `GET url` as text (also for `/metrics`), with the API key, within `--request-timeout`
-    /// when one is set, else 10 s.
+    /// when one is set, else 10 s, and at most [`CONTROL_BODY_LIMIT`] bytes (an endless
+    /// `/metrics` once took the client to 4.9 GB before the deadline; reliability A22).
     pub async fn get_text(&self, url: &str) -> Result<String, LoadgenError> {
         let unreachable = |e: reqwest::Error| LoadgenError::Unreachable {
             url: url.to_owned(),
@@ -201,7 +202,18 @@ impl Client {
             .await
             .map_err(unreachable)?;
         let status = resp.status();
-        let body = resp.text().await.map_err(unreachable)?;
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            if bytes.len() + chunk.len() > CONTROL_BODY_LIMIT {
+                return Err(LoadgenError::BodyTooLarge {
+                    url: url.to_owned(),
+                    limit_bytes: CONTROL_BODY_LIMIT,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
             return Err(LoadgenError::BadStatus {
                 url: url.to_owned(),
@@ -436,6 +448,10 @@ impl Drop for Slot<'_> {
 
 /// Limit of a control-plane request (`/v1/models`, `/metrics`) without `--request-timeout`.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most a control-plane answer may weigh: vLLM's `/metrics` is about 60 KB with one
+/// model, a few MB with many LoRA adapters or engines.
+pub const CONTROL_BODY_LIMIT: usize = 16 << 20;
 
 /// Connection setup limit, for both transports.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

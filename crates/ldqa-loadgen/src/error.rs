@@ -20,6 +20,16 @@ pub enum LoadgenError {
         /// The transport's error chain, on one line.
         reason: String,
     },
+    /// A control-plane answer (`/models`, `/metrics`) longer than anything a server sends.
+    #[error(
+        "{url} sent more than {limit_bytes} bytes; stopped reading it (is it a metrics endpoint?)"
+    )]
+    BodyTooLarge {
+        /// The URL requested.
+        url: String,
+        /// The most read.
+        limit_bytes: usize,
+    },
     /// A control-plane request (`/models`, `/metrics`) answered a non-2xx status.
     #[error("{url} answered HTTP {status}: {body}")]
     BadStatus {

@@ -430,3 +430,36 @@ async fn connections_the_server_closed_while_idle_are_replaced() {
     );
     assert_eq!(server.connections(), 8);
 }
+
+/// Reliability review A22: a `/metrics` that never ends is read up to a limit, then given
+/// up with an error that says so (it once took the client to 4.9 GB before the deadline).
+#[tokio::test]
+async fn an_endless_metrics_body_is_cut_at_a_limit() {
+    let megabyte = vec![b'#'; 1 << 20];
+    let server = ScriptedServer::start(move |req| match req.path.as_str() {
+        "/metrics" => {
+            // More than the limit, then a stall: only a size cap ends this read early.
+            let mut steps: Vec<Step> = (0..ldqa_loadgen::client::CONTROL_BODY_LIMIT / (1 << 20)
+                + 2)
+                .map(|_| Step::Raw(megabyte.clone()))
+                .collect();
+            steps.push(Step::Stall);
+            Reply::Stream(steps)
+        }
+        _ => default_reply(req),
+    })
+    .await
+    .unwrap();
+    let c = client(&server, Api::Chat);
+    let started = std::time::Instant::now();
+    let err = c
+        .get_text(&format!("http://{}/metrics", server.addr()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sent more than 16777216 bytes"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "ended by the cap, not the deadline"
+    );
+}
