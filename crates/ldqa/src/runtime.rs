@@ -33,10 +33,12 @@ pub fn run<T: Send + 'static>(
     })
 }
 
-/// Watches for Ctrl-C while a command runs. The first press cancels `cancel` and says so on
-/// stderr, so the command stops sending and writes what it measured; the second runs
+/// Watches for Ctrl-C and SIGTERM while a command runs. The first cancels `cancel` and says
+/// so on stderr, so the command stops sending and writes what it measured; the second runs
 /// `before_exit` (e.g. kill a server's process group) and exits 130 at once, for when the
-/// orderly stop hangs. Must be called inside the runtime; the watcher ends with it.
+/// orderly stop hangs. SIGTERM (`kill`, a CI job's timeout, systemd) is the same request as
+/// Ctrl-C: it used to end `ab` at once and orphan its server (reliability review D4). Must be
+/// called inside the runtime; the watcher ends with it.
 pub fn on_interrupt(
     cancel: Cancel,
     stopping: &'static str,
@@ -45,7 +47,7 @@ pub fn on_interrupt(
     tokio::spawn(async move {
         let mut before_exit = Some(before_exit);
         let mut presses = 0;
-        while tokio::signal::ctrl_c().await.is_ok() {
+        while stop_requested().await {
             presses += 1;
             if presses == 1 {
                 eprintln!("\ninterrupted: {stopping} (Ctrl-C again to abort)");
@@ -58,4 +60,23 @@ pub fn on_interrupt(
             }
         }
     });
+}
+
+/// The next Ctrl-C or SIGTERM; false when signals cannot be watched.
+async fn stop_requested() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            r = term.recv() => r.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
 }

@@ -475,3 +475,96 @@ fn ab_passes_the_workload_flags_through() {
     assert_eq!(query["summary"]["miss_count"], 3, "{}", query["summary"]);
     assert_eq!(query["summary"]["hit_count"], 3, "{}", query["summary"]);
 }
+
+/// Starts `ab --sim` on a workload long enough to be stopped in its baseline round, and
+/// waits until the baseline server listens and has answered a few requests; returns the
+/// child and the server's address.
+#[cfg(target_os = "linux")]
+fn ab_sim_in_its_baseline(dir: &Path) -> (std::process::Child, String) {
+    let child = ldqa()
+        .args([
+            "ab",
+            "--sim",
+            "--num-documents",
+            "40",
+            "--document-length",
+            "2000",
+        ])
+        .args(["--output-len", "50", "--time-scale", "1"])
+        .arg("--output-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = dir.join("baseline").join("server.log");
+    let records = dir.join("baseline").join("records.jsonl");
+    let started = std::time::Instant::now();
+    loop {
+        let listening = std::fs::read_to_string(&log).unwrap_or_default();
+        let answered = std::fs::read_to_string(&records).map_or(0, |t| t.lines().count());
+        if let (Some(at), true) = (listening.find("http://"), answered >= 6) {
+            let addr = listening[at + 7..]
+                .split(|c: char| c.is_whitespace() || c == '/')
+                .next();
+            return (child, addr.unwrap().to_string());
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the baseline never got going"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether something still accepts connections at `addr`, after up to 10 s of waiting.
+#[cfg(target_os = "linux")]
+fn still_listening(addr: &str) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed().as_secs() < 10 {
+        if std::net::TcpStream::connect(addr).is_err() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    true
+}
+
+/// Reliability review D4: SIGTERM to `ab` is Ctrl-C: it stops the server it started and
+/// writes what was measured, instead of dying at once and orphaning the server.
+#[cfg(target_os = "linux")]
+#[test]
+#[allow(unsafe_code, reason = "kill(2) sends SIGTERM to our child")]
+fn sigterm_stops_the_server_and_keeps_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) = ab_sim_in_its_baseline(dir.path());
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sending SIGTERM to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(
+        !still_listening(&addr),
+        "the baseline server at {addr} outlived ab"
+    );
+    let ab = ab_json(dir.path());
+    assert!(
+        ab["verdict"].as_str().unwrap().contains("nterrupted"),
+        "{}",
+        ab["verdict"]
+    );
+}
+
+/// Reliability review D5: `kill -9` of `ab` runs no handler, yet its server goes too.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_dies_with_ab_even_by_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = ab_sim_in_its_baseline(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !still_listening(&addr),
+        "the baseline server at {addr} outlived ab"
+    );
+}

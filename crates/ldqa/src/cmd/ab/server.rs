@@ -139,6 +139,7 @@ impl Server {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .process_group(0);
+        die_with_parent(&mut c);
         let child = c.spawn()?;
         let pgid = i32::try_from(child.id()).unwrap_or(0);
         CURRENT_GROUP.store(pgid, Ordering::SeqCst);
@@ -272,6 +273,33 @@ impl Drop for Server {
         self.stop_now(Duration::from_secs(5));
     }
 }
+
+/// Linux: the child gets SIGTERM when `ab` dies, even by SIGKILL, which runs no handler and
+/// no `Drop` (reliability review D5: the server was orphaned). The signal follows the
+/// *thread* that spawned the child: `Server::start` runs on a worker of the command's
+/// runtime, which lives until `ab` ends. A shell command (`--baseline-cmd`) gets it on its
+/// `sh`, not on what the shell starts: write `exec vllm serve …` to pass it on.
+#[cfg(target_os = "linux")]
+#[allow(
+    unsafe_code,
+    reason = "prctl(2) in the child before exec, see the SAFETY comment"
+)]
+fn die_with_parent(c: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
+    // which is async-signal-safe; it allocates nothing and touches no shared state.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_c: &mut Command) {}
 
 /// SIGKILL to the group of the server running now, if any: the last act of a second Ctrl-C,
 /// which exits without unwinding, so no `Drop` would stop it.
