@@ -275,3 +275,56 @@ fn run_reports_a_time_scaled_server_in_its_simulated_time() {
         "records.jsonl ends at {last_end} ns, the round at {round_ns} ns"
     );
 }
+
+/// Opens a chat stream of 100,000 tokens at real time and reads its first bytes: a
+/// stream that would run for many minutes.
+fn open_long_stream(server: &Server) -> TcpStream {
+    let body = format!(
+        r#"{{"model":"{}","messages":[{{"role":"user","content":"0 hi hi"}}],"max_tokens":100000,"stream":true}}"#,
+        server.model
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let n = s.read(&mut first).unwrap();
+    assert!(n > 0, "the stream started");
+    s
+}
+
+/// Reliability review B13: a long stream no longer keeps `serve` alive: after Ctrl-C it
+/// drains for at most `--drain-timeout`, and a second Ctrl-C stops it at once.
+#[cfg(unix)]
+#[test]
+#[allow(unsafe_code, reason = "kill(2) sends SIGINT to our child")]
+fn ctrl_c_stops_serve_within_its_drain_timeout_even_mid_stream() {
+    for (drain, second_signal) in [("1", false), ("600", true)] {
+        let (mut server, _) = start(&["--time-scale", "1", "--drain-timeout", drain]);
+        let _stream = open_long_stream(&server);
+        let pid = libc::pid_t::try_from(server.child.id()).unwrap();
+        let sent = Instant::now();
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        if second_signal {
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        }
+        let status = wait_exit(&mut server.child, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("--drain-timeout {drain}: still running 20 s after Ctrl-C"));
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "--drain-timeout {drain}: {status:?}"
+        );
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "--drain-timeout {drain}"
+        );
+    }
+}

@@ -69,6 +69,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub time_scale: f64,
 
+    /// On Ctrl-C or SIGTERM, let open streams finish for at most this long, then stop
+    /// (a second Ctrl-C or SIGTERM stops at once).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub drain_timeout: f64,
+
     /// Count prompt tokens with this tokenizer.json (default: the word-based count
     /// `ldqa predict` uses for `ldqa run`'s documents).
     #[arg(long, value_name = "FILE")]
@@ -156,6 +161,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             args.time_scale
         );
     }
+    if !(args.drain_timeout.is_finite() && args.drain_timeout >= 0.0) {
+        anyhow::bail!(
+            "--drain-timeout must be a number of seconds, 0 or more, not {}",
+            args.drain_timeout
+        );
+    }
+    let drain = Duration::from_secs_f64(args.drain_timeout);
     let faults = args.fault_config()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let scenario = resolved.single()?.clone();
@@ -200,6 +212,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        let signals = StopSignals::install()?;
         let listener = tokio::net::TcpListener::bind((args.host, args.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
@@ -215,31 +228,66 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             args.time_scale,
             resolved.description,
         );
-        ldqa_serve::serve(listener, config, shutdown_signal())
+        ldqa_serve::serve(listener, config, stop_with_deadline(signals, drain))
             .await
             .context("serving")?;
         Ok(ExitStatus::Success)
     })
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on the first Ctrl-C or SIGTERM, so that the server stops accepting and
+/// drains its open streams; from then on a watcher ends the process when `drain` has
+/// passed or at a second signal (reliability review B13: a long stream kept `serve` alive
+/// through a second Ctrl-C and a SIGTERM).
+async fn stop_with_deadline(mut signals: StopSignals, drain: Duration) {
+    signals.next().await;
+    eprintln!(
+        "ldqa serve: stopping; open streams get {:.1} s to finish (Ctrl-C again to stop now)",
+        drain.as_secs_f64()
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(drain) => {
+                eprintln!("ldqa serve: open streams cut after {:.1} s", drain.as_secs_f64());
             }
-            Err(_) => std::future::pending::<()>().await,
+            () = signals.next() => eprintln!("ldqa serve: stopped at once"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        std::process::exit(i32::from(ExitStatus::Interrupted.code()));
+    });
+}
+
+/// Ctrl-C and SIGTERM, caught from the moment this is made: made before the listening line
+/// is printed, so that a signal sent as soon as the server answers is never the default
+/// one, which kills (`tokio::signal::ctrl_c` registers only when first polled).
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt()).context("catching Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
