@@ -291,7 +291,8 @@ impl AbResult {
     pub fn write(&self, path: &Path) -> Result<(), ReportError> {
         let mut text = serde_json::to_string_pretty(self)?;
         text.push('\n');
-        std::fs::write(path, text).map_err(|e| ReportError::io("write", path, e))
+        crate::write_atomically(path, text.as_bytes())
+            .map_err(|e| ReportError::io("write", path, e))
     }
 }
 

@@ -8,7 +8,6 @@
 //! columns follow, empty where unknown. (Upstream's query file has `is_miss` before
 //! `ttft_time`; pandas readers select by name, so one order is used for both rounds.)
 
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -107,13 +106,11 @@ pub fn write_round_csv<W: Write>(out: W, round: &RoundRecord) -> Result<(), Repo
     Ok(())
 }
 
-/// Writes one round as CSV to the file at `path` (created or truncated).
+/// Writes one round as CSV to the file at `path`, replacing it whole or not at all.
 pub fn write_round_csv_path(path: &Path, round: &RoundRecord) -> Result<(), ReportError> {
-    let file = File::create(path).map_err(|e| ReportError::io("create", path, e))?;
-    write_round_csv(std::io::BufWriter::new(file), round).map_err(|e| match e {
-        ReportError::Write(source) => ReportError::io("write", path, source),
-        other => other,
-    })
+    let mut bytes = Vec::new();
+    write_round_csv(&mut bytes, round)?;
+    crate::write_atomically(path, &bytes).map_err(|e| ReportError::io("write", path, e))
 }
 
 #[cfg(test)]

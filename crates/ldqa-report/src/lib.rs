@@ -31,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod compare;
 pub mod csv_out;
 mod error;
@@ -50,6 +51,7 @@ mod versioned;
 #[cfg(test)]
 mod testutil;
 
+pub use atomic::write_atomically;
 pub use compare::{
     read_any, AbResult, AnyResult, Comparison, ComparisonRow, EngineOutcome, AB_SCHEMA_VERSION,
 };

@@ -188,7 +188,7 @@ impl RunResult {
 pub fn write_json(path: &Path, result: &RunResult) -> Result<(), ReportError> {
     let mut text = result.to_json_string()?;
     text.push('\n');
-    std::fs::write(path, text).map_err(|e| ReportError::io("write", path, e))
+    crate::write_atomically(path, text.as_bytes()).map_err(|e| ReportError::io("write", path, e))
 }
 
 /// Reads a result written by [`write_json`]; rejects other schema versions.

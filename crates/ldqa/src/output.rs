@@ -154,7 +154,8 @@ impl Report {
         if visualize {
             let path = outputs.path("report.html");
             let html = ldqa_report::run_html(&self.result, &ldqa_report::run_title(&self.result));
-            std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
+            ldqa_report::write_atomically(&path, html.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(path) = &outputs.save_result {
             ldqa_report::write_json(path, &self.result)

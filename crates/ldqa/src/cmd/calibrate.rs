@@ -129,7 +129,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
             max_rel_error,
         };
         let text = serde_json::to_string_pretty(&profile)?;
-        std::fs::write(&args.output, text + "\n")
+        ldqa_report::write_atomically(&args.output, (text + "\n").as_bytes())
             .with_context(|| format!("writing {}", args.output.display()))?;
         crate::stdout::write(&summary(&profile))?;
         eprintln!("wrote {}", args.output.display());

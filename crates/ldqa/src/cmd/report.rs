@@ -63,7 +63,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitStatus> {
     if output.as_os_str() == "-" {
         crate::stdout::write(&text)?;
     } else {
-        std::fs::write(&output, text).with_context(|| format!("writing {}", output.display()))?;
+        ldqa_report::write_atomically(&output, text.as_bytes())
+            .with_context(|| format!("writing {}", output.display()))?;
         eprintln!("wrote {}", output.display());
     }
     Ok(ExitStatus::Success)

@@ -211,7 +211,7 @@ fn finish(
     ab.write(&json)
         .with_context(|| format!("writing {}", json.display()))?;
     let html = args.output_dir.join("report.html");
-    std::fs::write(&html, ldqa_report::ab_html(&ab))
+    ldqa_report::write_atomically(&html, ldqa_report::ab_html(&ab).as_bytes())
         .with_context(|| format!("writing {}", html.display()))?;
     let mut out = String::from("=== baseline vs LMCache ===\n");
     if let Some(c) = &ab.comparison {
