@@ -61,11 +61,14 @@ impl Gains {
             (Some(w), Some(q)) => Some(ratio(w, q)),
             _ => None,
         };
+        // A round in which nothing succeeded was fast only because it failed: its time
+        // says nothing (reliability review D2 saw "latency per prompt 4570.85×").
+        let all_failed = warmup.successful_count == 0 || query.successful_count == 0;
         let latency_gain = match (
             warmup.round_time_per_prompt_ns,
             query.round_time_per_prompt_ns,
         ) {
-            (Some(w), Some(q)) => Some(ratio(w, q)),
+            (Some(w), Some(q)) if !all_failed => Some(ratio(w, q)),
             _ => None,
         };
         Gains {
@@ -165,6 +168,37 @@ mod tests {
             }
         );
         assert_eq!(g.check(Some(1.0), Some(1.0)).len(), 2);
+    }
+
+    /// Reliability review D2: a round where every request failed has no gain, however fast
+    /// it failed.
+    #[test]
+    fn an_all_failed_round_has_no_gain() {
+        let failed = |n: usize| {
+            let requests = (0..n)
+                .map(|i| {
+                    let mut r = RequestRecord::new(i, i, false);
+                    r.failure = Some(ldqa_model::Failure::new(
+                        ldqa_model::FailureKind::Connect,
+                        "refused",
+                    ));
+                    r.end_ns = 1_000;
+                    r
+                })
+                .collect();
+            RoundSummary::from_round(&RoundRecord {
+                kind: RoundKind::Query,
+                started_unix_ns: 0,
+                duration_ns: MS,
+                interrupted: false,
+                requests,
+                evidence: None,
+            })
+        };
+        let g = Gains::between(&summary(&[300, 500], 1000), &failed(4));
+        assert_eq!(g.latency_gain, None, "{g:?}");
+        assert_eq!(g.ttft_gain, None, "{g:?}");
+        assert_eq!(g.check(None, Some(1.0)).len(), 1, "a gate on it fails");
     }
 
     #[test]
