@@ -30,8 +30,8 @@ pub enum ReportError {
     UnsupportedSchema {
         /// The version key checked: `schema_version` or `ab_schema_version`.
         key: &'static str,
-        /// The version in the file.
-        found: u64,
+        /// The version in the file, as written there.
+        found: String,
         /// The one version this crate reads.
         supported: u32,
     },

@@ -15,14 +15,17 @@ pub(crate) fn from_versioned_json<T: DeserializeOwned>(
     supported: u32,
 ) -> Result<T, ReportError> {
     let value: serde_json::Value = serde_json::from_str(text)?;
-    match value.get(key).and_then(serde_json::Value::as_u64) {
+    // A version that is there but not the one supported (another number, `1e21`, `"1"`)
+    // is named as written: "no schema_version" would send the reader the wrong way
+    // (reliability review C2).
+    match value.get(key) {
         None => Err(ReportError::MissingSchemaVersion { key }),
-        Some(found) if found != u64::from(supported) => Err(ReportError::UnsupportedSchema {
+        Some(v) if v.as_u64() == Some(u64::from(supported)) => Ok(serde_json::from_value(value)?),
+        Some(v) => Err(ReportError::UnsupportedSchema {
             key,
-            found,
+            found: v.to_string(),
             supported,
         }),
-        Some(_) => Ok(serde_json::from_value(value)?),
     }
 }
 
@@ -42,6 +45,16 @@ mod tests {
         assert_eq!((doc.v, doc.x), (3, 7));
         let err = from_versioned_json::<Doc>(r#"{"v": 4}"#, "v", 3).unwrap_err();
         assert_eq!(err.to_string(), "result file has v 4; this ldqa reads v 3");
+        let err = from_versioned_json::<Doc>(r#"{"v": 1e21}"#, "v", 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "result file has v 1e21; this ldqa reads v 3"
+        );
+        let err = from_versioned_json::<Doc>(r#"{"v": "3"}"#, "v", 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "result file has v \"3\"; this ldqa reads v 3"
+        );
         let err = from_versioned_json::<Doc>(r#"{"x": 7}"#, "v", 3).unwrap_err();
         assert_eq!(
             err.to_string(),
