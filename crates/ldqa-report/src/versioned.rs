@@ -48,7 +48,7 @@ mod tests {
         let err = from_versioned_json::<Doc>(r#"{"v": 1e21}"#, "v", 3).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "result file has v 1e21; this ldqa reads v 3"
+            "result file has v 1e+21; this ldqa reads v 3"
         );
         let err = from_versioned_json::<Doc>(r#"{"v": "3"}"#, "v", 3).unwrap_err();
         assert_eq!(
