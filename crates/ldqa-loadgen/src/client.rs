@@ -277,8 +277,9 @@ impl Client {
             Failure::new(kind, error_chain(&e))
         })?;
         let status = resp.status().as_u16();
+        let unusual = unusual_headers(resp.headers());
         let mut chunks = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
-        read_response(
+        let outcome = read_response(
             status,
             &mut chunks,
             self.config.api,
@@ -286,7 +287,8 @@ impl Client {
             record,
             text,
         )
-        .await
+        .await;
+        explained(outcome, status, unusual)
     }
 }
 
@@ -402,11 +404,13 @@ impl Slot<'_> {
             .as_mut()
             .expect("invariant: the response came over it");
         let status = resp.status().as_u16();
+        let unusual = unusual_headers(resp.headers());
         let mut body = resp.into_body();
         let outcome = {
             let mut chunks = conn.chunks(&mut body);
             read_response(status, &mut chunks, api, round_start, record, text).await
         };
+        let outcome = explained(outcome, status, unusual);
         if !body.is_end_stream() {
             self.unread_body = Some(body);
         }
@@ -456,6 +460,48 @@ pub const CONTROL_BODY_LIMIT: usize = 16 << 20;
 /// Connection setup limit, for both transports.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A stream that failed says what was odd about its response, if anything was
+/// (reliability review A11, A12: an HTML page or a gzipped body read as a broken stream,
+/// and the reason never named).
+fn explained(
+    outcome: Result<(), Failure>,
+    status: u16,
+    unusual: Option<String>,
+) -> Result<(), Failure> {
+    outcome.map_err(|mut f| {
+        if let (Some(note), true) = (unusual, (200..300).contains(&status)) {
+            f.message = format!("{}; {note}", f.message);
+        }
+        f
+    })
+}
+
+/// What would keep a successful response from being an SSE stream: a `Content-Type` other
+/// than `text/event-stream`, or a `Content-Encoding` nobody asked for.
+fn unusual_headers(headers: &hyper::HeaderMap) -> Option<String> {
+    let value = |name| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let mut notes = Vec::new();
+    if let Some(t) = value(hyper::header::CONTENT_TYPE) {
+        if !t.to_ascii_lowercase().starts_with("text/event-stream") {
+            notes.push(format!(
+                "the response's Content-Type is {t}, not text/event-stream"
+            ));
+        }
+    }
+    if let Some(e) = value(hyper::header::CONTENT_ENCODING) {
+        if !e.eq_ignore_ascii_case("identity") {
+            notes.push(format!(
+                "the response is compressed (Content-Encoding {e}), which was not asked for"
+            ));
+        }
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 /// Reads a response: an error body for a failed status, else the SSE stream, timed.
 async fn read_response(
     status: u16,
@@ -493,4 +539,34 @@ async fn read_response(
         }
     }
     state.finish(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reliability review A12: a compressed body nobody asked for is named.
+    #[test]
+    fn unusual_headers_are_named() {
+        let mut h = hyper::HeaderMap::new();
+        h.insert(
+            hyper::header::CONTENT_TYPE,
+            "text/event-stream; charset=utf-8".parse().unwrap(),
+        );
+        assert_eq!(unusual_headers(&h), None);
+        h.insert(hyper::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(
+            unusual_headers(&h).as_deref(),
+            Some("the response is compressed (Content-Encoding gzip), which was not asked for")
+        );
+        let failed = explained(
+            Err(Failure::new(FailureKind::TruncatedStream, "stream ended")),
+            200,
+            unusual_headers(&h),
+        );
+        assert!(failed
+            .unwrap_err()
+            .message
+            .starts_with("stream ended; the response is compressed"));
+    }
 }

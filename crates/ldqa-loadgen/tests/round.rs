@@ -463,3 +463,21 @@ async fn an_endless_metrics_body_is_cut_at_a_limit() {
         "ended by the cap, not the deadline"
     );
 }
+
+/// Reliability review A11: an HTML page answered with 200 fails as a stream, and the
+/// failure names the content type (it only said "stream ended before [DONE]").
+#[tokio::test]
+async fn a_page_that_is_not_a_stream_is_named_by_its_content_type() {
+    let server =
+        serving(|_| Reply::Text(200, "<html><body>Welcome</body></html>".into(), "text/html"))
+            .await;
+    let c = client(&server, Api::Chat);
+    let round = round(&c, RoundKind::Query, 1, 1).await;
+    let failure = round.requests[0].failure.as_ref().expect("it failed");
+    assert!(
+        failure
+            .message
+            .contains("the response's Content-Type is text/html, not text/event-stream"),
+        "{failure:?}"
+    );
+}
