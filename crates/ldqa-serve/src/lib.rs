@@ -84,6 +84,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Injected faults (`--fault-rate`), none by default.
     pub faults: Option<faults::FaultConfig>,
+    /// The vLLM release simulated, which `/version` reports.
+    pub vllm_version: String,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -118,6 +120,7 @@ impl ServerConfig {
             chat_template: ldqa_model::PromptTemplate::LLAMA3_CHAT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             faults: None,
+            vllm_version: "0.10.1".into(),
         }
     }
 
@@ -182,6 +185,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         kv_capacity_tokens,
         created_s,
         faults: injector,
+        version: config.vllm_version,
     });
     let protected = Router::new()
         .route("/v1/models", get(routes::models))
@@ -194,6 +198,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         ));
     let app = Router::new()
         .route("/health", get(routes::health))
+        .route("/version", get(routes::version))
         .route("/metrics", get(routes::metrics))
         .merge(protected)
         .fallback(routes::not_found)

@@ -21,6 +21,8 @@ pub const TOKEN_TEXT: &str = " hi";
 struct StreamOptions {
     #[serde(default)]
     include_usage: Option<bool>,
+    #[serde(default)]
+    continuous_usage_stats: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +85,9 @@ pub struct GenerateRequest {
     pub stream: bool,
     /// `stream_options.include_usage`: end the stream with a usage chunk.
     pub include_usage: bool,
+    /// `stream_options.continuous_usage_stats` (vLLM's): with `include_usage`, every chunk
+    /// carries the usage so far.
+    pub continuous_usage: bool,
     /// Tokens to generate (`max_tokens` or `max_completion_tokens`).
     pub max_tokens: u32,
 }
@@ -180,8 +185,12 @@ pub fn parse(bytes: &[u8], chat: bool) -> Result<GenerateRequest, ApiError> {
         stream: body.stream.unwrap_or(false),
         include_usage: body
             .stream_options
+            .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
+        continuous_usage: body.stream_options.as_ref().is_some_and(|o| {
+            o.include_usage == Some(true) && o.continuous_usage_stats == Some(true)
+        }),
         max_tokens,
     })
 }
@@ -242,6 +251,16 @@ impl ResponseMeta {
             "id": self.id, "object": self.object(true), "created": self.created_s,
             "model": self.model, "choices": [choice],
         })
+    }
+
+    /// `chunk` with the usage so far (`continuous_usage_stats`), as vLLM adds it.
+    pub fn with_usage(mut chunk: Value, prompt_tokens: u64, completion_tokens: u64) -> Value {
+        chunk["usage"] = json!({
+            "prompt_tokens": prompt_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "completion_tokens": completion_tokens,
+        });
+        chunk
     }
 
     /// The final usage chunk (`include_usage`): empty choices.

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub kv_capacity_tokens: u64,
     pub created_s: u64,
     pub faults: Option<Injector>,
+    /// What `/version` answers: the vLLM release simulated.
+    pub version: String,
 }
 
 pub(crate) type AppState = Arc<Inner>;
@@ -105,6 +107,11 @@ pub(crate) async fn not_found() -> ApiError {
 
 pub(crate) async fn health() -> StatusCode {
     StatusCode::OK
+}
+
+/// `GET /version`, as vLLM answers it: `{"version": "0.10.1"}` (the release simulated).
+pub(crate) async fn version(State(state): State<AppState>) -> Response {
+    axum::Json(serde_json::json!({ "version": state.version })).into_response()
 }
 
 pub(crate) async fn models(State(state): State<AppState>) -> Response {
@@ -393,11 +400,23 @@ fn sse_stream(
                     if let Some(prev) = s.last_lag.replace(lag) {
                         s.metrics.emission_jitter.observe(lag.abs_diff(prev));
                     }
+                    let usage_so_far = |chunk, done: u32| {
+                        ResponseMeta::with_usage(chunk, s.prompt_tokens, u64::from(done))
+                            .to_string()
+                    };
                     if index == 0 && s.meta.chat {
-                        s.pending.push_back(s.meta.role_chunk().to_string());
+                        let role = s.meta.role_chunk();
+                        let role = if s.req.continuous_usage {
+                            usage_so_far(role, 0)
+                        } else {
+                            role.to_string()
+                        };
+                        s.pending.push_back(role);
                     }
                     let last = index + 1 >= s.req.max_tokens;
-                    let chunk = if last {
+                    let chunk = if s.req.continuous_usage {
+                        usage_so_far(s.meta.token_chunk(last), index + 1)
+                    } else if last {
                         s.meta.token_chunk(true).to_string()
                     } else {
                         // Every other token's chunk is the same text: build it once.

@@ -230,3 +230,41 @@ async fn reset_prefix_cache_empties_the_cache() {
         "{text}"
     );
 }
+
+/// Issue 16: `stream_options.continuous_usage_stats` (vLLM's) puts the usage so far on every
+/// chunk, the role chunk included; `/version` answers as vLLM does.
+#[tokio::test]
+async fn continuous_usage_and_version_as_vllm_has_them() {
+    let app = fast();
+    let body = r#"{"model":"sim-llama-8b","messages":[{"role":"user","content":"1 hi hi"}],"max_tokens":3,"stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}"#;
+    let (status, text) = call(&app, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, StatusCode::OK);
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    // Role, three tokens, the final usage.
+    assert_eq!(chunks.len(), 5, "{text}");
+    let completion: Vec<u64> = chunks
+        .iter()
+        .map(|c| c["usage"]["completion_tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(completion, [0, 1, 2, 3, 3], "{text}");
+    assert!(chunks
+        .iter()
+        .all(|c| c["usage"]["prompt_tokens"] == chunks[0]["usage"]["prompt_tokens"]));
+
+    // Without it, only the last chunk has usage.
+    let plain = body.replace(r#","continuous_usage_stats":true"#, "");
+    let (_, text) = call(&app, post("/v1/chat/completions", plain)).await;
+    assert_eq!(text.matches("\"usage\"").count(), 1, "{text}");
+
+    let (status, text) = call(&app, get("/version")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["version"],
+        "0.10.1"
+    );
+}

@@ -181,6 +181,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         model.clone(),
     );
     config.api_key = args.api_key.clone();
+    config.vllm_version = args.engine.deployment.vllm_version.clone();
     config.time_scale = args.time_scale;
     let fault_note = faults.as_ref().map_or(String::new(), |f| {
         let kinds: Vec<_> = f.kinds.iter().map(|k| k.as_str()).collect();
