@@ -24,15 +24,22 @@ pub enum TokenCounter {
     /// The documented approximation ([`approx_token_count`]).
     #[default]
     Approx,
-    /// A Hugging Face tokenizer (`tokenizer.json`); no special tokens are added.
-    Tokenizer(std::sync::Arc<tokenizers::Tokenizer>),
+    /// A Hugging Face tokenizer (`tokenizer.json`). Message and prompt texts are counted
+    /// without special tokens; a completions prompt then gets the ones the tokenizer adds
+    /// (`added`: Llama-3's `<|begin_of_text|>`), as vLLM counts it.
+    Tokenizer {
+        /// The tokenizer.
+        tokenizer: std::sync::Arc<tokenizers::Tokenizer>,
+        /// Special tokens it adds around a text (`encode("", true)`).
+        added: u64,
+    },
 }
 
 impl std::fmt::Debug for TokenCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TokenCounter::Approx => f.write_str("Approx"),
-            TokenCounter::Tokenizer(_) => f.write_str("Tokenizer"),
+            TokenCounter::Tokenizer { .. } => f.write_str("Tokenizer"),
         }
     }
 }
@@ -45,7 +52,11 @@ impl TokenCounter {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        Ok(TokenCounter::Tokenizer(std::sync::Arc::new(tok)))
+        let added = tok.encode("", true).map_or(0, |e| e.len() as u64);
+        Ok(TokenCounter::Tokenizer {
+            tokenizer: std::sync::Arc::new(tok),
+            added,
+        })
     }
 
     /// Tokens of `text` (no special tokens). A text the tokenizer fails on is counted
@@ -53,7 +64,7 @@ impl TokenCounter {
     pub fn count(&self, text: &str) -> u64 {
         match self {
             TokenCounter::Approx => approx_token_count(text),
-            TokenCounter::Tokenizer(t) => match t.encode_fast(text, false) {
+            TokenCounter::Tokenizer { tokenizer: t, .. } => match t.encode_fast(text, false) {
                 Ok(enc) => enc.len() as u64,
                 Err(_) => approx_token_count(text),
             },
@@ -62,7 +73,16 @@ impl TokenCounter {
 
     /// Whether counting is expensive enough to move off the async workers.
     pub fn is_slow(&self) -> bool {
-        matches!(self, TokenCounter::Tokenizer(_))
+        matches!(self, TokenCounter::Tokenizer { .. })
+    }
+
+    /// Special tokens a completions prompt gets (BOS): the tokenizer's, or none with the
+    /// approximation (whose counts are those of `ldqa predict` without a tokenizer).
+    pub fn added_to_completions(&self) -> u64 {
+        match self {
+            TokenCounter::Approx => 0,
+            TokenCounter::Tokenizer { added, .. } => *added,
+        }
     }
 }
 
@@ -91,7 +111,7 @@ impl PromptText {
                 + template.added_tokens
                 + extra * PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE
         } else {
-            content
+            content + counter.added_to_completions()
         }
     }
 

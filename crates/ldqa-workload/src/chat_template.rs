@@ -61,6 +61,17 @@ pub fn own_chat_template(
     Ok(Some((model_chat_template(dir)?, tokenizer)))
 }
 
+/// What the completions API adds around a prompt with the tokenizer at `tokenizer`: the
+/// special tokens its post-processor adds (Llama-3: `<|begin_of_text|>`, 1), as vLLM
+/// tokenizes a completions prompt (with special tokens).
+pub fn completions_template(tokenizer: &Path) -> Result<PromptTemplate, WorkloadError> {
+    let added = crate::tokenized::load(tokenizer)?.special_tokens_added()? as u64;
+    Ok(PromptTemplate {
+        added_tokens: added,
+        shared_prefix_tokens: 0,
+    })
+}
+
 /// `chat_template`: a string, or a list of named templates (the `default` one).
 fn template_source(config: &Value) -> Option<&str> {
     match config.get("chat_template")? {

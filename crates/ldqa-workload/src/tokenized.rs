@@ -65,6 +65,11 @@ impl Tok {
         Ok(self.inner.encode(text, false).map_err(tok_err)?.len())
     }
 
+    /// Special tokens the tokenizer adds around any text (BOS, EOS): `encode("", true)`.
+    pub(crate) fn special_tokens_added(&self) -> Result<usize, WorkloadError> {
+        Ok(self.inner.encode("", true).map_err(tok_err)?.len())
+    }
+
     /// Ids of ordinary vocabulary entries: every model id that has a token, minus all
     /// added tokens (specials such as `<|begin_of_text|>` and `[UNK]` among them).
     fn ordinary_ids(&self) -> Vec<u32> {

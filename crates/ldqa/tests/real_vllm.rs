@@ -765,3 +765,69 @@ fn listening_url(child: &mut std::process::Child) -> String {
     let start = line.find("http://").unwrap();
     line[start..].split_whitespace().next().unwrap().to_string()
 }
+
+/// The completions API: vLLM adds the tokenizer's BOS; `ldqa serve` given the model folder,
+/// and `ldqa predict`, count it too (the peers' review found serve one token short).
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn completions_count_the_bos_everywhere() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let workload = [
+        "--completions",
+        "--tokenizer",
+        s.model_dir.as_str(),
+        "--num-documents",
+        "2",
+        "--document-length",
+        "500",
+        "--output-len",
+        "4",
+        "--repeat-count",
+        "1",
+    ];
+    let prompt_tokens = |result: &Value| -> Vec<u64> {
+        records(round(result, "warmup"))
+            .iter()
+            .map(|r| usage(r, "prompt_tokens"))
+            .collect()
+    };
+    let real_dir = tempfile::tempdir().unwrap();
+    let (real, _) = run(&s, real_dir.path(), &workload);
+    assert_eq!(prompt_tokens(&real), [501, 501]);
+
+    let mut serve = ldqa()
+        .args(["serve", "--port", "0", "--served-model-name", &s.model])
+        .args(s.deployment_flags())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = listening_url(&mut serve);
+    let sim = Server {
+        url: format!("{url}/v1"),
+        model: s.model.clone(),
+        model_dir: s.model_dir.clone(),
+        args: s.args.clone(),
+    };
+    let sim_dir = tempfile::tempdir().unwrap();
+    let (served, _) = run(&sim, sim_dir.path(), &workload);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(prompt_tokens(&served), prompt_tokens(&real));
+
+    let predicted = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .arg("predict")
+        .args(s.deployment_flags())
+        .args(workload)
+        .arg("--output-dir")
+        .arg(predicted.path())
+        .arg("--save-result")
+        .arg(predicted.path().join("r.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let predicted = read_json(&predicted.path().join("r.json"));
+    assert_eq!(prompt_tokens(&predicted), prompt_tokens(&real));
+}

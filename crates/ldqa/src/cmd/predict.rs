@@ -202,13 +202,18 @@ fn report(
     Ok((report.exit_status(), report.json_line()))
 }
 
-/// What the server wraps around each prompt: nothing for completions; for chat, the
-/// model folder's own template when `--model` is one that has it (counted with its
-/// tokenizer, as vLLM does), else Llama-3.1's.
+/// What the server wraps around each prompt. With `--model` a model folder, as vLLM does
+/// with it: for chat its own template, for completions the special tokens its tokenizer
+/// adds (BOS), both counted with its tokenizer. Otherwise Llama-3.1's chat template, and
+/// nothing around a completions prompt.
 fn prompt_template(model: &str, api: ldqa_model::Api) -> anyhow::Result<PromptTemplate> {
-    let own = ldqa_workload::chat_template::own_chat_template(model).context("--model")?;
+    use ldqa_workload::chat_template::{completions_template, own_chat_template};
+    let own = own_chat_template(model).context("--model")?;
     match (api, own) {
         (ldqa_model::Api::Chat, Some((template, _))) => Ok(template),
+        (ldqa_model::Api::Completions, Some((_, tokenizer))) => {
+            completions_template(&tokenizer).context("--model")
+        }
         _ => Ok(PromptTemplate::for_api(api)),
     }
 }
