@@ -308,7 +308,7 @@ pub enum AnyResult {
 /// Reads `ldqa run --save-result` output or `ab_result.json`, telling them apart by their
 /// version key.
 pub fn read_any(path: &Path) -> Result<AnyResult, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::io("read", path, e))?;
+    let text = crate::versioned::read_result_text(path)?;
     let value: serde_json::Value = serde_json::from_str(&text)?;
     if value.get("ab_schema_version").is_some() {
         Ok(AnyResult::Ab(Box::new(AbResult::from_json_str(&text)?)))

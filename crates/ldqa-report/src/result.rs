@@ -193,7 +193,7 @@ pub fn write_json(path: &Path, result: &RunResult) -> Result<(), ReportError> {
 
 /// Reads a result written by [`write_json`]; rejects other schema versions.
 pub fn read_json(path: &Path) -> Result<RunResult, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::io("read", path, e))?;
+    let text = crate::versioned::read_result_text(path)?;
     RunResult::from_json_str(&text)
 }
 
