@@ -720,23 +720,7 @@ fn serve_with_the_model_folder_counts_and_caches_as_vllm() {
     let real_dir = tempfile::tempdir().unwrap();
     let (real, _) = run(&s, real_dir.path(), &workload);
 
-    let mut serve = ldqa()
-        .args(["serve", "--port", "0", "--served-model-name", &s.model])
-        .args(s.deployment_flags())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = listening_url(&mut serve);
-    let sim = Server {
-        url: format!("{url}/v1"),
-        model: s.model.clone(),
-        model_dir: s.model_dir.clone(),
-        args: s.args.clone(),
-    };
-    let sim_dir = tempfile::tempdir().unwrap();
-    let (served, _) = run(&sim, sim_dir.path(), &workload);
-    let _ = serve.kill();
-    let _ = serve.wait();
+    let served = run_on_ldqa_serve(&s, &workload);
     for kind in ["warmup", "query"] {
         let tokens = |result: &Value| -> Vec<(u64, u64)> {
             records(round(result, kind))
@@ -750,6 +734,29 @@ fn serve_with_the_model_folder_counts_and_caches_as_vllm() {
             "{kind}: (prompt, cached) per request"
         );
     }
+}
+
+/// `workload` run against an `ldqa serve` that describes the server `s` (its model folder
+/// and engine flags); the result.
+fn run_on_ldqa_serve(s: &Server, workload: &[&str]) -> Value {
+    let mut serve = ldqa()
+        .args(["serve", "--port", "0", "--served-model-name", &s.model])
+        .args(s.deployment_flags())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = listening_url(&mut serve);
+    let sim = Server {
+        url: format!("{url}/v1"),
+        model: s.model.clone(),
+        model_dir: s.model_dir.clone(),
+        args: s.args.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (served, _) = run(&sim, dir.path(), workload);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    served
 }
 
 /// Reads `ldqa serve`'s listening line from its stderr: `http://127.0.0.1:PORT`.
@@ -797,23 +804,7 @@ fn completions_count_the_bos_everywhere() {
     let (real, _) = run(&s, real_dir.path(), &workload);
     assert_eq!(prompt_tokens(&real), [501, 501]);
 
-    let mut serve = ldqa()
-        .args(["serve", "--port", "0", "--served-model-name", &s.model])
-        .args(s.deployment_flags())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = listening_url(&mut serve);
-    let sim = Server {
-        url: format!("{url}/v1"),
-        model: s.model.clone(),
-        model_dir: s.model_dir.clone(),
-        args: s.args.clone(),
-    };
-    let sim_dir = tempfile::tempdir().unwrap();
-    let (served, _) = run(&sim, sim_dir.path(), &workload);
-    let _ = serve.kill();
-    let _ = serve.wait();
+    let served = run_on_ldqa_serve(&s, &workload);
     assert_eq!(prompt_tokens(&served), prompt_tokens(&real));
 
     let predicted = tempfile::tempdir().unwrap();
