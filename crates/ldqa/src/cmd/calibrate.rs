@@ -150,7 +150,7 @@ async fn measure(
     args: &CalibrateArgs,
     length: usize,
 ) -> anyhow::Result<Vec<(Observation, f64)>> {
-    let records = run_workload(client, args, 3, length, 1).await?;
+    let records = run_workload(client, &args.tokenizer, 3, length, 1).await?;
     let mut points = Vec::new();
     for r in &records {
         points.extend(observations(r, 1)?);
@@ -164,15 +164,13 @@ async fn measure_batch(
     client: &Client,
     args: &CalibrateArgs,
 ) -> anyhow::Result<Vec<(Observation, f64)>> {
-    let mut batch_args = args.clone();
-    batch_args.output_len = BATCH_OUTPUT_TOKENS;
     let batch_client = Client::new(ClientConfig {
         output_len: BATCH_OUTPUT_TOKENS,
         ..client.config().clone()
     })?;
     let records = run_workload(
         &batch_client,
-        &batch_args,
+        &args.tokenizer,
         BATCH as usize,
         BATCH_PROMPT_TOKENS,
         BATCH as usize,
@@ -192,7 +190,7 @@ async fn measure_batch(
 /// The warmup and query records of a Long Doc QA run of `documents` × `length` tokens.
 async fn run_workload(
     client: &Client,
-    args: &CalibrateArgs,
+    tokenizer: &std::path::Path,
     documents: usize,
     length: usize,
     in_flight: usize,
@@ -202,7 +200,7 @@ async fn run_workload(
         document_length: length,
         repeat_count: 1,
         repeat_mode: RepeatMode::Tile,
-        tokenizer: Some(args.tokenizer.clone()),
+        tokenizer: Some(tokenizer.to_path_buf()),
         ..WorkloadConfig::default()
     };
     let workload = Workload::build(&config).context("building the documents")?;
