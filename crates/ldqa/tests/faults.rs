@@ -4,8 +4,6 @@
 //! held, and the successful requests match a fault-free run of the same workload.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,15 +23,7 @@ fn start_server(args: &[&str]) -> Server {
 
 /// `/metrics` as name → sum over label sets (and the raw text).
 fn metrics(port: u16) -> (BTreeMap<String, f64>, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+    let (_, text) = common::http("GET", &format!("127.0.0.1:{port}"), "/metrics");
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (Some(name_end), Some(value)) = (

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 const NEEDS: &str = "needs a real vLLM: LDQA_REAL_VLLM_URL, _MODEL, _MODEL_DIR and _ARGS are \
                      set by scripts/test after `scripts/real-vllm start`";
 
@@ -65,7 +67,8 @@ impl Server {
         let url = format!("{}/reset_prefix_cache", self.root());
         let started = Instant::now();
         loop {
-            let (status, body) = http_post(&url);
+            let host = url.trim_start_matches("http://").split('/').next().unwrap();
+            let (status, body) = common::http("POST", host, "/reset_prefix_cache");
             assert_eq!(status, 200, "POST {url}: {body}");
             if body.contains("\"success\":true") || body.contains("\"success\": true") {
                 return;
@@ -102,29 +105,6 @@ impl Server {
         }
         out
     }
-}
-
-/// A bare HTTP/1.1 POST with an empty body on loopback: the status code and the body.
-fn http_post(url: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').expect("a path");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {reply:?}"));
-    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
 }
 
 fn ldqa() -> Command {
@@ -739,38 +719,18 @@ fn serve_with_the_model_folder_counts_and_caches_as_vllm() {
 /// `workload` run against an `ldqa serve` that describes the server `s` (its model folder
 /// and engine flags); the result.
 fn run_on_ldqa_serve(s: &Server, workload: &[&str]) -> Value {
-    let mut serve = ldqa()
-        .args(["serve", "--port", "0", "--served-model-name", &s.model])
-        .args(s.deployment_flags())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = listening_url(&mut serve);
+    let flags = s.deployment_flags();
+    let mut args = vec!["--served-model-name", s.model.as_str()];
+    args.extend(flags.iter().map(String::as_str));
+    let serve = common::start_serve(&args);
     let sim = Server {
-        url: format!("{url}/v1"),
+        url: format!("http://127.0.0.1:{}/v1", serve.port),
         model: s.model.clone(),
         model_dir: s.model_dir.clone(),
         args: s.args.clone(),
     };
     let dir = tempfile::tempdir().unwrap();
-    let (served, _) = run(&sim, dir.path(), workload);
-    let _ = serve.kill();
-    let _ = serve.wait();
-    served
-}
-
-/// Reads `ldqa serve`'s listening line from its stderr: `http://127.0.0.1:PORT`.
-fn listening_url(child: &mut std::process::Child) -> String {
-    use std::io::{BufRead, BufReader};
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let line = lines
-        .find_map(|l| l.ok().filter(|l| l.contains("listening on")))
-        .expect("ldqa serve said where it listens");
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    let start = line.find("http://").unwrap();
-    line[start..].split_whitespace().next().unwrap().to_string()
+    run(&sim, dir.path(), workload).0
 }
 
 /// The completions API: vLLM adds the tokenizer's BOS; `ldqa serve` given the model folder,

@@ -1,7 +1,7 @@
 //! Shared by the tests that start `ldqa serve` as a process.
 #![allow(dead_code)] // each test binary uses part of it
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -69,4 +69,28 @@ pub fn start_serve(args: &[&str]) -> Server {
         model,
         line,
     }
+}
+
+/// One HTTP/1.1 request with an empty body to `host` (`127.0.0.1:PORT`), the connection
+/// closed after it: (status, body).
+pub fn http(method: &str, host: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response {resp:?}"));
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
