@@ -155,7 +155,8 @@ impl Driver {
                 events,
             } => {
                 let now = self.clock.virtual_at(received).max(self.engine.now());
-                let at = self.frontend.arrival(now, request.prompt_tokens);
+                let prompt_tokens = request.prompt_tokens;
+                let at = self.frontend.arrival(now, prompt_tokens);
                 match self.engine.submit(at, request) {
                     Ok(id) => {
                         self.by_ticket.insert(ticket, id);
@@ -165,7 +166,7 @@ impl Driver {
                                 ticket,
                                 events,
                                 received,
-                                prompt_tokens: request.prompt_tokens,
+                                prompt_tokens,
                             },
                         );
                     }

@@ -59,7 +59,7 @@ use ldqa_sim::{Efficiencies, Engine, EngineConfig};
 pub use error::{ApiError, ServeError};
 pub use metrics::Metrics;
 pub use routes::constant_time_eq;
-pub use tokens::TokenCounter;
+pub use tokens::{ChatFormat, TokenCounter};
 
 /// Largest request body accepted by default (32 MiB), as issue 6 asks.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
@@ -78,8 +78,9 @@ pub struct ServerConfig {
     pub time_scale: f64,
     /// Counts prompt tokens (a real tokenizer, or the approximation without one).
     pub token_counter: TokenCounter,
-    /// What the chat API adds around the messages (Llama-3.1's unless told otherwise).
-    pub chat_template: ldqa_model::PromptTemplate,
+    /// How the chat API turns messages into tokens (Llama-3.1's template, counted, unless
+    /// told otherwise).
+    pub chat_format: ChatFormat,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: usize,
     /// Injected faults (`--fault-rate`), none by default.
@@ -117,7 +118,7 @@ impl ServerConfig {
             api_key: None,
             time_scale: 1.0,
             token_counter: TokenCounter::Approx,
-            chat_template: ldqa_model::PromptTemplate::LLAMA3_CHAT,
+            chat_format: ChatFormat::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             faults: None,
             vllm_version: "0.10.1".into(),
@@ -176,7 +177,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         model: config.served_model_name,
         api_key: config.api_key,
         counter: config.token_counter,
-        template: config.chat_template,
+        chat: config.chat_format,
         commands: tx,
         metrics: metrics.clone(),
         next_ticket: AtomicU64::new(0),

@@ -167,10 +167,7 @@ pub fn parse(bytes: &[u8], chat: bool) -> Result<GenerateRequest, ApiError> {
                     "exactly one prompt per request is supported",
                 ))
             }
-            Some(Prompt::Ids(ids)) => {
-                let text = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-                (vec![text], Some(ids.len() as u64))
-            }
+            Some(Prompt::Ids(ids)) => (Vec::new(), Some(ids.into_iter().map(u64::from).collect())),
         };
         PromptText {
             parts,
@@ -311,7 +308,7 @@ mod tests {
         let r = parse(br#"{"model":"m","prompt":["a b"]}"#, false).unwrap();
         assert_eq!(r.max_tokens, DEFAULT_MAX_TOKENS);
         let r = parse(br#"{"model":"m","prompt":[1,2,3]}"#, false).unwrap();
-        assert_eq!(r.prompt.token_ids, Some(3));
+        assert_eq!(r.prompt.token_ids, Some(vec![1, 2, 3]));
         assert!(parse(br#"{"model":"m","prompt":["a","b"]}"#, false).is_err());
     }
 

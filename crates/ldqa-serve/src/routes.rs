@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt as _, Stream};
-use ldqa_sim::SimRequest;
+use ldqa_sim::{PromptKey, SimRequest};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,14 +22,14 @@ use crate::faults::{FaultKind, Injector};
 use crate::inject;
 use crate::metrics::Metrics;
 use crate::openai::{self, GenerateRequest, ResponseMeta};
-use crate::tokens::TokenCounter;
+use crate::tokens::{ChatFormat, TokenCounter};
 
 pub(crate) struct Inner {
     pub model: String,
     pub api_key: Option<String>,
     pub counter: TokenCounter,
-    /// What the chat API adds around messages.
-    pub template: ldqa_model::PromptTemplate,
+    /// How the chat API turns messages into tokens.
+    pub chat: ChatFormat,
     pub commands: std::sync::mpsc::Sender<Command>,
     pub metrics: Arc<Metrics>,
     pub next_ticket: AtomicU64,
@@ -223,22 +223,24 @@ async fn generate(
             param: Some("model"),
         });
     }
-    let prompt_tokens = if state.counter.is_slow() {
+    let tokens = if state.counter.is_slow() {
         let counter = state.counter.clone();
         let prompt = req.prompt.clone();
-        let template = state.template;
-        tokio::task::spawn_blocking(move || prompt.count(&counter, &template))
+        let chat = state.chat.clone();
+        tokio::task::spawn_blocking(move || prompt.tokens(&counter, &chat))
             .await
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))?
     } else {
-        req.prompt.count(&state.counter, &state.template)
-    };
+        req.prompt.tokens(&state.counter, &state.chat)
+    }
+    .map_err(ApiError::bad_request)?;
+    let prompt_tokens = tokens.len() as u64;
     check_lengths(&state, prompt_tokens, req.max_tokens)?;
 
     let ticket = state.next_ticket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
     let request = SimRequest {
-        key: req.prompt.key(&state.template),
+        key: PromptKey::for_tokens(tokens),
         prompt_tokens,
         max_output_tokens: req.max_tokens,
     };

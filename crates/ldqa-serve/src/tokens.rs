@@ -1,45 +1,47 @@
-//! Prompt token counts and prompt identity for the prefix caches.
+//! A prompt's tokens: what the engine counts and what its prefix caches hash.
 //!
-//! Without a tokenizer, text is counted with [`ldqa_workload::approx::approx_token_count`],
-//! the same rule the workload uses to plan `prompt_tokens`, so a served run and
-//! `ldqa predict` see the same counts. The chat API adds the server's chat template (by
-//! default Llama-3.1's, [`PromptTemplate::LLAMA3_CHAT`]; with `--model DIR` that model's
-//! own), and [`PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE`] per further message.
+//! Every prompt becomes a sequence of tokens, and the engine's [`PromptKey`] chains them,
+//! so prompts that share a prefix (a system prompt, a conversation's earlier turns, a
+//! shared document with different questions) share exactly its full blocks, as in vLLM.
 //!
-//! Identity: the engine's [`PromptKey`] names a prompt by a hash of its text, after a
-//! prefix shared by every prompt (the chat template's header). Identical prompts share
-//! every block; prompts that differ share only the template header. That is exact for
-//! Long Doc QA (documents start with their id; a miss prefix makes the whole prompt
-//! unique); two prompts that share a long prefix but differ later (the same document
-//! with different questions) are treated as sharing nothing beyond the header.
+//! - **With a tokenizer** (`--tokenizer`, or a model folder): the tokenizer's ids. A chat
+//!   request through a model folder's own chat template ([`ChatFormat::Rendered`]) is
+//!   rendered whole and tokenized without added special tokens, as vLLM does; a
+//!   completions prompt gets the tokenizer's special tokens (Llama-3's BOS).
+//! - **Without one**: the pieces of [`ldqa_workload::approx::approx_tokens`], the same
+//!   rule the workload plans `prompt_tokens` with, each named by a hash of its text.
+//! - **A chat template known only by its counts** ([`ChatFormat::Counted`]; Llama-3.1's by
+//!   default): stand-in tokens in the template's places. The header (the template's
+//!   shared prefix) is the same in every prompt; each message after the first is preceded
+//!   by [`PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE`] tokens named by its role; the
+//!   generation prompt is the rest of the template's tokens, named as the header of an
+//!   assistant message. So, as with Llama-3's real template, a conversation's next turn
+//!   (the previous prompt, the assistant's answer, a new user message) starts with every
+//!   token of the previous turn's prompt.
+//! - **Token ids** (a completions prompt given as ids): the ids.
+
+use std::sync::Arc;
 
 use ldqa_model::PromptTemplate;
-use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
-use ldqa_sim::PromptKey;
-use ldqa_workload::approx::approx_token_count;
+use ldqa_sim::prompt::{fnv1a, FNV_OFFSET};
+use ldqa_workload::approx::approx_tokens;
+use ldqa_workload::chat_template::ChatTemplate;
 
-/// How prompt text becomes a token count.
+/// How prompt text becomes tokens.
 #[derive(Clone, Default)]
 pub enum TokenCounter {
-    /// The documented approximation ([`approx_token_count`]).
+    /// The documented approximation ([`approx_tokens`]).
     #[default]
     Approx,
-    /// A Hugging Face tokenizer (`tokenizer.json`). Message and prompt texts are counted
-    /// without special tokens; a completions prompt then gets the ones the tokenizer adds
-    /// (`added`: Llama-3's `<|begin_of_text|>`), as vLLM counts it.
-    Tokenizer {
-        /// The tokenizer.
-        tokenizer: std::sync::Arc<tokenizers::Tokenizer>,
-        /// Special tokens it adds around a text (`encode("", true)`).
-        added: u64,
-    },
+    /// A Hugging Face tokenizer (`tokenizer.json`).
+    Tokenizer(Arc<tokenizers::Tokenizer>),
 }
 
 impl std::fmt::Debug for TokenCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TokenCounter::Approx => f.write_str("Approx"),
-            TokenCounter::Tokenizer { .. } => f.write_str("Tokenizer"),
+            TokenCounter::Tokenizer(_) => f.write_str("Tokenizer"),
         }
     }
 }
@@ -52,91 +54,104 @@ impl TokenCounter {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
-        let added = tok.encode("", true).map_or(0, |e| e.len() as u64);
-        Ok(TokenCounter::Tokenizer {
-            tokenizer: std::sync::Arc::new(tok),
-            added,
-        })
+        Ok(TokenCounter::Tokenizer(Arc::new(tok)))
     }
 
-    /// Tokens of `text` (no special tokens). A text the tokenizer fails on is counted
-    /// with the approximation rather than refused.
-    pub fn count(&self, text: &str) -> u64 {
-        match self {
-            TokenCounter::Approx => approx_token_count(text),
-            TokenCounter::Tokenizer { tokenizer: t, .. } => match t.encode_fast(text, false) {
-                Ok(enc) => enc.len() as u64,
-                Err(_) => approx_token_count(text),
-            },
+    /// The tokens of `text`; `specials`: with the special tokens the tokenizer adds (BOS).
+    /// A text the tokenizer fails on is split with the approximation rather than refused.
+    pub fn tokens(&self, text: &str, specials: bool, out: &mut Vec<u64>) {
+        if let TokenCounter::Tokenizer(t) = self {
+            if let Ok(enc) = t.encode_fast(text, specials) {
+                out.extend(enc.get_ids().iter().map(|&id| u64::from(id)));
+                return;
+            }
         }
+        out.extend(approx_tokens(text).map(|piece| fnv1a(piece.as_bytes(), FNV_OFFSET)));
     }
 
-    /// Whether counting is expensive enough to move off the async workers.
+    /// Whether tokenizing is expensive enough to move off the async workers.
     pub fn is_slow(&self) -> bool {
-        matches!(self, TokenCounter::Tokenizer { .. })
-    }
-
-    /// Special tokens a completions prompt gets (BOS): the tokenizer's, or none with the
-    /// approximation (whose counts are those of `ldqa predict` without a tokenizer).
-    pub fn added_to_completions(&self) -> u64 {
-        match self {
-            TokenCounter::Approx => 0,
-            TokenCounter::Tokenizer { added, .. } => *added,
-        }
+        matches!(self, TokenCounter::Tokenizer(_))
     }
 }
 
-/// A prompt, flattened: its texts in order, and whether the chat template applies.
+/// How the chat API turns messages into tokens.
+#[derive(Debug, Clone)]
+pub enum ChatFormat {
+    /// A model folder's own template, rendered whole and tokenized.
+    Rendered(Arc<ChatTemplate>),
+    /// A template known by its token counts (module docs).
+    Counted(PromptTemplate),
+}
+
+impl Default for ChatFormat {
+    fn default() -> Self {
+        ChatFormat::Counted(PromptTemplate::LLAMA3_CHAT)
+    }
+}
+
+/// A prompt as the request gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptText {
     /// Message contents (chat) or the one prompt (completions).
     pub parts: Vec<String>,
     /// Roles of the chat messages (empty for completions).
     pub roles: Vec<String>,
-    /// Prompt given as token ids (completions only): its length is the count.
-    pub token_ids: Option<u64>,
+    /// Prompt given as token ids (completions only).
+    pub token_ids: Option<Vec<u64>>,
     pub chat: bool,
 }
 
+/// Names a stand-in token of a template known only by its counts.
+fn stand_in(place: &str, index: u64) -> u64 {
+    fnv1a(&index.to_le_bytes(), fnv1a(place.as_bytes(), !FNV_OFFSET))
+}
+
 impl PromptText {
-    /// Prompt tokens, the chat `template` included.
-    pub fn count(&self, counter: &TokenCounter, template: &PromptTemplate) -> u64 {
-        if let Some(n) = self.token_ids {
-            return n;
+    /// The prompt's tokens, the chat template's included. Errors when the model's own
+    /// template refuses the conversation (as vLLM answers 400).
+    pub fn tokens(&self, counter: &TokenCounter, chat: &ChatFormat) -> Result<Vec<u64>, String> {
+        if let Some(ids) = &self.token_ids {
+            return Ok(ids.clone());
         }
-        let content: u64 = self.parts.iter().map(|p| counter.count(p)).sum();
-        if self.chat {
-            let extra = self.parts.len().saturating_sub(1) as u64;
-            content
-                + template.added_tokens
-                + extra * PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE
-        } else {
-            content + counter.added_to_completions()
+        let mut out = Vec::new();
+        if !self.chat {
+            for part in &self.parts {
+                counter.tokens(part, true, &mut out);
+            }
+            return Ok(out);
         }
+        match chat {
+            ChatFormat::Rendered(template) => {
+                let messages: Vec<(&str, &str)> = self
+                    .roles
+                    .iter()
+                    .zip(&self.parts)
+                    .map(|(r, p)| (r.as_str(), p.as_str()))
+                    .collect();
+                let text = template
+                    .render(&messages)
+                    .map_err(|e| format!("the chat template failed: {e:#}"))?;
+                counter.tokens(&text, false, &mut out);
+            }
+            ChatFormat::Counted(template) => self.counted_chat(counter, template, &mut out),
+        }
+        Ok(out)
     }
 
-    /// The engine's identity for this prompt (see the module docs).
-    pub fn key(&self, template: &PromptTemplate) -> PromptKey {
-        let mut h = fnv1a(if self.chat { b"chat" } else { b"text" }, FNV_OFFSET);
+    fn counted_chat(&self, counter: &TokenCounter, template: &PromptTemplate, out: &mut Vec<u64>) {
+        let header = u64::from(template.shared_prefix_tokens);
+        out.extend((0..header).map(|j| stand_in("header", j)));
         for (i, part) in self.parts.iter().enumerate() {
-            if let Some(role) = self.roles.get(i) {
-                h = fnv1a(role.as_bytes(), h);
+            if i > 0 {
+                let role = self.roles.get(i).map_or("user", String::as_str);
+                let per = PromptTemplate::LLAMA3_TOKENS_PER_EXTRA_MESSAGE;
+                out.extend((0..per).map(|j| stand_in(role, j)));
             }
-            h = fnv1a(&[0xff], h);
-            h = fnv1a(part.as_bytes(), h);
-            h = fnv1a(&[0xfe], h);
+            counter.tokens(part, false, out);
         }
-        if let Some(n) = self.token_ids {
-            h = fnv1a(&n.to_le_bytes(), h);
-        }
-        PromptKey {
-            content: mix(h),
-            shared_prefix_tokens: if self.chat {
-                template.shared_prefix_tokens
-            } else {
-                0
-            },
-        }
+        let generation = template.added_tokens.saturating_sub(header);
+        out.extend((0..generation).map(|j| stand_in("assistant", j)));
     }
 }
 
@@ -144,24 +159,75 @@ impl PromptText {
 mod tests {
     use super::*;
 
-    const L3: PromptTemplate = PromptTemplate::LLAMA3_CHAT;
+    const L3: ChatFormat = ChatFormat::Counted(PromptTemplate::LLAMA3_CHAT);
 
-    #[test]
-    fn chat_adds_the_template_and_keys_differ_by_text() {
-        let chat = |s: &str| PromptText {
-            parts: vec![s.into()],
-            roles: vec!["user".into()],
+    fn chat(messages: &[(&str, &str)]) -> PromptText {
+        PromptText {
+            parts: messages.iter().map(|m| m.1.to_string()).collect(),
+            roles: messages.iter().map(|m| m.0.to_string()).collect(),
             token_ids: None,
             chat: true,
-        };
-        assert_eq!(chat("0 hi hi").count(&TokenCounter::Approx, &L3), 3 + 34);
-        assert_eq!(chat("0 hi").key(&L3), chat("0 hi").key(&L3));
-        assert_ne!(chat("0 hi").key(&L3), chat("1 hi").key(&L3));
-        assert_eq!(chat("0 hi").key(&L3).shared_prefix_tokens, 29);
-        let mut text = chat("0 hi");
+        }
+    }
+
+    fn common_prefix(a: &[u64], b: &[u64]) -> usize {
+        a.iter().zip(b).take_while(|(x, y)| x == y).count()
+    }
+
+    #[test]
+    fn chat_adds_the_template_and_shares_only_the_header_between_documents() {
+        let a = chat(&[("user", "0 hi hi")])
+            .tokens(&TokenCounter::Approx, &L3)
+            .unwrap();
+        let b = chat(&[("user", "1 hi hi")])
+            .tokens(&TokenCounter::Approx, &L3)
+            .unwrap();
+        assert_eq!(a.len(), 3 + 34);
+        assert_eq!(common_prefix(&a, &b), 29);
+        let mut text = chat(&[("user", "0 hi hi")]);
         text.chat = false;
         text.roles.clear();
-        assert_eq!(text.key(&L3).shared_prefix_tokens, 0);
-        assert_ne!(text.key(&L3), chat("0 hi").key(&L3));
+        assert_eq!(text.tokens(&TokenCounter::Approx, &L3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_same_system_prompt_is_a_shared_prefix() {
+        let system = "You are a helpful assistant. ".repeat(20);
+        let q1 = chat(&[("system", &system), ("user", "What is 2 + 2?")]);
+        let q2 = chat(&[("system", &system), ("user", "Name a colour.")]);
+        let (a, b) = (
+            q1.tokens(&TokenCounter::Approx, &L3).unwrap(),
+            q2.tokens(&TokenCounter::Approx, &L3).unwrap(),
+        );
+        let system_tokens = approx_tokens(&system).count();
+        assert_eq!(common_prefix(&a, &b), 29 + system_tokens + 5);
+    }
+
+    #[test]
+    fn a_conversations_next_turn_starts_with_the_previous_prompt() {
+        let turn1 = chat(&[("user", "Tell me about caches.")]);
+        let turn2 = chat(&[
+            ("user", "Tell me about caches."),
+            ("assistant", "They keep things."),
+            ("user", "Which things?"),
+        ]);
+        let (a, b) = (
+            turn1.tokens(&TokenCounter::Approx, &L3).unwrap(),
+            turn2.tokens(&TokenCounter::Approx, &L3).unwrap(),
+        );
+        assert_eq!(common_prefix(&a, &b), a.len());
+        // The answer (4), the next user header (5), the question (3), a generation prompt (5).
+        assert_eq!(b.len(), a.len() + 4 + 5 + 3 + 5);
+    }
+
+    #[test]
+    fn token_ids_are_the_tokens() {
+        let ids = PromptText {
+            parts: vec![],
+            roles: vec![],
+            token_ids: Some(vec![5, 6, 7]),
+            chat: false,
+        };
+        assert_eq!(ids.tokens(&TokenCounter::Approx, &L3).unwrap(), [5, 6, 7]);
     }
 }

@@ -359,7 +359,7 @@ impl Engine {
             if (state.id.0 >> 32) != (seq & 0xffff_ffff) || state.status != Status::Pending {
                 continue;
             }
-            let r = state.req;
+            let r = &state.req;
             let needed = r.prompt_tokens + u64::from(r.max_output_tokens);
             if r.prompt_tokens == 0
                 || r.max_output_tokens == 0

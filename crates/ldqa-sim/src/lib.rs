@@ -59,7 +59,7 @@ pub use config::{EngineConfig, EngineKind, GpuShape, Mode, ModelShape};
 pub use efficiency::Efficiencies;
 pub use engine::{Engine, EngineStats};
 pub use error::SimError;
-pub use prompt::PromptKey;
+pub use prompt::{PromptKey, TokenChain};
 pub use request::{Event, EventKind, ReqId, SimRequest};
 pub use round::{run_round, Frontend, FrontendQueue, RoundOutcome, RoundRequest};
 pub use scenario::{EngineMode, Scenario};

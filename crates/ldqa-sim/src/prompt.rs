@@ -1,25 +1,73 @@
 //! A prompt's token identity, as hash chains over blocks and chunks.
 //!
-//! The simulator never sees tokens. A prompt is identified by a [`PromptKey`]: its
-//! first `shared_prefix_tokens` tokens are the same for every prompt (the chat
-//! template's system header), the rest is determined by `content` (a hash of the
-//! document id and the miss prefix). A 16-token block or a 256-token chunk that lies
-//! wholly inside the shared prefix hashes the same for every prompt; any other block
-//! hashes from `content` and its index. That is exactly what a hash chain gives when
-//! the first differing token sits at `shared_prefix_tokens`.
+//! The simulator never sees tokens. A prompt is identified by a [`PromptKey`], one of two
+//! kinds that give the same answer to the only question the caches ask: "hash of block
+//! `i` of `n` tokens", equal for two prompts exactly when their first `(i + 1) · n` tokens
+//! are (up to 64-bit hash collisions).
+//!
+//! - [`PromptKey::Document`] (Long Doc QA, `ldqa predict`): the first
+//!   `shared_prefix_tokens` tokens are the same for every prompt (the chat template's
+//!   header), the rest is determined by `content` (a hash of the document id and the miss
+//!   prefix). A block that lies wholly inside the shared prefix hashes the same for every
+//!   prompt; any other block hashes from `content` and its index. That is what a hash
+//!   chain gives when the first differing token sits at `shared_prefix_tokens`, without
+//!   storing a hash per token (a million-request prediction stays small).
+//! - [`PromptKey::Tokens`] (any prompt, `ldqa serve`): a [`TokenChain`], the chain hash
+//!   after every token, so prompts that share any prefix (a system prompt, a
+//!   conversation's earlier turns) share exactly its full blocks and chunks, as vLLM's
+//!   block hashes and LMCache's chunk hashes do.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The identity of a prompt's tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PromptKey {
-    /// Hash of what makes this prompt differ from the others (document, miss prefix).
-    pub content: u64,
-    /// Leading tokens identical in every prompt (chat template header).
-    pub shared_prefix_tokens: u32,
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PromptKey {
+    /// A shared header, then tokens unique to one document.
+    Document {
+        /// Hash of what makes this prompt differ from the others (document, miss prefix).
+        content: u64,
+        /// Leading tokens identical in every prompt (chat template header).
+        shared_prefix_tokens: u32,
+    },
+    /// The prompt's own tokens, chained.
+    Tokens(TokenChain),
+}
+
+/// The chain hash after each token of a prompt: `chain[i]` names tokens `0..=i`.
+///
+/// Eight bytes per prompt token, held while the request is in the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenChain(Arc<[u64]>);
+
+impl TokenChain {
+    /// Chains `tokens` (token ids, or any 64-bit names for them).
+    pub fn new(tokens: impl IntoIterator<Item = u64>) -> Self {
+        let mut h = TOKEN_SEED;
+        TokenChain(
+            tokens
+                .into_iter()
+                .map(|t| {
+                    h = mix(h ^ mix(t ^ TOKEN_DOMAIN));
+                    h
+                })
+                .collect(),
+        )
+    }
+
+    /// Tokens chained.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no tokens.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 const SHARED_SEED: u64 = 0x5eed_c0de_0000_0001;
+const TOKEN_SEED: u64 = 0x5eed_c0de_0000_0002;
+const TOKEN_DOMAIN: u64 = 0x70ce_4000_0000_0000;
 const BLOCK_DOMAIN: u64 = 0x0b10_c000_0000_0000;
 const CHUNK_DOMAIN: u64 = 0xc4a4_c000_0000_0000;
 
@@ -31,10 +79,15 @@ impl PromptKey {
             h = fnv1a(&[1], h);
             h = fnv1a(p.as_bytes(), h);
         }
-        PromptKey {
+        PromptKey::Document {
             content: mix(h),
             shared_prefix_tokens: shared,
         }
+    }
+
+    /// A key from the prompt's tokens.
+    pub fn for_tokens(tokens: impl IntoIterator<Item = u64>) -> Self {
+        PromptKey::Tokens(TokenChain::new(tokens))
     }
 
     /// Hash of block `index` (blocks of `block_tokens`).
@@ -49,12 +102,30 @@ impl PromptKey {
 
     fn unit_hash(&self, index: u64, unit: u32, domain: u64) -> u64 {
         let end = (index + 1) * u64::from(unit);
-        let base = if end <= u64::from(self.shared_prefix_tokens) {
-            SHARED_SEED
-        } else {
-            self.content
-        };
-        mix(base ^ mix(index ^ domain ^ (u64::from(unit) << 40)))
+        let unit_domain = mix(domain ^ (u64::from(unit) << 40));
+        match self {
+            PromptKey::Document {
+                content,
+                shared_prefix_tokens,
+            } => {
+                let base = if end <= u64::from(*shared_prefix_tokens) {
+                    SHARED_SEED
+                } else {
+                    *content
+                };
+                mix(base ^ mix(index ^ domain ^ (u64::from(unit) << 40)))
+            }
+            // The engine hashes only whole units of the prompt; past its end (never asked)
+            // the last token's chain and the index still name a unit no other prompt has.
+            PromptKey::Tokens(TokenChain(chain)) => {
+                match usize::try_from(end - 1).ok().and_then(|i| chain.get(i)) {
+                    Some(&h) => mix(h ^ unit_domain),
+                    None => {
+                        mix(chain.last().copied().unwrap_or(TOKEN_SEED) ^ mix(index ^ !unit_domain))
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -100,5 +171,35 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(b, c);
         assert_eq!(b, PromptKey::for_document(3, Some("123 "), 0));
+    }
+
+    #[test]
+    fn token_chains_share_exactly_the_blocks_of_their_common_prefix() {
+        // 40 tokens in common, then different: blocks of 16 ending at or before 40 match.
+        let common: Vec<u64> = (0..40).collect();
+        let a = PromptKey::for_tokens(common.iter().copied().chain(100..200));
+        let b = PromptKey::for_tokens(common.iter().copied().chain(300..400));
+        assert_eq!(a.block_hash(0, 16), b.block_hash(0, 16));
+        assert_eq!(a.block_hash(1, 16), b.block_hash(1, 16));
+        assert_ne!(a.block_hash(2, 16), b.block_hash(2, 16));
+        assert_eq!(a.chunk_hash(0, 32), b.chunk_hash(0, 32));
+        assert_ne!(a.chunk_hash(1, 32), b.chunk_hash(1, 32));
+        // A block and a chunk of the same size are different units.
+        assert_ne!(a.block_hash(0, 16), a.chunk_hash(0, 16));
+        // A prompt that is a prefix of another shares all its full blocks.
+        let turn1 = PromptKey::for_tokens(0..50);
+        let turn2 = PromptKey::for_tokens(0..500);
+        for i in 0..3 {
+            assert_eq!(turn1.block_hash(i, 16), turn2.block_hash(i, 16));
+        }
+        // Asking past the end is answered, and matches nothing real.
+        assert_ne!(turn1.block_hash(3, 16), turn2.block_hash(3, 16));
+    }
+
+    #[test]
+    fn the_same_token_at_another_position_hashes_differently() {
+        let a = PromptKey::for_tokens([7, 7, 7, 7]);
+        assert_ne!(a.block_hash(0, 1), a.block_hash(1, 1));
+        assert_ne!(a.block_hash(0, 2), a.block_hash(1, 2));
     }
 }

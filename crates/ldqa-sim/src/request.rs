@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{PromptKey, SimTime};
 
 /// A request as the engine sees it: token counts and token identity, no text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimRequest {
     /// Identity of the prompt's tokens (for the prefix caches).
     pub key: PromptKey,

@@ -66,7 +66,7 @@ impl FrontendQueue {
 }
 
 /// One request of a round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundRequest {
     /// Position in the round (upstream's `prompt_id`).
     pub prompt_id: usize,
@@ -190,7 +190,7 @@ pub fn run_round(
      -> Result<(), SimError> {
         let r = &requests[index];
         let arrival = front.arrival(at, r.request.prompt_tokens);
-        let id = engine.submit(arrival, r.request)?;
+        let id = engine.submit(arrival, r.request.clone())?;
         let rec = &mut records[index];
         rec.sent_ns = at.ns_since(start);
         rec.first_byte_ns = Some(arrival.ns_since(start));

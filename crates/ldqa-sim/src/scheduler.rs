@@ -165,7 +165,7 @@ impl Engine {
         let st = self.slots[slot as usize]
             .as_ref()
             .expect("invariant: waiting slot");
-        let key = st.req.key;
+        let key = st.req.key.clone();
         let prompt = st.req.prompt_tokens;
         let total = st.total_tokens();
 

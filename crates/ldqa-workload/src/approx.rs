@@ -12,61 +12,99 @@
 
 /// Counts tokens of `text` without a tokenizer (the rules are in the module docs).
 pub fn approx_token_count(text: &str) -> u64 {
-    #[derive(PartialEq, Clone, Copy)]
-    enum Class {
-        Letter,
-        Digit,
-        Space,
-        Other,
+    approx_tokens(text).count() as u64
+}
+
+/// The pieces of `text` the approximation counts as tokens, in order: what `ldqa serve`
+/// hashes as a prompt's tokens when it has no tokenizer.
+pub fn approx_tokens(text: &str) -> ApproxTokens<'_> {
+    ApproxTokens { text, at: 0 }
+}
+
+/// Iterator over [`approx_tokens`].
+#[derive(Debug, Clone)]
+pub struct ApproxTokens<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+#[derive(PartialEq, Clone, Copy)]
+enum Class {
+    Letter,
+    Digit,
+    Space,
+    Other,
+}
+
+fn class(c: char) -> Class {
+    if c.is_alphabetic() {
+        Class::Letter
+    } else if c.is_numeric() {
+        Class::Digit
+    } else if c.is_whitespace() {
+        Class::Space
+    } else {
+        Class::Other
     }
-    fn class(c: char) -> Class {
-        if c.is_alphabetic() {
-            Class::Letter
-        } else if c.is_numeric() {
-            Class::Digit
-        } else if c.is_whitespace() {
-            Class::Space
-        } else {
-            Class::Other
-        }
+}
+
+impl<'a> ApproxTokens<'a> {
+    /// The class of the character at byte `i`, if any.
+    fn class_at(&self, i: usize) -> Option<(char, Class)> {
+        self.text[i..].chars().next().map(|c| (c, class(c)))
     }
-    let chars: Vec<char> = text.chars().collect();
-    let is = |i: usize, c: Class| chars.get(i).is_some_and(|&ch| class(ch) == c);
-    let run_end = |mut i: usize, c: Class| {
-        while is(i, c) {
-            i += 1;
+
+    /// End of the run of `c` starting at byte `i`, at most `limit` characters long.
+    fn run_end(&self, mut i: usize, c: Class, limit: usize) -> usize {
+        let mut n = 0;
+        while n < limit {
+            match self.class_at(i) {
+                Some((ch, k)) if k == c => i += ch.len_utf8(),
+                _ => break,
+            }
+            n += 1;
         }
         i
-    };
-    let mut tokens = 0u64;
-    let mut i = 0;
-    while i < chars.len() {
-        match class(chars[i]) {
-            Class::Letter | Class::Other => {
-                i = run_end(i, class(chars[i]));
-                tokens += 1;
-            }
-            Class::Digit => {
-                let end = run_end(i, Class::Digit);
-                tokens += ((end - i) as u64).div_ceil(3);
-                i = end;
-            }
-            Class::Space => {
-                if chars[i] == ' ' && is(i + 1, Class::Letter) {
-                    // " hi": the space belongs to the word.
-                    i = run_end(i + 1, Class::Letter);
-                } else {
-                    // A whitespace run, leaving a space that leads a word to that word.
-                    i += 1;
-                    while is(i, Class::Space) && !(chars[i] == ' ' && is(i + 1, Class::Letter)) {
-                        i += 1;
-                    }
-                }
-                tokens += 1;
-            }
-        }
     }
-    tokens
+
+    /// Whether a space at byte `i` leads a word (`" hi"`).
+    fn leads_word(&self, i: usize) -> bool {
+        self.text[i..].starts_with(' ')
+            && self
+                .class_at(i + 1)
+                .is_some_and(|(_, k)| k == Class::Letter)
+    }
+}
+
+impl<'a> Iterator for ApproxTokens<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let (ch, c) = self.class_at(start)?;
+        let end = match c {
+            Class::Letter | Class::Other => self.run_end(start, c, usize::MAX),
+            // Llama-3 splits digit runs into groups of up to three.
+            Class::Digit => self.run_end(start, Class::Digit, 3),
+            // " hi": the space belongs to the word.
+            Class::Space if self.leads_word(start) => {
+                self.run_end(start + 1, Class::Letter, usize::MAX)
+            }
+            // A whitespace run, leaving a space that leads a word to that word.
+            Class::Space => {
+                let mut i = start + ch.len_utf8();
+                while let Some((ch, Class::Space)) = self.class_at(i) {
+                    if self.leads_word(i) {
+                        break;
+                    }
+                    i += ch.len_utf8();
+                }
+                i
+            }
+        };
+        self.at = end;
+        Some(&self.text[start..end])
+    }
 }
 
 /// Tokens of a number written in decimal (Llama-3 splits digit runs into groups of ≤ 3).
@@ -113,5 +151,17 @@ mod tests {
         assert_eq!(approx_token_count("a  b"), 3);
         assert_eq!(approx_token_count("line\n\nnext"), 3);
         assert_eq!(approx_token_count("4xxhi hi hi"), 1 + 1 + 2);
+    }
+
+    #[test]
+    fn pieces_cover_the_text_in_order() {
+        let pieces: Vec<_> = approx_tokens("Héllo,  wörld 1234567\n\n hi").collect();
+        assert_eq!(
+            pieces,
+            ["Héllo", ",", " ", " wörld", " ", "123", "456", "7", "\n\n", " hi"]
+        );
+        for text in ["", "a  b", "-1234567 3 hi hi", " \t x", "日本語 テキスト"] {
+            assert_eq!(approx_tokens(text).collect::<String>(), text);
+        }
     }
 }

@@ -20,21 +20,80 @@ use crate::WorkloadError;
 /// Stands for the message while rendering: private-use characters no template emits.
 const MARKER: &str = "\u{E000}ldqa-message\u{E001}";
 
+/// A model's chat template (`tokenizer_config.json`'s `chat_template`), ready to render
+/// whole conversations as vLLM's chat endpoint does.
+#[derive(Debug, Clone)]
+pub struct ChatTemplate {
+    source: String,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl ChatTemplate {
+    /// The template of the model folder `dir`.
+    pub fn load(dir: &Path) -> Result<Self, WorkloadError> {
+        let err = |message: String| WorkloadError::ChatTemplate {
+            path: dir.to_path_buf(),
+            message,
+        };
+        let config_path = dir.join("tokenizer_config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| err(format!("reading {}: {e}", config_path.display())))?;
+        let config: Value = serde_json::from_str(&text)
+            .map_err(|e| err(format!("{}: {e}", config_path.display())))?;
+        let source = template_source(&config)
+            .ok_or_else(|| err("tokenizer_config.json has no chat_template".into()))?;
+        let template = ChatTemplate {
+            source: source.to_string(),
+            bos_token: special_token(&config, "bos_token"),
+            eos_token: special_token(&config, "eos_token"),
+        };
+        // Refuse at load what cannot render, not on every request.
+        template
+            .render(&[("user", MARKER)])
+            .map_err(|e| err(format!("rendering it: {e:#}")))?;
+        Ok(template)
+    }
+
+    /// The text of `messages` (`(role, content)`), with the generation prompt: what vLLM
+    /// tokenizes (without adding special tokens; the template writes them).
+    pub fn render(&self, messages: &[(&str, &str)]) -> Result<String, minijinja::Error> {
+        let mut env = minijinja::Environment::new();
+        env.add_function("raise_exception", |msg: String| -> Result<String, _> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        });
+        env.add_template("chat", &self.source)?;
+        let messages: Vec<_> = messages
+            .iter()
+            .map(|(role, content)| minijinja::context! { role => role, content => content })
+            .collect();
+        env.get_template("chat")?.render(minijinja::context! {
+            messages => messages,
+            add_generation_prompt => true,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        })
+    }
+}
+
 /// The template of the model folder `dir` (its `tokenizer_config.json` and
 /// `tokenizer.json`), around one user message.
 pub fn model_chat_template(dir: &Path) -> Result<PromptTemplate, WorkloadError> {
+    measure(&ChatTemplate::load(dir)?, dir)
+}
+
+/// How many tokens `template` wraps around one user message, and how many come before it.
+fn measure(template: &ChatTemplate, dir: &Path) -> Result<PromptTemplate, WorkloadError> {
     let err = |message: String| WorkloadError::ChatTemplate {
         path: dir.to_path_buf(),
         message,
     };
-    let config_path = dir.join("tokenizer_config.json");
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| err(format!("reading {}: {e}", config_path.display())))?;
-    let config: Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("{}: {e}", config_path.display())))?;
-    let template = template_source(&config)
-        .ok_or_else(|| err("tokenizer_config.json has no chat_template".into()))?;
-    let rendered = render(template, &config).map_err(|e| err(format!("rendering it: {e:#}")))?;
+    let rendered = template
+        .render(&[("user", MARKER)])
+        .map_err(|e| err(format!("rendering it: {e:#}")))?;
     let (before, after) = rendered
         .split_once(MARKER)
         .ok_or_else(|| err("the rendered template does not contain the message".into()))?;
@@ -47,18 +106,32 @@ pub fn model_chat_template(dir: &Path) -> Result<PromptTemplate, WorkloadError> 
     })
 }
 
+/// A model folder's own chat template and tokenizer (`--model DIR`).
+#[derive(Debug, Clone)]
+pub struct OwnTemplate {
+    /// Tokens it wraps around one user message.
+    pub counted: PromptTemplate,
+    /// The template itself, for whole conversations.
+    pub template: ChatTemplate,
+    /// The folder's `tokenizer.json`.
+    pub tokenizer: std::path::PathBuf,
+}
+
 /// When `model` (a `--model` value) is a folder with `tokenizer_config.json` and
 /// `tokenizer.json`: its chat template, measured, and its tokenizer file. `None` for a
 /// model name or a folder without them.
-pub fn own_chat_template(
-    model: &str,
-) -> Result<Option<(PromptTemplate, std::path::PathBuf)>, WorkloadError> {
+pub fn own_chat_template(model: &str) -> Result<Option<OwnTemplate>, WorkloadError> {
     let dir = Path::new(model);
     let tokenizer = dir.join("tokenizer.json");
     if !(dir.join("tokenizer_config.json").is_file() && tokenizer.is_file()) {
         return Ok(None);
     }
-    Ok(Some((model_chat_template(dir)?, tokenizer)))
+    let template = ChatTemplate::load(dir)?;
+    Ok(Some(OwnTemplate {
+        counted: measure(&template, dir)?,
+        template,
+        tokenizer,
+    }))
 }
 
 /// What the completions API adds around a prompt with the tokenizer at `tokenizer`: the
@@ -93,24 +166,6 @@ fn special_token(config: &Value, name: &str) -> String {
     }
 }
 
-fn render(template: &str, config: &Value) -> Result<String, minijinja::Error> {
-    let mut env = minijinja::Environment::new();
-    env.add_function("raise_exception", |msg: String| -> Result<String, _> {
-        Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            msg,
-        ))
-    });
-    env.add_template("chat", template)?;
-    let message = minijinja::context! { role => "user", content => MARKER };
-    env.get_template("chat")?.render(minijinja::context! {
-        messages => vec![message],
-        add_generation_prompt => true,
-        bos_token => special_token(config, "bos_token"),
-        eos_token => special_token(config, "eos_token"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,9 +180,19 @@ mod tests {
 
     #[test]
     fn renders_around_the_marker() {
-        let config = serde_json::json!({"bos_token": {"content": "<s>"}});
-        let t = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] | trim }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
-        let out = render(t, &config).unwrap();
-        assert_eq!(out, format!("<s>[user]{MARKER}[assistant]"));
+        let t = ChatTemplate {
+            source: "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] | trim }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}".into(),
+            bos_token: "<s>".into(),
+            eos_token: String::new(),
+        };
+        assert_eq!(
+            t.render(&[("user", MARKER)]).unwrap(),
+            format!("<s>[user]{MARKER}[assistant]")
+        );
+        assert_eq!(
+            t.render(&[("system", "be brief"), ("user", " hi ")])
+                .unwrap(),
+            "<s>[system]be brief[user]hi[assistant]"
+        );
     }
 }

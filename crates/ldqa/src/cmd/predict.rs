@@ -210,9 +210,9 @@ fn prompt_template(model: &str, api: ldqa_model::Api) -> anyhow::Result<PromptTe
     use ldqa_workload::chat_template::{completions_template, own_chat_template};
     let own = own_chat_template(model).context("--model")?;
     match (api, own) {
-        (ldqa_model::Api::Chat, Some((template, _))) => Ok(template),
-        (ldqa_model::Api::Completions, Some((_, tokenizer))) => {
-            completions_template(&tokenizer).context("--model")
+        (ldqa_model::Api::Chat, Some(own)) => Ok(own.counted),
+        (ldqa_model::Api::Completions, Some(own)) => {
+            completions_template(&own.tokenizer).context("--model")
         }
         _ => Ok(PromptTemplate::for_api(api)),
     }

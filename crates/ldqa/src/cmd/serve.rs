@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ldqa_serve::faults::FaultConfig;
-use ldqa_serve::{ServerConfig, TokenCounter};
+use ldqa_serve::{ChatFormat, ServerConfig, TokenCounter};
 
 use crate::cmd::engine_args::{EngineArgs, ServedEngine};
 use crate::exit::ExitStatus;
@@ -196,15 +196,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     // A model folder counts as vLLM counts: its own tokenizer and chat template.
     let own = ldqa_workload::chat_template::own_chat_template(&args.engine.deployment.model)
         .context("--model")?;
-    if let Some((template, _)) = &own {
-        config.chat_template = *template;
+    if let Some(own) = &own {
+        config.chat_format = ChatFormat::Rendered(std::sync::Arc::new(own.template.clone()));
     }
     match (&args.tokenizer, &own) {
         (Some(path), _) => {
             config.token_counter = TokenCounter::from_file(path).context("--tokenizer")?;
         }
-        (None, Some((_, tokenizer))) => {
-            config.token_counter = TokenCounter::from_file(tokenizer).context("--model")?;
+        (None, Some(own)) => {
+            config.token_counter = TokenCounter::from_file(&own.tokenizer).context("--model")?;
         }
         (None, None) => {}
     }
