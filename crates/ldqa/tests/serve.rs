@@ -310,3 +310,67 @@ fn ctrl_c_stops_serve_within_its_drain_timeout_even_mid_stream() {
         );
     }
 }
+
+/// `(prompt tokens, cached tokens)` of one non-streamed chat request.
+fn chat_usage(server: &Server, messages: serde_json::Value) -> (u64, u64) {
+    let body = serde_json::json!({"model": server.model, "messages": messages, "max_tokens": 2});
+    let (status, text) = common::http_with_body(
+        "POST",
+        &format!("127.0.0.1:{}", server.port),
+        "/v1/chat/completions",
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let usage = &v["usage"];
+    (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap(),
+    )
+}
+
+/// The full 16-token blocks of the first `tokens` tokens.
+fn whole_blocks(tokens: u64) -> u64 {
+    tokens / 16 * 16
+}
+
+/// A shared system prompt and a conversation's earlier turns hit the prefix cache block by
+/// block, as in vLLM, not only when the whole prompt repeats (peer-clients review). Token
+/// counts follow the approximation: " word" is one token; the Llama-3.1 template puts 29
+/// tokens before the first message, 5 before each further one and 5 after the last.
+#[test]
+fn shared_prefixes_hit_block_by_block() {
+    let server = start_serve(&[]);
+    let system = "You answer questions about caches.".to_string() + &" word".repeat(200);
+    let system_tokens = 6 + 200; // "You", " answer", " questions", " about", " caches", "."
+    let ask = |question: &str| {
+        chat_usage(
+            &server,
+            serde_json::json!([
+                {"role": "system", "content": system},
+                {"role": "user", "content": question},
+            ]),
+        )
+    };
+    let (first, cached) = ask("What is a block?");
+    assert_eq!(first, 29 + system_tokens + 5 + 5 + 5);
+    assert_eq!(cached, 0);
+    // Another question after the same system prompt: the shared prefix's full blocks hit.
+    let (_, cached) = ask("And a chunk?");
+    assert_eq!(cached, whole_blocks(29 + system_tokens + 5));
+
+    // Turn two of a conversation starts with every token of turn one's prompt.
+    let question = "Tell me".to_string() + &" more".repeat(100);
+    let turn1 = serde_json::json!([{"role": "user", "content": question}]);
+    let (turn1_tokens, _) = chat_usage(&server, turn1);
+    let turn2 = serde_json::json!([
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": "Caches keep things."},
+        {"role": "user", "content": "Which things?"},
+    ]);
+    let (turn2_tokens, cached) = chat_usage(&server, turn2);
+    assert_eq!(turn2_tokens, turn1_tokens + 4 + 5 + 3 + 5);
+    assert_eq!(cached, whole_blocks(turn1_tokens));
+}

@@ -74,11 +74,18 @@ pub fn start_serve(args: &[&str]) -> Server {
 /// One HTTP/1.1 request with an empty body to `host` (`127.0.0.1:PORT`), the connection
 /// closed after it: (status, body).
 pub fn http(method: &str, host: &str, path: &str) -> (u16, String) {
+    http_with_body(method, host, path, "")
+}
+
+/// One HTTP/1.1 request with a JSON `body` to `host`, the connection closed after it:
+/// (status, body).
+pub fn http_with_body(method: &str, host: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut resp = String::new();
