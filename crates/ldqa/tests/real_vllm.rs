@@ -802,9 +802,7 @@ fn post_usage(root: &str, path: &str, body: &Value) -> (u64, u64) {
 fn shared_prefix_requests(model: &str) -> Vec<(&'static str, Value)> {
     let system = "You answer questions about caches.".to_string() + &" word".repeat(400);
     let preamble = "Context:".to_string() + &" fact".repeat(700);
-    let chat = |messages: Value| {
-        serde_json::json!({"model": model, "messages": messages, "max_tokens": 2, "temperature": 0})
-    };
+    let chat = |messages: Value| serde_json::json!({"model": model, "messages": messages, "max_tokens": 2, "temperature": 0});
     let mut out = Vec::new();
     for q in ["What is a block?", "And a chunk?", "Why evict?"] {
         out.push((
@@ -817,7 +815,10 @@ fn shared_prefix_requests(model: &str) -> Vec<(&'static str, Value)> {
     }
     let mut turns = Vec::new();
     for (question, answer) in [
-        ("Tell me".to_string() + &" more".repeat(300), "Caches keep things."),
+        (
+            "Tell me".to_string() + &" more".repeat(300),
+            "Caches keep things.",
+        ),
         ("Which things?".to_string(), "Blocks of tokens."),
         ("How many?".to_string(), ""),
     ] {

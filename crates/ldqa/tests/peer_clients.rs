@@ -1,0 +1,140 @@
+//! Other people's benchmark clients against `ldqa serve`: vLLM's own `vllm bench serve`
+//! (from the CPU vLLM's venv, `scripts/real-vllm bench`) with its shared-prefix dataset,
+//! `prefix_repetition`. They complete, and the prefix cache hits what the block arithmetic
+//! says (the peer-clients review found 0.9 % of tokens hit where about 75 % should).
+//!
+//! Ignored by a plain `cargo test`: they need the venv and the tiny model folder, which
+//! `scripts/test` installs and names (`LDQA_REAL_VLLM_MODEL_DIR`).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+mod common;
+
+const NEEDS: &str = "needs vLLM's bench client and a model folder: LDQA_REAL_VLLM_MODEL_DIR is \
+                     set by scripts/test after `scripts/real-vllm install` and `start`";
+
+/// Prompts per prefix, prefixes, prefix and suffix tokens, and ldqa serve's block size.
+const PER_PREFIX: u64 = 5;
+const PREFIXES: u64 = 2;
+const PREFIX_TOKENS: u64 = 300;
+const SUFFIX_TOKENS: u64 = 100;
+const BLOCK: u64 = 16;
+
+fn model_dir() -> String {
+    std::env::var("LDQA_REAL_VLLM_MODEL_DIR").unwrap_or_else(|_| panic!("{NEEDS}"))
+}
+
+/// `ldqa serve`'s prefix cache counters: (queried tokens, hit tokens).
+fn prefix_cache_counters(port: u16) -> (u64, u64) {
+    let (status, text) = common::http("GET", &format!("127.0.0.1:{port}"), "/metrics");
+    assert_eq!(status, 200);
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+            .round() as u64
+    };
+    (
+        value("vllm:prefix_cache_queries_total"),
+        value("vllm:prefix_cache_hits_total"),
+    )
+}
+
+/// Runs `vllm bench serve` with the `prefix_repetition` dataset, one request at a time,
+/// against the `ldqa serve` on `port`; its result JSON.
+fn bench_prefix_repetition(port: u16, backend: &str, endpoint: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/real-vllm");
+    let n = (PER_PREFIX * PREFIXES).to_string();
+    let out = Command::new(script)
+        .args([
+            "bench",
+            "serve",
+            "--backend",
+            backend,
+            "--endpoint",
+            endpoint,
+        ])
+        .args(["--base-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--model", "tiny-llama", "--tokenizer", &model_dir()])
+        .args(["--dataset-name", "prefix_repetition", "--num-prompts", &n])
+        .args([
+            "--prefix-repetition-prefix-len",
+            &PREFIX_TOKENS.to_string(),
+            "--prefix-repetition-suffix-len",
+            &SUFFIX_TOKENS.to_string(),
+            "--prefix-repetition-num-prefixes",
+            &PREFIXES.to_string(),
+            "--prefix-repetition-output-len",
+            "4",
+        ])
+        .args(["--max-concurrency", "1", "--save-result", "--result-dir"])
+        .arg(dir.path())
+        .args(["--result-filename", "result.json"])
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "vllm bench serve failed:\n{log}");
+    let text = std::fs::read_to_string(dir.path().join("result.json"))
+        .unwrap_or_else(|e| panic!("no result ({e}):\n{log}"));
+    let result: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(result["completed"], PER_PREFIX * PREFIXES, "{log}");
+    assert_eq!(result["failed"], 0, "{log}");
+    result
+}
+
+/// An `ldqa serve` with the tiny model folder (its tokenizer and chat template).
+fn serve() -> common::Server {
+    common::start_serve(&[
+        "--model",
+        &model_dir(),
+        "--served-model-name",
+        "tiny-llama",
+        "--block-size",
+        &BLOCK.to_string(),
+    ])
+}
+
+/// Completions: every prompt after the first of its prefix hits the prefix's full blocks,
+/// the tokenizer's BOS included, exactly.
+#[test]
+#[ignore = "needs vLLM's bench client: scripts/test installs it (scripts/real-vllm)"]
+fn vllm_bench_prefix_repetition_hits_the_shared_blocks_completions() {
+    let server = serve();
+    let result = bench_prefix_repetition(server.port, "openai", "/v1/completions");
+    let (queried, hits) = prefix_cache_counters(server.port);
+    assert_eq!(queried, result["total_input_tokens"].as_u64().unwrap());
+    let hit_requests = (PER_PREFIX - 1) * PREFIXES;
+    assert_eq!(hits, hit_requests * ((1 + PREFIX_TOKENS) / BLOCK * BLOCK));
+}
+
+/// Chat: the same through the model's own chat template, whose header comes before the
+/// prefix; within one block per request of the arithmetic (the prefix's last token may
+/// merge with the suffix's first when the prompt is tokenized whole).
+#[test]
+#[ignore = "needs vLLM's bench client: scripts/test installs it (scripts/real-vllm)"]
+fn vllm_bench_prefix_repetition_hits_the_shared_blocks_chat() {
+    let server = serve();
+    bench_prefix_repetition(server.port, "openai-chat", "/v1/chat/completions");
+    let header = ldqa_workload::chat_template::model_chat_template(Path::new(&model_dir()))
+        .unwrap()
+        .shared_prefix_tokens;
+    let shared = u64::from(header) + PREFIX_TOKENS;
+    let (_, hits) = prefix_cache_counters(server.port);
+    let hit_requests = (PER_PREFIX - 1) * PREFIXES;
+    let expected = hit_requests * (shared / BLOCK * BLOCK);
+    assert!(
+        hits.abs_diff(expected) <= hit_requests * BLOCK,
+        "{hits} tokens hit, {expected} expected"
+    );
+    assert!(hits > 0);
+}
