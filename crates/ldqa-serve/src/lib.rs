@@ -40,6 +40,7 @@ mod inject;
 pub mod metrics;
 pub mod openai;
 mod routes;
+mod tokenize;
 #[allow(
     missing_docs,
     reason = "tokens.rs is being rewritten in another branch; one field is undocumented here"
@@ -201,6 +202,8 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         .route("/health", get(routes::health))
         .route("/version", get(routes::version))
         .route("/metrics", get(routes::metrics))
+        .route("/tokenize", post(tokenize::tokenize))
+        .route("/detokenize", post(tokenize::detokenize))
         .merge(protected)
         .fallback(routes::not_found)
         .with_state(state)

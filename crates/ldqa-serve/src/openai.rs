@@ -74,6 +74,152 @@ struct Body {
     n: Option<i64>,
 }
 
+/// The messages of a chat request, flattened.
+fn chat_prompt(messages: Option<Vec<Message>>) -> Result<PromptText, ApiError> {
+    let messages =
+        messages.ok_or_else(|| ApiError::bad_param("messages", "missing field `messages`"))?;
+    if messages.is_empty() {
+        return Err(ApiError::bad_param(
+            "messages",
+            "`messages` must not be empty",
+        ));
+    }
+    let mut parts = Vec::with_capacity(messages.len());
+    let mut roles = Vec::with_capacity(messages.len());
+    for m in messages {
+        let text = match m.content {
+            None => String::new(),
+            Some(Content::Text(t)) => t,
+            Some(Content::Parts(ps)) => {
+                let mut t = String::new();
+                for p in ps {
+                    if p.kind != "text" {
+                        return Err(ApiError::bad_param(
+                            "messages",
+                            format!("content part type {:?} is not supported", p.kind),
+                        ));
+                    }
+                    t.push_str(p.text.as_deref().unwrap_or_default());
+                }
+                t
+            }
+        };
+        roles.push(m.role);
+        parts.push(text);
+    }
+    Ok(PromptText {
+        parts,
+        roles,
+        token_ids: None,
+        chat: true,
+        add_special_tokens: false,
+        add_generation_prompt: true,
+    })
+}
+
+/// The prompt of a completions request: one text, or token ids.
+fn completions_prompt(prompt: Option<Prompt>) -> Result<PromptText, ApiError> {
+    let (parts, ids) = match prompt {
+        None => return Err(ApiError::bad_param("prompt", "missing field `prompt`")),
+        Some(Prompt::Text(t)) => (vec![t], None),
+        Some(Prompt::Texts(ts)) if ts.len() == 1 => (ts, None),
+        Some(Prompt::Texts(_)) => {
+            return Err(ApiError::bad_param(
+                "prompt",
+                "exactly one prompt per request is supported",
+            ))
+        }
+        Some(Prompt::Ids(ids)) => (Vec::new(), Some(ids.into_iter().map(u64::from).collect())),
+    };
+    Ok(PromptText {
+        parts,
+        roles: Vec::new(),
+        token_ids: ids,
+        chat: false,
+        add_special_tokens: true,
+        add_generation_prompt: true,
+    })
+}
+
+/// A JSON object body, or a 400.
+fn object(bytes: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenizeBody {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    prompt: Option<Prompt>,
+    #[serde(default)]
+    add_special_tokens: Option<bool>,
+    #[serde(default)]
+    add_generation_prompt: Option<bool>,
+    #[serde(default)]
+    return_token_strs: Option<bool>,
+}
+
+/// A `/tokenize` request (vLLM's): a completions `prompt` or chat `messages`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizeRequest {
+    /// The `model` field, when given.
+    pub model: Option<String>,
+    /// What to tokenize, with vLLM's defaults for `add_special_tokens` (true for a prompt,
+    /// false for messages) and `add_generation_prompt` (true).
+    pub prompt: PromptText,
+    /// `return_token_strs`: also answer each token's string.
+    pub return_token_strs: bool,
+}
+
+/// Parses a `/tokenize` body.
+pub fn parse_tokenize(bytes: &[u8]) -> Result<TokenizeRequest, ApiError> {
+    let body: TokenizeBody = serde_json::from_value(object(bytes)?)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let mut prompt = match (body.messages, body.prompt) {
+        (Some(messages), None) => chat_prompt(Some(messages))?,
+        (None, Some(Prompt::Text(text))) => completions_prompt(Some(Prompt::Text(text)))?,
+        (None, Some(_)) => return Err(ApiError::bad_param("prompt", "`prompt` must be a string")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either `prompt` (a string) or `messages`",
+            ))
+        }
+    };
+    if let Some(add) = body.add_special_tokens {
+        prompt.add_special_tokens = add;
+    }
+    if let Some(add) = body.add_generation_prompt {
+        prompt.add_generation_prompt = add;
+    }
+    Ok(TokenizeRequest {
+        model: body.model,
+        prompt,
+        return_token_strs: body.return_token_strs.unwrap_or(false),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct DetokenizeBody {
+    #[serde(default)]
+    model: Option<String>,
+    tokens: Vec<u32>,
+}
+
+/// Parses a `/detokenize` body: (model, token ids).
+pub fn parse_detokenize(bytes: &[u8]) -> Result<(Option<String>, Vec<u32>), ApiError> {
+    let body: DetokenizeBody = serde_json::from_value(object(bytes)?)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    Ok((body.model, body.tokens))
+}
+
 /// A validated generation request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateRequest {
@@ -94,12 +240,7 @@ pub struct GenerateRequest {
 
 /// Parses and checks a body for the chat (`chat` = true) or completions endpoint.
 pub fn parse(bytes: &[u8], chat: bool) -> Result<GenerateRequest, ApiError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
-    }
-    let body: Body = serde_json::from_value(value)
+    let body: Body = serde_json::from_value(object(bytes)?)
         .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
     if body.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad_param("n", "only n = 1 is supported"));
@@ -118,63 +259,9 @@ pub fn parse(bytes: &[u8], chat: bool) -> Result<GenerateRequest, ApiError> {
         })?,
     };
     let prompt = if chat {
-        let messages = body
-            .messages
-            .ok_or_else(|| ApiError::bad_param("messages", "missing field `messages`"))?;
-        if messages.is_empty() {
-            return Err(ApiError::bad_param(
-                "messages",
-                "`messages` must not be empty",
-            ));
-        }
-        let mut parts = Vec::with_capacity(messages.len());
-        let mut roles = Vec::with_capacity(messages.len());
-        for m in messages {
-            let text = match m.content {
-                None => String::new(),
-                Some(Content::Text(t)) => t,
-                Some(Content::Parts(ps)) => {
-                    let mut t = String::new();
-                    for p in ps {
-                        if p.kind != "text" {
-                            return Err(ApiError::bad_param(
-                                "messages",
-                                format!("content part type {:?} is not supported", p.kind),
-                            ));
-                        }
-                        t.push_str(p.text.as_deref().unwrap_or_default());
-                    }
-                    t
-                }
-            };
-            roles.push(m.role);
-            parts.push(text);
-        }
-        PromptText {
-            parts,
-            roles,
-            token_ids: None,
-            chat: true,
-        }
+        chat_prompt(body.messages)?
     } else {
-        let (parts, ids) = match body.prompt {
-            None => return Err(ApiError::bad_param("prompt", "missing field `prompt`")),
-            Some(Prompt::Text(t)) => (vec![t], None),
-            Some(Prompt::Texts(ts)) if ts.len() == 1 => (ts, None),
-            Some(Prompt::Texts(_)) => {
-                return Err(ApiError::bad_param(
-                    "prompt",
-                    "exactly one prompt per request is supported",
-                ))
-            }
-            Some(Prompt::Ids(ids)) => (Vec::new(), Some(ids.into_iter().map(u64::from).collect())),
-        };
-        PromptText {
-            parts,
-            roles: Vec::new(),
-            token_ids: ids,
-            chat: false,
-        }
+        completions_prompt(body.prompt)?
     };
     Ok(GenerateRequest {
         model: body.model,

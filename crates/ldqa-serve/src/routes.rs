@@ -216,13 +216,7 @@ async fn generate(
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let req = openai::parse(&body, chat)?;
     drop(body);
-    if req.model != state.model {
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("The model `{}` does not exist.", req.model),
-            param: Some("model"),
-        });
-    }
+    crate::tokenize::check_model(&state, Some(&req.model))?;
     let tokens = if state.counter.is_slow() {
         let counter = state.counter.clone();
         let prompt = req.prompt.clone();

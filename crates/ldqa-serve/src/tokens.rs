@@ -69,6 +69,42 @@ impl TokenCounter {
         out.extend(approx_tokens(text).map(|piece| fnv1a(piece.as_bytes(), FNV_OFFSET)));
     }
 
+    /// `tokens` as `/tokenize` answers them: the tokenizer's ids, or without one the
+    /// approximation's stand-ins cut to 31 bits (a valid integer everywhere; not a
+    /// vocabulary, so `/detokenize` cannot take them back).
+    pub fn public_ids(&self, tokens: &[u64]) -> Vec<u64> {
+        match self {
+            TokenCounter::Tokenizer(_) => tokens.to_vec(),
+            TokenCounter::Approx => tokens.iter().map(|t| t & 0x7fff_ffff).collect(),
+        }
+    }
+
+    /// Each token's string (`/tokenize`'s `token_strs`); `None` without a tokenizer.
+    pub fn token_strs(&self, tokens: &[u64]) -> Option<Vec<String>> {
+        let TokenCounter::Tokenizer(t) = self else {
+            return None;
+        };
+        let text = |id: u64| {
+            u32::try_from(id)
+                .ok()
+                .and_then(|id| t.id_to_token(id))
+                .unwrap_or_default()
+        };
+        Some(tokens.iter().map(|&id| text(id)).collect())
+    }
+
+    /// The text of `ids`, special tokens kept (`/detokenize`).
+    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        match self {
+            TokenCounter::Tokenizer(t) => t.decode(ids, false).map_err(|e| e.to_string()),
+            TokenCounter::Approx => Err(
+                "ldqa serve has no tokenizer to detokenize with: start it with --tokenizer \
+                 FILE or --model DIR"
+                    .into(),
+            ),
+        }
+    }
+
     /// Whether tokenizing is expensive enough to move off the async workers.
     pub fn is_slow(&self) -> bool {
         matches!(self, TokenCounter::Tokenizer(_))
@@ -100,6 +136,11 @@ pub struct PromptText {
     /// Prompt given as token ids (completions only).
     pub token_ids: Option<Vec<u64>>,
     pub chat: bool,
+    /// Add the tokenizer's special tokens (BOS) around the text: vLLM's
+    /// `add_special_tokens`, true for completions, false for chat (the template writes them).
+    pub add_special_tokens: bool,
+    /// End a chat prompt with the assistant's header (vLLM's `add_generation_prompt`).
+    pub add_generation_prompt: bool,
 }
 
 /// Names a stand-in token of a template known only by its counts.
@@ -117,7 +158,7 @@ impl PromptText {
         let mut out = Vec::new();
         if !self.chat {
             for part in &self.parts {
-                counter.tokens(part, true, &mut out);
+                counter.tokens(part, self.add_special_tokens, &mut out);
             }
             return Ok(out);
         }
@@ -130,9 +171,9 @@ impl PromptText {
                     .map(|(r, p)| (r.as_str(), p.as_str()))
                     .collect();
                 let text = template
-                    .render(&messages)
+                    .render(&messages, self.add_generation_prompt)
                     .map_err(|e| format!("the chat template failed: {e:#}"))?;
-                counter.tokens(&text, false, &mut out);
+                counter.tokens(&text, self.add_special_tokens, &mut out);
             }
             ChatFormat::Counted(template) => self.counted_chat(counter, template, &mut out),
         }
@@ -150,8 +191,10 @@ impl PromptText {
             }
             counter.tokens(part, false, out);
         }
-        let generation = template.added_tokens.saturating_sub(header);
-        out.extend((0..generation).map(|j| stand_in("assistant", j)));
+        if self.add_generation_prompt {
+            let generation = template.added_tokens.saturating_sub(header);
+            out.extend((0..generation).map(|j| stand_in("assistant", j)));
+        }
     }
 }
 
@@ -167,6 +210,8 @@ mod tests {
             roles: messages.iter().map(|m| m.0.to_string()).collect(),
             token_ids: None,
             chat: true,
+            add_special_tokens: false,
+            add_generation_prompt: true,
         }
     }
 
@@ -186,6 +231,7 @@ mod tests {
         assert_eq!(common_prefix(&a, &b), 29);
         let mut text = chat(&[("user", "0 hi hi")]);
         text.chat = false;
+        text.add_special_tokens = true;
         text.roles.clear();
         assert_eq!(text.tokens(&TokenCounter::Approx, &L3).unwrap().len(), 3);
     }
@@ -227,6 +273,8 @@ mod tests {
             roles: vec![],
             token_ids: Some(vec![5, 6, 7]),
             chat: false,
+            add_special_tokens: true,
+            add_generation_prompt: true,
         };
         assert_eq!(ids.tokens(&TokenCounter::Approx, &L3).unwrap(), [5, 6, 7]);
     }

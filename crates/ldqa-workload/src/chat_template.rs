@@ -50,14 +50,19 @@ impl ChatTemplate {
         };
         // Refuse at load what cannot render, not on every request.
         template
-            .render(&[("user", MARKER)])
+            .render(&[("user", MARKER)], true)
             .map_err(|e| err(format!("rendering it: {e:#}")))?;
         Ok(template)
     }
 
-    /// The text of `messages` (`(role, content)`), with the generation prompt: what vLLM
-    /// tokenizes (without adding special tokens; the template writes them).
-    pub fn render(&self, messages: &[(&str, &str)]) -> Result<String, minijinja::Error> {
+    /// The text of `messages` (`(role, content)`), with the generation prompt when
+    /// `add_generation_prompt`: what vLLM tokenizes (without adding special tokens; the
+    /// template writes them).
+    pub fn render(
+        &self,
+        messages: &[(&str, &str)],
+        add_generation_prompt: bool,
+    ) -> Result<String, minijinja::Error> {
         let mut env = minijinja::Environment::new();
         env.add_function("raise_exception", |msg: String| -> Result<String, _> {
             Err(minijinja::Error::new(
@@ -72,7 +77,7 @@ impl ChatTemplate {
             .collect();
         env.get_template("chat")?.render(minijinja::context! {
             messages => messages,
-            add_generation_prompt => true,
+            add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         })
@@ -92,7 +97,7 @@ fn measure(template: &ChatTemplate, dir: &Path) -> Result<PromptTemplate, Worklo
         message,
     };
     let rendered = template
-        .render(&[("user", MARKER)])
+        .render(&[("user", MARKER)], true)
         .map_err(|e| err(format!("rendering it: {e:#}")))?;
     let (before, after) = rendered
         .split_once(MARKER)
@@ -186,13 +191,14 @@ mod tests {
             eos_token: String::new(),
         };
         assert_eq!(
-            t.render(&[("user", MARKER)]).unwrap(),
+            t.render(&[("user", MARKER)], true).unwrap(),
             format!("<s>[user]{MARKER}[assistant]")
         );
         assert_eq!(
-            t.render(&[("system", "be brief"), ("user", " hi ")])
+            t.render(&[("system", "be brief"), ("user", " hi ")], true)
                 .unwrap(),
             "<s>[system]be brief[user]hi[assistant]"
         );
+        assert_eq!(t.render(&[("user", "x")], false).unwrap(), "<s>[user]x");
     }
 }

@@ -865,3 +865,54 @@ fn shared_prefixes_hit_alike_on_vllm_and_ldqa_serve() {
     let hits = real.iter().filter(|(_, cached)| *cached > 0).count();
     assert!(hits >= 6, "{real:?}");
 }
+
+/// `/tokenize` and `/detokenize` answer as vLLM's do, given the server's model folder.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn tokenize_and_detokenize_answer_as_vllm() {
+    let s = server();
+    let flags = s.deployment_flags();
+    let mut args = vec!["--served-model-name", s.model.as_str()];
+    args.extend(flags.iter().map(String::as_str));
+    let serve = common::start_serve(&args);
+    let served = format!("127.0.0.1:{}", serve.port);
+    let real = s.root();
+    let real = real.trim_start_matches("http://");
+    let bodies = [
+        (
+            "/tokenize",
+            serde_json::json!({"model": s.model, "prompt": "Hello world 12345", "return_token_strs": true}),
+        ),
+        (
+            "/tokenize",
+            serde_json::json!({"prompt": "x y", "add_special_tokens": false}),
+        ),
+        (
+            "/tokenize",
+            serde_json::json!({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]}),
+        ),
+        (
+            "/tokenize",
+            serde_json::json!({"messages": [{"role": "user", "content": "Hello"}], "add_generation_prompt": false}),
+        ),
+        (
+            "/detokenize",
+            serde_json::json!({"model": s.model, "tokens": [128000, 9906, 1917]}),
+        ),
+    ];
+    for (path, body) in bodies {
+        let ask = |host: &str| {
+            let (status, text) = common::http_with_body("POST", host, path, &body.to_string());
+            assert_eq!(status, 200, "{host}{path} {body}: {text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        };
+        assert_eq!(ask(real), ask(&served), "{path} {body}");
+    }
+    let (status, _) = common::http_with_body(
+        "POST",
+        &served,
+        "/tokenize",
+        &serde_json::json!({"model": "nope", "prompt": "x"}).to_string(),
+    );
+    assert_eq!(status, 404);
+}

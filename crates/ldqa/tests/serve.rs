@@ -374,3 +374,27 @@ fn shared_prefixes_hit_block_by_block() {
     assert_eq!(turn2_tokens, turn1_tokens + 4 + 5 + 3 + 5);
     assert_eq!(cached, whole_blocks(turn1_tokens));
 }
+
+/// Without a tokenizer, `/tokenize` counts as generation does (the approximation) and
+/// `/detokenize` says it needs one.
+#[test]
+fn tokenize_counts_as_generation_does() {
+    let server = start_serve(&[]);
+    let host = format!("127.0.0.1:{}", server.port);
+    let messages = serde_json::json!([{"role": "user", "content": "0 hi hi hi"}]);
+    let (prompt_tokens, _) = chat_usage(&server, messages.clone());
+    let body = serde_json::json!({"model": server.model, "messages": messages});
+    let (status, text) = common::http_with_body("POST", &host, "/tokenize", &body.to_string());
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["count"], prompt_tokens);
+    assert_eq!(v["tokens"].as_array().unwrap().len() as u64, prompt_tokens);
+    let (status, text) = common::http_with_body(
+        "POST",
+        &host,
+        "/detokenize",
+        &serde_json::json!({"tokens": [1, 2]}).to_string(),
+    );
+    assert_eq!(status, 400);
+    assert!(text.contains("--tokenizer"), "{text}");
+}
