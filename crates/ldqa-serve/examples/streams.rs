@@ -106,9 +106,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let addr = listener.local_addr()?;
         let (app, handles) = ldqa_serve::router_with_handles(config)?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ldqa_serve::serve_router(listener, app, async move {
-            let _ = rx.await;
-        }));
+        tokio::spawn(ldqa_serve::serve_router(
+            listener,
+            app,
+            std::time::Duration::from_secs(30),
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Ok::<_, Box<dyn std::error::Error>>((addr, handles, tx))
     })?;
 

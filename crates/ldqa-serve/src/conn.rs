@@ -7,6 +7,11 @@
 //! and write on the socket fails; hyper then gives up on the connection, before the
 //! response head is written, and the socket is closed. The client has sent its whole
 //! request and sees the connection close with no response at all.
+//!
+//! [`serve`] is the accept loop: axum's own (`axum::serve`) gives hyper no timer, so a
+//! client that trickles its header lines keeps a connection open forever (reliability
+//! review B10). Here each connection is served by hyper's HTTP/1 server with a timer and
+//! a header-read deadline.
 
 use std::io;
 use std::pin::Pin;
@@ -14,10 +19,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::future::Future;
+use std::time::Duration;
+
 use axum::extract::connect_info::Connected;
+use axum::extract::ConnectInfo;
 use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
 
 /// Closes one connection from inside a handler.
 #[derive(Debug, Clone, Default)]
@@ -129,4 +143,58 @@ impl Connected<IncomingStream<'_, FaultListener>> for KillSwitch {
     fn connect_info(stream: IncomingStream<'_, FaultListener>) -> Self {
         stream.io().kill.clone()
     }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then asks every open connection
+/// to finish its request in flight and close, and returns when all have. A connection
+/// that has not sent a whole request head within `header_read_timeout` of the server
+/// starting to wait for it (an idle keep-alive connection too, as hyper counts it) is
+/// closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut listener = FaultListener(listener);
+    // `stop`: flips to true at shutdown. `open`: every connection holds a receiver; the
+    // sender's `closed()` resolves once they are all gone.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (open_tx, open_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            (io, _addr) = listener.accept() => io,
+            () = &mut shutdown => break,
+        };
+        let kill = io.kill.clone();
+        let service = app.clone().map_request(move |req: axum::http::Request<_>| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut().insert(ConnectInfo(kill.clone()));
+            req
+        });
+        let service = TowerToHyperService::new(service);
+        let (mut stop, open) = (stop_rx.clone(), open_rx.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(io), service);
+            let mut conn = std::pin::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = stop.wait_for(|&s| s), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(open);
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(open_rx);
+    open_tx.closed().await;
 }

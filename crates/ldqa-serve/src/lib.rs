@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub faults: Option<faults::FaultConfig>,
     /// The vLLM release simulated, which `/version` reports.
     pub vllm_version: String,
+    /// A connection that has not sent a whole request head this long after the server
+    /// began waiting for it is closed (hyper's default, 30 s; it also ends idle
+    /// keep-alive connections, which vLLM's server does after 5 s).
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -123,6 +127,7 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             faults: None,
             vllm_version: "0.10.1".into(),
+            header_read_timeout: std::time::Duration::from_secs(30),
         }
     }
 
@@ -224,23 +229,20 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let header_read_timeout = config.header_read_timeout;
     let app = router(config)?;
-    serve_router(listener, app, shutdown).await
+    serve_router(listener, app, header_read_timeout, shutdown).await
 }
 
 /// [`serve`] for an already built router. Connections are [`conn::FaultIo`]s, with
-/// their [`conn::KillSwitch`] as connect info (the `drop` fault uses it).
+/// their [`conn::KillSwitch`] as connect info (the `drop` fault uses it); a connection
+/// that takes longer than `header_read_timeout` to send a request head is closed.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
+    header_read_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let listener = conn::FaultListener(listener);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<conn::KillSwitch>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    conn::serve(listener, app, header_read_timeout, shutdown).await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! `openai` Python package streaming from it (ignored by a plain `cargo test`;
 //! `scripts/test` installs the package and runs it; without it, that test fails).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -397,4 +397,38 @@ fn tokenize_counts_as_generation_does() {
     );
     assert_eq!(status, 400);
     assert!(text.contains("--tokenizer"), "{text}");
+}
+
+/// A client that trickles header lines is cut off at the header deadline (reliability
+/// review B10: the connection stayed open for as long as it kept trickling).
+#[test]
+fn a_trickling_client_is_closed_at_the_header_deadline() {
+    let server = start_serve(&["--header-timeout", "1"]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    write!(s, "GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut closed_after = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        // One more header line every 200 ms: never the blank line that ends the head.
+        if write!(s, "X-Trickle: {}\r\n", started.elapsed().as_millis()).is_err() {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // End of stream, a reset, or whatever the server says as it gives up.
+            _ => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let after = closed_after.expect("still open after 10 s of trickled headers");
+    assert!(after >= Duration::from_millis(800), "closed after {after:?}");
+    // A well-behaved client is still served.
+    let (status, _) = get(server.port, "/health");
+    assert_eq!(status, 200);
 }

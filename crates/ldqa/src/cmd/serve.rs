@@ -74,6 +74,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub drain_timeout: f64,
 
+    /// Close a connection that has not sent a whole request head this long after the
+    /// server began waiting for it (a client trickling its headers, or an idle keep-alive
+    /// connection; vLLM's server closes idle ones after 5 s).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub header_timeout: f64,
+
     /// Count prompt tokens with this tokenizer.json (default: the word-based count
     /// `ldqa predict` uses for `ldqa run`'s documents).
     #[arg(long, value_name = "FILE")]
@@ -168,6 +174,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let drain = Duration::from_secs_f64(args.drain_timeout);
+    if !(args.header_timeout.is_finite()
+        && args.header_timeout > 0.0
+        && args.header_timeout <= 86_400.0)
+    {
+        anyhow::bail!(
+            "--header-timeout must be a number of seconds above 0 (at most a day), not {}",
+            args.header_timeout
+        );
+    }
     let faults = args.fault_config()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let scenario = resolved.single()?.clone();
@@ -183,6 +198,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     config.api_key = args.api_key.clone();
     config.vllm_version = args.engine.deployment.vllm_version.clone();
     config.time_scale = args.time_scale;
+    config.header_read_timeout = Duration::from_secs_f64(args.header_timeout);
     let fault_note = faults.as_ref().map_or(String::new(), |f| {
         let kinds: Vec<_> = f.kinds.iter().map(|k| k.as_str()).collect();
         format!(
