@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::metrics::Metrics;
+use crate::metrics::{FinishedTimes, Metrics};
 
 /// What a request's stream receives.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +95,11 @@ struct Live {
     events: mpsc::UnboundedSender<StreamEvent>,
     received: Instant,
     prompt_tokens: u64,
+    /// When it reached the engine (after the front end).
+    queued: SimTime,
+    /// Its first and latest tokens so far (virtual time).
+    first_token: Option<SimTime>,
+    last_token: Option<SimTime>,
 }
 
 pub(crate) struct Driver {
@@ -167,6 +172,9 @@ impl Driver {
                                 events,
                                 received,
                                 prompt_tokens,
+                                queued: at,
+                                first_token: None,
+                                last_token: None,
                             },
                         );
                     }
@@ -214,33 +222,53 @@ impl Driver {
         self.publish();
     }
 
-    /// Sends the buffered engine events to their requests' streams.
+    /// Sends the buffered engine events to their requests' streams, and records their
+    /// times in the metrics.
     fn forward_events(&mut self) {
         for ev in std::mem::take(&mut self.events) {
-            let Some(live) = self.live.get(&ev.req) else {
+            let Some(live) = self.live.get_mut(&ev.req) else {
                 continue;
             };
+            let wall = |t: SimTime| self.clock.wall_at(t);
             let msg = match ev.kind {
                 EventKind::Token { index } => {
                     if index == 0 {
-                        let ttft = self
-                            .clock
-                            .wall_at(ev.at)
-                            .saturating_duration_since(live.received);
+                        let ttft = wall(ev.at).saturating_duration_since(live.received);
                         self.metrics.first_token(ttft, live.prompt_tokens);
+                        live.first_token = Some(ev.at);
+                    } else if let Some(last) = live.last_token {
+                        self.metrics
+                            .inter_token(wall(ev.at).saturating_duration_since(wall(last)));
                     }
+                    live.last_token = Some(ev.at);
                     StreamEvent::Token {
                         index,
-                        due: self.clock.wall_at(ev.at),
+                        due: wall(ev.at),
                     }
                 }
                 EventKind::Finished {
                     prefix,
                     output_tokens,
-                } => StreamEvent::Finished {
-                    prefix,
-                    output_tokens,
-                },
+                    scheduled_at,
+                } => {
+                    let first = live.first_token.unwrap_or(ev.at);
+                    let last = live.last_token.unwrap_or(ev.at);
+                    let between =
+                        |a: SimTime, b: SimTime| wall(b).saturating_duration_since(wall(a));
+                    self.metrics.finished(&FinishedTimes {
+                        e2e: wall(ev.at).saturating_duration_since(live.received),
+                        queue: between(live.queued, scheduled_at),
+                        prefill: between(scheduled_at, first),
+                        decode: between(first, last),
+                        inference: between(scheduled_at, last),
+                        prompt_tokens: live.prompt_tokens,
+                        output_tokens,
+                    });
+                    StreamEvent::Finished {
+                        prefix,
+                        output_tokens,
+                    }
+                }
                 EventKind::Rejected => StreamEvent::Rejected,
                 EventKind::Aborted => StreamEvent::Aborted,
             };

@@ -168,7 +168,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
     };
     let kv_capacity_tokens =
         u64::from(config.engine.gpu_blocks()) * u64::from(config.engine.block_size_tokens);
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(config.engine.max_model_len_tokens));
     let (tx, rx) = std::sync::mpsc::channel();
     let clock = driver::Clock::new(std::time::Instant::now(), config.time_scale);
     let frontend = Frontend::from_efficiencies(&config.efficiencies);

@@ -63,6 +63,8 @@ pub(crate) struct ReqState {
     pub saved_chunks: u64,
     pub blocks: Vec<u32>,
     pub prefix: Option<PrefixSource>,
+    /// Start of the step that first scheduled it.
+    pub first_scheduled: Option<SimTime>,
 }
 
 impl ReqState {
@@ -85,7 +87,7 @@ pub struct Engine {
     pending: BinaryHeap<Reverse<(SimTime, u64, u32)>>,
     pub(crate) waiting: VecDeque<u32>,
     pub(crate) running: Vec<u32>,
-    now: SimTime,
+    pub(crate) now: SimTime,
     pub(crate) free_at: SimTime,
     in_flight_end: Option<SimTime>,
     pub(crate) step_events: Vec<Event>,
@@ -199,6 +201,7 @@ impl Engine {
             saved_chunks: 0,
             blocks: Vec::new(),
             prefix: None,
+            first_scheduled: None,
         });
         self.pending.push(Reverse((at, seq, slot)));
         Ok(id)

@@ -46,6 +46,8 @@ pub enum EventKind {
         prefix: PrefixSource,
         /// Tokens generated.
         output_tokens: u32,
+        /// Start of the step that first scheduled it (the end of its queue time).
+        scheduled_at: SimTime,
     },
     /// The request was aborted by the caller; its blocks were freed.
     Aborted,

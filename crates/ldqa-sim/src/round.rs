@@ -230,6 +230,7 @@ pub fn run_round(
                 EventKind::Finished {
                     prefix,
                     output_tokens,
+                    ..
                 } => {
                     rec.usage = Some(Usage {
                         prompt_tokens: Some(requests[f.index].request.prompt_tokens),

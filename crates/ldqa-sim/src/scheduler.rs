@@ -133,6 +133,7 @@ impl Engine {
             });
             if st.num_output >= st.req.max_output_tokens {
                 let prefix = st.prefix.unwrap_or_default();
+                let scheduled_at = st.first_scheduled.unwrap_or(end);
                 let output_tokens = st.num_output;
                 let blocks = std::mem::take(&mut st.blocks);
                 self.pool.free_request(&blocks);
@@ -145,6 +146,7 @@ impl Engine {
                     kind: EventKind::Finished {
                         prefix,
                         output_tokens,
+                        scheduled_at,
                     },
                 });
             }
@@ -232,6 +234,7 @@ impl Engine {
         st.status = Status::Running;
         st.saved_chunks = st.saved_chunks.max(cpu_hit / chunk);
         if st.prefix.is_none() {
+            st.first_scheduled = Some(self.now);
             st.prefix = Some(PrefixSource {
                 gpu_hit_tokens: gpu_hit,
                 cpu_hit_tokens: ext,
@@ -330,6 +333,7 @@ mod tests {
             EventKind::Finished {
                 prefix,
                 output_tokens,
+                ..
             } => {
                 assert_eq!(output_tokens, 3);
                 prefix

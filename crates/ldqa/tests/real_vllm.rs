@@ -916,3 +916,91 @@ fn tokenize_and_detokenize_answer_as_vllm() {
     );
     assert_eq!(status, 404);
 }
+
+/// `/metrics` as `name{labels}` → value, the `le` and `finished_reason` labels kept in the
+/// key (`name|le=…` / `name|finished_reason=…`), others dropped.
+fn metric_samples(host: &str) -> std::collections::BTreeMap<String, f64> {
+    let (status, text) = common::http("GET", host, "/metrics");
+    assert_eq!(status, 200);
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let mut key = name.to_string();
+        for label in labels.trim_end_matches('}').split(',') {
+            if let Some(v) = label
+                .strip_prefix("le=")
+                .or_else(|| label.strip_prefix("finished_reason="))
+            {
+                let v = v.trim_matches('"');
+                // vLLM writes 1.0 where ldqa writes 1: compare numbers as numbers.
+                let v = v.parse::<f64>().map_or(v.to_string(), |n| n.to_string());
+                key = format!("{key}|{v}");
+            }
+        }
+        if let Ok(v) = value.parse::<f64>() {
+            out.insert(key, v);
+        }
+    }
+    out
+}
+
+/// The vLLM series dashboards and inference-perf read are on `ldqa serve` with vLLM's
+/// names, buckets and `finished_reason` labels, and count the same requests.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn metrics_series_have_vllms_names_buckets_and_counts() {
+    let s = server();
+    let _one = exclusive();
+    let flags = s.deployment_flags();
+    let mut args = vec!["--served-model-name", s.model.as_str()];
+    args.extend(flags.iter().map(String::as_str));
+    let serve = common::start_serve(&args);
+    let served = format!("127.0.0.1:{}", serve.port);
+    let real = s.root().trim_start_matches("http://").to_string();
+    let requests = shared_prefix_requests(&s.model);
+    let deltas = |host: &str, root: &str| {
+        let before = metric_samples(host);
+        for (path, body) in &requests {
+            post_usage(root, path, body);
+        }
+        let after = metric_samples(host);
+        (before, after)
+    };
+    let (real_before, real_after) = deltas(&real, &s.root());
+    let (_, served_after) = deltas(&served, &format!("http://{served}"));
+    let n = requests.len() as f64;
+    for name in [
+        "vllm:time_to_first_token_seconds",
+        "vllm:inter_token_latency_seconds",
+        "vllm:request_time_per_output_token_seconds",
+        "vllm:e2e_request_latency_seconds",
+        "vllm:request_queue_time_seconds",
+        "vllm:request_inference_time_seconds",
+        "vllm:request_prefill_time_seconds",
+        "vllm:request_decode_time_seconds",
+        "vllm:request_prompt_tokens",
+        "vllm:request_generation_tokens",
+    ] {
+        let bounds = |m: &std::collections::BTreeMap<String, f64>| -> Vec<String> {
+            let prefix = format!("{name}_bucket|");
+            m.keys()
+                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+                .collect()
+        };
+        assert_eq!(bounds(&real_after), bounds(&served_after), "{name} buckets");
+        let count = format!("{name}_count");
+        let real_count = real_after[&count] - real_before.get(&count).copied().unwrap_or(0.0);
+        assert_eq!(real_count, served_after[&count], "{name}_count");
+        if !name.contains("inter_token") && !name.contains("per_output") {
+            assert_eq!(served_after[&count], n, "{name}_count");
+        }
+    }
+    for reason in ["stop", "length", "abort", "error", "repetition"] {
+        let key = format!("vllm:request_success_total|{reason}");
+        let real_delta = real_after[&key] - real_before[&key];
+        assert_eq!(real_delta, served_after[&key], "{key}");
+    }
+}

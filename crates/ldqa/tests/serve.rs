@@ -427,7 +427,10 @@ fn a_trickling_client_is_closed_at_the_header_deadline() {
         }
     }
     let after = closed_after.expect("still open after 10 s of trickled headers");
-    assert!(after >= Duration::from_millis(800), "closed after {after:?}");
+    assert!(
+        after >= Duration::from_millis(800),
+        "closed after {after:?}"
+    );
     // A well-behaved client is still served.
     let (status, _) = get(server.port, "/health");
     assert_eq!(status, 200);
