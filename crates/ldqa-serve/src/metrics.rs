@@ -6,7 +6,8 @@
 //! prometheus_client) `vllm:prefix_cache_queries_total`, `vllm:prefix_cache_hits_total`,
 //! `vllm:prompt_tokens_total`, `vllm:generation_tokens_total`, `vllm:num_preemptions_total`;
 //! `vllm:request_success_total{finished_reason}` (`length` for every finished request: the
-//! simulated model never stops early; `abort` for a client gone); histograms, with vLLM
+//! simulated model never stops early; a request whose client went away is not counted,
+//! as in vLLM, but in `ldqa:aborted_requests_total`); histograms, with vLLM
 //! 0.32's buckets, `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds`,
 //! `vllm:request_time_per_output_token_seconds`, `vllm:e2e_request_latency_seconds` (from
 //! the request's arrival), `vllm:request_queue_time_seconds` (engine arrival to first
@@ -365,11 +366,10 @@ impl Metrics {
             out,
             "# HELP {name} Count of successfully processed requests.\n# TYPE {name} counter"
         );
-        let aborted = self.aborted.load(Ordering::Relaxed);
         let reasons = [
             ("stop", 0),
             ("length", s.finished),
-            ("abort", aborted),
+            ("abort", 0),
             ("error", 0),
             ("repetition", 0),
         ];
