@@ -359,8 +359,6 @@ fn ctrl_c_keeps_what_was_measured() {
 struct Experiment {
     name: &'static str,
     flags: &'static [&'static str],
-    /// Requests known to differ, and why (docs/simulator.md); 0 for all but one.
-    known_to_differ: usize,
 }
 
 /// Working sets that fit the server's 160 usable blocks of 128 tokens, that just overflow
@@ -378,7 +376,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "1",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "fits, random, 2 in flight",
@@ -390,7 +387,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "2",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "fits, interleave, 4 in flight",
@@ -402,7 +398,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "4",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "just overflows, tile, 1 in flight",
@@ -414,7 +409,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "1",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "just overflows, random, 2 in flight",
@@ -426,7 +420,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "2",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "overflows by far, tile, 2 in flight",
@@ -438,7 +431,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "2",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "overflows by far, interleave, 4 in flight",
@@ -450,7 +442,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "4",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "hit:miss 1:1, random, 2 in flight",
@@ -462,7 +453,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "2",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "hit:miss 3:1, tile, 4 in flight",
@@ -476,7 +466,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "4",
         ],
-        known_to_differ: 0,
     },
     Experiment {
         name: "long prompts: 4 × 6,000 tokens, 4 in flight, waiting for room",
@@ -490,12 +479,6 @@ const EXPERIMENTS: &[Experiment] = &[
             "--max-inflight-requests",
             "4",
         ],
-        // The three query requests after the first hit one 128-token block fewer on the
-        // real engine (20 blocks of 46, not 21): one more block of the first document
-        // was evicted during the warmup. The block accounting of every other experiment
-        // is exact; the order of frees and allocations while three 6,000-token prompts
-        // are prefilled in 2,048-token chunks is the suspect, not yet found.
-        known_to_differ: 3,
     },
 ];
 
@@ -508,6 +491,29 @@ const BASE: &[&str] = &[
     "--repeat-count",
     "2",
 ];
+
+/// A profile of this server's step costs (`ldqa calibrate` with its defaults, about 20 s),
+/// measured once per test process. The cache experiments need it: which requests are
+/// admitted together depends on when each reaches the engine relative to the steps
+/// (the front end and the step times), so a prediction on another machine's timings can
+/// evict differently (docs/simulator.md).
+fn timing_profile(s: &Server) -> &'static Path {
+    static PROFILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PROFILE.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-vllm-profile.json");
+        s.reset_prefix_cache();
+        let out = ldqa()
+            .args(["calibrate", "--base-url", &s.url, "--model", &s.model])
+            .args(["--tokenizer", &s.model_dir])
+            .args(["--max-num-batched-tokens", "2048", "--output"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "calibrate: {stdout}\n{stderr}");
+        path
+    })
+}
 
 /// `(round, prompt_id) → cached tokens`, for the warmup and query rounds.
 fn cached_by_request(result: &Value) -> Vec<(String, u64, u64)> {
@@ -533,6 +539,7 @@ fn cached_by_request(result: &Value) -> Vec<(String, u64, u64)> {
 fn cached_tokens_equal_the_simulators_request_by_request() {
     let s = server();
     let _one = exclusive();
+    let profile = timing_profile(&s);
     let mut table = String::from(
         "| experiment | requests | cached tokens, vLLM | cached tokens, predicted | requests that differ |\n|---|---:|---:|---:|---:|\n",
     );
@@ -554,6 +561,8 @@ fn cached_tokens_equal_the_simulators_request_by_request() {
             .arg("predict")
             .args(s.deployment_flags())
             .args(&flags)
+            .arg("--profile")
+            .arg(profile)
             .arg("--output-dir")
             .arg(&predicted_dir)
             .arg("--save-result")
@@ -578,12 +587,11 @@ fn cached_tokens_equal_the_simulators_request_by_request() {
             total(&b),
             differ.len()
         ));
-        if differ.len() != e.known_to_differ {
+        if !differ.is_empty() {
             failures.push(format!(
-                "{}: {} requests differ, {} known: (round, prompt, cached) real vs predicted: {differ:?}",
+                "{}: {} requests differ: (round, prompt, cached) real vs predicted: {differ:?}",
                 e.name,
                 differ.len(),
-                e.known_to_differ
             ));
         }
     }
