@@ -31,6 +31,9 @@ pub struct ClientConfig {
     pub eos_token_id: Option<u32>,
     /// Whole-request limit; `None` waits forever (upstream's behaviour).
     pub request_timeout: Option<Duration>,
+    /// Longest silence of a response stream, once its head has arrived, before the
+    /// request fails as timed out; `None` waits forever.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -43,6 +46,7 @@ impl ClientConfig {
             output_len,
             eos_token_id: None,
             request_timeout: None,
+            stall_timeout: None,
         }
     }
 }
@@ -282,7 +286,7 @@ impl Client {
         let outcome = read_response(
             status,
             &mut chunks,
-            self.config.api,
+            (self.config.api, self.config.stall_timeout),
             round_start,
             record,
             text,
@@ -398,7 +402,7 @@ impl Slot<'_> {
                 ));
             }
         };
-        let api = self.client.config.api;
+        let api = (self.client.config.api, self.client.config.stall_timeout);
         let conn = self
             .conn
             .as_mut()
@@ -503,10 +507,12 @@ fn unusual_headers(headers: &hyper::HeaderMap) -> Option<String> {
 }
 
 /// Reads a response: an error body for a failed status, else the SSE stream, timed.
+/// `(api, stall_timeout)`: how to read the events, and the longest silence allowed
+/// between chunks (none: wait forever).
 async fn read_response(
     status: u16,
     chunks: &mut (impl Stream<Item = Result<Bytes, String>> + Unpin),
-    api: Api,
+    (api, stall): (Api, Option<Duration>),
     round_start: Instant,
     record: &mut RequestRecord,
     text: Option<&mut String>,
@@ -528,8 +534,29 @@ async fn read_response(
         return Err(failure);
     }
     let mut state = StreamState::new(api, text);
-    while let Some(chunk) = chunks.next().await {
-        let now_ns = ns_since(round_start, Instant::now());
+    // One timer for the whole stream, pushed back at each chunk (not one per chunk).
+    let mut watchdog = std::pin::pin!(tokio::time::sleep(stall.unwrap_or(Duration::MAX / 4)));
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            chunk = chunks.next() => chunk,
+            () = &mut watchdog, if stall.is_some() => {
+                let limit = stall.unwrap_or_default().as_secs_f64();
+                state.fail(Failure::new(
+                    FailureKind::Timeout,
+                    format!("the stream sent nothing for {limit:.0} s (--stall-timeout; 0 waits forever)"),
+                ));
+                break;
+            }
+        };
+        let Some(chunk) = chunk else {
+            break;
+        };
+        let now = Instant::now();
+        if let Some(limit) = stall {
+            watchdog.as_mut().reset(now + limit);
+        }
+        let now_ns = ns_since(round_start, now);
         match chunk {
             Ok(bytes) => state.feed(&bytes, now_ns),
             Err(e) => state.fail(Failure::new(FailureKind::TruncatedStream, e)),

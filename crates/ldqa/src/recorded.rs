@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub eos_token_id: Option<u32>,
     /// Whole-request limit, seconds.
     pub request_timeout_s: Option<f64>,
+    /// Longest silence of a stream, seconds (`None`: none).
+    pub stall_timeout_s: Option<f64>,
     /// Where server metrics were read.
     pub metrics_url: Option<String>,
 }

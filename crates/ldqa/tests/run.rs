@@ -590,3 +590,41 @@ async fn progress_lines_on_a_non_terminal() {
         assert!(err.contains(line), "{line:?} missing from:\n{err}");
     }
 }
+
+/// Reliability review A19: a server that stops sending mid-stream no longer hangs the run:
+/// after `--stall-timeout` seconds of silence the request fails as timed out, and the run
+/// goes on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_fails_after_the_stall_timeout() {
+    let server = server_stalling_after_seven().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    small_workload(&mut cmd, &server, dir.path(), 1);
+    cmd.args(["--stall-timeout", "0.3"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("the run ended")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "every query request stalled: {stderr}"
+    );
+    let log = ldqa_report::read_record_log(&dir.path().join("records.jsonl")).unwrap();
+    let stalled: Vec<_> = log
+        .entries
+        .iter()
+        .filter_map(|e| e.record.failure.as_ref())
+        .collect();
+    assert!(!stalled.is_empty(), "{stderr}");
+    for f in stalled {
+        assert_eq!(f.kind, ldqa_model::FailureKind::Timeout, "{f:?}");
+        assert!(f.message.contains("--stall-timeout"), "{f:?}");
+    }
+}

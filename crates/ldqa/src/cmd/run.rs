@@ -29,6 +29,8 @@ pub struct RunPlan {
     pub endpoint: Endpoint,
     pub metrics_url: Option<String>,
     pub request_timeout: Option<Duration>,
+    /// `None`: `--stall-timeout 0`, wait forever.
+    pub stall_timeout: Option<Duration>,
     pub sleep_after_warmup: Duration,
 }
 
@@ -41,6 +43,8 @@ impl RunPlan {
             .request_timeout
             .map(|s| seconds("--request-timeout", s, false))
             .transpose()?;
+        let stall_timeout =
+            Some(seconds("--stall-timeout", args.stall_timeout, true)?).filter(|d| !d.is_zero());
         let api_key = args.api_key.clone().filter(|k| !k.is_empty());
         let endpoint = match &args.base_url {
             Some(url) => Endpoint::new(url, api_key).context("--base-url")?,
@@ -66,6 +70,7 @@ impl RunPlan {
             endpoint,
             metrics_url,
             request_timeout,
+            stall_timeout,
             sleep_after_warmup,
         })
     }
@@ -194,6 +199,7 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
     );
     config.eos_token_id = args.workload.eos_token_id;
     config.request_timeout = plan.request_timeout;
+    config.stall_timeout = plan.stall_timeout;
     eprintln!("Using base URL: {}", plan.endpoint.base());
     let listed = Client::new(config.clone())?.server_models().await;
     let mut warnings = Vec::new();
@@ -286,6 +292,7 @@ fn run_config(plan: &RunPlan, model: &str) -> RunConfig {
         workload: WorkloadRecord::new(&a.workload, &plan.workload),
         eos_token_id: a.workload.eos_token_id,
         request_timeout_s: a.request_timeout,
+        stall_timeout_s: (a.stall_timeout > 0.0).then_some(a.stall_timeout),
         metrics_url: plan.metrics_url.clone(),
     }
 }

@@ -53,6 +53,17 @@ pub struct RunArgs {
     )]
     pub request_timeout: Option<f64>,
 
+    /// Fail a request whose stream has sent nothing for this many seconds once the
+    /// server has answered (a stalled server); 0 waits forever, like upstream.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600.0,
+        allow_negative_numbers = true,
+        help_heading = "Server"
+    )]
+    pub stall_timeout: f64,
+
     /// Prometheus endpoint read around each round (default: /metrics beside the API).
     #[arg(long, value_name = "URL", help_heading = "Server")]
     pub metrics_url: Option<String>,
