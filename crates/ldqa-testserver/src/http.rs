@@ -241,6 +241,11 @@ enum Outcome {
 async fn write_reply(socket: &mut TcpStream, reply: Reply, state: &State, slot: usize) -> Outcome {
     let result = match reply {
         Reply::DropConnection => return Outcome::Close,
+        Reply::Wire(bytes) => {
+            let _ = socket.write_all(&bytes).await;
+            let _ = socket.flush().await;
+            return Outcome::Close;
+        }
         Reply::Json(status, body) => {
             write_full(
                 socket,

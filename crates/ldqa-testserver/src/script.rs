@@ -48,6 +48,9 @@ pub enum Reply {
     Stream(Vec<Step>),
     /// Close the connection before writing anything.
     DropConnection,
+    /// These bytes as they are (status line, headers, body: broken framing, HTTP/1.0, a
+    /// compressed body), then the connection closes.
+    Wire(Vec<u8>),
 }
 
 /// One step of a streamed reply.
