@@ -25,6 +25,7 @@ impl Engine {
         reason = "four numbered phases of vLLM's scheduler, commented in order; split per phase when it next changes"
     )]
     pub(crate) fn start_step(&mut self, s: crate::SimTime) -> u64 {
+        self.step_start = s;
         let bs = u64::from(self.config.block_size_tokens);
         let mut budget = u64::from(self.config.max_num_batched_tokens);
         let mut work = StepWork::default();
@@ -234,7 +235,7 @@ impl Engine {
         st.status = Status::Running;
         st.saved_chunks = st.saved_chunks.max(cpu_hit / chunk);
         if st.prefix.is_none() {
-            st.first_scheduled = Some(self.now);
+            st.first_scheduled = Some(self.step_start);
             st.prefix = Some(PrefixSource {
                 gpu_hit_tokens: gpu_hit,
                 cpu_hit_tokens: ext,
