@@ -3,7 +3,8 @@
 //! --profile FILE` predicts other workloads on that server.
 //!
 //! For each prompt length it runs a small Long Doc QA workload, one request at a time:
-//! three fresh documents (prefill from nothing), the same three again (a cached prefix),
+//! three fresh documents (prefill from what the server has cached, nothing with random
+//! text), the same three again (a cached prefix),
 //! each generating `--output-len` tokens (the time per output token). Then four short
 //! prompts at once, decoding [`BATCH_OUTPUT_TOKENS`] tokens side by side (the cost of a
 //! sequence in a batch). The server's own usage says how many prompt tokens it counted and
@@ -19,7 +20,7 @@ use ldqa_loadgen::{
 };
 use ldqa_model::{Api, RequestRecord, RoundKind};
 use ldqa_sim::profile::{fit, predicted_ns, FitPoint, Observation, Profile, PROFILE_VERSION};
-use ldqa_workload::{RepeatMode, Workload, WorkloadConfig};
+use ldqa_workload::{RepeatMode, TextSource, Workload, WorkloadConfig};
 
 use crate::exit::ExitStatus;
 
@@ -51,6 +52,13 @@ pub struct CalibrateArgs {
         value_name = "TOKENS,…"
     )]
     pub prompt_lengths: Vec<usize>,
+
+    /// The documents' text: `hi` (upstream's "{i} hi hi …") or `random` (random tokens of
+    /// the tokenizer, decoded). Tokenising depends on the text (a server's tokenizer
+    /// caches words, and " hi" repeats), so measure with the text the workloads to predict
+    /// use.
+    #[arg(long, default_value = "hi", value_name = "SOURCE", value_parser = crate::cmd::run_args::parse_text_source)]
+    pub text_source: TextSource,
 
     /// Tokens generated per request (the time per output token is measured over them).
     #[arg(long, default_value_t = 16, value_name = "TOKENS")]
@@ -150,7 +158,7 @@ async fn measure(
     args: &CalibrateArgs,
     length: usize,
 ) -> anyhow::Result<Vec<(Observation, f64)>> {
-    let records = run_workload(client, &args.tokenizer, 3, length, 1).await?;
+    let records = run_workload(client, &args.tokenizer, args.text_source, 3, length, 1).await?;
     let mut points = Vec::new();
     for r in &records {
         points.extend(observations(r, 1)?);
@@ -171,6 +179,7 @@ async fn measure_batch(
     let records = run_workload(
         &batch_client,
         &args.tokenizer,
+        args.text_source,
         BATCH as usize,
         BATCH_PROMPT_TOKENS,
         BATCH as usize,
@@ -191,6 +200,7 @@ async fn measure_batch(
 async fn run_workload(
     client: &Client,
     tokenizer: &std::path::Path,
+    text: TextSource,
     documents: usize,
     length: usize,
     in_flight: usize,
@@ -200,6 +210,11 @@ async fn run_workload(
         document_length: length,
         repeat_count: 1,
         repeat_mode: RepeatMode::Tile,
+        // Random tokens are seeded by the length, so documents of different lengths share
+        // no prefix. Upstream's "{i} hi hi …" of two lengths share all but their ends: the
+        // server's usage says how much hit, and the fit uses it.
+        text,
+        shuffle_seed: length as i64,
         tokenizer: Some(tokenizer.to_path_buf()),
         ..WorkloadConfig::default()
     };
