@@ -182,6 +182,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
     let state: routes::AppState = Arc::new(routes::Inner {
         model: config.served_model_name,
         api_key: config.api_key,
+        output_token: config.token_counter.output_token(),
         counter: config.token_counter,
         chat: config.chat_format,
         commands: tx,

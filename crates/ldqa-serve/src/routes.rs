@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt as _, Stream};
-use ldqa_sim::{PromptKey, SimRequest};
+use ldqa_sim::{PromptKey, SimRequest, TokenChain};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub counter: TokenCounter,
     /// How the chat API turns messages into tokens.
     pub chat: ChatFormat,
+    /// The simulated model's output token, as the counter names it.
+    pub output_token: u64,
     pub commands: std::sync::mpsc::Sender<Command>,
     pub metrics: Arc<Metrics>,
     pub next_ticket: AtomicU64,
@@ -234,7 +236,7 @@ async fn generate(
     let ticket = state.next_ticket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
     let request = SimRequest {
-        key: PromptKey::for_tokens(tokens),
+        key: PromptKey::Tokens(TokenChain::new(tokens).then_output(state.output_token)),
         prompt_tokens,
         max_output_tokens: req.max_tokens,
     };

@@ -105,6 +105,15 @@ impl TokenCounter {
         }
     }
 
+    /// The token the simulated model writes ([`crate::openai::TOKEN_TEXT`]), as this
+    /// counter names it: a request's output continues its chain with it, so a
+    /// conversation's next turn, which repeats the answer, hits the answer's blocks.
+    pub fn output_token(&self) -> u64 {
+        let mut out = Vec::new();
+        self.tokens(crate::openai::TOKEN_TEXT, false, &mut out);
+        out.first().copied().unwrap_or_default()
+    }
+
     /// Whether tokenizing is expensive enough to move off the async workers.
     pub fn is_slow(&self) -> bool {
         matches!(self, TokenCounter::Tokenizer(_))

@@ -33,35 +33,71 @@ pub enum PromptKey {
     Tokens(TokenChain),
 }
 
-/// The chain hash after each token of a prompt: `chain[i]` names tokens `0..=i`.
+/// The chain hash after each token of a prompt: `chain[i]` names tokens `0..=i`; and,
+/// when known, the token the model writes every time (`ldqa serve`'s simulated model), so
+/// blocks filled by the output are named too, as vLLM names them (a conversation's next
+/// turn, which repeats the answer, hits them).
 ///
 /// Eight bytes per prompt token, held while the request is in the engine.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TokenChain(Arc<[u64]>);
+pub struct TokenChain {
+    chain: Arc<[u64]>,
+    output: Option<u64>,
+}
+
+/// One link of the chain.
+fn link(h: u64, token: u64) -> u64 {
+    mix(h ^ mix(token ^ TOKEN_DOMAIN))
+}
 
 impl TokenChain {
     /// Chains `tokens` (token ids, or any 64-bit names for them).
     pub fn new(tokens: impl IntoIterator<Item = u64>) -> Self {
         let mut h = TOKEN_SEED;
-        TokenChain(
-            tokens
-                .into_iter()
-                .map(|t| {
-                    h = mix(h ^ mix(t ^ TOKEN_DOMAIN));
-                    h
-                })
-                .collect(),
-        )
+        let chain = tokens
+            .into_iter()
+            .map(|t| {
+                h = link(h, t);
+                h
+            })
+            .collect();
+        TokenChain {
+            chain,
+            output: None,
+        }
     }
 
-    /// Tokens chained.
+    /// The same prompt, followed by `token` for every output token.
+    pub fn then_output(self, token: u64) -> Self {
+        TokenChain {
+            output: Some(token),
+            ..self
+        }
+    }
+
+    /// Prompt tokens chained.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.chain.len()
     }
 
-    /// Whether there are no tokens.
+    /// Whether there are no prompt tokens.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.chain.is_empty()
+    }
+
+    /// The chain hash after the first `n` tokens (`n` ≥ 1), the output's past the prompt;
+    /// `None` past the prompt when the output is unknown.
+    fn after(&self, n: u64) -> Option<u64> {
+        let len = self.chain.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        if n <= len {
+            return usize::try_from(n - 1).ok().map(|i| self.chain[i]);
+        }
+        let out = self.output?;
+        let start = self.chain.last().copied().unwrap_or(TOKEN_SEED);
+        Some((len..n).fold(start, |h, _| link(h, out)))
     }
 }
 
@@ -115,16 +151,14 @@ impl PromptKey {
                 };
                 mix(base ^ mix(index ^ domain ^ (u64::from(unit) << 40)))
             }
-            // The engine hashes only whole units of the prompt; past its end (never asked)
-            // the last token's chain and the index still name a unit no other prompt has.
-            PromptKey::Tokens(TokenChain(chain)) => {
-                match usize::try_from(end - 1).ok().and_then(|i| chain.get(i)) {
-                    Some(&h) => mix(h ^ unit_domain),
-                    None => {
-                        mix(chain.last().copied().unwrap_or(TOKEN_SEED) ^ mix(index ^ !unit_domain))
-                    }
+            // Past the prompt without a known output, the last token's chain and the index
+            // still name a unit no other prompt has.
+            PromptKey::Tokens(t) => match t.after(end) {
+                Some(h) => mix(h ^ unit_domain),
+                None => {
+                    mix(t.chain.last().copied().unwrap_or(TOKEN_SEED) ^ mix(index ^ !unit_domain))
                 }
-            }
+            },
         }
     }
 }
@@ -194,6 +228,17 @@ mod tests {
         }
         // Asking past the end is answered, and matches nothing real.
         assert_ne!(turn1.block_hash(3, 16), turn2.block_hash(3, 16));
+    }
+
+    #[test]
+    fn a_known_output_continues_the_chain() {
+        // A 20-token prompt answered with token 7 twelve times names the same 32 tokens as
+        // a prompt of those 20 tokens and twelve 7s: the next turn hits the answer's block.
+        let answered = PromptKey::Tokens(TokenChain::new(0..20).then_output(7));
+        let next_turn = PromptKey::for_tokens((0..20).chain([7; 12]).chain([1, 2, 3]));
+        assert_eq!(answered.block_hash(1, 16), next_turn.block_hash(1, 16));
+        let other_answer = PromptKey::Tokens(TokenChain::new(0..20).then_output(8));
+        assert_ne!(other_answer.block_hash(1, 16), next_turn.block_hash(1, 16));
     }
 
     #[test]

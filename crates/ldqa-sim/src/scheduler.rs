@@ -172,8 +172,9 @@ impl Engine {
         let prompt = st.req.prompt_tokens;
         let total = st.total_tokens();
 
-        // GPU prefix cache: full prompt blocks, at most total − 1 tokens.
-        let limit = ((total - 1) / bs).min(prompt / bs);
+        // GPU prefix cache: full blocks, at most total − 1 tokens (a request resumed after
+        // preemption may hit the blocks its own output filled).
+        let limit = (total - 1) / bs;
         self.scratch_hits.clear();
         for idx in 0..limit {
             match self
@@ -250,7 +251,7 @@ impl Engine {
     }
 
     /// Allocates the blocks a running request needs for `n` more tokens and caches
-    /// its full prompt blocks. The caller checked that enough blocks are free.
+    /// its full blocks. The caller checked that enough blocks are free.
     fn grow_blocks(&mut self, slot: u32, n: u64) {
         let c = self.slots[slot as usize]
             .as_ref()
@@ -270,7 +271,9 @@ impl Engine {
                 .expect("invariant: free blocks checked");
             st.blocks.push(b);
         }
-        let full = (computed + n).min(st.req.prompt_tokens) / bs;
+        // Every full block of computed tokens is named, the output's too, as vLLM's
+        // `cache_blocks` does (up to the request's tokens so far).
+        let full = (computed + n).min(st.total_tokens()) / bs;
         for idx in st.num_hashed_blocks..full {
             let h = st.req.key.block_hash(idx, self.config.block_size_tokens);
             self.pool.cache(st.blocks[idx as usize], h);

@@ -1012,3 +1012,58 @@ fn metrics_series_have_vllms_names_buckets_and_counts() {
         assert_eq!(real_delta, served_after[&key], "{key}");
     }
 }
+
+/// vLLM names the blocks a request's output filled, so a prompt that repeats the prompt
+/// and the answer (a conversation's next turn) hits through the answer: the rule the
+/// simulator follows (`ldqa serve`'s own check is in tests/serve.rs).
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn vllm_caches_the_blocks_its_output_filled() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let host = s.root();
+    let host = host.trim_start_matches("http://");
+    let post = |path: &str, body: Value| -> Value {
+        let (status, text) = common::http_with_body("POST", host, path, &body.to_string());
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    let prompt = post(
+        "/tokenize",
+        serde_json::json!({"prompt": "Once upon a time".to_string() + &" there".repeat(300)}),
+    )["tokens"]
+        .clone();
+    let prompt: Vec<u64> = serde_json::from_value(prompt).unwrap();
+    let answer = post(
+        "/v1/completions",
+        serde_json::json!({"model": s.model, "prompt": prompt, "max_tokens": 300,
+            "temperature": 0, "logprobs": 0, "return_tokens_as_token_ids": true}),
+    );
+    let output: Vec<u64> = answer["choices"][0]["logprobs"]["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.as_str()
+                .unwrap()
+                .trim_start_matches("token_id:")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let mut next_turn = prompt.clone();
+    next_turn.extend(&output);
+    next_turn.extend([1, 2, 3]);
+    let again = post(
+        "/v1/completions",
+        serde_json::json!({"model": s.model, "prompt": next_turn, "max_tokens": 1}),
+    );
+    let cached = again["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    // The last output token was sampled, never run through the model.
+    let computed = (prompt.len() + output.len() - 1) as u64;
+    assert_eq!(cached, computed / 128 * 128, "{again}");
+    assert!(cached > prompt.len() as u64 / 128 * 128);
+}

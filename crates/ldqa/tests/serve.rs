@@ -435,3 +435,38 @@ fn a_trickling_client_is_closed_at_the_header_deadline() {
     let (status, _) = get(server.port, "/health");
     assert_eq!(status, 200);
 }
+
+/// The blocks a request's output filled are named too, as vLLM names them: a
+/// conversation's next turn, which repeats the answer, hits through the answer, not only
+/// through the previous prompt. (The approximate template does not trim the answer; a
+/// model folder's own template does whatever it does, e.g. Llama-3's `| trim`.)
+#[test]
+fn a_conversations_next_turn_hits_the_answer_too() {
+    let server = start_serve(&[]);
+    let host = format!("127.0.0.1:{}", server.port);
+    let question = "Tell me".to_string() + &" more".repeat(50);
+    let body = serde_json::json!({
+        "model": server.model,
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": 40,
+    });
+    let (status, text) =
+        common::http_with_body("POST", &host, "/v1/chat/completions", &body.to_string());
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let turn1_tokens = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let answer = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let turn2 = serde_json::json!([
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "Which things?"},
+    ]);
+    let (_, cached) = chat_usage(&server, turn2);
+    // The answer's 40 tokens follow turn one's prompt in both; the last one was sampled
+    // but never run through the model, so its block ends one token earlier.
+    assert_eq!(cached, whole_blocks(turn1_tokens + 39));
+    assert!(cached > whole_blocks(turn1_tokens), "{cached}");
+}
