@@ -1,10 +1,11 @@
-//! Other people's benchmark clients against `ldqa serve`: vLLM's own `vllm bench serve`
-//! (from the CPU vLLM's venv, `scripts/real-vllm bench`) with its shared-prefix dataset,
-//! `prefix_repetition`. They complete, and the prefix cache hits what the block arithmetic
-//! says (the peer-clients review found 0.9 % of tokens hit where about 75 % should).
+//! Other people's benchmark clients against `ldqa serve`, each with its shared-prefix
+//! workload: vLLM's own `vllm bench serve` (from the CPU vLLM's venv, `scripts/real-vllm
+//! bench`) with `prefix_repetition`, and NVIDIA's AIPerf (`scripts/aiperf`) with a shared
+//! system prompt. They complete, and the prefix cache hits what the block arithmetic says
+//! (the peer-clients review found 0.9 % of tokens hit where about 75 % should).
 //!
-//! Ignored by a plain `cargo test`: they need the venv and the tiny model folder, which
-//! `scripts/test` installs and names (`LDQA_REAL_VLLM_MODEL_DIR`).
+//! Ignored by a plain `cargo test`: they need the venvs and the tiny model folder, which
+//! `scripts/test` installs and names (`LDQA_REAL_VLLM_MODEL_DIR`, `LDQA_AIPERF`).
 
 use std::path::Path;
 use std::process::Command;
@@ -137,4 +138,80 @@ fn vllm_bench_prefix_repetition_hits_the_shared_blocks_chat() {
         "{hits} tokens hit, {expected} expected"
     );
     assert!(hits > 0);
+}
+
+/// NVIDIA's AIPerf (`scripts/aiperf`), chat and streaming, every conversation opening with
+/// the same 300-token system prompt: it completes, and every request after the first hits
+/// the system prompt's full blocks (within one block: the system message's closing and
+/// the user header are shared too).
+#[test]
+#[ignore = "needs AIPerf: scripts/test installs it (scripts/aiperf) and sets LDQA_AIPERF"]
+fn aiperf_shared_system_prompt_hits_its_blocks() {
+    let aiperf = std::env::var("LDQA_AIPERF").unwrap_or_else(|_| {
+        panic!("LDQA_AIPERF names the aiperf executable; scripts/test sets it")
+    });
+    let server = serve();
+    let dir = tempfile::tempdir().unwrap();
+    const REQUESTS: u64 = 10;
+    const SYSTEM_TOKENS: u64 = 300;
+    let out = Command::new(aiperf)
+        .args([
+            "profile",
+            "--model",
+            "tiny-llama",
+            "--endpoint-type",
+            "chat",
+        ])
+        .args([
+            "--streaming",
+            "--url",
+            &format!("http://127.0.0.1:{}", server.port),
+        ])
+        .args(["--tokenizer", &model_dir()])
+        .args([
+            "--shared-system-prompt-length",
+            &SYSTEM_TOKENS.to_string(),
+            "--isl",
+            "100",
+            "--osl",
+            "4",
+            "--request-count",
+            &REQUESTS.to_string(),
+            "--concurrency",
+            "1",
+            "--random-seed",
+            "1",
+            "--ui-type",
+            "none",
+            "--artifact-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("HF_HUB_OFFLINE")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "aiperf failed:\n{log}");
+    let (status, metrics) = common::http("GET", &format!("127.0.0.1:{}", server.port), "/metrics");
+    assert_eq!(status, 200);
+    let finished = metrics
+        .lines()
+        .find(|l| l.starts_with("vllm:request_success_total") && l.contains("\"length\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no finished requests in /metrics:\n{metrics}"));
+    assert_eq!(finished, REQUESTS as f64, "{log}");
+    let header = ldqa_workload::chat_template::model_chat_template(Path::new(&model_dir()))
+        .unwrap()
+        .shared_prefix_tokens;
+    let (_, hits) = prefix_cache_counters(server.port);
+    let hit_requests = REQUESTS - 1;
+    let expected = hit_requests * ((u64::from(header) + SYSTEM_TOKENS) / BLOCK * BLOCK);
+    assert!(
+        hits.abs_diff(expected) <= hit_requests * BLOCK,
+        "{hits} tokens hit, {expected} expected"
+    );
 }
