@@ -256,7 +256,10 @@ async fn generate(
     };
     let meta = ResponseMeta {
         id: format!("{}-{ticket:016x}", if chat { "chatcmpl" } else { "cmpl" }),
-        created_s: state.created_s,
+        // The request's time, as vLLM's `int(time.time())` (the server's is in /v1/models).
+        created_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         model: state.model.clone(),
         chat,
     };
