@@ -28,9 +28,15 @@ fn model_dir() -> String {
     std::env::var("LDQA_REAL_VLLM_MODEL_DIR").unwrap_or_else(|_| panic!("{NEEDS}"))
 }
 
-/// `ldqa serve`'s prefix cache counters: (queried tokens, hit tokens).
-fn prefix_cache_counters(port: u16) -> (u64, u64) {
-    let (status, text) = common::http("GET", &format!("127.0.0.1:{port}"), "/metrics");
+/// `http://127.0.0.1:PORT` of a running `ldqa serve`.
+fn root(server: &common::Server) -> String {
+    format!("http://127.0.0.1:{}", server.port)
+}
+
+/// A server's prefix cache counters, from its `/metrics` at `root`: (queried tokens, hit
+/// tokens).
+fn prefix_cache_counters_at(root: &str) -> (u64, u64) {
+    let (status, text) = common::http("GET", root.trim_start_matches("http://"), "/metrics");
     assert_eq!(status, 200);
     let value = |name: &str| -> u64 {
         text.lines()
@@ -46,9 +52,15 @@ fn prefix_cache_counters(port: u16) -> (u64, u64) {
     )
 }
 
-/// Runs `vllm bench serve` with the `prefix_repetition` dataset, one request at a time,
-/// against the `ldqa serve` on `port`; its result JSON.
-fn bench_prefix_repetition(port: u16, backend: &str, endpoint: &str) -> Value {
+/// `ldqa serve`'s prefix cache counters on `port`.
+fn prefix_cache_counters(port: u16) -> (u64, u64) {
+    prefix_cache_counters_at(&format!("http://127.0.0.1:{port}"))
+}
+
+/// Runs `vllm bench serve` with the `prefix_repetition` dataset (the same prompts every
+/// time: its seed is fixed), one request at a time, against the server at `root`
+/// (`http://127.0.0.1:PORT`); its result JSON.
+fn bench_prefix_repetition(root: &str, backend: &str, endpoint: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/real-vllm");
     let n = (PER_PREFIX * PREFIXES).to_string();
@@ -61,7 +73,7 @@ fn bench_prefix_repetition(port: u16, backend: &str, endpoint: &str) -> Value {
             "--endpoint",
             endpoint,
         ])
-        .args(["--base-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--base-url", root])
         .args(["--model", "tiny-llama", "--tokenizer", &model_dir()])
         .args(["--dataset-name", "prefix_repetition", "--num-prompts", &n])
         .args([
@@ -111,7 +123,7 @@ fn serve() -> common::Server {
 #[ignore = "needs vLLM's bench client: scripts/test installs it (scripts/real-vllm)"]
 fn vllm_bench_prefix_repetition_hits_the_shared_blocks_completions() {
     let server = serve();
-    let result = bench_prefix_repetition(server.port, "openai", "/v1/completions");
+    let result = bench_prefix_repetition(&root(&server), "openai", "/v1/completions");
     let (queried, hits) = prefix_cache_counters(server.port);
     assert_eq!(queried, result["total_input_tokens"].as_u64().unwrap());
     let hit_requests = (PER_PREFIX - 1) * PREFIXES;
@@ -125,7 +137,7 @@ fn vllm_bench_prefix_repetition_hits_the_shared_blocks_completions() {
 #[ignore = "needs vLLM's bench client: scripts/test installs it (scripts/real-vllm)"]
 fn vllm_bench_prefix_repetition_hits_the_shared_blocks_chat() {
     let server = serve();
-    bench_prefix_repetition(server.port, "openai-chat", "/v1/chat/completions");
+    bench_prefix_repetition(&root(&server), "openai-chat", "/v1/chat/completions");
     let header = ldqa_workload::chat_template::model_chat_template(Path::new(&model_dir()))
         .unwrap()
         .shared_prefix_tokens;
@@ -214,4 +226,42 @@ fn aiperf_shared_system_prompt_hits_its_blocks() {
         hits.abs_diff(expected) <= hit_requests * BLOCK,
         "{hits} tokens hit, {expected} expected"
     );
+}
+
+/// The same `prefix_repetition` prompts hit the same tokens on the real vLLM and on an
+/// `ldqa serve` describing it (its model folder and engine flags).
+#[test]
+#[ignore = "needs a real vLLM and its bench client: scripts/test starts one (scripts/real-vllm)"]
+fn vllm_bench_prefix_repetition_hits_alike_on_vllm_and_ldqa_serve() {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}: {NEEDS}"));
+    let real = var("LDQA_REAL_VLLM_URL")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .to_string();
+    let vllm_args: Vec<String> = var("LDQA_REAL_VLLM_ARGS")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let (status, body) = common::http(
+        "POST",
+        real.trim_start_matches("http://"),
+        "/reset_prefix_cache",
+    );
+    assert_eq!(status, 200, "{body}");
+    let flags = common::real_vllm_deployment_flags(&model_dir(), &vllm_args);
+    let mut args = vec!["--served-model-name", "tiny-llama"];
+    args.extend(flags.iter().map(String::as_str));
+    let served = common::start_serve(&args);
+    let mut hits = Vec::new();
+    for root in [real.clone(), root(&served)] {
+        let before = prefix_cache_counters_at(&root);
+        bench_prefix_repetition(&root, "openai", "/v1/completions");
+        let after = prefix_cache_counters_at(&root);
+        hits.push((after.0 - before.0, after.1 - before.1));
+    }
+    assert_eq!(
+        hits[0], hits[1],
+        "(queried, hit) tokens: vLLM, then ldqa serve"
+    );
+    assert!(hits[0].1 > 0, "{hits:?}");
 }

