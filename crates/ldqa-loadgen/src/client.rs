@@ -283,15 +283,8 @@ impl Client {
         let status = resp.status().as_u16();
         let unusual = unusual_headers(resp.headers());
         let mut chunks = resp.bytes_stream().map(|r| r.map_err(|e| error_chain(&e)));
-        let outcome = read_response(
-            status,
-            &mut chunks,
-            (self.config.api, self.config.stall_timeout),
-            round_start,
-            record,
-            text,
-        )
-        .await;
+        let outcome =
+            read_response(status, &mut chunks, &self.config, round_start, record, text).await;
         explained(outcome, status, unusual)
     }
 }
@@ -402,7 +395,7 @@ impl Slot<'_> {
                 ));
             }
         };
-        let api = (self.client.config.api, self.client.config.stall_timeout);
+        let config = &self.client.config;
         let conn = self
             .conn
             .as_mut()
@@ -412,7 +405,7 @@ impl Slot<'_> {
         let mut body = resp.into_body();
         let outcome = {
             let mut chunks = conn.chunks(&mut body);
-            read_response(status, &mut chunks, api, round_start, record, text).await
+            read_response(status, &mut chunks, config, round_start, record, text).await
         };
         let outcome = explained(outcome, status, unusual);
         if !body.is_end_stream() {
@@ -507,12 +500,12 @@ fn unusual_headers(headers: &hyper::HeaderMap) -> Option<String> {
 }
 
 /// Reads a response: an error body for a failed status, else the SSE stream, timed.
-/// `(api, stall_timeout)`: how to read the events, and the longest silence allowed
-/// between chunks (none: wait forever).
+/// `config` says how to read the events (its API) and the longest silence allowed between
+/// chunks (`stall_timeout`).
 async fn read_response(
     status: u16,
     chunks: &mut (impl Stream<Item = Result<Bytes, String>> + Unpin),
-    (api, stall): (Api, Option<Duration>),
+    config: &ClientConfig,
     round_start: Instant,
     record: &mut RequestRecord,
     text: Option<&mut String>,
@@ -533,7 +526,8 @@ async fn read_response(
         failure.http_status = Some(status);
         return Err(failure);
     }
-    let mut state = StreamState::new(api, text);
+    let mut state = StreamState::new(config.api, text);
+    let stall = config.stall_timeout;
     // One timer for the whole stream, pushed back at each chunk (not one per chunk).
     let mut watchdog = std::pin::pin!(tokio::time::sleep(stall.unwrap_or(Duration::MAX / 4)));
     loop {

@@ -141,14 +141,15 @@ fn completions_prompt(prompt: Option<Prompt>) -> Result<PromptText, ApiError> {
     })
 }
 
-/// A JSON object body, or a 400.
-fn object(bytes: &[u8]) -> Result<Value, ApiError> {
+/// A JSON object body as `T`, or a 400 saying what is wrong with it.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
-    Ok(value)
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,8 +182,7 @@ pub struct TokenizeRequest {
 
 /// Parses a `/tokenize` body.
 pub fn parse_tokenize(bytes: &[u8]) -> Result<TokenizeRequest, ApiError> {
-    let body: TokenizeBody = serde_json::from_value(object(bytes)?)
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let body: TokenizeBody = body(bytes)?;
     let mut prompt = match (body.messages, body.prompt) {
         (Some(messages), None) => chat_prompt(Some(messages))?,
         (None, Some(Prompt::Text(text))) => completions_prompt(Some(Prompt::Text(text)))?,
@@ -215,8 +215,7 @@ struct DetokenizeBody {
 
 /// Parses a `/detokenize` body: (model, token ids).
 pub fn parse_detokenize(bytes: &[u8]) -> Result<(Option<String>, Vec<u32>), ApiError> {
-    let body: DetokenizeBody = serde_json::from_value(object(bytes)?)
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let body: DetokenizeBody = body(bytes)?;
     Ok((body.model, body.tokens))
 }
 
@@ -240,8 +239,7 @@ pub struct GenerateRequest {
 
 /// Parses and checks a body for the chat (`chat` = true) or completions endpoint.
 pub fn parse(bytes: &[u8], chat: bool) -> Result<GenerateRequest, ApiError> {
-    let body: Body = serde_json::from_value(object(bytes)?)
-        .map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))?;
+    let body: Body = body(bytes)?;
     if body.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad_param("n", "only n = 1 is supported"));
     }

@@ -103,6 +103,43 @@ pub(crate) async fn catch_panic(req: Request, next: Next) -> Response {
     }
 }
 
+/// A `model` other than the served one is a 404, as vLLM answers it.
+pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        Some(m) if m != state.model => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("The model `{m}` does not exist."),
+            param: Some("model"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `f` (a tokenizer's work) on the blocking pool, off the async workers.
+pub(crate) async fn off_the_workers<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))
+}
+
+/// The tokens `prompt` becomes on this server (a tokenizer's work off the async workers);
+/// a 400 when the model's chat template refuses the conversation.
+pub(crate) async fn prompt_tokens(
+    state: &AppState,
+    prompt: &crate::tokens::PromptText,
+) -> Result<Vec<u64>, ApiError> {
+    let tokens = if state.counter.is_slow() {
+        let (counter, chat) = (state.counter.clone(), state.chat.clone());
+        let prompt = prompt.clone();
+        off_the_workers(move || prompt.tokens(&counter, &chat)).await?
+    } else {
+        prompt.tokens(&state.counter, &state.chat)
+    };
+    tokens.map_err(ApiError::bad_request)
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "Not Found")
 }
@@ -218,18 +255,8 @@ async fn generate(
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let req = openai::parse(&body, chat)?;
     drop(body);
-    crate::tokenize::check_model(&state, Some(&req.model))?;
-    let tokens = if state.counter.is_slow() {
-        let counter = state.counter.clone();
-        let prompt = req.prompt.clone();
-        let chat = state.chat.clone();
-        tokio::task::spawn_blocking(move || prompt.tokens(&counter, &chat))
-            .await
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))?
-    } else {
-        req.prompt.tokens(&state.counter, &state.chat)
-    }
-    .map_err(ApiError::bad_request)?;
+    check_model(&state, Some(&req.model))?;
+    let tokens = prompt_tokens(&state, &req.prompt).await?;
     let prompt_tokens = tokens.len() as u64;
     check_lengths(&state, prompt_tokens, req.max_tokens)?;
 

@@ -6,24 +6,11 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::openai;
-use crate::routes::AppState;
-
-/// A `model` other than the served one is a 404, as for generation.
-pub(crate) fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
-    match model {
-        Some(m) if m != state.model => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("The model `{m}` does not exist."),
-            param: Some("model"),
-        }),
-        _ => Ok(()),
-    }
-}
+use crate::routes::{check_model, off_the_workers, prompt_tokens, AppState};
 
 /// `{"count", "max_model_len", "tokens", "token_strs"}`.
 pub(crate) async fn tokenize(
@@ -33,13 +20,7 @@ pub(crate) async fn tokenize(
     let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let req = openai::parse_tokenize(&body)?;
     check_model(&state, req.model.as_deref())?;
-    let counter = state.counter.clone();
-    let chat = state.chat.clone();
-    let prompt = req.prompt;
-    let tokens = tokio::task::spawn_blocking(move || prompt.tokens(&counter, &chat))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))?
-        .map_err(ApiError::bad_request)?;
+    let tokens = prompt_tokens(&state, &req.prompt).await?;
     let ids = state.counter.public_ids(&tokens);
     let strs = if req.return_token_strs {
         state.counter.token_strs(&ids)
@@ -64,9 +45,8 @@ pub(crate) async fn detokenize(
     let (model, ids) = openai::parse_detokenize(&body)?;
     check_model(&state, model.as_deref())?;
     let counter = state.counter.clone();
-    let text = tokio::task::spawn_blocking(move || counter.decode(&ids))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "tokenizer failed"))?
+    let text = off_the_workers(move || counter.decode(&ids))
+        .await?
         .map_err(ApiError::bad_request)?;
     Ok(axum::Json(serde_json::json!({ "prompt": text })).into_response())
 }

@@ -88,8 +88,6 @@ pub struct Engine {
     pub(crate) waiting: VecDeque<u32>,
     pub(crate) running: Vec<u32>,
     now: SimTime,
-    /// Start of the step being decided (or the last one).
-    pub(crate) step_start: SimTime,
     pub(crate) free_at: SimTime,
     in_flight_end: Option<SimTime>,
     pub(crate) step_events: Vec<Event>,
@@ -124,7 +122,6 @@ impl Engine {
             waiting: VecDeque::new(),
             running: Vec::new(),
             now: SimTime::ZERO,
-            step_start: SimTime::ZERO,
             free_at: SimTime::ZERO,
             in_flight_end: None,
             step_events: Vec::new(),

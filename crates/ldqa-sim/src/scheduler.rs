@@ -25,7 +25,6 @@ impl Engine {
         reason = "four numbered phases of vLLM's scheduler, commented in order; split per phase when it next changes"
     )]
     pub(crate) fn start_step(&mut self, s: crate::SimTime) -> u64 {
-        self.step_start = s;
         let bs = u64::from(self.config.block_size_tokens);
         let mut budget = u64::from(self.config.max_num_batched_tokens);
         let mut work = StepWork::default();
@@ -65,7 +64,7 @@ impl Engine {
             let Some(&slot) = self.waiting.front() else {
                 break;
             };
-            let Some(n) = self.try_schedule_new(slot, budget, &mut work) else {
+            let Some(n) = self.try_schedule_new(s, slot, budget, &mut work) else {
                 break;
             };
             self.waiting.pop_front();
@@ -159,16 +158,23 @@ impl Engine {
         cost_ns
     }
 
-    /// Prefix lookups, block allocation and load accounting for a waiting request.
-    /// Returns the tokens it computes this step, or `None` when it does not fit.
-    fn try_schedule_new(&mut self, slot: u32, budget: u64, work: &mut StepWork) -> Option<u64> {
+    /// Prefix lookups, block allocation and load accounting for a waiting request, in the
+    /// step starting at `s`. Returns the tokens it computes this step, or `None` when it
+    /// does not fit.
+    fn try_schedule_new(
+        &mut self,
+        s: crate::SimTime,
+        slot: u32,
+        budget: u64,
+        work: &mut StepWork,
+    ) -> Option<u64> {
         let bs = u64::from(self.config.block_size_tokens);
         let chunk_tokens = self.config.lmcache_chunk_tokens;
         let chunk = u64::from(chunk_tokens);
         let st = self.slots[slot as usize]
             .as_ref()
             .expect("invariant: waiting slot");
-        let key = st.req.key.clone();
+        let key = &st.req.key;
         let prompt = st.req.prompt_tokens;
         let total = st.total_tokens();
 
@@ -236,7 +242,7 @@ impl Engine {
         st.status = Status::Running;
         st.saved_chunks = st.saved_chunks.max(cpu_hit / chunk);
         if st.prefix.is_none() {
-            st.first_scheduled = Some(self.step_start);
+            st.first_scheduled = Some(s);
             st.prefix = Some(PrefixSource {
                 gpu_hit_tokens: gpu_hit,
                 cpu_hit_tokens: ext,

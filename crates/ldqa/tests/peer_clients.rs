@@ -91,11 +91,7 @@ fn bench_prefix_repetition(root: &str, backend: &str, endpoint: &str) -> Value {
         .args(["--result-filename", "result.json"])
         .output()
         .unwrap();
-    let log = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = common::output_log(&out);
     assert!(out.status.success(), "vllm bench serve failed:\n{log}");
     let text = std::fs::read_to_string(dir.path().join("result.json"))
         .unwrap_or_else(|e| panic!("no result ({e}):\n{log}"));
@@ -201,11 +197,7 @@ fn aiperf_shared_system_prompt_hits_its_blocks() {
         .env_remove("HF_HUB_OFFLINE")
         .output()
         .unwrap();
-    let log = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = common::output_log(&out);
     assert!(out.status.success(), "aiperf failed:\n{log}");
     let (status, metrics) = common::http("GET", &format!("127.0.0.1:{}", server.port), "/metrics");
     assert_eq!(status, 200);
@@ -248,10 +240,7 @@ fn vllm_bench_prefix_repetition_hits_alike_on_vllm_and_ldqa_serve() {
         "/reset_prefix_cache",
     );
     assert_eq!(status, 200, "{body}");
-    let flags = common::real_vllm_deployment_flags(&model_dir(), &vllm_args);
-    let mut args = vec!["--served-model-name", "tiny-llama"];
-    args.extend(flags.iter().map(String::as_str));
-    let served = common::start_serve(&args);
+    let served = common::start_serve_like_real_vllm("tiny-llama", &model_dir(), &vllm_args);
     let mut hits = Vec::new();
     for root in [real.clone(), root(&served)] {
         let before = prefix_cache_counters_at(&root);

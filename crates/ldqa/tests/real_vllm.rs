@@ -86,6 +86,11 @@ impl Server {
     fn deployment_flags(&self) -> Vec<String> {
         common::real_vllm_deployment_flags(&self.model_dir, &self.args)
     }
+
+    /// An `ldqa serve` that describes this server (its model folder and engine flags).
+    fn start_ldqa_serve(&self) -> common::Server {
+        common::start_serve_like_real_vllm(&self.model, &self.model_dir, &self.args)
+    }
 }
 
 fn ldqa() -> Command {
@@ -708,10 +713,7 @@ fn serve_with_the_model_folder_counts_and_caches_as_vllm() {
 /// `workload` run against an `ldqa serve` that describes the server `s` (its model folder
 /// and engine flags); the result.
 fn run_on_ldqa_serve(s: &Server, workload: &[&str]) -> Value {
-    let flags = s.deployment_flags();
-    let mut args = vec!["--served-model-name", s.model.as_str()];
-    args.extend(flags.iter().map(String::as_str));
-    let serve = common::start_serve(&args);
+    let serve = s.start_ldqa_serve();
     let sim = Server {
         url: format!("http://127.0.0.1:{}/v1", serve.port),
         model: s.model.clone(),
@@ -839,10 +841,7 @@ fn shared_prefixes_hit_alike_on_vllm_and_ldqa_serve() {
         .map(|(path, body)| post_usage(&s.root(), path, body))
         .collect();
 
-    let flags = s.deployment_flags();
-    let mut args = vec!["--served-model-name", s.model.as_str()];
-    args.extend(flags.iter().map(String::as_str));
-    let serve = common::start_serve(&args);
+    let serve = s.start_ldqa_serve();
     let root = format!("http://127.0.0.1:{}", serve.port);
     let served: Vec<_> = requests
         .iter()
@@ -860,10 +859,7 @@ fn shared_prefixes_hit_alike_on_vllm_and_ldqa_serve() {
 #[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
 fn tokenize_and_detokenize_answer_as_vllm() {
     let s = server();
-    let flags = s.deployment_flags();
-    let mut args = vec!["--served-model-name", s.model.as_str()];
-    args.extend(flags.iter().map(String::as_str));
-    let serve = common::start_serve(&args);
+    let serve = s.start_ldqa_serve();
     let served = format!("127.0.0.1:{}", serve.port);
     let real = s.root();
     let real = real.trim_start_matches("http://");
@@ -943,10 +939,7 @@ fn metric_samples(host: &str) -> std::collections::BTreeMap<String, f64> {
 fn metrics_series_have_vllms_names_buckets_and_counts() {
     let s = server();
     let _one = exclusive();
-    let flags = s.deployment_flags();
-    let mut args = vec!["--served-model-name", s.model.as_str()];
-    args.extend(flags.iter().map(String::as_str));
-    let serve = common::start_serve(&args);
+    let serve = s.start_ldqa_serve();
     let served = format!("127.0.0.1:{}", serve.port);
     let real = s.root().trim_start_matches("http://").to_string();
     let requests = shared_prefix_requests(&s.model);

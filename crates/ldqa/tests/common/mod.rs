@@ -127,3 +127,25 @@ pub fn real_vllm_deployment_flags(model_dir: &str, vllm_args: &[String]) -> Vec<
     }
     out
 }
+
+/// Starts an `ldqa serve` that describes the real vLLM: its model folder and engine flags
+/// (`real_vllm_deployment_flags`), serving under `served_model_name`.
+pub fn start_serve_like_real_vllm(
+    served_model_name: &str,
+    model_dir: &str,
+    vllm_args: &[String],
+) -> Server {
+    let flags = real_vllm_deployment_flags(model_dir, vllm_args);
+    let mut args = vec!["--served-model-name", served_model_name];
+    args.extend(flags.iter().map(String::as_str));
+    start_serve(&args)
+}
+
+/// A finished command's stdout and stderr, for a failure message.
+pub fn output_log(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
