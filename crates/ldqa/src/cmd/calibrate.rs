@@ -9,6 +9,8 @@
 //! prompts at once, decoding [`BATCH_OUTPUT_TOKENS`] tokens side by side (the cost of a
 //! sequence in a batch). The server's own usage says how many prompt tokens it counted and
 //! how many hit its cache; the scheduler says how those tokens were split into steps.
+//! Requests of the same length and hit are repeats of one observation: the fit takes their
+//! median ([`ldqa_sim::profile::group`]).
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,7 +21,9 @@ use ldqa_loadgen::{
     run_protocol, Cancel, Client, ClientConfig, Endpoint, NoObserver, ProtocolOptions,
 };
 use ldqa_model::{Api, RequestRecord, RoundKind};
-use ldqa_sim::profile::{fit, predicted_ns, FitPoint, Observation, Profile, PROFILE_VERSION};
+use ldqa_sim::profile::{
+    fit, group, predicted_ns, FitPoint, Observation, Profile, PROFILE_VERSION,
+};
 use ldqa_workload::{RepeatMode, TextSource, Workload, WorkloadConfig};
 
 use crate::exit::ExitStatus;
@@ -110,13 +114,20 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
         eprintln!("calibrate: {BATCH} short prompts decoding together");
         points.extend(measure_batch(&client, &args).await?);
         let chunk = args.max_num_batched_tokens;
-        let (cost, frontend) = fit(&points, chunk).context("fitting the measurements")?;
-        let fit_points: Vec<FitPoint> = points
+        let groups = group(&points);
+        let medians: Vec<(Observation, f64)> = groups
             .iter()
-            .map(|&(o, measured_ns)| FitPoint {
+            .map(|g| (g.observation, g.median_ns()))
+            .collect();
+        let (cost, frontend) = fit(&medians, chunk).context("fitting the measurements")?;
+        let fit_points: Vec<FitPoint> = groups
+            .into_iter()
+            .zip(medians)
+            .map(|(g, (o, measured_ns))| FitPoint {
                 what: describe(o),
                 measured_ns,
                 fitted_ns: predicted_ns(&cost, frontend, o, chunk),
+                samples_ns: g.samples_ns,
             })
             .collect();
         let max_rel_error = fit_points
@@ -295,7 +306,7 @@ fn describe(o: Observation) -> String {
 fn summary(p: &Profile) -> String {
     let c = &p.cost;
     format!(
-        "Profile of {} ({}), {} measurements:\n\
+        "Profile of {} ({}), {} observations (medians of {} measurements):\n\
          \x20 step        {:>10.3} ms\n\
          \x20 per sequence{:>10.3} ms\n\
          \x20 per token   {:>10.3} µs\n\
@@ -305,6 +316,7 @@ fn summary(p: &Profile) -> String {
         p.server,
         p.model,
         p.fit.len(),
+        p.fit.iter().map(|f| f.samples_ns.len()).sum::<usize>(),
         c.step_ns / 1e6,
         c.sequence_ns / 1e6,
         c.token_ns / 1e3,
