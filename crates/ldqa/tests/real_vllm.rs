@@ -626,7 +626,8 @@ fn calibrate_writes_a_profile_that_predict_uses() {
         .map(|f| f["samples_ns"].as_array().unwrap().len())
         .sum();
     assert_eq!(samples, 3 * 6 * 2 + 8, "{p}");
-    assert!(fit.len() >= 3 * 3 + 1 && fit.len() < samples, "{p}");
+    let at_least = 3 * 3 + 1;
+    assert!((at_least..samples).contains(&fit.len()), "{p}");
     for cost in ["step_ns", "sequence_ns", "token_ns", "context_ns"] {
         let v = p["cost"][cost].as_f64().unwrap();
         assert!(v.is_finite() && v >= 0.0, "{cost}: {v}");
