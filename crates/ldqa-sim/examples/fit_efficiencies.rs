@@ -2,11 +2,15 @@
 //! physically plausible bounds, minimising the worst relative error (then the sum of
 //! squares). Prints the best set; copy it into `data/efficiencies.json` by hand.
 //!
-//! `cargo run -p ldqa-sim --release --example fit_efficiencies`
+//! `cargo run -p ldqa-sim --release --example fit_efficiencies`: the roofline's fractions
+//! of peak and fixed costs (`gpus.h100-80gb`).
+//! `… --example fit_efficiencies -- --kernels`: with the H100's measured kernel curves, only
+//! the fixed costs the kernel tables leave out (`with_kernel_tables`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use ldqa_sim::kernels::KernelProfile;
 use ldqa_sim::{seed, Efficiencies, Scenario};
 
 fn errors(eff: &Efficiencies) -> Vec<f64> {
@@ -42,7 +46,21 @@ fn score(eff: &Efficiencies) -> (f64, f64) {
 }
 
 fn main() {
-    let mut eff = Efficiencies::for_gpu("h100-80gb").expect("embedded");
+    let kernels = std::env::args().any(|a| a == "--kernels");
+    let mut eff = if kernels {
+        let curves = KernelProfile::for_gpu("h100-80gb")
+            .expect("embedded")
+            .kernels;
+        Efficiencies::with_kernels(curves).expect("embedded")
+    } else {
+        Efficiencies::for_gpu("h100-80gb").expect("embedded")
+    };
+    // The kernel curves replace the fractions of peak and the all-reduce.
+    let fitted: &[usize] = if kernels {
+        &[3, 4, 5, 7, 8, 9]
+    } else {
+        &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    };
     // Work in f64 copies of the integer fields.
     let mut x = [
         eff.compute_efficiency,
@@ -86,7 +104,7 @@ fn main() {
     let mut step = 0.25;
     while step > 0.004 {
         let mut improved = false;
-        for i in 0..x.len() {
+        for &i in fitted {
             let (name, lo, hi) = bounds[i];
             for dir in [1.0, -1.0] {
                 let mut y = x;

@@ -39,6 +39,10 @@ pub struct Efficiencies {
     /// the roofline of peaks × efficiencies above for the forward pass.
     #[serde(default)]
     pub linear_cost: Option<crate::profile::LinearCost>,
+    /// The GPU's measured kernel curves: when set (and no `linear_cost`), the forward pass
+    /// follows them instead of the fractions of peak above ([`crate::kernel_cost`]).
+    #[serde(skip)]
+    pub kernels: Option<std::sync::Arc<crate::kernels::KernelCurves>>,
 }
 
 #[derive(Deserialize)]
@@ -64,11 +68,26 @@ struct GpuEntry {
     frontend_ns_per_prompt_token: Documented<u64>,
 }
 
+/// The fixed costs that kernel tables leave out, fitted with the kernel curves.
+#[derive(Deserialize)]
+struct KernelFixedCosts {
+    #[allow(dead_code)]
+    about: String,
+    fitted_on: String,
+    host_load_efficiency: Documented<f64>,
+    host_store_efficiency: Documented<f64>,
+    step_overhead_ns: Documented<u64>,
+    lmcache_chunk_overhead_ns: Documented<u64>,
+    frontend_request_ns: Documented<u64>,
+    frontend_ns_per_prompt_token: Documented<u64>,
+}
+
 #[derive(Deserialize)]
 struct DataFile {
     #[allow(dead_code)]
     schema_version: u32,
     gpus: BTreeMap<String, GpuEntry>,
+    with_kernel_tables: KernelFixedCosts,
 }
 
 impl Efficiencies {
@@ -103,6 +122,30 @@ impl Efficiencies {
             frontend_request_ns: e.frontend_request_ns.value,
             frontend_ns_per_prompt_token: e.frontend_ns_per_prompt_token.value,
             linear_cost: None,
+            kernels: None,
+        };
+        out.validate()?;
+        Ok(out)
+    }
+
+    /// The set a GPU with measured kernel `curves` runs with: the curves for the forward
+    /// pass, the fixed costs fitted with them (`with_kernel_tables` in the data file), and
+    /// the fitted GPU's all-reduce fallback for TP sizes the tables lack.
+    pub fn with_kernels(
+        curves: std::sync::Arc<crate::kernels::KernelCurves>,
+    ) -> Result<Self, SimError> {
+        let data: DataFile = serde_json::from_str(EFFICIENCIES_JSON)?;
+        let k = &data.with_kernel_tables;
+        let base = Self::from_json(EFFICIENCIES_JSON, &k.fitted_on)?;
+        let out = Efficiencies {
+            host_load_efficiency: k.host_load_efficiency.value,
+            host_store_efficiency: k.host_store_efficiency.value,
+            step_overhead_ns: k.step_overhead_ns.value,
+            lmcache_chunk_overhead_ns: k.lmcache_chunk_overhead_ns.value,
+            frontend_request_ns: k.frontend_request_ns.value,
+            frontend_ns_per_prompt_token: k.frontend_ns_per_prompt_token.value,
+            kernels: Some(curves),
+            ..base
         };
         out.validate()?;
         Ok(out)

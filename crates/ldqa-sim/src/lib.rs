@@ -4,7 +4,9 @@
 //! - [`clock`]: [`SimTime`], integer nanoseconds.
 //! - [`config`]: [`EngineConfig`] (model, GPU, TP, mode, vLLM knobs).
 //! - [`efficiency`]: [`Efficiencies`], fitted per GPU, from `data/efficiencies.json`.
-//! - [`cost`]: the roofline cost of one step.
+//! - [`cost`]: the cost of one step: a roofline, or [`kernels`]' measured curves
+//!   (`kernel_cost`), or a measured [`profile`].
+//! - [`kernels`]: a GPU's measured kernel speeds, derived from public kernel tables.
 //! - [`profile`]: a cost measured on a running server (`ldqa calibrate`), and its fit.
 //! - `block_pool`, `cpu_tier`, `lru`: vLLM's GPU prefix cache and LMCache's CPU tier.
 //! - `scheduler` and [`engine`]: continuous batching with chunked prefill; [`Engine`].
@@ -44,6 +46,8 @@ mod cpu_tier;
 pub mod efficiency;
 pub mod engine;
 mod error;
+mod kernel_cost;
+pub mod kernels;
 mod lru;
 pub mod profile;
 pub mod prompt;

@@ -22,8 +22,40 @@ use serde::{Deserialize, Serialize};
 use crate::cost::context_sum;
 use crate::SimError;
 
-/// The version of the profile file this crate writes and reads.
-pub const PROFILE_VERSION: u32 = 1;
+/// The version of the profile file this crate writes. It reads 1 too (the same fields;
+/// 2 added kernel profiles, [`crate::kernels::KernelProfile`], to the same format).
+pub const PROFILE_VERSION: u32 = 2;
+
+/// A profile file of either source: step costs measured end to end on a server
+/// (`ldqa calibrate`), or a GPU's kernel curves (`data/kernels/`, or the user's own).
+#[derive(Debug, Clone)]
+pub enum AnyProfile {
+    /// Measured on a running server.
+    Server(Profile),
+    /// Measured kernel by kernel on a GPU.
+    Kernels(crate::kernels::KernelProfile),
+}
+
+impl AnyProfile {
+    /// Reads a profile file; which kind it is follows from its `kernels` section.
+    pub fn read(path: &Path) -> Result<AnyProfile, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|e| bad(path, e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(path, e.to_string()))?;
+        if value.get("kernels").is_some() {
+            crate::kernels::KernelProfile::read(path).map(AnyProfile::Kernels)
+        } else {
+            Profile::read(path).map(AnyProfile::Server)
+        }
+    }
+}
+
+fn bad(path: &Path, reason: String) -> SimError {
+    SimError::InvalidConfig {
+        field: "profile",
+        reason: format!("{}: {reason}", path.display()),
+    }
+}
 
 /// Step costs linear in what a step does (nanoseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -88,15 +120,12 @@ pub struct Profile {
 impl Profile {
     /// Reads and checks a profile file.
     pub fn read(path: &Path) -> Result<Profile, SimError> {
-        let bad = |reason: String| SimError::InvalidConfig {
-            field: "profile",
-            reason: format!("{}: {reason}", path.display()),
-        };
+        let bad = |reason: String| bad(path, reason);
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let p: Profile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if p.profile_version != PROFILE_VERSION {
+        if !(1..=PROFILE_VERSION).contains(&p.profile_version) {
             return Err(bad(format!(
-                "profile_version {} (this ldqa reads {PROFILE_VERSION})",
+                "profile_version {} (this ldqa reads 1 to {PROFILE_VERSION})",
                 p.profile_version
             )));
         }

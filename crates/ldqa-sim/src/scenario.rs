@@ -7,18 +7,19 @@
 //! - LMCache CPU tier, when not given: upstream's `LMCACHE_MAX_LOCAL_CPU_SIZE` rule
 //!   ([`default_lmcache_cpu_gib`]: GPU KV GiB + 120k tokens' worth, as the recommender
 //!   computes it, with no host-RAM cap: a plan for a machine, not this one).
-//! - Efficiencies: the GPU's fitted set when `data/efficiencies.json` has one
-//!   (only `h100-80gb` today). Otherwise the fallback is the reference GPU's fitted set
-//!   ([`REFERENCE_GPU`]) applied to *this* GPU's own peaks (FLOP/s, HBM, PCIe, NVLink):
-//!   efficiencies are fractions of peak and fixed CPU costs, which transfer between
-//!   GPUs of one generation better than any absolute number. Such scenarios are flagged
-//!   [`Scenario::calibrated`] = false and callers must say so in their output.
+//! - Step costs ([`CostSource`]): the GPU's measured kernel curves where `data/kernels/`
+//!   covers it ([`KernelProfile`]), with the fixed costs the tables leave out fitted on
+//!   [`REFERENCE_GPU`] (the seed's runs); else the GPU's fitted fractions of peak when
+//!   `data/efficiencies.json` has them; else the reference GPU's fitted fractions applied
+//!   to *this* GPU's own peaks (FLOP/s, HBM, PCIe, NVLink), which are flagged uncalibrated
+//!   and callers must say so in their output.
 
 use ldqa_recommend::plan::upstream_offload;
 use ldqa_recommend::{Deployment, KvSizing};
 use ldqa_specs::{GpuSpec, KvDtype, ModelSpec};
 
 use crate::config::{DEFAULT_BLOCK_SIZE_TOKENS, DEFAULT_LMCACHE_CHUNK_TOKENS};
+use crate::kernels::{KernelProfile, KernelSource};
 use crate::{Efficiencies, EngineConfig, GpuShape, Mode, ModelShape, SimError};
 
 /// The GPU whose fitted efficiencies stand in for GPUs that have none.
@@ -44,10 +45,10 @@ pub enum EngineMode {
 pub struct Scenario {
     /// The engine's inputs.
     pub config: EngineConfig,
-    /// The fitted efficiencies it runs with.
+    /// The fitted efficiencies it runs with (and the kernel curves, when it has them).
     pub efficiencies: Efficiencies,
-    /// Whether the efficiencies were fitted on this GPU (false: [`REFERENCE_GPU`]'s, see module docs).
-    pub calibrated: bool,
+    /// Where its step costs come from.
+    pub cost_source: CostSource,
     /// vLLM's KV sizing per rank, as `ldqa recommend` computes it.
     pub kv: KvSizing,
     /// LMCache CPU size per rank in GiB (`None` in vLLM mode).
@@ -56,7 +57,84 @@ pub struct Scenario {
     pub model_name: String,
 }
 
+/// Where a scenario's step costs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CostSource {
+    /// The GPU's measured kernel curves; the fixed costs fitted on `fixed_costs_from`.
+    Kernels {
+        /// The GPU the curves were measured on.
+        gpu: String,
+        /// Where they came from.
+        source: KernelSource,
+        /// The GPU whose runs the fixed costs were fitted to.
+        fixed_costs_from: String,
+    },
+    /// Fractions of peak fitted on this GPU.
+    Fitted {
+        /// The GPU.
+        gpu: String,
+    },
+    /// [`REFERENCE_GPU`]'s fractions of peak applied to `gpu`'s peaks: uncalibrated.
+    Reference {
+        /// The GPU simulated.
+        gpu: String,
+    },
+    /// A profile measured on a running server (`ldqa calibrate`).
+    Measured {
+        /// The server's URL.
+        server: String,
+    },
+}
+
+impl CostSource {
+    /// False only for [`CostSource::Reference`].
+    pub fn calibrated(&self) -> bool {
+        !matches!(self, CostSource::Reference { .. })
+    }
+
+    /// A few words for a table, e.g. `kernel tables (aiconfigurator 095f58a)`.
+    pub fn short(&self) -> String {
+        match self {
+            CostSource::Kernels { source, .. } => format!(
+                "kernel tables ({} {})",
+                source.repository_name(),
+                source.short_commit()
+            ),
+            CostSource::Fitted { .. } => "fitted".into(),
+            CostSource::Reference { .. } => format!("{REFERENCE_GPU}'s, on its peaks"),
+            CostSource::Measured { .. } => "measured on a server".into(),
+        }
+    }
+
+    /// One line for people, e.g. `aiconfigurator kernel tables for l40s (commit 095f58a,
+    /// Apache-2.0); fixed costs fitted on h100-80gb`.
+    pub fn describe(&self) -> String {
+        match self {
+            CostSource::Kernels {
+                gpu,
+                source,
+                fixed_costs_from,
+            } => format!(
+                "{} kernel tables for {gpu} (commit {}, {}); fixed costs fitted on {fixed_costs_from}",
+                source.repository_name(),
+                source.short_commit(),
+                source.licence
+            ),
+            CostSource::Fitted { gpu } => format!("fractions of peak fitted on {gpu}"),
+            CostSource::Reference { gpu } => format!(
+                "UNCALIBRATED: {REFERENCE_GPU}'s fitted fractions applied to {gpu}'s peaks"
+            ),
+            CostSource::Measured { server } => format!("step costs measured on {server}"),
+        }
+    }
+}
+
 impl Scenario {
+    /// Whether its step costs rest on measurements of this GPU or server.
+    pub fn calibrated(&self) -> bool {
+        self.cost_source.calibrated()
+    }
+
     /// Tokens the LMCache CPU tier holds (0 in vLLM mode).
     pub fn cpu_tier_tokens(&self) -> u64 {
         self.config.cpu_chunks() * u64::from(self.config.lmcache_chunk_tokens)
@@ -113,11 +191,30 @@ pub fn gpu_shape(gpu: &GpuSpec) -> Result<GpuShape, SimError> {
     })
 }
 
-/// The GPU's fitted efficiencies, or [`REFERENCE_GPU`]'s (second value false) when it has none.
-pub fn efficiencies_for(gpu: &GpuSpec) -> Result<(Efficiencies, bool), SimError> {
+/// The efficiencies (and kernel curves) `gpu` is simulated with, and where they come from.
+pub fn efficiencies_for(gpu: &GpuSpec) -> Result<(Efficiencies, CostSource), SimError> {
+    if let Some(profile) = KernelProfile::for_gpu(&gpu.name) {
+        let eff = Efficiencies::with_kernels(profile.kernels.clone())?;
+        let source = CostSource::Kernels {
+            gpu: profile.gpu,
+            source: profile.source,
+            fixed_costs_from: REFERENCE_GPU.to_string(),
+        };
+        return Ok((eff, source));
+    }
     match Efficiencies::for_gpu(&gpu.name) {
-        Ok(e) => Ok((e, true)),
-        Err(SimError::UnknownGpu(_)) => Ok((Efficiencies::for_gpu(REFERENCE_GPU)?, false)),
+        Ok(e) => Ok((
+            e,
+            CostSource::Fitted {
+                gpu: gpu.name.clone(),
+            },
+        )),
+        Err(SimError::UnknownGpu(_)) => Ok((
+            Efficiencies::for_gpu(REFERENCE_GPU)?,
+            CostSource::Reference {
+                gpu: gpu.name.clone(),
+            },
+        )),
         Err(e) => Err(e),
     }
 }
@@ -129,7 +226,7 @@ pub fn build(deployment: &Deployment, mode: EngineMode) -> Result<Scenario, SimE
     } = deployment;
     let tp = *tp;
     let gpu_shape = gpu_shape(gpu)?;
-    let (efficiencies, calibrated) = efficiencies_for(gpu)?;
+    let (efficiencies, cost_source) = efficiencies_for(gpu)?;
     let block = u32::try_from(kv.block_size).unwrap_or(DEFAULT_BLOCK_SIZE_TOKENS);
     let (mode, cpu_gib) = match mode {
         EngineMode::Vllm => (Mode::Vllm, None),
@@ -172,7 +269,7 @@ pub fn build(deployment: &Deployment, mode: EngineMode) -> Result<Scenario, SimE
     Ok(Scenario {
         config,
         efficiencies,
-        calibrated,
+        cost_source,
         kv: kv.clone(),
         cpu_gib_per_rank: cpu_gib,
         model_name: model.name.clone(),
@@ -208,7 +305,7 @@ mod tests {
             cpu_gib_per_rank: None,
         };
         let s = build(&d, lmcache).unwrap();
-        assert!(s.calibrated);
+        assert!(s.calibrated());
         assert_eq!(s.config.max_num_batched_tokens, 8192);
         assert_eq!(s.config.max_num_seqs, 1024);
         assert_eq!(s.config.max_model_len_tokens, 131_072);
@@ -232,14 +329,37 @@ mod tests {
     }
 
     #[test]
+    fn gpus_with_kernel_tables_use_them_with_the_fitted_fixed_costs() {
+        for gpu in KernelProfile::known_gpus() {
+            let s = build(&llama8b(gpu), EngineMode::Vllm).unwrap();
+            assert!(s.calibrated(), "{gpu}");
+            assert!(s.efficiencies.kernels.is_some(), "{gpu}");
+            let CostSource::Kernels {
+                gpu: measured_on,
+                fixed_costs_from,
+                ..
+            } = &s.cost_source
+            else {
+                panic!("{gpu}: {:?}", s.cost_source);
+            };
+            assert_eq!(
+                (measured_on.as_str(), fixed_costs_from.as_str()),
+                (gpu, REFERENCE_GPU)
+            );
+            assert!(s.cost_source.describe().contains("kernel tables"));
+        }
+    }
+
+    #[test]
     fn uncalibrated_gpu_uses_reference_efficiencies_with_its_own_peaks() {
-        let s = build(&llama8b("h200"), EngineMode::Vllm).unwrap();
-        assert!(!s.calibrated);
+        let s = build(&llama8b("rtx-4090"), EngineMode::Vllm).unwrap();
+        assert!(!s.calibrated());
+        assert!(s.cost_source.describe().starts_with("UNCALIBRATED"));
         assert_eq!(
             s.efficiencies,
             Efficiencies::for_gpu(REFERENCE_GPU).unwrap()
         );
-        assert_eq!(s.config.gpu.hbm_bytes_per_s, 4.8e12);
+        assert_eq!(s.config.gpu.hbm_bytes_per_s, 1.008e12);
     }
 
     #[test]

@@ -85,6 +85,12 @@ impl Engine {
             work.tokens += n;
             work.attention_context_sum += context_sum(c, c + n);
             work.kv_read_tokens += c;
+            if n > 1 {
+                work.prefill_sequences += 1;
+                work.prefill_context_sum += context_sum(c, c + n);
+            } else {
+                work.decode_context_tokens += c + n;
+            }
             if c + n == st.total_tokens() {
                 work.sampled += 1;
             }

@@ -90,8 +90,10 @@ pub struct PredictConfig {
     pub max_num_batched_tokens: u32,
     /// vLLM's `max_num_seqs`.
     pub max_num_seqs: u32,
-    /// Whether the efficiencies were fitted on this GPU.
+    /// Whether the step costs rest on measurements of this GPU or server.
     pub efficiencies_calibrated: bool,
+    /// Where the step costs come from, in words.
+    pub step_costs: String,
     /// The efficiencies used.
     pub efficiencies: Efficiencies,
     /// The workload.
@@ -122,7 +124,8 @@ impl PredictConfig {
             cpu_tier_tokens: scenario.cpu_tier_tokens(),
             max_num_batched_tokens: c.max_num_batched_tokens,
             max_num_seqs: c.max_num_seqs,
-            efficiencies_calibrated: scenario.calibrated,
+            efficiencies_calibrated: scenario.calibrated(),
+            step_costs: scenario.cost_source.describe(),
             efficiencies: scenario.efficiencies.clone(),
             workload,
             pre_warmup_time_ns,

@@ -71,7 +71,9 @@ fn seed_example_one_within_ten_percent_for_both_engines() {
         .arg(dir.path())
         .assert()
         .success()
-        .stderr(contains("efficiencies calibrated"))
+        .stderr(contains(
+            "step costs: aiconfigurator kernel tables for h100-80gb (commit 095f58a",
+        ))
         .stderr(contains("GPU KV"))
         .get_output()
         .stdout
@@ -199,9 +201,11 @@ fn uncalibrated_gpu_is_flagged() {
         .args([
             "predict",
             "--gpu",
-            "h200",
+            "rtx-4090",
             "--num-documents",
             "4",
+            "--document-length",
+            "1000",
             "--output-dir",
         ])
         .arg(dir.path())
@@ -209,6 +213,49 @@ fn uncalibrated_gpu_is_flagged() {
         .success()
         .stderr(contains("UNCALIBRATED"))
         .stdout(contains("uncalibrated"));
+}
+
+/// Issue 17: a GPU with kernel tables says whose they are; a kernel profile given with
+/// `--profile` overrides the catalog's, and a profile of another GPU is called out.
+#[test]
+fn kernel_tables_are_named_and_a_users_profile_overrides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let predict = |gpu: &str, profile: Option<&std::path::Path>| {
+        let mut cmd = ldqa();
+        cmd.args(["predict", "--gpu", gpu, "--num-documents", "4"])
+            .args(["--document-length", "2000", "--save-result"])
+            .arg(dir.path().join("result.json"))
+            .arg("--output-dir")
+            .arg(dir.path());
+        if let Some(p) = profile {
+            cmd.arg("--profile").arg(p);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let result = std::fs::read_to_string(dir.path().join("result.json")).unwrap();
+        let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+        let round_s = result["rounds"][0]["summary"]["round_time_s"]
+            .as_f64()
+            .unwrap();
+        (stderr, round_s)
+    };
+    let (stderr, l40s_s) = predict("l40s", None);
+    assert!(
+        stderr.contains("aiconfigurator kernel tables for l40s"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("uncalibrated"), "{stderr}");
+
+    // B200's curves on an L40S: its speeds, with the L40S's memory, and a warning.
+    let b200 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ldqa-sim/data/kernels/b200.json"
+    );
+    let (stderr, faster_s) = predict("l40s", Some(std::path::Path::new(b200)));
+    assert!(stderr.contains("kernel tables for b200"), "{stderr}");
+    assert!(stderr.contains("holds b200's kernel curves"), "{stderr}");
+    assert!(faster_s < l40s_s / 2.0, "{faster_s} s vs {l40s_s} s");
 }
 
 /// Finding 3: a prompt longer than the model's context fails in `predict` exactly as

@@ -616,7 +616,7 @@ fn calibrate_writes_a_profile_that_predict_uses() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("per context"), "{stdout}");
     let p = read_json(&profile);
-    assert_eq!(p["profile_version"], 1);
+    assert_eq!(p["profile_version"], 2);
     // 3 lengths × 6 requests × (TTFT + time per token), and 8 batched times per token,
     // grouped by observation: per length a fresh and a cached TTFT and one time per token
     // (the same decode after either), and the batch.

@@ -323,10 +323,28 @@ fn host_ram_is_per_node_and_its_source_is_stated() {
 fn the_catalog_is_listed_and_nvidia_smi_names_are_accepted() {
     let gpus = stdout(&["catalog", "gpus"]);
     let h100 = gpus.lines().find(|l| l.starts_with("h100-80gb ")).unwrap();
-    assert!(h100.contains("79.11") && h100.ends_with("fitted"), "{h100}");
+    assert!(
+        h100.contains("79.11") && h100.ends_with("kernel tables (aiconfigurator 095f58a)"),
+        "{h100}"
+    );
+    let a40 = gpus.lines().find(|l| l.starts_with("a40 ")).unwrap();
+    assert!(a40.ends_with("kernel tables (vidur 7d47513)"), "{a40}");
     assert!(gpus
         .lines()
-        .any(|l| l.starts_with("h200 ") && l.contains("h100-80gb's")));
+        .any(|l| l.starts_with("rtx-4090 ") && l.contains("h100-80gb's, on its peaks")));
+    let json = stdout(&["catalog", "gpus", "--json"]);
+    let l40s: serde_json::Value = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["gpu"] == "l40s")
+        .unwrap();
+    assert_eq!(l40s["efficiencies_calibrated"], true);
+    let source = l40s["step_costs"].as_str().unwrap();
+    assert!(
+        source.contains("aiconfigurator kernel tables for l40s"),
+        "{source}"
+    );
+    assert!(source.contains("Apache-2.0"), "{source}");
     let models = stdout(&["catalog", "models", "--json"]);
     let llama: serde_json::Value = models
         .lines()

@@ -10,7 +10,7 @@ use crate::exit::ExitStatus;
 /// Which list (no help per value: it would switch `--help` to clap's long layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Listing {
-    // GPUs: memory, peaks, and whether the simulator's efficiencies were fitted on them.
+    // GPUs: memory, peaks, and where the simulator's step costs for them come from.
     Gpus,
     // Models: parameters, weights, KV bytes per token, context length.
     Models,
@@ -19,7 +19,7 @@ pub enum Listing {
 /// Arguments of `ldqa catalog`.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// gpus (memory, peaks, fitted efficiencies) or models (weights, KV bytes per token,
+    /// gpus (memory, peaks, where the step costs come from) or models (weights, KV bytes per token,
     /// context); both when not given.
     #[arg(value_enum)]
     listing: Option<Listing>,
@@ -32,7 +32,7 @@ pub struct CatalogArgs {
 pub fn run(args: CatalogArgs) -> anyhow::Result<ExitStatus> {
     let mut out = String::new();
     if args.listing != Some(Listing::Models) {
-        out.push_str(&gpus(args.json));
+        out.push_str(&gpus(args.json)?);
     }
     if args.listing.is_none() && !args.json {
         out.push('\n');
@@ -44,29 +44,25 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn gpus(as_json: bool) -> String {
+fn gpus(as_json: bool) -> anyhow::Result<String> {
     let mut out = String::new();
     if !as_json {
         out.push_str(&format!(
             "{:<12} {:>9} {:>12} {:>9} {:>10} {:>11}  {}\n",
-            "gpu",
-            "mem GiB",
-            "BF16 TFLOP/s",
-            "HBM TB/s",
-            "PCIe GB/s",
-            "NVLink GB/s",
-            "efficiencies"
+            "gpu", "mem GiB", "BF16 TFLOP/s", "HBM TB/s", "PCIe GB/s", "NVLink GB/s", "step costs"
         ));
     }
     for name in catalog::gpu_names() {
         let g = catalog::gpu(name).expect("invariant: listed names resolve");
-        let calibrated = ldqa_sim::Efficiencies::for_gpu(name).is_ok();
+        let source = ldqa_sim::scenario::efficiencies_for(&g)
+            .map(|(_, source)| source)
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let nvlink = g.nvlink_bytes_per_s.map(|b| b as f64 / 1e9);
         if as_json {
             let v = json!({"gpu": name, "description": g.description, "memory_bytes": g.memory_bytes,
                 "bf16_flops": g.bf16_flops, "hbm_bytes_per_s": g.hbm_bytes_per_s,
                 "host_link_bytes_per_s": g.host_link_bytes_per_s, "nvlink_bytes_per_s": g.nvlink_bytes_per_s,
-                "efficiencies_calibrated": calibrated});
+                "efficiencies_calibrated": source.calibrated(), "step_costs": source.describe()});
             out.push_str(&format!("{v}\n"));
             continue;
         }
@@ -78,14 +74,10 @@ fn gpus(as_json: bool) -> String {
             g.hbm_bytes_per_s as f64 / 1e12,
             g.host_link_bytes_per_s as f64 / 1e9,
             nvlink.map_or("-".to_string(), |n| format!("{n:.0}")),
-            if calibrated {
-                "fitted"
-            } else {
-                "h100-80gb's, on its peaks"
-            }
+            source.short()
         ));
     }
-    out
+    Ok(out)
 }
 
 fn models(as_json: bool) -> String {

@@ -7,9 +7,9 @@
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ldqa_recommend::Deployment;
-use ldqa_sim::profile::Profile;
-use ldqa_sim::scenario::{self, EngineMode, Scenario};
-use ldqa_sim::EngineKind;
+use ldqa_sim::profile::AnyProfile;
+use ldqa_sim::scenario::{self, CostSource, EngineMode, Scenario};
+use ldqa_sim::{Efficiencies, EngineKind};
 
 use super::deployment_args::DeploymentArgs;
 
@@ -63,8 +63,8 @@ pub struct EngineArgs {
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 
-    /// A profile from `ldqa calibrate`: step costs measured on a server, instead of the
-    /// GPU's peaks and fitted efficiencies.
+    /// Step costs from a profile instead of the catalog's: one `ldqa calibrate` measured
+    /// on a server, or a GPU's kernel curves (as in crates/ldqa-sim/data/kernels/).
     #[arg(long, value_name = "FILE", help_heading = "Simulated engine")]
     pub profile: Option<std::path::PathBuf>,
 }
@@ -76,7 +76,7 @@ pub struct ResolvedEngine {
     pub deployment: Deployment,
     /// One entry, or two (vLLM then LMCache) for `--engine both`.
     pub engines: Vec<(EngineKind, Scenario)>,
-    /// `model on GPU × TP n, GPU KV …, CPU tier …, efficiencies calibrated|UNCALIBRATED`.
+    /// `model on GPU × TP n, GPU KV …, CPU tier …; step costs: <where they come from>`.
     pub description: String,
 }
 
@@ -89,9 +89,9 @@ impl ResolvedEngine {
         }
     }
 
-    /// Whether every engine runs with efficiencies fitted on its GPU.
+    /// Whether every engine's step costs rest on measurements of its GPU or server.
     pub fn calibrated(&self) -> bool {
-        self.engines.iter().all(|(_, s)| s.calibrated)
+        self.engines.iter().all(|(_, s)| s.calibrated())
     }
 }
 
@@ -120,17 +120,13 @@ impl EngineArgs {
                 )
             })?;
             if let Some(p) = &profile {
-                apply_profile(&mut s, p);
+                apply_profile(&mut s, p)?;
             }
             engines.push((kind, s));
         }
         let mut description = describe(&deployment, &engines);
-        if let (Some(p), Some(path)) = (&profile, &self.profile) {
-            description = format!(
-                "{description}; step costs measured on {} ({})",
-                p.server,
-                path.display()
-            );
+        if let Some(path) = &self.profile {
+            description = format!("{description} ({})", path.display());
         }
         Ok(ResolvedEngine {
             deployment,
@@ -141,32 +137,59 @@ impl EngineArgs {
 }
 
 impl EngineArgs {
-    /// `--profile`, read and checked against the deployment's prefill chunk size.
-    fn read_profile(&self, d: &Deployment) -> anyhow::Result<Option<Profile>> {
+    /// `--profile`, read and, for a server's, checked against the deployment's prefill
+    /// chunk size.
+    fn read_profile(&self, d: &Deployment) -> anyhow::Result<Option<AnyProfile>> {
         let Some(path) = &self.profile else {
             return Ok(None);
         };
-        let p = Profile::read(path).context("--profile")?;
-        if p.max_num_batched_tokens != d.kv.max_num_batched_tokens {
-            bail!(
-                "--profile {} was measured with max_num_batched_tokens {}, but this deployment has {}: pass --max-num-batched-tokens {}",
+        let p = AnyProfile::read(path).context("--profile")?;
+        match &p {
+            AnyProfile::Server(p) if p.max_num_batched_tokens != d.kv.max_num_batched_tokens => {
+                bail!(
+                    "--profile {} was measured with max_num_batched_tokens {}, but this deployment has {}: pass --max-num-batched-tokens {}",
+                    path.display(),
+                    p.max_num_batched_tokens,
+                    d.kv.max_num_batched_tokens,
+                    p.max_num_batched_tokens
+                );
+            }
+            AnyProfile::Kernels(k) if k.gpu != d.gpu.name => eprintln!(
+                "warning: --profile {} holds {}'s kernel curves: simulating their speeds with {}'s memory",
                 path.display(),
-                p.max_num_batched_tokens,
-                d.kv.max_num_batched_tokens,
-                p.max_num_batched_tokens
-            );
+                k.gpu,
+                d.gpu.name
+            ),
+            _ => {}
         }
         Ok(Some(p))
     }
 }
 
-/// The measured step and front-end costs replace the GPU's roofline; the rest of the
-/// scenario (cache sizes, scheduler) stays the deployment's.
-fn apply_profile(s: &mut Scenario, p: &Profile) {
-    s.efficiencies.linear_cost = Some(p.cost);
-    s.efficiencies.frontend_request_ns = p.frontend_request_ns.round() as u64;
-    s.efficiencies.frontend_ns_per_prompt_token = 0;
-    s.calibrated = true;
+/// A profile replaces what the catalog says about the step costs; the rest of the scenario
+/// (cache sizes, scheduler) stays the deployment's. A server's measured step and front-end
+/// costs replace the forward pass and the front end; a GPU's kernel curves replace the
+/// forward pass, with the fixed costs fitted alongside the catalog's curves.
+fn apply_profile(s: &mut Scenario, p: &AnyProfile) -> anyhow::Result<()> {
+    match p {
+        AnyProfile::Server(p) => {
+            s.efficiencies.linear_cost = Some(p.cost);
+            s.efficiencies.frontend_request_ns = p.frontend_request_ns.round() as u64;
+            s.efficiencies.frontend_ns_per_prompt_token = 0;
+            s.cost_source = CostSource::Measured {
+                server: p.server.clone(),
+            };
+        }
+        AnyProfile::Kernels(k) => {
+            s.efficiencies = Efficiencies::with_kernels(k.kernels.clone())?;
+            s.cost_source = CostSource::Kernels {
+                gpu: k.gpu.clone(),
+                source: k.source.clone(),
+                fixed_costs_from: scenario::REFERENCE_GPU.to_string(),
+            };
+        }
+    }
+    Ok(())
 }
 
 fn describe(d: &Deployment, engines: &[(EngineKind, Scenario)]) -> String {
@@ -181,11 +204,13 @@ fn describe(d: &Deployment, engines: &[(EngineKind, Scenario)]) -> String {
             ),
         })
         .collect();
-    let calibrated = engines.iter().all(|(_, s)| s.calibrated);
     // What the engine runs with (equal for every engine: one deployment).
     let gpu_kv_tokens = engines.first().map_or(0, |(_, s)| s.config.gpu_kv_tokens);
+    let cost = engines
+        .first()
+        .map_or(String::new(), |(_, s)| s.cost_source.describe());
     format!(
-        "{} on {} × TP {}: GPU KV {} tokens, max_model_len {}, max_num_batched_tokens {}, max_num_seqs {}; engine {}; efficiencies {}",
+        "{} on {} × TP {}: GPU KV {} tokens, max_model_len {}, max_num_batched_tokens {}, max_num_seqs {}; engine {}; step costs: {cost}",
         d.model.name,
         d.gpu.name,
         d.tp,
@@ -194,15 +219,6 @@ fn describe(d: &Deployment, engines: &[(EngineKind, Scenario)]) -> String {
         d.kv.max_num_batched_tokens,
         d.kv.max_num_seqs,
         engines_text.join(" vs "),
-        if calibrated {
-            format!("calibrated for {}", d.gpu.name)
-        } else {
-            format!(
-                "UNCALIBRATED ({}'s fitted fractions applied to {}'s peaks)",
-                scenario::REFERENCE_GPU,
-                d.gpu.name
-            )
-        }
     )
 }
 

@@ -84,7 +84,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     eprintln!("Simulating: {}", resolved.description);
     if !resolved.calibrated() {
         eprintln!(
-            "warning: no efficiencies were fitted on {}: the prediction is uncalibrated",
+            "warning: nothing was measured on {} (no kernel tables, no fitted efficiencies): the prediction is uncalibrated",
             resolved.deployment.gpu.name
         );
     }
@@ -172,11 +172,10 @@ fn report(
         }
     }
     let mut warnings = Vec::new();
-    if !scenario.calibrated {
+    if !scenario.calibrated() {
         warnings.push(Notice::Warning(format!(
-            "uncalibrated: efficiencies fitted on {} applied to {}'s peaks",
-            ldqa_sim::scenario::REFERENCE_GPU,
-            scenario.config.gpu.name
+            "uncalibrated: {}",
+            scenario.cost_source.describe()
         )));
     }
     let w = &args.workload;
