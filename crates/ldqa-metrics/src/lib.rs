@@ -6,6 +6,7 @@
 //! - [`gains`]: warmup → query [`Gains`] and their gates, with upstream's semantics.
 //! - [`ci`]: Student-t intervals for means over repeated runs.
 //! - [`evidence`]: reading the server's Prometheus counter deltas (hit rates).
+//! - [`sweep`]: a sweep's points over working sets, and where LMCache pays off ([`Crossovers`]).
 //! - [`units`]: ns ⇄ s at the edges, and serde adapters (JSON carries seconds, `_s` keys).
 //!
 //! Inside the code times are nanoseconds; accessors named `*_s` give seconds for printing.
@@ -33,6 +34,7 @@ pub mod evidence;
 pub mod gains;
 pub mod quantile;
 pub mod round;
+pub mod sweep;
 pub mod units;
 
 pub use ci::{mean_ci95, t_quantile_975, MeanInterval};
@@ -40,3 +42,4 @@ pub use evidence::EvidenceSummary;
 pub use gains::{GainKind, Gains, GateFailure};
 pub use quantile::{quantile_sorted, Stats, QUANTILE_METHOD};
 pub use round::{is_upstream_success, ErrorSample, PrefixTotals, RoundSummary};
+pub use sweep::{ArmPoint, Crossovers, RoundPoint, SweepPoint};

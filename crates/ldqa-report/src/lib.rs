@@ -44,6 +44,7 @@ pub mod pyfmt;
 pub mod record_log;
 pub mod result;
 pub mod svg;
+pub mod sweep;
 mod timeline;
 pub mod upstream;
 mod versioned;

@@ -31,7 +31,7 @@ const FAILED: RGBColor = RGBColor(220, 20, 60); // "crimson"
 static FONTS: Once = Once::new();
 
 /// Registers the embedded fonts with plotters (once per process).
-fn register_fonts() {
+pub(crate) fn register_fonts() {
     FONTS.call_once(|| {
         // The bytes are a valid TTF shipped by the dejavu crate; failure would be a build defect.
         let _ = plotters::style::register_font(

@@ -124,7 +124,7 @@ impl CostSource {
             CostSource::Reference { gpu } => format!(
                 "UNCALIBRATED: {REFERENCE_GPU}'s fitted fractions applied to {gpu}'s peaks"
             ),
-            CostSource::Measured { server } => format!("step costs measured on {server}"),
+            CostSource::Measured { server } => format!("measured on {server}"),
         }
     }
 }

@@ -57,6 +57,8 @@ enum Command {
     Recommend(Box<cmd::recommend::RecommendArgs>),
     /// Predict a run with the simulated engine in virtual time (no GPU; it takes milliseconds).
     Predict(Box<cmd::predict::PredictArgs>),
+    /// Where KV offloading pays off: one workload over a range of working sets, vLLM vs LMCache.
+    Sweep(Box<cmd::sweep::SweepArgs>),
     /// Measure a running server through its API and fit the simulator to it (a profile).
     Calibrate(Box<cmd::calibrate::CalibrateArgs>),
     /// Serve the simulated engine as an OpenAI-compatible HTTP server, in real time.
@@ -91,6 +93,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run(args) => cmd::run::run(*args),
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
+        Command::Sweep(args) => cmd::sweep::run(*args),
         Command::Calibrate(args) => cmd::calibrate::run(*args),
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Ab(args) => cmd::ab::run(*args),

@@ -625,9 +625,13 @@ fn calibrate_writes_a_profile_that_predict_uses() {
         .iter()
         .map(|f| f["samples_ns"].as_array().unwrap().len())
         .sum();
-    assert_eq!(samples, 3 * 6 * 2 + 8, "{p}");
-    let at_least = 3 * 3 + 1;
-    assert!((at_least..samples).contains(&fit.len()), "{p}");
+    // Requests whose tokens arrived in bursts (a busy machine) are left out, and said so.
+    let left_out: usize = stderr
+        .split("calibrate: ")
+        .find_map(|l| l.split(" of 44 measurements left out").next()?.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(samples + left_out, 3 * 6 * 2 + 8, "{p}\n{stderr}");
+    assert!(fit.len() < samples, "{p}");
     for cost in ["step_ns", "sequence_ns", "token_ns", "context_ns"] {
         let v = p["cost"][cost].as_f64().unwrap();
         assert!(v.is_finite() && v >= 0.0, "{cost}: {v}");
@@ -656,7 +660,7 @@ fn calibrate_writes_a_profile_that_predict_uses() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stderr.contains("step costs measured on"), "{stderr}");
+    assert!(stderr.contains("step costs: measured on"), "{stderr}");
     assert!(!stderr.contains("uncalibrated"), "{stderr}");
 
     // A profile measured with another chunk size does not describe this deployment.

@@ -113,6 +113,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
         }
         eprintln!("calibrate: {BATCH} short prompts decoding together");
         points.extend(measure_batch(&client, &args).await?);
+        check_enough(&points, &args)?;
         let chunk = args.max_num_batched_tokens;
         let groups = group(&points);
         let medians: Vec<(Observation, f64)> = groups
@@ -154,6 +155,25 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
         eprintln!("wrote {}", args.output.display());
         Ok(ExitStatus::Success)
     })
+}
+
+/// Fails when too many requests arrived in bursts to fit anything; says how many did.
+fn check_enough(points: &[(Observation, f64)], args: &CalibrateArgs) -> anyhow::Result<()> {
+    // Each length: 6 requests, each a TTFT and a time per token; the batch: its 4 requests
+    // twice (warmup and query), a time per token each.
+    let expected = args.prompt_lengths.len() * 6 * 2 + 2 * BATCH as usize;
+    let missing = expected.saturating_sub(points.len());
+    if missing > 0 {
+        eprintln!(
+            "calibrate: {missing} of {expected} measurements left out: their tokens arrived in bursts (the server or this machine was busy)"
+        );
+    }
+    if missing * 2 > expected {
+        bail!(
+            "more than half of the requests arrived in bursts: the server or this machine is too busy to calibrate; run it again when they are idle"
+        );
+    }
+    Ok(())
 }
 
 /// Requests decoding together in the batch measurement.
@@ -251,7 +271,8 @@ async fn run_workload(
 }
 
 /// The TTFT and the time per output token of one finished request, decoding in a batch
-/// of `batch`.
+/// of `batch`; none when its tokens did not arrive one event each (a busy server merges
+/// queued outputs into one event: seen in CI, eight tokens within 16 µs).
 fn observations(r: &RequestRecord, batch: u64) -> anyhow::Result<Vec<(Observation, f64)>> {
     if let Some(f) = &r.failure {
         bail!("a calibration request failed ({}): {}", f.kind, f.message);
@@ -264,6 +285,11 @@ fn observations(r: &RequestRecord, batch: u64) -> anyhow::Result<Vec<(Observatio
     let cached_tokens = usage.cached_tokens.unwrap_or(0);
     let output_tokens = usage.completion_tokens.unwrap_or(0);
     let mut out = Vec::new();
+    if u64::from(r.content_events) < output_tokens {
+        // The server fell behind and sent several steps' tokens in one event: the first
+        // event came after several decode steps and the gaps after it are not steps.
+        return Ok(out);
+    }
     if let Some(t) = r.ttft_ns() {
         out.push((
             Observation::Ttft {

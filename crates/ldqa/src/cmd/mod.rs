@@ -14,3 +14,4 @@ pub mod report;
 pub mod run;
 pub mod run_args;
 pub mod serve;
+pub mod sweep;

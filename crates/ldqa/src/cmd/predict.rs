@@ -205,7 +205,7 @@ fn report(
 /// with it: for chat its own template, for completions the special tokens its tokenizer
 /// adds (BOS), both counted with its tokenizer. Otherwise Llama-3.1's chat template, and
 /// nothing around a completions prompt.
-fn prompt_template(model: &str, api: ldqa_model::Api) -> anyhow::Result<PromptTemplate> {
+pub(crate) fn prompt_template(model: &str, api: ldqa_model::Api) -> anyhow::Result<PromptTemplate> {
     use ldqa_workload::chat_template::{completions_template, own_chat_template};
     let own = own_chat_template(model).context("--model")?;
     match (api, own) {

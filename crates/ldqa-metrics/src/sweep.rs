@@ -1,0 +1,297 @@
+//! A sweep's points (one workload at several working sets, vLLM and vLLM + LMCache) and
+//! where LMCache starts and stops paying off ([`Crossovers`]).
+
+use ldqa_model::{PrefixSource, RoundKind, RoundRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::Stats;
+
+/// LMCache "wins" at a point when vLLM's query-round mean TTFT is at least this many times
+/// LMCache's (10 % better: less is within what a change of a few milliseconds moves).
+pub const WIN_FACTOR: f64 = 1.1;
+
+/// One round of one arm at one point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RoundPoint {
+    /// Mean time to first token, seconds.
+    pub mean_ttft_s: f64,
+    /// 90th percentile of the time to first token, seconds.
+    pub p90_ttft_s: f64,
+    /// Round time, seconds.
+    pub round_time_s: f64,
+    /// Where its prompt tokens came from.
+    pub prefix: PrefixSource,
+}
+
+impl RoundPoint {
+    /// The summary of `round`.
+    pub fn of(round: &RoundRecord) -> RoundPoint {
+        let ttfts: Vec<u64> = round.requests.iter().filter_map(|r| r.ttft_ns()).collect();
+        let stats = Stats::from_ns(&ttfts);
+        let mut prefix = PrefixSource::default();
+        for p in round.requests.iter().filter_map(|r| r.prefix) {
+            prefix.gpu_hit_tokens += p.gpu_hit_tokens;
+            prefix.cpu_hit_tokens += p.cpu_hit_tokens;
+            prefix.computed_tokens += p.computed_tokens;
+        }
+        RoundPoint {
+            mean_ttft_s: stats.as_ref().map_or(f64::NAN, Stats::mean_s),
+            p90_ttft_s: stats.as_ref().map_or(f64::NAN, Stats::p90_s),
+            round_time_s: round.duration_ns as f64 / 1e9,
+            prefix,
+        }
+    }
+}
+
+/// One arm (engine) at one point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ArmPoint {
+    /// The warmup round (every document once).
+    pub warmup: RoundPoint,
+    /// The query round (the documents again).
+    pub query: RoundPoint,
+}
+
+impl ArmPoint {
+    /// The warmup and query rounds of `rounds`; `None` when either is missing.
+    pub fn of(rounds: &[RoundRecord]) -> Option<ArmPoint> {
+        let find = |kind| rounds.iter().find(|r| r.kind == kind).map(RoundPoint::of);
+        Some(ArmPoint {
+            warmup: find(RoundKind::Warmup)?,
+            query: find(RoundKind::Query)?,
+        })
+    }
+
+    /// Warmup over query mean TTFT: what reuse gained this arm.
+    pub fn query_gain(&self) -> f64 {
+        self.warmup.mean_ttft_s / self.query.mean_ttft_s
+    }
+}
+
+/// Both arms at one working set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// Documents in the working set.
+    pub num_documents: usize,
+    /// Their prompt tokens, all together.
+    pub working_set_tokens: u64,
+    /// vLLM alone.
+    pub vllm: ArmPoint,
+    /// vLLM + LMCache.
+    pub lmcache: ArmPoint,
+}
+
+impl SweepPoint {
+    /// vLLM's query mean TTFT over LMCache's: above 1, LMCache answers sooner.
+    pub fn ttft_gain(&self) -> f64 {
+        self.vllm.query.mean_ttft_s / self.lmcache.query.mean_ttft_s
+    }
+
+    /// vLLM's query round time over LMCache's.
+    pub fn round_gain(&self) -> f64 {
+        self.vllm.query.round_time_s / self.lmcache.query.round_time_s
+    }
+
+    /// What LMCache costs at this point: its largest relative increase of the mean TTFT
+    /// over vLLM's, warmup or query (0 when it is never slower).
+    pub fn ttft_cost(&self) -> f64 {
+        let rel = |lm: f64, v: f64| lm / v - 1.0;
+        rel(
+            self.lmcache.warmup.mean_ttft_s,
+            self.vllm.warmup.mean_ttft_s,
+        )
+        .max(rel(
+            self.lmcache.query.mean_ttft_s,
+            self.vllm.query.mean_ttft_s,
+        ))
+        .max(0.0)
+    }
+
+    /// Whether LMCache wins here ([`WIN_FACTOR`]).
+    pub fn lmcache_wins(&self) -> bool {
+        self.ttft_gain() >= WIN_FACTOR
+    }
+}
+
+/// Where LMCache pays off along a sweep of working sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Crossovers {
+    /// The first and last document counts of the widest run of points where LMCache wins.
+    pub wins: Option<(usize, usize)>,
+    /// The largest query TTFT gain, and where.
+    pub best_gain: f64,
+    /// The document count of the best gain.
+    pub best_at: usize,
+    /// Below the winning run: the largest TTFT cost of LMCache (e.g. 0.12 = +12 %).
+    pub cost_below: Option<f64>,
+    /// Past the winning run: the largest gain left.
+    pub gain_past: Option<f64>,
+    /// All of it in one sentence.
+    pub verdict: String,
+}
+
+impl Crossovers {
+    /// Finds them in `points` (sorted by document count).
+    pub fn find(points: &[SweepPoint]) -> Crossovers {
+        let mut best: Option<(usize, usize)> = None;
+        let mut i = 0;
+        while i < points.len() {
+            if !points[i].lmcache_wins() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < points.len() && points[i].lmcache_wins() {
+                i += 1;
+            }
+            if best.is_none_or(|(a, b)| i - start > b - a + 1) {
+                best = Some((start, i - 1));
+            }
+        }
+        let top = points
+            .iter()
+            .max_by(|a, b| a.ttft_gain().total_cmp(&b.ttft_gain()));
+        let best_gain = top.map_or(f64::NAN, SweepPoint::ttft_gain);
+        let best_at = top.map_or(0, |p| p.num_documents);
+        let fold_max = |it: &mut dyn Iterator<Item = f64>| {
+            it.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        };
+        let (cost_below, gain_past) = match best {
+            Some((a, b)) => (
+                fold_max(&mut points[..a].iter().map(SweepPoint::ttft_cost)),
+                fold_max(&mut points[b + 1..].iter().map(SweepPoint::ttft_gain)),
+            ),
+            None => (
+                fold_max(&mut points.iter().map(SweepPoint::ttft_cost)),
+                None,
+            ),
+        };
+        let wins = best.map(|(a, b)| (points[a].num_documents, points[b].num_documents));
+        let verdict = verdict(points, wins, best_gain, best_at, cost_below, gain_past);
+        Crossovers {
+            wins,
+            best_gain,
+            best_at,
+            cost_below,
+            gain_past,
+            verdict,
+        }
+    }
+}
+
+fn verdict(
+    points: &[SweepPoint],
+    wins: Option<(usize, usize)>,
+    best_gain: f64,
+    best_at: usize,
+    cost_below: Option<f64>,
+    gain_past: Option<f64>,
+) -> String {
+    let Some((from, to)) = wins else {
+        let cost = cost_below.map_or(String::new(), |c| {
+            format!("; it costs up to +{:.0} % TTFT", c * 100.0)
+        });
+        return format!(
+            "No benefit expected: LMCache wins nowhere in this range (best query TTFT gain {best_gain:.2}× at {best_at} documents){cost}."
+        );
+    };
+    let mut text = format!(
+        "LMCache wins from {from} to {to} documents, by up to {best_gain:.1}× in query TTFT (at {best_at})"
+    );
+    if let Some(c) = cost_below {
+        let first = points.first().map_or(0, |p| p.num_documents);
+        text.push_str(&format!(
+            "; from {first} to below {from} (the working set fits the GPU cache) it costs up to +{:.0} % TTFT",
+            c * 100.0
+        ));
+    }
+    if let Some(g) = gain_past {
+        text.push_str(&format!(
+            "; past {to} the CPU tier overflows too and the gain falls to {g:.2}×"
+        ));
+    }
+    text.push('.');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(ttft_s: f64) -> RoundPoint {
+        RoundPoint {
+            mean_ttft_s: ttft_s,
+            p90_ttft_s: ttft_s,
+            round_time_s: ttft_s * 10.0,
+            prefix: PrefixSource::default(),
+        }
+    }
+
+    /// A point where the arms' (warmup, query) mean TTFTs are as given.
+    fn point(n: usize, vllm: (f64, f64), lmcache: (f64, f64)) -> SweepPoint {
+        let arm = |(w, q)| ArmPoint {
+            warmup: round(w),
+            query: round(q),
+        };
+        SweepPoint {
+            num_documents: n,
+            working_set_tokens: n as u64 * 10_000,
+            vllm: arm(vllm),
+            lmcache: arm(lmcache),
+        }
+    }
+
+    #[test]
+    fn the_three_regimes_in_words() {
+        let points = [
+            point(10, (0.75, 0.20), (0.84, 0.21)), // fits the GPU: a cost
+            point(40, (0.75, 0.20), (0.83, 0.21)),
+            point(60, (0.75, 0.75), (0.83, 0.21)), // past the GPU: LMCache wins
+            point(100, (0.75, 0.75), (0.83, 0.25)),
+            point(200, (0.75, 0.75), (0.83, 0.80)), // past both: no gain
+        ];
+        let c = Crossovers::find(&points);
+        assert_eq!(c.wins, Some((60, 100)));
+        assert_eq!(c.best_at, 60);
+        assert!((c.best_gain - 0.75 / 0.21).abs() < 1e-9);
+        assert!((c.cost_below.unwrap() - 0.12).abs() < 1e-9);
+        assert!(c.gain_past.unwrap() < 1.0);
+        assert!(
+            c.verdict
+                .starts_with("LMCache wins from 60 to 100 documents, by up to 3.6×"),
+            "{}",
+            c.verdict
+        );
+        assert!(
+            c.verdict.contains("it costs up to +12 % TTFT"),
+            "{}",
+            c.verdict
+        );
+        assert!(c.verdict.contains("past 100"), "{}", c.verdict);
+    }
+
+    #[test]
+    fn nothing_won_says_no_benefit() {
+        let c = Crossovers::find(&[point(10, (0.75, 0.20), (0.80, 0.21))]);
+        assert_eq!(c.wins, None);
+        assert!(
+            c.verdict.starts_with("No benefit expected"),
+            "{}",
+            c.verdict
+        );
+        assert!(c.verdict.contains("+7 %"), "{}", c.verdict);
+    }
+
+    #[test]
+    fn the_widest_winning_run_is_reported() {
+        let win = ((0.75, 0.75), (0.8, 0.2));
+        let lose = ((0.75, 0.75), (0.8, 0.8));
+        let points = [
+            point(1, win.0, win.1),
+            point(2, lose.0, lose.1),
+            point(3, win.0, win.1),
+            point(4, win.0, win.1),
+        ];
+        assert_eq!(Crossovers::find(&points).wins, Some((3, 4)));
+    }
+}
