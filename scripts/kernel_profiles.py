@@ -275,15 +275,16 @@ def vidur_a40(repo, rev, a100_doc, spec):
              "2^(floor(log2 m) - 2)); no m of the form 2^k+1 is measured"]
     gemm = gemm_rows({s: {m: statistics.median(us) for m, us in c.items()} for s, c in samples.items()}, notes)
     a = a100_doc["kernels"]
-    borrowed = f"a100-80gb (AIConfigurator {AIC_URL} commit {a100_doc['source']['commit']}, Apache-2.0, tables {', '.join(a100_doc['source']['tables'][1:])})"
-    notes += [f"context_attention, generation_attention and allreduce are borrowed from {borrowed}: Vidur's A40 attention.csv blobs are absent "
-             "and it has no A40 all_reduce.csv; the attention utilisations are A100's, applied to A40's peaks",
-             "allreduce: copied A100 SXM NVLink latencies; an A40 pair over an NVLink bridge or PCIe will be slower",
+    borrowed = f"a100-80gb (AIConfigurator {AIC_URL} commit {a100_doc['source']['commit']}, Apache-2.0, tables {', '.join(t for t in a100_doc['source']['tables'] if '/attention/' in t)})"
+    notes += [f"context_attention and generation_attention are borrowed from {borrowed}: Vidur's A40 attention.csv blobs are absent; "
+             "the attention utilisations are A100's, applied to A40's peaks",
+             "allreduce: none (Vidur has no A40 all_reduce.csv, and A100's NVLink times would flatter an A40 pair over PCIe): "
+             "ldqa-sim's ring model over the host link applies",
              "utilisation = speed-of-light time / measured time, against this file's peak_tflops and hbm_gb_per_s (ldqa-specs gpus.json)"]
     kernels = {"peak_tflops": spec["bf16_dense_tflops"], "hbm_gb_per_s": spec["hbm_gb_per_s"], "gemm": gemm,
-               "context_attention": a["context_attention"], "generation_attention": a["generation_attention"], "allreduce": a["allreduce"]}
+               "context_attention": a["context_attention"], "generation_attention": a["generation_attention"], "allreduce": {}}
     return {"profile_version": 2, "gpu": "a40",
-            "about": "NVIDIA A40 GEMM efficiency from Microsoft Vidur's measured per-op profiles; attention and allreduce curves borrowed from a100-80gb.",
+            "about": "NVIDIA A40 GEMM efficiency from Microsoft Vidur's measured per-op profiles; attention curves borrowed from a100-80gb; no all-reduce table.",
             "source": {"repository": VIDUR_URL, "commit": commit, "licence": "MIT", "tables": paths, "derived_by": "scripts/kernel-profiles", "notes": notes},
             "kernels": kernels}
 

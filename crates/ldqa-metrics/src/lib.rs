@@ -42,4 +42,4 @@ pub use evidence::EvidenceSummary;
 pub use gains::{GainKind, Gains, GateFailure};
 pub use quantile::{quantile_sorted, Stats, QUANTILE_METHOD};
 pub use round::{is_upstream_success, ErrorSample, PrefixTotals, RoundSummary};
-pub use sweep::{ArmPoint, Crossovers, RoundPoint, SweepPoint};
+pub use sweep::{ArmPoint, Crossovers, RoundPoint, SweepPoint, WIN_FACTOR};

@@ -363,3 +363,44 @@ fn the_catalog_is_listed_and_nvidia_smi_names_are_accepted() {
     let v: serde_json::Value = serde_json::from_str(&by_smi_name).unwrap();
     assert_eq!(v["gpu"]["name"], "h100-80gb");
 }
+
+/// Issue 13: next to its regimes, recommend prints the predicted gain at the planned point
+/// and, for the user's own workload, a clear "no benefit expected" when it fits the GPU.
+#[test]
+fn the_plan_comes_with_its_predicted_gain_and_a_verdict_on_your_workload() {
+    let args = [
+        "recommend",
+        "--gpu",
+        "h100-80gb",
+        "--cpu-ram-gib",
+        "1000",
+        "--num-documents",
+        "20",
+    ];
+    let text = stdout(&args);
+    assert!(
+        text.contains("Predicted for the planned workload (51 documents): query-round mean TTFT"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Predicted for your workload (20 documents, 200700 tokens): no benefit expected"
+        ),
+        "{text}"
+    );
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&json_args)).unwrap();
+    let planned = &v["prediction"]["planned"];
+    assert_eq!(planned["verdict"], "gain");
+    assert!(
+        planned["query_ttft_gain"].as_f64().unwrap() > 3.0,
+        "{planned}"
+    );
+    assert_eq!(v["prediction"]["yours"]["verdict"], "no_benefit_fits_gpu");
+    // Past the CPU tier too: no benefit either, for the other reason.
+    let mut past = args.to_vec();
+    past[6] = "80";
+    let text = stdout(&past);
+    assert!(text.contains("overflows LMCache's CPU tier too"), "{text}");
+}

@@ -10,6 +10,7 @@ pub mod deployment_args;
 pub mod engine_args;
 pub mod predict;
 pub mod recommend;
+mod recommend_gain;
 pub mod report;
 pub mod run;
 pub mod run_args;

@@ -9,6 +9,7 @@ use ldqa_specs::{catalog, GpuSpec};
 use serde_json::json;
 
 use super::deployment_args::DeploymentArgs;
+use super::recommend_gain;
 use crate::exit::ExitStatus;
 
 const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
@@ -80,6 +81,10 @@ pub struct RecommendArgs {
         help_heading = "Workload"
     )]
     max_inflight_requests: u64,
+    /// Your workload's documents: the simulator predicts LMCache's gain for it next to
+    /// the plan's, and says "no benefit expected" when it fits the GPU cache.
+    #[arg(long, value_name = "N", help_heading = "Workload")]
+    num_documents: Option<usize>,
     /// Print every number as JSON (units in the keys).
     #[arg(long, help_heading = "Output")]
     json: bool,
@@ -189,6 +194,9 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
     if args.document_length == 0 || args.max_inflight_requests == 0 {
         bail!("--document-length and --max-inflight-requests must be at least 1");
     }
+    if args.num_documents == Some(0) {
+        bail!("--num-documents must be at least 1");
+    }
     let d = &args.deployment;
     let model = d.model_spec()?;
     // A short catalog alias (`llama-3.1-8b`) is no name `vllm serve` knows: print the
@@ -239,8 +247,16 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
     for w in &p.warnings {
         eprintln!("warning: {}", warning_text(w));
     }
+    let predictions = predictions(&args, &input, &p);
     if args.json {
-        let v = plan_json(&input, &p, &flags, blocks);
+        let mut v = plan_json(&input, &p, &flags, blocks);
+        v["prediction"] = match &predictions {
+            Ok((planned, yours)) => json!({
+                "planned": planned.json(),
+                "yours": yours.as_ref().map(recommend_gain::Predicted::json),
+            }),
+            Err(e) => json!({"unavailable": format!("{e:#}")}),
+        };
         crate::stdout::write(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
     } else {
         let dep = &input.deployment;
@@ -251,11 +267,38 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
             args.gpus_per_node,
             &input.workload,
         );
+        let predicted = match &predictions {
+            Ok((planned, yours)) => {
+                let mut text = planned.text("Predicted for the planned workload");
+                if let Some(y) = yours {
+                    text.push_str(&y.text("Predicted for your workload"));
+                }
+                text.push('\n');
+                text
+            }
+            Err(e) => format!("No prediction: {e:#}\n"),
+        };
         crate::stdout::write(&format!(
-            "host RAM:       {ram_note}\n{explanation}{blocks}"
+            "host RAM:       {ram_note}\n{explanation}{predicted}{blocks}"
         ))?;
     }
     Ok(ExitStatus::Success)
+}
+
+/// The planned workload, and the user's (`--num-documents`), simulated on both engines.
+fn predictions(
+    args: &RecommendArgs,
+    input: &PlanInput,
+    p: &ldqa_recommend::Plan,
+) -> anyhow::Result<(recommend_gain::Predicted, Option<recommend_gain::Predicted>)> {
+    let model = &args.deployment.model;
+    let num_documents = usize::try_from(p.num_documents)?;
+    let planned = recommend_gain::predict(input, p, model, num_documents)?;
+    let yours = args
+        .num_documents
+        .map(|n| recommend_gain::predict(input, p, model, n))
+        .transpose()?;
+    Ok((planned, yours))
 }
 
 /// A GiB figure or ratio as people read it: 3 decimals, no binary-fraction noise

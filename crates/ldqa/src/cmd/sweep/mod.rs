@@ -239,9 +239,22 @@ fn simulate_point(
     vllm: &Scenario,
     lmcache: &Scenario,
 ) -> anyhow::Result<SweepPoint> {
-    let workload = Workload::build(&args.workload(num_documents))
-        .with_context(|| format!("building {num_documents} documents"))?;
-    let plan = workload.plan(args.max_inflight_requests, 0);
+    let workload = args.workload(num_documents);
+    simulate(&workload, args.max_inflight_requests, client, vllm, lmcache)
+}
+
+/// `workload` with at most `max_inflight` in flight, on both engines: one point.
+pub(crate) fn simulate(
+    workload: &WorkloadConfig,
+    max_inflight: usize,
+    client: &SimClient,
+    vllm: &Scenario,
+    lmcache: &Scenario,
+) -> anyhow::Result<SweepPoint> {
+    let num_documents = workload.num_documents;
+    let plan = Workload::build(workload)
+        .with_context(|| format!("building {num_documents} documents"))?
+        .plan(max_inflight, 0);
     let arm = |scenario: &Scenario, name: &str| -> anyhow::Result<ArmPoint> {
         let rounds = run_protocol(scenario, &plan, client)
             .with_context(|| format!("simulating {name} at {num_documents} documents"))?;

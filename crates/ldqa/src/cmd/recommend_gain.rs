@@ -1,0 +1,103 @@
+//! What `recommend`'s plan is predicted to gain: the planned workload (and the user's own,
+//! `--num-documents`) simulated on vLLM and on vLLM + LMCache with the planned deployment,
+//! the same way `ldqa sweep` simulates a point.
+
+use ldqa_metrics::{SweepPoint, WIN_FACTOR};
+use ldqa_recommend::{Plan, PlanInput};
+use ldqa_sim::protocol::SimClient;
+use ldqa_sim::scenario::{self, EngineMode};
+use ldqa_workload::{RepeatMode, WorkloadConfig};
+use serde_json::json;
+
+/// One simulated workload and what it shows.
+pub(crate) struct Predicted {
+    pub point: SweepPoint,
+    /// Its prompt tokens fit vLLM's GPU prefix cache.
+    pub fits_gpu: bool,
+}
+
+impl Predicted {
+    fn verdict(&self) -> &'static str {
+        if self.fits_gpu {
+            "no_benefit_fits_gpu"
+        } else if self.point.ttft_gain() >= WIN_FACTOR {
+            "gain"
+        } else {
+            "no_benefit"
+        }
+    }
+
+    /// A line for people.
+    pub fn text(&self, what: &str) -> String {
+        let p = &self.point;
+        let n = p.num_documents;
+        match self.verdict() {
+            "no_benefit_fits_gpu" => format!(
+                "{what} ({n} documents, {} tokens): no benefit expected: the working set fits vLLM's GPU prefix cache, which serves the query round by itself; LMCache costs +{:.0} % TTFT\n",
+                p.working_set_tokens,
+                p.ttft_cost() * 100.0
+            ),
+            "gain" => format!(
+                "{what} ({n} documents): query-round mean TTFT {:.3} s with vLLM, {:.3} s with LMCache ({:.1}× faster); query round time {:.2}× faster\n",
+                p.vllm.query.mean_ttft_s,
+                p.lmcache.query.mean_ttft_s,
+                p.ttft_gain(),
+                p.round_gain()
+            ),
+            _ => format!(
+                "{what} ({n} documents): no benefit expected: the working set overflows LMCache's CPU tier too (predicted query TTFT gain {:.2}×)\n",
+                p.ttft_gain()
+            ),
+        }
+    }
+
+    /// The JSON object.
+    pub fn json(&self) -> serde_json::Value {
+        let p = &self.point;
+        json!({
+            "num_documents": p.num_documents,
+            "working_set_tokens": p.working_set_tokens,
+            "verdict": self.verdict(),
+            "vllm_query_mean_ttft_s": p.vllm.query.mean_ttft_s,
+            "lmcache_query_mean_ttft_s": p.lmcache.query.mean_ttft_s,
+            "query_ttft_gain": p.ttft_gain(),
+            "query_round_gain": p.round_gain(),
+        })
+    }
+}
+
+/// The planned deployment running `num_documents` documents of the planned workload on
+/// both engines (the CPU tier as planned), in the simulator.
+pub(crate) fn predict(
+    input: &PlanInput,
+    plan: &Plan,
+    model_arg: &str,
+    num_documents: usize,
+) -> anyhow::Result<Predicted> {
+    let d = &input.deployment;
+    let vllm = scenario::build(d, EngineMode::Vllm)?;
+    let lmcache = scenario::build(
+        d,
+        EngineMode::Lmcache {
+            cpu_gib_per_rank: Some(plan.offload.max_local_cpu_size_gib as f64),
+        },
+    )?;
+    let w = &input.workload;
+    let workload = WorkloadConfig {
+        num_documents,
+        document_length: usize::try_from(w.document_length)?,
+        repeat_count: 1,
+        repeat_mode: RepeatMode::Tile,
+        ..WorkloadConfig::default()
+    };
+    let client = SimClient {
+        output_len: u32::try_from(w.output_len)?,
+        template: super::predict::prompt_template(model_arg, ldqa_model::Api::Chat)?,
+    };
+    let inflight = usize::try_from(w.max_inflight_requests)?;
+    let point = super::sweep::simulate(&workload, inflight, &client, &vllm, &lmcache)?;
+    Ok(Predicted {
+        fits_gpu: point.working_set_tokens <= vllm.config.gpu_kv_tokens,
+        point,
+    })
+}
