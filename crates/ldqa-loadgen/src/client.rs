@@ -228,6 +228,40 @@ impl Client {
         Ok(body)
     }
 
+    /// Empties the server's prefix cache: `POST /reset_prefix_cache` at the server root
+    /// (vLLM's, and `ldqa serve`'s). A server still finishing requests refuses (vLLM
+    /// answers `success: false`, `ldqa serve` 409): asked again every 200 ms for up to 60 s.
+    pub async fn reset_prefix_cache(&self) -> Result<(), LoadgenError> {
+        let url = format!("{}/reset_prefix_cache", self.config.endpoint.origin());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let resp = self
+                .authorized(self.http.post(&url))
+                .timeout(CONTROL_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| LoadgenError::Unreachable {
+                    url: url.clone(),
+                    reason: error_chain(&e),
+                })?;
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            let refused =
+                status.as_u16() == 409 || body.replace(' ', "").contains("\"success\":false");
+            if status.is_success() && !refused {
+                return Ok(());
+            }
+            if !refused || tokio::time::Instant::now() >= deadline {
+                return Err(LoadgenError::BadStatus {
+                    url,
+                    status: status.as_u16(),
+                    body: snippet(&body),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// Serializes the request body for `prompt` (done before the request's clock starts).
     pub fn body(&self, prompt: &str) -> Vec<u8> {
         let logit_bias = self

@@ -29,10 +29,23 @@ impl RoundPoint {
         let ttfts: Vec<u64> = round.requests.iter().filter_map(|r| r.ttft_ns()).collect();
         let stats = Stats::from_ns(&ttfts);
         let mut prefix = PrefixSource::default();
-        for p in round.requests.iter().filter_map(|r| r.prefix) {
-            prefix.gpu_hit_tokens += p.gpu_hit_tokens;
-            prefix.cpu_hit_tokens += p.cpu_hit_tokens;
-            prefix.computed_tokens += p.computed_tokens;
+        for r in &round.requests {
+            // The simulator knows where tokens came from; a server's usage says how many
+            // were cached (vLLM counts its prefix cache's hits there).
+            let p = r.prefix.or_else(|| {
+                let u = r.usage?;
+                let cached = u.cached_tokens.unwrap_or(0);
+                Some(PrefixSource {
+                    gpu_hit_tokens: cached,
+                    cpu_hit_tokens: 0,
+                    computed_tokens: u.prompt_tokens?.saturating_sub(cached),
+                })
+            });
+            if let Some(p) = p {
+                prefix.gpu_hit_tokens += p.gpu_hit_tokens;
+                prefix.cpu_hit_tokens += p.cpu_hit_tokens;
+                prefix.computed_tokens += p.computed_tokens;
+            }
         }
         RoundPoint {
             mean_ttft_s: stats.as_ref().map_or(f64::NAN, Stats::mean_s),
@@ -66,9 +79,16 @@ impl ArmPoint {
     pub fn query_gain(&self) -> f64 {
         self.warmup.mean_ttft_s / self.query.mean_ttft_s
     }
+
+    /// The share of the query round's prompt tokens that came from a cache.
+    pub fn query_hit_fraction(&self) -> f64 {
+        let p = &self.query.prefix;
+        let hit = p.gpu_hit_tokens + p.cpu_hit_tokens;
+        hit as f64 / (hit + p.computed_tokens).max(1) as f64
+    }
 }
 
-/// Both arms at one working set.
+/// Both arms at one working set (an arm not measured is `None`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SweepPoint {
     /// Documents in the working set.
@@ -76,46 +96,51 @@ pub struct SweepPoint {
     /// Their prompt tokens, all together.
     pub working_set_tokens: u64,
     /// vLLM alone.
-    pub vllm: ArmPoint,
+    pub vllm: Option<ArmPoint>,
     /// vLLM + LMCache.
-    pub lmcache: ArmPoint,
+    pub lmcache: Option<ArmPoint>,
 }
 
 impl SweepPoint {
+    fn both(&self) -> Option<(&ArmPoint, &ArmPoint)> {
+        Some((self.vllm.as_ref()?, self.lmcache.as_ref()?))
+    }
+
     /// vLLM's query mean TTFT over LMCache's: above 1, LMCache answers sooner.
-    pub fn ttft_gain(&self) -> f64 {
-        self.vllm.query.mean_ttft_s / self.lmcache.query.mean_ttft_s
+    pub fn ttft_gain(&self) -> Option<f64> {
+        self.both()
+            .map(|(v, l)| v.query.mean_ttft_s / l.query.mean_ttft_s)
     }
 
     /// vLLM's query round time over LMCache's.
-    pub fn round_gain(&self) -> f64 {
-        self.vllm.query.round_time_s / self.lmcache.query.round_time_s
+    pub fn round_gain(&self) -> Option<f64> {
+        self.both()
+            .map(|(v, l)| v.query.round_time_s / l.query.round_time_s)
     }
 
     /// What LMCache costs at this point: its largest relative increase of the mean TTFT
     /// over vLLM's, warmup or query (0 when it is never slower).
-    pub fn ttft_cost(&self) -> f64 {
+    pub fn ttft_cost(&self) -> Option<f64> {
         let rel = |lm: f64, v: f64| lm / v - 1.0;
-        rel(
-            self.lmcache.warmup.mean_ttft_s,
-            self.vllm.warmup.mean_ttft_s,
-        )
-        .max(rel(
-            self.lmcache.query.mean_ttft_s,
-            self.vllm.query.mean_ttft_s,
-        ))
-        .max(0.0)
+        self.both().map(|(v, l)| {
+            rel(l.warmup.mean_ttft_s, v.warmup.mean_ttft_s)
+                .max(rel(l.query.mean_ttft_s, v.query.mean_ttft_s))
+                .max(0.0)
+        })
     }
 
     /// Whether LMCache wins here ([`WIN_FACTOR`]).
     pub fn lmcache_wins(&self) -> bool {
-        self.ttft_gain() >= WIN_FACTOR
+        self.ttft_gain().is_some_and(|g| g >= WIN_FACTOR)
     }
 }
 
 /// Where LMCache pays off along a sweep of working sets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Crossovers {
+    /// The first document count at which vLLM's query round takes less than half of its
+    /// prompt tokens from its prefix cache: the GPU cache's cliff.
+    pub vllm_cliff: Option<usize>,
     /// The first and last document counts of the widest run of points where LMCache wins.
     pub wins: Option<(usize, usize)>,
     /// The largest query TTFT gain, and where.
@@ -133,6 +158,27 @@ pub struct Crossovers {
 impl Crossovers {
     /// Finds them in `points` (sorted by document count).
     pub fn find(points: &[SweepPoint]) -> Crossovers {
+        let vllm_cliff = points
+            .iter()
+            .find(|p| p.vllm.is_some_and(|v| v.query_hit_fraction() < 0.5))
+            .map(|p| p.num_documents);
+        if points.iter().any(|p| p.both().is_none()) {
+            let verdict = match vllm_cliff {
+                Some(n) => format!(
+                    "vLLM's query round stops hitting its prefix cache at {n} documents: the working set outgrows the GPU cache there."
+                ),
+                None => "vLLM's query round hits its prefix cache at every point.".to_string(),
+            };
+            return Crossovers {
+                vllm_cliff,
+                wins: None,
+                best_gain: f64::NAN,
+                best_at: 0,
+                cost_below: None,
+                gain_past: None,
+                verdict: format!("{verdict} (Only one engine was measured: no comparison.)"),
+            };
+        }
         let mut best: Option<(usize, usize)> = None;
         let mut i = 0;
         while i < points.len() {
@@ -148,27 +194,27 @@ impl Crossovers {
                 best = Some((start, i - 1));
             }
         }
-        let top = points
-            .iter()
-            .max_by(|a, b| a.ttft_gain().total_cmp(&b.ttft_gain()));
-        let best_gain = top.map_or(f64::NAN, SweepPoint::ttft_gain);
+        let gain = |p: &SweepPoint| p.ttft_gain().unwrap_or(f64::NAN);
+        let top = points.iter().max_by(|a, b| gain(a).total_cmp(&gain(b)));
+        let best_gain = top.map_or(f64::NAN, gain);
         let best_at = top.map_or(0, |p| p.num_documents);
         let fold_max = |it: &mut dyn Iterator<Item = f64>| {
             it.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         };
         let (cost_below, gain_past) = match best {
             Some((a, b)) => (
-                fold_max(&mut points[..a].iter().map(SweepPoint::ttft_cost)),
-                fold_max(&mut points[b + 1..].iter().map(SweepPoint::ttft_gain)),
+                fold_max(&mut points[..a].iter().filter_map(SweepPoint::ttft_cost)),
+                fold_max(&mut points[b + 1..].iter().filter_map(SweepPoint::ttft_gain)),
             ),
             None => (
-                fold_max(&mut points.iter().map(SweepPoint::ttft_cost)),
+                fold_max(&mut points.iter().filter_map(SweepPoint::ttft_cost)),
                 None,
             ),
         };
         let wins = best.map(|(a, b)| (points[a].num_documents, points[b].num_documents));
         let verdict = verdict(points, wins, best_gain, best_at, cost_below, gain_past);
         Crossovers {
+            vllm_cliff,
             wins,
             best_gain,
             best_at,
@@ -236,8 +282,8 @@ mod tests {
         SweepPoint {
             num_documents: n,
             working_set_tokens: n as u64 * 10_000,
-            vllm: arm(vllm),
-            lmcache: arm(lmcache),
+            vllm: Some(arm(vllm)),
+            lmcache: Some(arm(lmcache)),
         }
     }
 
@@ -254,6 +300,8 @@ mod tests {
         assert_eq!(c.wins, Some((60, 100)));
         assert_eq!(c.best_at, 60);
         assert!((c.best_gain - 0.75 / 0.21).abs() < 1e-9);
+        // The test rounds carry no prefix sources: nothing hit, a cliff at the first point.
+        assert_eq!(c.vllm_cliff, Some(10));
         assert!((c.cost_below.unwrap() - 0.12).abs() < 1e-9);
         assert!(c.gain_past.unwrap() < 1.0);
         assert!(
@@ -280,6 +328,34 @@ mod tests {
             c.verdict
         );
         assert!(c.verdict.contains("+7 %"), "{}", c.verdict);
+    }
+
+    #[test]
+    fn one_arm_alone_gives_its_cliff() {
+        let hits = |hit: u64| RoundPoint {
+            prefix: PrefixSource {
+                gpu_hit_tokens: hit,
+                cpu_hit_tokens: 0,
+                computed_tokens: 100 - hit,
+            },
+            ..round(0.1)
+        };
+        let only_vllm = |n, hit| SweepPoint {
+            lmcache: None,
+            vllm: Some(ArmPoint {
+                warmup: hits(0),
+                query: hits(hit),
+            }),
+            ..point(n, (0.1, 0.1), (0.1, 0.1))
+        };
+        let c = Crossovers::find(&[only_vllm(10, 99), only_vllm(20, 60), only_vllm(21, 10)]);
+        assert_eq!(c.vllm_cliff, Some(21));
+        assert_eq!(c.wins, None);
+        assert!(
+            c.verdict.contains("stops hitting its prefix cache at 21"),
+            "{}",
+            c.verdict
+        );
     }
 
     #[test]

@@ -85,21 +85,24 @@ impl SweepReport {
     pub fn write_csv(&self, path: &Path) -> Result<(), ReportError> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(SWEEP_CSV_COLUMNS)?;
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        let count = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
         for p in &self.points {
-            let (v, l) = (&p.vllm, &p.lmcache);
             let mut row = vec![
                 p.num_documents.to_string(),
                 p.working_set_tokens.to_string(),
             ];
-            row.extend(arm_cells(v));
-            row.push(v.query.prefix.gpu_hit_tokens.to_string());
-            row.push(v.query.prefix.computed_tokens.to_string());
-            row.extend(arm_cells(l));
-            row.push(l.query.prefix.gpu_hit_tokens.to_string());
-            row.push(l.query.prefix.cpu_hit_tokens.to_string());
-            row.push(l.query.prefix.computed_tokens.to_string());
-            row.push(p.ttft_gain().to_string());
-            row.push(p.round_gain().to_string());
+            row.extend(arm_cells(p.vllm.as_ref()));
+            let v = p.vllm.map(|a| a.query.prefix);
+            row.push(count(v.map(|q| q.gpu_hit_tokens)));
+            row.push(count(v.map(|q| q.computed_tokens)));
+            row.extend(arm_cells(p.lmcache.as_ref()));
+            let l = p.lmcache.map(|a| a.query.prefix);
+            row.push(count(l.map(|q| q.gpu_hit_tokens)));
+            row.push(count(l.map(|q| q.cpu_hit_tokens)));
+            row.push(count(l.map(|q| q.computed_tokens)));
+            row.push(opt(p.ttft_gain()));
+            row.push(opt(p.round_gain()));
             w.write_record(&row)?;
         }
         let bytes = w
@@ -132,27 +135,37 @@ impl SweepReport {
             "LMCache warm/query",
             "TTFT ×",
             "round ×",
-            "LMCache query prompt tokens from"
+            "query prompt tokens from (LMCache's, else vLLM's)"
         ));
+        let ttfts = |a: Option<ArmPoint>| match a {
+            Some(a) => format!(
+                "{:>9.3} s {:>7.3} s",
+                a.warmup.mean_ttft_s, a.query.mean_ttft_s
+            ),
+            None => format!("{:>21}", "not measured"),
+        };
+        let gain = |g: Option<f64>| g.map_or(format!("{:>8}", "-"), |g| format!("{g:>7.2}×"));
         for p in &self.points {
             let marker = match p.num_documents as u64 {
                 n if n == c.gpu_documents() => " ← GPU cache full",
                 n if n == c.cpu_documents() => " ← CPU tier full",
                 _ => "",
             };
-            let q = &p.lmcache.query.prefix;
+            let q = p
+                .lmcache
+                .or(p.vllm)
+                .map(|a| a.query.prefix)
+                .unwrap_or_default();
             let total = (q.gpu_hit_tokens + q.cpu_hit_tokens + q.computed_tokens).max(1) as f64;
             let pct = |v: u64| v as f64 / total * 100.0;
             out.push_str(&format!(
-                "{:>6} {:>11} │ {:>9.3} s {:>7.3} s │ {:>9.3} s {:>7.3} s │ {:>7.2}× {:>7.2}× │ GPU {:>3.0} % CPU {:>3.0} % computed {:>3.0} %{marker}\n",
+                "{:>6} {:>11} │ {} │ {} │ {} {} │ GPU {:>3.0} % CPU {:>3.0} % computed {:>3.0} %{marker}\n",
                 p.num_documents,
                 p.working_set_tokens,
-                p.vllm.warmup.mean_ttft_s,
-                p.vllm.query.mean_ttft_s,
-                p.lmcache.warmup.mean_ttft_s,
-                p.lmcache.query.mean_ttft_s,
-                p.ttft_gain(),
-                p.round_gain(),
+                ttfts(p.vllm),
+                ttfts(p.lmcache),
+                gain(p.ttft_gain()),
+                gain(p.round_gain()),
                 pct(q.gpu_hit_tokens),
                 pct(q.cpu_hit_tokens),
                 pct(q.computed_tokens),
@@ -163,7 +176,10 @@ impl SweepReport {
     }
 }
 
-fn arm_cells(a: &ArmPoint) -> [String; 6] {
+fn arm_cells(a: Option<&ArmPoint>) -> [String; 6] {
+    let Some(a) = a else {
+        return Default::default();
+    };
     [
         a.warmup.mean_ttft_s.to_string(),
         a.warmup.p90_ttft_s.to_string(),
@@ -198,8 +214,8 @@ pub fn plot_sweep(report: &SweepReport, path: &Path) -> Result<(), ReportError> 
     }
 }
 
-/// One number of a point.
-type Measure = fn(&SweepPoint) -> f64;
+/// One arm of a point.
+type Arm = fn(&SweepPoint) -> Option<ArmPoint>;
 
 fn draw_sweep<DB: plotters::prelude::DrawingBackend>(
     root: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
@@ -219,7 +235,9 @@ fn draw_sweep<DB: plotters::prelude::DrawingBackend>(
     let y_max = report
         .points
         .iter()
-        .flat_map(|p| [p.vllm.query.mean_ttft_s, p.lmcache.query.mean_ttft_s])
+        .flat_map(|p| [p.vllm, p.lmcache])
+        .flatten()
+        .map(|a| a.query.mean_ttft_s)
         .filter(|v| v.is_finite())
         .fold(1e-3, f64::max)
         * 1.15;
@@ -266,18 +284,19 @@ fn draw_sweep<DB: plotters::prelude::DrawingBackend>(
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    let arms: [(&str, RGBColor, Measure); 2] = [
-        ("vLLM", RGBColor(255, 140, 0), |p| p.vllm.query.mean_ttft_s),
-        ("vLLM + LMCache", RGBColor(0, 0, 139), |p| {
-            p.lmcache.query.mean_ttft_s
-        }),
+    let arms: [(&str, RGBColor, Arm); 2] = [
+        ("vLLM", RGBColor(255, 140, 0), |p| p.vllm),
+        ("vLLM + LMCache", RGBColor(0, 0, 139), |p| p.lmcache),
     ];
-    for (label, color, ttft) in arms {
+    for (label, color, arm) in arms {
         let pts: Vec<(f64, f64)> = report
             .points
             .iter()
-            .map(|p| (p.num_documents as f64, ttft(p)))
+            .filter_map(|p| Some((p.num_documents as f64, arm(p)?.query.mean_ttft_s)))
             .collect();
+        if pts.is_empty() {
+            continue;
+        }
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(3)))
             .map_err(e)?

@@ -2,7 +2,7 @@
 //! `--num-documents`) simulated on vLLM and on vLLM + LMCache with the planned deployment,
 //! the same way `ldqa sweep` simulates a point.
 
-use ldqa_metrics::{SweepPoint, WIN_FACTOR};
+use ldqa_metrics::{ArmPoint, SweepPoint, WIN_FACTOR};
 use ldqa_recommend::{Plan, PlanInput};
 use ldqa_sim::protocol::SimClient;
 use ldqa_sim::scenario::{self, EngineMode};
@@ -12,6 +12,8 @@ use serde_json::json;
 /// One simulated workload and what it shows.
 pub(crate) struct Predicted {
     pub point: SweepPoint,
+    vllm: ArmPoint,
+    lmcache: ArmPoint,
     /// Its prompt tokens fit vLLM's GPU prefix cache.
     pub fits_gpu: bool,
 }
@@ -20,11 +22,19 @@ impl Predicted {
     fn verdict(&self) -> &'static str {
         if self.fits_gpu {
             "no_benefit_fits_gpu"
-        } else if self.point.ttft_gain() >= WIN_FACTOR {
+        } else if self.ttft_gain() >= WIN_FACTOR {
             "gain"
         } else {
             "no_benefit"
         }
+    }
+
+    fn ttft_gain(&self) -> f64 {
+        self.vllm.query.mean_ttft_s / self.lmcache.query.mean_ttft_s
+    }
+
+    fn round_gain(&self) -> f64 {
+        self.vllm.query.round_time_s / self.lmcache.query.round_time_s
     }
 
     /// A line for people.
@@ -35,18 +45,18 @@ impl Predicted {
             "no_benefit_fits_gpu" => format!(
                 "{what} ({n} documents, {} tokens): no benefit expected: the working set fits vLLM's GPU prefix cache, which serves the query round by itself; LMCache costs +{:.0} % TTFT\n",
                 p.working_set_tokens,
-                p.ttft_cost() * 100.0
+                p.ttft_cost().unwrap_or(0.0) * 100.0
             ),
             "gain" => format!(
                 "{what} ({n} documents): query-round mean TTFT {:.3} s with vLLM, {:.3} s with LMCache ({:.1}× faster); query round time {:.2}× faster\n",
-                p.vllm.query.mean_ttft_s,
-                p.lmcache.query.mean_ttft_s,
-                p.ttft_gain(),
-                p.round_gain()
+                self.vllm.query.mean_ttft_s,
+                self.lmcache.query.mean_ttft_s,
+                self.ttft_gain(),
+                self.round_gain()
             ),
             _ => format!(
                 "{what} ({n} documents): no benefit expected: the working set overflows LMCache's CPU tier too (predicted query TTFT gain {:.2}×)\n",
-                p.ttft_gain()
+                self.ttft_gain()
             ),
         }
     }
@@ -58,10 +68,10 @@ impl Predicted {
             "num_documents": p.num_documents,
             "working_set_tokens": p.working_set_tokens,
             "verdict": self.verdict(),
-            "vllm_query_mean_ttft_s": p.vllm.query.mean_ttft_s,
-            "lmcache_query_mean_ttft_s": p.lmcache.query.mean_ttft_s,
-            "query_ttft_gain": p.ttft_gain(),
-            "query_round_gain": p.round_gain(),
+            "vllm_query_mean_ttft_s": self.vllm.query.mean_ttft_s,
+            "lmcache_query_mean_ttft_s": self.lmcache.query.mean_ttft_s,
+            "query_ttft_gain": self.ttft_gain(),
+            "query_round_gain": self.round_gain(),
         })
     }
 }
@@ -96,8 +106,13 @@ pub(crate) fn predict(
     };
     let inflight = usize::try_from(w.max_inflight_requests)?;
     let point = super::sweep::simulate(&workload, inflight, &client, &vllm, &lmcache)?;
+    let (Some(v), Some(l)) = (point.vllm, point.lmcache) else {
+        anyhow::bail!("invariant: both engines were simulated");
+    };
     Ok(Predicted {
         fits_gpu: point.working_set_tokens <= vllm.config.gpu_kv_tokens,
         point,
+        vllm: v,
+        lmcache: l,
     })
 }

@@ -5,10 +5,12 @@
 //! counts (given, or [`default_counts`] around the GPU cache's and the CPU tier's edges) →
 //! per count the plan `ldqa predict` would run, simulated on both engines (in parallel
 //! across cores) → [`SweepPoint`]s → [`Crossovers`] → the table, `sweep.csv`, `sweep.json`.
-//! The target is the simulator (with `--profile`, a measured one); real servers are the
-//! next step (docs/ARCHITECTURE.md).
+//! The target is the simulator (with `--profile`, on a server's measured step costs), or
+//! running servers (`--vllm-url`, `--lmcache-url`: [`servers`], one point after the other,
+//! each server's prefix cache emptied before each point).
 
 mod range;
+mod servers;
 
 use std::path::PathBuf;
 
@@ -37,10 +39,26 @@ pub struct SweepArgs {
     #[arg(long, value_name = "RANGE", value_parser = range::parse_range, help_heading = "Sweep")]
     pub num_documents: Option<range::Range>,
 
-    /// Simulate (the default and, so far, the only target; `--profile` makes it a
-    /// measured one).
-    #[arg(long, help_heading = "Sweep")]
+    /// Simulate both engines (the default; with `--profile`, on step costs measured on a
+    /// server).
+    #[arg(long, help_heading = "Sweep", conflicts_with_all = ["vllm_url", "lmcache_url"])]
     pub sim: bool,
+
+    /// Measure the vLLM arm on this running server (its OpenAI base URL) instead: its
+    /// prefix cache is emptied (POST /reset_prefix_cache) before every point. Describe it
+    /// with the deployment flags, for the capacities and the table.
+    #[arg(long, value_name = "URL", help_heading = "Servers")]
+    pub vllm_url: Option<String>,
+
+    /// Measure the LMCache arm on this running server (vLLM + LMCache), the same way. An
+    /// arm given no URL is left out when the other has one.
+    #[arg(long, value_name = "URL", help_heading = "Servers")]
+    pub lmcache_url: Option<String>,
+
+    /// Build documents of exactly --document-length tokens with this tokenizer (a
+    /// tokenizer.json or a model folder), as `ldqa run --tokenizer` does.
+    #[arg(long, value_name = "PATH", help_heading = "Servers")]
+    pub tokenizer: Option<PathBuf>,
 
     /// Length of each document, in "hi" words.
     #[arg(
@@ -107,6 +125,7 @@ impl SweepArgs {
             document_length: self.document_length,
             repeat_count: self.repeat_count,
             repeat_mode: self.repeat_mode,
+            tokenizer: self.tokenizer.clone(),
             ..WorkloadConfig::default()
         }
     }
@@ -149,11 +168,27 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
         counts.last().copied().unwrap_or(0),
         resolved.description
     );
-    let points = simulate_points(&args, &counts, &client, vllm, lmcache)?;
+    let on_servers = args.vllm_url.is_some() || args.lmcache_url.is_some();
+    let points = if on_servers {
+        measure_on_servers(&args, &counts)?
+    } else {
+        simulate_points(&args, &counts, &client, vllm, lmcache)?
+    };
+    let description = if on_servers {
+        let arm = |url: &Option<String>| url.as_deref().unwrap_or("not measured").to_string();
+        format!(
+            "Measured: vLLM {}, LMCache {}; capacities as described: {}",
+            arm(&args.vllm_url),
+            arm(&args.lmcache_url),
+            resolved.description
+        )
+    } else {
+        format!("Simulated: {}", resolved.description)
+    };
     let report = SweepReport {
         schema: "ldqa-sweep",
         schema_version: 1,
-        description: resolved.description.clone(),
+        description,
         workload: json!({
             "document_length": args.document_length,
             "output_len": args.output_len,
@@ -168,6 +203,29 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     };
     write_outputs(&args, &report)?;
     Ok(ExitStatus::Success)
+}
+
+/// The points measured on the servers given; what finished before Ctrl-C is kept.
+fn measure_on_servers(args: &SweepArgs, counts: &[usize]) -> anyhow::Result<Vec<SweepPoint>> {
+    let args = args.clone();
+    let counts = counts.to_vec();
+    crate::runtime::run(async move {
+        let connect = |url: &Option<String>| {
+            let url = url.clone();
+            let args = &args;
+            async move {
+                match url {
+                    Some(u) => servers::Server::connect(&u, args).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        };
+        let vllm = connect(&args.vllm_url).await.context("--vllm-url")?;
+        let lmcache = connect(&args.lmcache_url).await.context("--lmcache-url")?;
+        let cancel = ldqa_loadgen::Cancel::new();
+        crate::runtime::on_interrupt(cancel.clone(), "stopping after this point", || {});
+        servers::measure_points(&args, &counts, vllm.as_ref(), lmcache.as_ref(), &cancel).await
+    })
 }
 
 /// Prompt tokens of one document of the swept length, template included.
@@ -273,8 +331,8 @@ pub(crate) fn simulate(
     Ok(SweepPoint {
         num_documents,
         working_set_tokens,
-        vllm: arm(vllm, "vLLM")?,
-        lmcache: arm(lmcache, "LMCache")?,
+        vllm: Some(arm(vllm, "vLLM")?),
+        lmcache: Some(arm(lmcache, "LMCache")?),
     })
 }
 

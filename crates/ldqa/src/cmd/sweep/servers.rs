@@ -1,0 +1,117 @@
+//! The sweep on running servers: at every point each server's prefix cache is emptied
+//! (`POST /reset_prefix_cache`), then the point's plan runs against it as `ldqa run` would
+//! send it. Points run one after the other (a server is one machine); Ctrl-C stops the
+//! sweep after what finished, which is kept.
+
+use anyhow::Context;
+use ldqa_loadgen::{
+    run_protocol, Cancel, Client, ClientConfig, Endpoint, NoObserver, ProtocolOptions,
+};
+use ldqa_metrics::{ArmPoint, SweepPoint};
+use ldqa_model::Api;
+use ldqa_workload::Workload;
+
+use super::SweepArgs;
+
+/// A running server standing in for one arm.
+pub(super) struct Server {
+    client: Client,
+}
+
+impl Server {
+    /// Connects to `url` (an OpenAI base URL) and finds the model it serves.
+    pub async fn connect(url: &str, args: &SweepArgs) -> anyhow::Result<Server> {
+        let endpoint = Endpoint::new(url, std::env::var("OPENAI_API_KEY").ok())?;
+        let api = if args.completions {
+            Api::Completions
+        } else {
+            Api::Chat
+        };
+        let mut config = ClientConfig::new(endpoint.clone(), "auto".into(), api, args.output_len);
+        let listed = Client::new(config.clone())?.server_models().await?;
+        config.model = listed
+            .ids
+            .first()
+            .cloned()
+            .with_context(|| format!("{} lists no models", endpoint.url("models")))?;
+        Ok(Server {
+            client: Client::new(config)?,
+        })
+    }
+
+    /// One point: the cache emptied, then warmup and query rounds of `num_documents`.
+    async fn measure(
+        &self,
+        args: &SweepArgs,
+        num_documents: usize,
+        cancel: &Cancel,
+    ) -> anyhow::Result<Option<ArmPoint>> {
+        self.client.reset_prefix_cache().await?;
+        let workload = Workload::build(&args.workload(num_documents))
+            .with_context(|| format!("building {num_documents} documents"))?;
+        let plan = workload.plan(args.max_inflight_requests, 0);
+        let outcome = run_protocol(
+            &self.client,
+            &plan,
+            &workload,
+            &ProtocolOptions::default(),
+            &NoObserver,
+            cancel,
+        )
+        .await;
+        if outcome.rounds.iter().any(|r| r.interrupted) {
+            return Ok(None);
+        }
+        if let Some(failed) = outcome
+            .rounds
+            .iter()
+            .flat_map(|r| &r.requests)
+            .find_map(|r| r.failure.as_ref())
+        {
+            anyhow::bail!(
+                "a request failed at {num_documents} documents ({}): {}",
+                failed.kind,
+                failed.message
+            );
+        }
+        Ok(ArmPoint::of(&outcome.rounds))
+    }
+}
+
+/// Every count on the servers given (`None` for an arm without one), until Ctrl-C.
+pub(super) async fn measure_points(
+    args: &SweepArgs,
+    counts: &[usize],
+    vllm: Option<&Server>,
+    lmcache: Option<&Server>,
+    cancel: &Cancel,
+) -> anyhow::Result<Vec<SweepPoint>> {
+    let mut points = Vec::new();
+    for &n in counts {
+        let mut arms = [None, None];
+        for (slot, server) in arms.iter_mut().zip([vllm, lmcache]) {
+            if let Some(server) = server {
+                match server.measure(args, n, cancel).await? {
+                    Some(arm) => *slot = Some(arm),
+                    None => return Ok(points),
+                }
+            }
+        }
+        let working_set_tokens = arms.iter().flatten().next().map_or(0, |a| {
+            let p = a.warmup.prefix;
+            p.gpu_hit_tokens + p.cpu_hit_tokens + p.computed_tokens
+        });
+        eprintln!("sweep: {n} documents measured");
+        let [vllm, lmcache] = arms;
+        points.push(SweepPoint {
+            num_documents: n,
+            working_set_tokens,
+            vllm,
+            lmcache,
+        });
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    Ok(points)
+}
