@@ -45,12 +45,15 @@ struct Check {
     published_ms: f64,
 }
 
+/// `(GPU, model, TP)`.
+type Deployed = (&'static str, &'static str, u32);
+/// `(input tokens, output tokens, requests, concurrency)`.
+type Load = (usize, u32, usize, usize);
+
 const fn check(
     id: &'static str,
-    gpu: &'static str,
-    model: &'static str,
-    tp: u32,
-    (input, output, requests, concurrency): (usize, u32, usize, usize),
+    (gpu, model, tp): Deployed,
+    (input, output, requests, concurrency): Load,
     metric: Metric,
     published_ms: f64,
 ) -> Check {
@@ -72,75 +75,54 @@ const fn check(
 
 const LLAMA8B: &str = "meta-llama/Llama-3.1-8B-Instruct";
 const LLAMA70B: &str = "meta-llama/Llama-3.1-70B-Instruct";
+const QWEN3_32B: &str = "Qwen/Qwen3-32B";
+const QWEN25_7B: &str = "Qwen/Qwen2.5-7B-Instruct";
+const QWEN25_14B: &str = "Qwen/Qwen2.5-14B-Instruct";
+const QWEN25_32B: &str = "Qwen/Qwen2.5-32B-Instruct";
 
 fn checks() -> Vec<Check> {
     use Metric::*;
-    let a7 = |id, requests, metric, ms| Check {
+    let a7 = |id, n, metric, ms| Check {
         gpu_memory_utilization: 0.5,
         ..check(
             id,
-            "a100-80gb",
-            "Qwen/Qwen2.5-7B-Instruct",
-            1,
-            (1024, 1024, requests, requests),
+            ("a100-80gb", QWEN25_7B, 1),
+            (1024, 1024, n, n),
             metric,
             ms,
         )
     };
+    let batch8 = (32, 128, 8, 8);
     vec![
         // vLLM CI benchmark_latency (offline: no HTTP front end), batch of 8, 32 in, 128 out.
-        check("R1", "h200", LLAMA8B, 1, (32, 128, 8, 8), RoundTime, 833.42),
-        check(
-            "R2",
-            "h200",
-            LLAMA70B,
-            4,
-            (32, 128, 8, 8),
-            RoundTime,
-            2077.53,
-        ),
-        check(
-            "A10",
-            "a100-80gb",
-            LLAMA70B,
-            4,
-            (32, 128, 8, 8),
-            RoundTime,
-            4946.0,
-        ),
+        check("R1", ("h200", LLAMA8B, 1), batch8, RoundTime, 833.42),
+        check("R2", ("h200", LLAMA70B, 4), batch8, RoundTime, 2077.53),
+        check("A10", ("a100-80gb", LLAMA70B, 4), batch8, RoundTime, 4946.0),
         // AIConfigurator silicon_sample.csv, vLLM 0.12.0, Qwen3-32B bf16, concurrency 8.
         check(
             "H1a",
-            "h100-80gb",
-            "Qwen/Qwen3-32B",
-            2,
+            ("h100-80gb", QWEN3_32B, 2),
             (1024, 128, 32, 8),
             MedianTtft,
             154.2,
         ),
         check(
             "H1b",
-            "h100-80gb",
-            "Qwen/Qwen3-32B",
-            2,
+            ("h100-80gb", QWEN3_32B, 2),
             (1024, 128, 32, 8),
             MedianTpot,
             18.04,
         ),
         check(
             "H1c",
-            "h100-80gb",
-            "Qwen/Qwen3-32B",
-            8,
+            ("h100-80gb", QWEN3_32B, 8),
             (1024, 1024, 32, 8),
             MedianTtft,
             91.8,
         ),
         check(
             "H1d",
-            "h100-80gb",
-            "Qwen/Qwen3-32B",
-            8,
+            ("h100-80gb", QWEN3_32B, 8),
             (1024, 1024, 32, 8),
             MedianTpot,
             7.96,
@@ -151,9 +133,7 @@ fn checks() -> Vec<Check> {
         a7("A7c", 100, MeanTpot, 25.26),
         check(
             "A8",
-            "a100-80gb",
-            "Qwen/Qwen2.5-32B-Instruct",
-            1,
+            ("a100-80gb", QWEN25_32B, 1),
             (1024, 1024, 10, 10),
             MeanTpot,
             51.64,
@@ -161,27 +141,21 @@ fn checks() -> Vec<Check> {
         // databasemart.com A40 benchmark: 50 concurrent, 100 in, outputs ~443 / ~504 tokens.
         check(
             "V1a",
-            "a40",
-            LLAMA8B,
-            1,
+            ("a40", LLAMA8B, 1),
             (100, 443, 50, 50),
             MedianTtft,
             219.88,
         ),
         check(
             "V1b",
-            "a40",
-            LLAMA8B,
-            1,
+            ("a40", LLAMA8B, 1),
             (100, 443, 50, 50),
             MedianTpot,
             35.96,
         ),
         check(
             "V3",
-            "a40",
-            "Qwen/Qwen2.5-14B-Instruct",
-            1,
+            ("a40", QWEN25_14B, 1),
             (100, 504, 50, 50),
             MedianTtft,
             1434.29,
