@@ -42,4 +42,6 @@ pub use evidence::EvidenceSummary;
 pub use gains::{GainKind, Gains, GateFailure};
 pub use quantile::{quantile_sorted, Stats, QUANTILE_METHOD};
 pub use round::{is_upstream_success, ErrorSample, PrefixTotals, RoundSummary};
-pub use sweep::{ArmPoint, Crossovers, RoundPoint, SweepPoint, WIN_FACTOR};
+pub use sweep::{
+    ArmPoint, AxisValue, Capacities, Crossovers, RoundPoint, SweepPoint, SweptAxis, WIN_FACTOR,
+};

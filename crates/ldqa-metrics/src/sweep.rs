@@ -1,5 +1,7 @@
-//! A sweep's points (one workload at several working sets, vLLM and vLLM + LMCache) and
-//! where LMCache starts and stops paying off ([`Crossovers`]).
+//! A sweep's points (one workload along one axis, usually the working set, on vLLM and on
+//! vLLM + LMCache) and where LMCache starts and stops paying off ([`Crossovers`]).
+
+use std::fmt;
 
 use ldqa_model::{PrefixSource, RoundKind, RoundRecord};
 use serde::{Deserialize, Serialize};
@@ -10,14 +12,22 @@ use crate::Stats;
 /// LMCache's (10 % better: less is within what a change of a few milliseconds moves).
 pub const WIN_FACTOR: f64 = 1.1;
 
+/// Reads a number that JSON wrote as `null` because it was NaN (nothing to measure).
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// One round of one arm at one point.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RoundPoint {
     /// Mean time to first token, seconds.
+    #[serde(deserialize_with = "nan_from_null")]
     pub mean_ttft_s: f64,
     /// 90th percentile of the time to first token, seconds.
+    #[serde(deserialize_with = "nan_from_null")]
     pub p90_ttft_s: f64,
     /// Round time, seconds.
+    #[serde(deserialize_with = "nan_from_null")]
     pub round_time_s: f64,
     /// Where its prompt tokens came from.
     pub prefix: PrefixSource,
@@ -88,13 +98,95 @@ impl ArmPoint {
     }
 }
 
-/// Both arms at one working set (an arm not measured is `None`).
+/// A value of a swept axis: a count, a size, or a name (a GPU, a model, a hit:miss ratio).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AxisValue {
+    /// A whole number (documents, tokens, requests, GPUs).
+    Whole(u64),
+    /// A real number (GiB).
+    Real(f64),
+    /// A name.
+    Name(String),
+}
+
+impl fmt::Display for AxisValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AxisValue::Whole(v) => write!(f, "{v}"),
+            AxisValue::Real(v) => write!(f, "{v}"),
+            AxisValue::Name(v) => f.write_str(v),
+        }
+    }
+}
+
+/// The axis a sweep runs along, as its flag names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweptAxis {
+    /// The flag, e.g. `--num-documents`.
+    pub flag: String,
+}
+
+impl SweptAxis {
+    /// The working set: `--num-documents`.
+    pub fn working_set() -> SweptAxis {
+        SweptAxis {
+            flag: "--num-documents".into(),
+        }
+    }
+
+    /// Whether this is the working set (the axis the capacities are measured along).
+    pub fn is_working_set(&self) -> bool {
+        self.flag == "--num-documents"
+    }
+
+    /// `v` in words: "42 documents", or "--gpu h200".
+    pub fn phrase(&self, v: &AxisValue) -> String {
+        if self.is_working_set() {
+            format!("{v} documents")
+        } else {
+            format!("{} {v}", self.flag)
+        }
+    }
+}
+
+/// What the engines can hold at a point, in tokens and in documents of its length.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Capacities {
+    /// Prompt tokens per document (the document and its chat template).
+    pub tokens_per_document: u64,
+    /// vLLM's GPU prefix cache.
+    pub gpu_kv_tokens: u64,
+    /// LMCache's CPU tier.
+    pub cpu_tier_tokens: u64,
+}
+
+impl Capacities {
+    /// Whole documents the GPU cache holds.
+    pub fn gpu_documents(&self) -> u64 {
+        self.gpu_kv_tokens / self.tokens_per_document.max(1)
+    }
+
+    /// Whole documents the CPU tier holds.
+    pub fn cpu_documents(&self) -> u64 {
+        self.cpu_tier_tokens / self.tokens_per_document.max(1)
+    }
+}
+
+/// Both arms at one point of a sweep (an arm not measured is `None`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepPoint {
+    /// The swept axis's value here (the plot's x).
+    pub x: AxisValue,
+    /// The second axis's value, when two are swept as a grid (one curve per value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<AxisValue>,
     /// Documents in the working set.
     pub num_documents: usize,
     /// Their prompt tokens, all together.
     pub working_set_tokens: u64,
+    /// What the engines hold here.
+    pub capacities: Capacities,
     /// vLLM alone.
     pub vllm: Option<ArmPoint>,
     /// vLLM + LMCache.
@@ -135,18 +227,19 @@ impl SweepPoint {
     }
 }
 
-/// Where LMCache pays off along a sweep of working sets.
+/// Where LMCache pays off along one curve of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Crossovers {
-    /// The first document count at which vLLM's query round takes less than half of its
-    /// prompt tokens from its prefix cache: the GPU cache's cliff.
-    pub vllm_cliff: Option<usize>,
-    /// The first and last document counts of the widest run of points where LMCache wins.
-    pub wins: Option<(usize, usize)>,
-    /// The largest query TTFT gain, and where.
+    /// The first point at which vLLM's query round takes less than half of its prompt
+    /// tokens from its prefix cache: the GPU cache's cliff.
+    pub vllm_cliff: Option<AxisValue>,
+    /// The first and last points of the widest run of points where LMCache wins.
+    pub wins: Option<(AxisValue, AxisValue)>,
+    /// The largest query TTFT gain.
+    #[serde(deserialize_with = "nan_from_null")]
     pub best_gain: f64,
-    /// The document count of the best gain.
-    pub best_at: usize,
+    /// Where the best gain is.
+    pub best_at: Option<AxisValue>,
     /// Below the winning run: the largest TTFT cost of LMCache (e.g. 0.12 = +12 %).
     pub cost_below: Option<f64>,
     /// Past the winning run: the largest gain left.
@@ -156,16 +249,17 @@ pub struct Crossovers {
 }
 
 impl Crossovers {
-    /// Finds them in `points` (sorted by document count).
-    pub fn find(points: &[SweepPoint]) -> Crossovers {
+    /// Finds them in `points`: one curve, in the order of `axis`'s values.
+    pub fn find(points: &[SweepPoint], axis: &SweptAxis) -> Crossovers {
         let vllm_cliff = points
             .iter()
             .find(|p| p.vllm.is_some_and(|v| v.query_hit_fraction() < 0.5))
-            .map(|p| p.num_documents);
+            .map(|p| p.x.clone());
         if points.iter().any(|p| p.both().is_none()) {
-            let verdict = match vllm_cliff {
-                Some(n) => format!(
-                    "vLLM's query round stops hitting its prefix cache at {n} documents: the working set outgrows the GPU cache there."
+            let verdict = match &vllm_cliff {
+                Some(x) => format!(
+                    "vLLM's query round stops hitting its prefix cache at {}: the working set outgrows the GPU cache there.",
+                    axis.phrase(x)
                 ),
                 None => "vLLM's query round hits its prefix cache at every point.".to_string(),
             };
@@ -173,7 +267,7 @@ impl Crossovers {
                 vllm_cliff,
                 wins: None,
                 best_gain: f64::NAN,
-                best_at: 0,
+                best_at: None,
                 cost_below: None,
                 gain_past: None,
                 verdict: format!("{verdict} (Only one engine was measured: no comparison.)"),
@@ -197,7 +291,7 @@ impl Crossovers {
         let gain = |p: &SweepPoint| p.ttft_gain().unwrap_or(f64::NAN);
         let top = points.iter().max_by(|a, b| gain(a).total_cmp(&gain(b)));
         let best_gain = top.map_or(f64::NAN, gain);
-        let best_at = top.map_or(0, |p| p.num_documents);
+        let best_at = top.map(|p| p.x.clone());
         let fold_max = |it: &mut dyn Iterator<Item = f64>| {
             it.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         };
@@ -211,8 +305,17 @@ impl Crossovers {
                 None,
             ),
         };
-        let wins = best.map(|(a, b)| (points[a].num_documents, points[b].num_documents));
-        let verdict = verdict(points, wins, best_gain, best_at, cost_below, gain_past);
+        let wins = best.map(|(a, b)| (points[a].x.clone(), points[b].x.clone()));
+        let verdict = Verdict {
+            axis,
+            first: points.first().map(|p| &p.x),
+            wins: wins.as_ref(),
+            best_gain,
+            best_at: best_at.as_ref(),
+            cost_below,
+            gain_past,
+        }
+        .text();
         Crossovers {
             vllm_cliff,
             wins,
@@ -225,44 +328,67 @@ impl Crossovers {
     }
 }
 
-fn verdict(
-    points: &[SweepPoint],
-    wins: Option<(usize, usize)>,
+/// What [`Crossovers::find`] found, to be put in words.
+struct Verdict<'a> {
+    axis: &'a SweptAxis,
+    first: Option<&'a AxisValue>,
+    wins: Option<&'a (AxisValue, AxisValue)>,
     best_gain: f64,
-    best_at: usize,
+    best_at: Option<&'a AxisValue>,
     cost_below: Option<f64>,
     gain_past: Option<f64>,
-) -> String {
-    let Some((from, to)) = wins else {
-        let cost = cost_below.map_or(String::new(), |c| {
-            format!("; it costs up to +{:.0} % TTFT", c * 100.0)
-        });
-        return format!(
-            "No benefit expected: LMCache wins nowhere in this range (best query TTFT gain {best_gain:.2}× at {best_at} documents){cost}."
-        );
-    };
-    let mut text = format!(
-        "LMCache wins from {from} to {to} documents, by up to {best_gain:.1}× in query TTFT (at {best_at})"
-    );
-    if let Some(c) = cost_below {
-        let first = points.first().map_or(0, |p| p.num_documents);
-        text.push_str(&format!(
-            "; from {first} to below {from} (the working set fits the GPU cache) it costs up to +{:.0} % TTFT",
-            c * 100.0
-        ));
+}
+
+impl Verdict<'_> {
+    fn text(&self) -> String {
+        let axis = self.axis;
+        let at = self.best_at.map_or(String::new(), |x| axis.phrase(x));
+        let best_gain = self.best_gain;
+        let Some((from, to)) = self.wins else {
+            let cost = self.cost_below.map_or(String::new(), |c| {
+                format!("; it costs up to +{:.0} % TTFT", c * 100.0)
+            });
+            return format!(
+                "No benefit expected: LMCache wins nowhere in this range (best query TTFT gain {best_gain:.2}× at {at}){cost}."
+            );
+        };
+        let span = if from == to {
+            format!("at {}", axis.phrase(from))
+        } else if axis.is_working_set() {
+            format!("from {from} to {to} documents")
+        } else {
+            format!("from {} to {to}", axis.phrase(from))
+        };
+        let mut text =
+            format!("LMCache wins {span}, by up to {best_gain:.1}× in query TTFT (at {at})");
+        if let Some(c) = self.cost_below {
+            let first = self.first.map_or(String::new(), ToString::to_string);
+            let pct = c * 100.0;
+            text.push_str(&if axis.is_working_set() {
+                format!("; from {first} to below {from} (the working set fits the GPU cache) it costs up to +{pct:.0} % TTFT")
+            } else {
+                format!("; before {} it costs up to +{pct:.0} % TTFT", axis.phrase(from))
+            });
+        }
+        if let Some(g) = self.gain_past {
+            text.push_str(&if axis.is_working_set() {
+                format!("; past {to} the CPU tier overflows too and the gain falls to {g:.2}×")
+            } else {
+                format!("; after {} the gain falls to {g:.2}×", axis.phrase(to))
+            });
+        }
+        text.push('.');
+        text
     }
-    if let Some(g) = gain_past {
-        text.push_str(&format!(
-            "; past {to} the CPU tier overflows too and the gain falls to {g:.2}×"
-        ));
-    }
-    text.push('.');
-    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn whole(n: u64) -> AxisValue {
+        AxisValue::Whole(n)
+    }
 
     fn round(ttft_s: f64) -> RoundPoint {
         RoundPoint {
@@ -280,8 +406,15 @@ mod tests {
             query: round(q),
         };
         SweepPoint {
+            x: AxisValue::Whole(n as u64),
+            series: None,
             num_documents: n,
             working_set_tokens: n as u64 * 10_000,
+            capacities: Capacities {
+                tokens_per_document: 10_000,
+                gpu_kv_tokens: 500_000,
+                cpu_tier_tokens: 1_000_000,
+            },
             vllm: Some(arm(vllm)),
             lmcache: Some(arm(lmcache)),
         }
@@ -296,12 +429,12 @@ mod tests {
             point(100, (0.75, 0.75), (0.83, 0.25)),
             point(200, (0.75, 0.75), (0.83, 0.80)), // past both: no gain
         ];
-        let c = Crossovers::find(&points);
-        assert_eq!(c.wins, Some((60, 100)));
-        assert_eq!(c.best_at, 60);
+        let c = Crossovers::find(&points, &SweptAxis::working_set());
+        assert_eq!(c.wins, Some((whole(60), whole(100))));
+        assert_eq!(c.best_at, Some(whole(60)));
         assert!((c.best_gain - 0.75 / 0.21).abs() < 1e-9);
         // The test rounds carry no prefix sources: nothing hit, a cliff at the first point.
-        assert_eq!(c.vllm_cliff, Some(10));
+        assert_eq!(c.vllm_cliff, Some(whole(10)));
         assert!((c.cost_below.unwrap() - 0.12).abs() < 1e-9);
         assert!(c.gain_past.unwrap() < 1.0);
         assert!(
@@ -320,7 +453,10 @@ mod tests {
 
     #[test]
     fn nothing_won_says_no_benefit() {
-        let c = Crossovers::find(&[point(10, (0.75, 0.20), (0.80, 0.21))]);
+        let c = Crossovers::find(
+            &[point(10, (0.75, 0.20), (0.80, 0.21))],
+            &SweptAxis::working_set(),
+        );
         assert_eq!(c.wins, None);
         assert!(
             c.verdict.starts_with("No benefit expected"),
@@ -348,13 +484,37 @@ mod tests {
             }),
             ..point(n, (0.1, 0.1), (0.1, 0.1))
         };
-        let c = Crossovers::find(&[only_vllm(10, 99), only_vllm(20, 60), only_vllm(21, 10)]);
-        assert_eq!(c.vllm_cliff, Some(21));
+        let c = Crossovers::find(
+            &[only_vllm(10, 99), only_vllm(20, 60), only_vllm(21, 10)],
+            &SweptAxis::working_set(),
+        );
+        assert_eq!(c.vllm_cliff, Some(whole(21)));
         assert_eq!(c.wins, None);
         assert!(
             c.verdict.contains("stops hitting its prefix cache at 21"),
             "{}",
             c.verdict
+        );
+    }
+
+    #[test]
+    fn another_axis_is_named_by_its_flag() {
+        let gpu = |name: &str, p: SweepPoint| SweepPoint {
+            x: AxisValue::Name(name.into()),
+            ..p
+        };
+        let points = [
+            gpu("l40s", point(40, (0.75, 0.20), (0.84, 0.21))),
+            gpu("h100-80gb", point(40, (0.75, 0.75), (0.83, 0.21))),
+            gpu("h200", point(40, (0.75, 0.75), (0.83, 0.80))),
+        ];
+        let axis = SweptAxis {
+            flag: "--gpu".into(),
+        };
+        let c = Crossovers::find(&points, &axis);
+        assert_eq!(
+            c.verdict,
+            "LMCache wins at --gpu h100-80gb, by up to 3.6× in query TTFT (at --gpu h100-80gb); before --gpu h100-80gb it costs up to +12 % TTFT; after --gpu h100-80gb the gain falls to 0.94×."
         );
     }
 
@@ -368,6 +528,9 @@ mod tests {
             point(3, win.0, win.1),
             point(4, win.0, win.1),
         ];
-        assert_eq!(Crossovers::find(&points).wins, Some((3, 4)));
+        assert_eq!(
+            Crossovers::find(&points, &SweptAxis::working_set()).wins,
+            Some((whole(3), whole(4)))
+        );
     }
 }

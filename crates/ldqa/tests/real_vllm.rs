@@ -1100,7 +1100,7 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
             .collect()
     };
     assert_eq!(cached(&real), cached(&simulated));
-    assert_eq!(real["crossovers"]["vllm_cliff"], 24, "{real}");
-    assert_eq!(simulated["crossovers"]["vllm_cliff"], 24, "{simulated}");
+    assert_eq!(real["crossovers"][0]["vllm_cliff"], 24, "{real}");
+    assert_eq!(simulated["crossovers"][0]["vllm_cliff"], 24, "{simulated}");
     assert!(real["points"][0]["lmcache"].is_null(), "{real}");
 }

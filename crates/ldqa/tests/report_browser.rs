@@ -1,5 +1,6 @@
 //! The HTML reports, rendered in a real browser: `scripts/render-reports` writes the report
-//! of a `run`, of a `predict --engine both` (one page per engine) and of an `ab --sim`, and
+//! of a `run`, of a `predict --engine both` (one page per engine), of an `ab --sim` and of a
+//! `sweep --sim`, and
 //! renders each in headless Chromium to its DOM, its console messages and screenshots.
 //! Here: every page has every section once rendered, and logged nothing to the console.
 
@@ -53,7 +54,7 @@ fn reports_render_with_every_section_and_no_console_message() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
     render(out);
-    for page in ["run", "predict-vllm", "predict-lmcache", "ab"] {
+    for page in ["run", "predict-vllm", "predict-lmcache", "ab", "sweep"] {
         let console = read(out, &format!("{page}.console.txt"));
         assert!(console.trim().is_empty(), "{page} logged:\n{console}");
         for png in [format!("{page}.png"), format!("{page}.top.png")] {
@@ -65,6 +66,23 @@ fn reports_render_with_every_section_and_no_console_message() {
         }
         let dom = read(out, &format!("{page}.dom.html"));
         assert!(dom.contains("<svg class=\"plot\""), "{page}: no plot");
+        if page == "sweep" {
+            assert_has(
+                &dom,
+                page,
+                &[
+                    "class=\"verdict\"",
+                    "<h2>Verdict</h2>",
+                    "<h2>Plot</h2>",
+                    "<h2>Points</h2>",
+                    "<h3>--lmcache-cpu-gib 30</h3>",
+                    "<h3>--lmcache-cpu-gib 66</h3>",
+                    "LMCache wins from 42 to 53 documents",
+                    "<h2>Workload</h2>",
+                ],
+            );
+            continue;
+        }
         if page == "ab" {
             assert_has(
                 &dom,

@@ -1,6 +1,8 @@
 //! `ldqa sweep`: the whole curve in the simulator, its files, its verdicts against the
 //! recommender's regimes, and its errors.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::str::contains;
 
@@ -111,12 +113,188 @@ fn the_seed_sweep_draws_the_cliff_and_writes_its_files() {
     assert_eq!(report["schema"], "ldqa-sweep");
     let points = report["points"].as_array().unwrap();
     assert!(points.len() >= 12, "{}", points.len());
-    assert_eq!(report["crossovers"]["wins"], serde_json::json!([42, 53]));
+    assert_eq!(report["crossovers"][0]["wins"], serde_json::json!([42, 53]));
     let csv = std::fs::read_to_string(dir.path().join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), points.len() + 1);
-    assert!(csv.starts_with("num_documents,working_set_tokens,vllm_warmup_mean_ttft_s"));
+    assert!(csv.starts_with(
+        "num_documents,working_set_tokens,gpu_kv_tokens,cpu_tier_tokens,vllm_warmup_mean_ttft_s"
+    ));
     let png = std::fs::read(dir.path().join("sweep.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "sweep.png is a PNG");
+    let html = std::fs::read_to_string(dir.path().join("sweep.html")).unwrap();
+    assert!(html.contains("LMCache wins from 42 to 53 documents"));
+    assert!(
+        html.contains("<svg class=\"plot\""),
+        "the plot is on the page"
+    );
+}
+
+/// A second axis makes a grid: one curve per CPU tier size, each with its own default
+/// points around its own edges, and the CPU tier's cliff moves with its size.
+#[test]
+fn a_grid_of_cpu_tier_sizes_moves_the_cpu_cliff() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args(["sweep", "--sim", "--json", "--lmcache-cpu-gib", "66,120"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = json(&out.stdout);
+    assert_eq!(report["axis"]["flag"], "--num-documents");
+    assert_eq!(report["series_axis"]["flag"], "--lmcache-cpu-gib");
+    let curves = report["crossovers"].as_array().unwrap();
+    assert_eq!(curves.len(), 2);
+    assert_eq!(curves[0]["series"], 66.0);
+    assert_eq!(curves[0]["wins"], serde_json::json!([42, 53]));
+    assert_eq!(curves[1]["series"], 120.0);
+    assert_eq!(curves[1]["wins"], serde_json::json!([42, 97]));
+    let csv = std::fs::read_to_string(dir.path().join("sweep.csv")).unwrap();
+    assert!(csv.starts_with("lmcache_cpu_gib,num_documents,"), "{csv}");
+    let table = ldqa()
+        .args(["sweep", "--sim", "--lmcache-cpu-gib", "66,120"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("── --lmcache-cpu-gib 120 ──"), "{table}");
+}
+
+/// Another axis alone is the x axis, and the verdict names it by its flag.
+#[test]
+fn concurrency_alone_is_swept_at_a_fixed_working_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args(["sweep", "--json", "--num-documents", "46"])
+        .args(["--max-inflight-requests", "1,4"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = json(&out.stdout);
+    assert_eq!(report["axis"]["flag"], "--max-inflight-requests");
+    let xs: Vec<&serde_json::Value> = report["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["x"])
+        .collect();
+    assert_eq!(xs, [1, 4]);
+    let verdict = report["crossovers"][0]["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("LMCache wins from --max-inflight-requests 1 to 4"),
+        "{verdict}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("sweep.csv")).unwrap();
+    assert!(
+        csv.starts_with("max_inflight_requests,num_documents,"),
+        "{csv}"
+    );
+}
+
+/// `--resume` keeps the points of an earlier run of the same sweep (here marked, to tell
+/// them from recomputed ones) and runs only the others; another sweep's file is refused.
+#[test]
+fn resume_keeps_what_an_earlier_run_of_the_same_sweep_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |counts: &str, extra: &[&str]| {
+        ldqa()
+            .args(["sweep", "--num-documents", counts, "--resume"])
+            .args(extra)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = sweep("20,44", &[]);
+    assert!(first.status.success(), "{first:?}");
+    let path = dir.path().join("sweep.json");
+    let mut report = json(&std::fs::read(&path).unwrap());
+    report["points"][0]["vllm"]["query"]["mean_ttft_s"] = serde_json::json!(123.0);
+    std::fs::write(&path, serde_json::to_vec(&report).unwrap()).unwrap();
+    let second = sweep("20,44,60", &[]);
+    assert!(second.status.success(), "{second:?}");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("(2 kept from sweep.json)"),
+        "{second:?}"
+    );
+    let report = json(&std::fs::read(&path).unwrap());
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[0]["vllm"]["query"]["mean_ttft_s"], 123.0);
+    assert_eq!(points[2]["num_documents"], 60);
+    sweep("20", &["--output-len", "50"])
+        .status
+        .code()
+        .filter(|&c| c == 2)
+        .expect("another workload's sweep.json is refused");
+    let refused = sweep("20", &["--output-len", "50"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is another sweep (its workload differ"),
+        "{refused:?}"
+    );
+}
+
+/// On a running server, Ctrl-C stops the sweep after the point running; every finished
+/// point is in sweep.json, the exit is 130, and `--resume` measures only the rest.
+#[cfg(unix)]
+#[test]
+#[allow(unsafe_code, reason = "kill(2) sends SIGINT to our child")]
+fn ctrl_c_on_a_server_sweep_keeps_the_finished_points() {
+    use std::io::{BufRead, BufReader};
+    let server = common::start_serve(&[]);
+    let url = format!("http://127.0.0.1:{}/v1", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let command = || {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ldqa"));
+        c.args([
+            "sweep",
+            "--vllm-url",
+            &url,
+            "--num-documents",
+            "3,4,5,6,7,8",
+        ])
+        .args(["--document-length", "300", "--output-len", "2"])
+        .args(["--max-inflight-requests", "1", "--output-dir"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1");
+        c
+    };
+    let mut child = command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("sweep: 3 documents measured") {
+            // SAFETY: sending SIGINT to our own child process.
+            let pid = i32::try_from(child.id()).unwrap();
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    let report = json(&std::fs::read(dir.path().join("sweep.json")).unwrap());
+    let done = report["points"].as_array().unwrap().len();
+    assert!((1..6).contains(&done), "{done} points kept\n{said}");
+    assert!(said.contains("run again with --resume"), "{said}");
+    let resumed = command().arg("--resume").output().unwrap();
+    assert!(resumed.status.success(), "{resumed:?}");
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        said.contains(&format!("({done} kept from sweep.json)")),
+        "{said}"
+    );
+    let report = json(&std::fs::read(dir.path().join("sweep.json")).unwrap());
+    assert_eq!(report["points"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -132,6 +310,15 @@ fn bad_ranges_and_flags_exit_2_naming_them() {
             "--max-inflight-requests",
         ),
         (vec!["--gpu", "nope"], "--gpu"),
+        (vec!["--lmcache-cpu-gib", "20,0"], "--lmcache-cpu-gib"),
+        (
+            vec!["--gpu", "h200,l40s", "--document-length", "1000,2000"],
+            "a sweep runs along one axis, or two as a grid",
+        ),
+        (
+            vec!["--vllm-url", "http://127.0.0.1:9/v1", "--gpu", "h200,l40s"],
+            "--gpu changes the deployment",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         ldqa()

@@ -42,7 +42,7 @@ const PLANNED_NOTE: &str = "Hits and misses are the workload's plan: a document'
 send is a planned miss, its repeats planned hits. What the server really had cached is in the \
 cached tokens and server rows.";
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         esc(title)

@@ -1,73 +1,110 @@
-//! `ldqa sweep`: one Long Doc QA workload over a range of working sets, on vLLM and on
-//! vLLM + LMCache, and where LMCache starts and stops paying off.
+//! `ldqa sweep`: one Long Doc QA workload along one axis (usually the working set; a
+//! second axis makes a grid), on vLLM and on vLLM + LMCache, and where LMCache starts and
+//! stops paying off.
 //!
-//! Flow: flags → one deployment and both engines ([`EngineArgs::resolve`]) → the document
-//! counts (given, or [`default_counts`] around the GPU cache's and the CPU tier's edges) →
-//! per count the plan `ldqa predict` would run, simulated on both engines (in parallel
-//! across cores) → [`SweepPoint`]s → [`Crossovers`] → the table, `sweep.csv`, `sweep.json`.
-//! The target is the simulator (with `--profile`, on a server's measured step costs), or
-//! running servers (`--vllm-url`, `--lmcache-url`: [`servers`], one point after the other,
-//! each server's prefix cache emptied before each point).
+//! Flow: flags → the axes swept ([`axes::Grid`]) → every point's setting, with the engines
+//! of its deployment resolved once ([`points::tasks`]; the document counts given, or chosen
+//! per curve around the GPU cache's and the CPU tier's edges) → each point run in the
+//! simulator (in parallel across cores) or on running servers ([`servers`], one after the
+//! other) → [`SweepPoint`]s → one [`ldqa_metrics::Crossovers`] per curve → the table,
+//! `sweep.json`, `sweep.csv`, `sweep.png` and `sweep.html`. `--resume` keeps the points
+//! an earlier run of the same sweep left in `sweep.json`.
 
+mod axes;
+mod points;
 mod range;
+mod resume;
 mod servers;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ldqa_metrics::{ArmPoint, Crossovers, SweepPoint};
-use ldqa_model::{Api, RoundKind};
-use ldqa_report::sweep::{Capacities, SweepReport};
-use ldqa_sim::protocol::{run_protocol, SimClient};
-use ldqa_sim::{EngineKind, Scenario};
-use ldqa_workload::{RepeatMode, Workload, WorkloadConfig};
+use ldqa_metrics::SweepPoint;
+use ldqa_model::Api;
+use ldqa_report::sweep::SweepReport;
+use ldqa_workload::{HitMissRatio, RepeatMode, WorkloadConfig};
 use serde_json::json;
 
+use super::deployment_args::DEFAULT_MODEL;
 use super::engine_args::EngineArgs;
 use super::run_args::parse_repeat_mode;
 use crate::exit::ExitStatus;
+use axes::{Grid, Setting};
+pub(crate) use points::simulate;
+use points::Task;
+use range::List;
 
-/// Arguments of `ldqa sweep`.
+/// Arguments of `ldqa sweep`. The axis flags take one value or several: a list (`8,16,32`),
+/// `START:STOP:STEP` or `START..STOPxN` for counts; lists for sizes, names and ratios. The
+/// deployment's own `--model`, `--gpu`, `--tensor-parallel-size` and `--lmcache-cpu-gib`
+/// are replaced by these (they are hidden under other names).
 #[derive(Debug, Clone, Args)]
 #[command(allow_negative_numbers = true)]
+#[command(mut_arg("model", |a| a.long("deployment-model").hide(true)))]
+#[command(mut_arg("gpu", |a| a.long("deployment-gpu").hide(true)))]
+#[command(mut_arg("tensor_parallel_size", |a| a.long("deployment-tensor-parallel-size").hide(true)))]
+#[command(mut_arg("lmcache_cpu_gib", |a| a.long("deployment-lmcache-cpu-gib").hide(true)))]
 pub struct SweepArgs {
-    /// Working sets to sweep, in documents: a list (8,16,32), START:STOP:STEP (10:50:10)
-    /// or START..STOPxN (N evenly spaced, 10..200x8). Default: about 16 points from a
-    /// quarter of the GPU prefix cache to twice the LMCache CPU tier, denser around both
-    /// edges.
-    #[arg(long, value_name = "RANGE", value_parser = range::parse_range, help_heading = "Sweep")]
+    /// Working sets, in documents: a list (8,16,32), START:STOP:STEP (10:50:10) or
+    /// START..STOPxN (N evenly spaced, 10..200x8). Default: about 16 points from a quarter
+    /// of the GPU prefix cache to twice the LMCache CPU tier, denser around both edges.
+    #[arg(long, value_name = "RANGE", value_parser = range::parse_range, help_heading = "Axes (several values sweep one; two make a grid)")]
     pub num_documents: Option<range::Range>,
+
+    /// Length of each document, in "hi" words (exact tokens with --tokenizer).
+    #[arg(long, default_value = "10000", value_name = "RANGE", value_parser = range::parse_range, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub document_length: range::Range,
+
+    /// Maximum requests in flight (the seed's 4).
+    #[arg(long, default_value = "4", value_name = "RANGE", value_parser = range::parse_range, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub max_inflight_requests: range::Range,
+
+    /// Hit:miss ratios of the query round (1:1,4:1); default: every query may hit.
+    #[arg(long, value_name = "H:M,…", value_parser = range::parse_ratios, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub hit_miss_ratio: Option<List<HitMissRatio>>,
+
+    /// LMCache's CPU tier per GPU, GiB (20,50,100); default: as `recommend` plans it.
+    #[arg(long = "lmcache-cpu-gib", id = "sweep_lmcache_cpu_gib", value_name = "GIB,…", value_parser = range::parse_gibs, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub lmcache_cpu_gib: Option<List<f64>>,
+
+    /// Tensor-parallel sizes (1,2,4); default: the smallest at which vLLM starts.
+    #[arg(long = "tensor-parallel-size", id = "sweep_tensor_parallel_size", value_name = "RANGE", value_parser = range::parse_range, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub tensor_parallel_size: Option<range::Range>,
+
+    /// GPUs, catalog names (h100-80gb,h200,a100-80gb); default: h100-80gb.
+    #[arg(long = "gpu", id = "sweep_gpu", value_name = "NAME,…", value_parser = range::parse_names, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub gpu: Option<List<String>>,
+
+    /// Models: catalog names, local folders or Hugging Face ids.
+    #[arg(long = "model", id = "sweep_model", default_value = DEFAULT_MODEL, value_name = "NAME,…", value_parser = range::parse_names, help_heading = "Axes (several values sweep one; two make a grid)")]
+    pub model: List<String>,
 
     /// Simulate both engines (the default; with `--profile`, on step costs measured on a
     /// server).
-    #[arg(long, help_heading = "Sweep", conflicts_with_all = ["vllm_url", "lmcache_url"])]
+    #[arg(long, help_heading = "Target", conflicts_with_all = ["vllm_url", "lmcache_url"])]
     pub sim: bool,
 
     /// Measure the vLLM arm on this running server (its OpenAI base URL) instead: its
     /// prefix cache is emptied (POST /reset_prefix_cache) before every point. Describe it
     /// with the deployment flags, for the capacities and the table.
-    #[arg(long, value_name = "URL", help_heading = "Servers")]
+    #[arg(long, value_name = "URL", help_heading = "Target")]
     pub vllm_url: Option<String>,
 
     /// Measure the LMCache arm on this running server (vLLM + LMCache), the same way. An
     /// arm given no URL is left out when the other has one.
-    #[arg(long, value_name = "URL", help_heading = "Servers")]
+    #[arg(long, value_name = "URL", help_heading = "Target")]
     pub lmcache_url: Option<String>,
+
+    /// Keep the points an earlier run of this same sweep wrote to --output-dir's
+    /// sweep.json (e.g. one stopped with Ctrl-C) and run only the others.
+    #[arg(long, help_heading = "Target")]
+    pub resume: bool,
 
     /// Build documents of exactly --document-length tokens with this tokenizer (a
     /// tokenizer.json or a model folder), as `ldqa run --tokenizer` does.
-    #[arg(long, value_name = "PATH", help_heading = "Servers")]
+    #[arg(long, value_name = "PATH", help_heading = "Workload")]
     pub tokenizer: Option<PathBuf>,
-
-    /// Length of each document, in "hi" words.
-    #[arg(
-        long,
-        default_value_t = 10_000,
-        value_name = "TOKENS",
-        help_heading = "Workload"
-    )]
-    pub document_length: usize,
 
     /// Maximum tokens generated per request.
     #[arg(
@@ -86,10 +123,6 @@ pub struct SweepArgs {
     #[arg(long, default_value = "tile", value_name = "MODE", value_parser = parse_repeat_mode, help_heading = "Workload")]
     pub repeat_mode: RepeatMode,
 
-    /// Maximum requests in flight (the seed's 4).
-    #[arg(long, default_value_t = 4, value_name = "N", help_heading = "Workload")]
-    pub max_inflight_requests: usize,
-
     /// Use /v1/completions instead of /v1/chat/completions.
     #[arg(long, help_heading = "Workload")]
     pub completions: bool,
@@ -97,7 +130,8 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
 
-    /// Folder for sweep.json, sweep.csv and sweep.png (query TTFT against the working set).
+    /// Folder for sweep.json, sweep.csv, sweep.png (query TTFT along the axis) and
+    /// sweep.html.
     #[arg(long, default_value = ".", value_name = "DIR", help_heading = "Output")]
     pub output_dir: PathBuf,
 
@@ -108,23 +142,35 @@ pub struct SweepArgs {
 
 impl SweepArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        for (value, flag) in [
-            (self.document_length, "--document-length"),
-            (self.repeat_count, "--repeat-count"),
-            (self.max_inflight_requests, "--max-inflight-requests"),
-        ] {
-            anyhow::ensure!(value >= 1, "{flag} must be at least 1");
-        }
+        anyhow::ensure!(self.repeat_count >= 1, "--repeat-count must be at least 1");
         anyhow::ensure!(self.output_len >= 1, "--output-len must be at least 1");
         Ok(())
     }
 
-    fn workload(&self, num_documents: usize) -> WorkloadConfig {
+    /// Every axis at its first value.
+    fn base_setting(&self) -> Setting {
+        Setting {
+            num_documents: self.num_documents.as_ref().map_or(1, |r| r.0[0]),
+            document_length: self.document_length.0[0],
+            max_inflight_requests: self.max_inflight_requests.0[0],
+            hit_miss: self.hit_miss_ratio.as_ref().map(|r| r.0[0]),
+            lmcache_cpu_gib: self.lmcache_cpu_gib.as_ref().map(|g| g.0[0]),
+            tensor_parallel_size: self
+                .tensor_parallel_size
+                .as_ref()
+                .and_then(|r| u32::try_from(r.0[0]).ok()),
+            gpu: self.gpu.as_ref().map(|g| g.0[0].clone()),
+            model: self.model.0[0].clone(),
+        }
+    }
+
+    fn workload(&self, s: &Setting) -> WorkloadConfig {
         WorkloadConfig {
-            num_documents,
-            document_length: self.document_length,
+            num_documents: s.num_documents,
+            document_length: s.document_length,
             repeat_count: self.repeat_count,
             repeat_mode: self.repeat_mode,
+            hit_miss: s.hit_miss,
             tokenizer: self.tokenizer.clone(),
             ..WorkloadConfig::default()
         }
@@ -137,82 +183,129 @@ impl SweepArgs {
             Api::Chat
         }
     }
+
+    fn on_servers(&self) -> bool {
+        self.vllm_url.is_some() || self.lmcache_url.is_some()
+    }
 }
 
 /// Entry point of `ldqa sweep`.
 pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     args.validate()?;
-    let resolved = args
-        .engine
-        .resolve(&[EngineKind::Vllm, EngineKind::Lmcache])?;
-    let [(_, vllm), (_, lmcache)] = resolved.engines.as_slice() else {
-        anyhow::bail!("invariant: two engines were asked for");
-    };
-    let client = SimClient {
-        output_len: args.output_len,
-        template: super::predict::prompt_template(&args.engine.deployment.model, args.api())?,
-    };
-    let capacities = Capacities {
-        tokens_per_document: prompt_tokens(&args, &client)?,
-        gpu_kv_tokens: vllm.config.gpu_kv_tokens,
-        cpu_tier_tokens: lmcache.cpu_tier_tokens(),
-    };
-    let counts = match &args.num_documents {
-        Some(range::Range(counts)) => counts.clone(),
-        None => default_counts(&capacities),
-    };
-    eprintln!(
-        "Sweeping {} working sets from {} to {} documents: {}",
-        counts.len(),
-        counts.first().copied().unwrap_or(0),
-        counts.last().copied().unwrap_or(0),
-        resolved.description
+    let base = args.base_setting();
+    let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
+    let changing = grid.deployment_axes();
+    if args.on_servers() && !changing.is_empty() {
+        anyhow::bail!(
+            "{} changes the deployment, but the servers at --vllm-url/--lmcache-url are one deployment: sweep it in the simulator (--sim), or one server per value",
+            changing.join(" and ")
+        );
+    }
+    let tasks = points::tasks(&args, &base, &grid)?;
+    let mut report = SweepReport::new(
+        describe(&args, &tasks, &changing),
+        workload_json(&args, &base, &grid),
+        grid.x.0.swept(),
+        grid.series.as_ref().map(|s| s.0.swept()),
+        Vec::new(),
     );
-    let on_servers = args.vllm_url.is_some() || args.lmcache_url.is_some();
-    let points = if on_servers {
-        measure_on_servers(&args, &counts)?
+    let previous = if args.resume {
+        resume::previous_points(&args.output_dir, &report)?
     } else {
-        simulate_points(&args, &counts, &client, vllm, lmcache)?
+        Vec::new()
     };
-    let description = if on_servers {
-        let arm = |url: &Option<String>| url.as_deref().unwrap_or("not measured").to_string();
-        format!(
-            "Measured: vLLM {}, LMCache {}; capacities as described: {}",
-            arm(&args.vllm_url),
-            arm(&args.lmcache_url),
-            resolved.description
-        )
+    let (todo, kept) = resume::split(&tasks, previous);
+    eprintln!(
+        "Sweeping {} points along {}{}{}",
+        tasks.len(),
+        grid.x.0.flag(),
+        grid.series
+            .as_ref()
+            .map_or(String::new(), |s| format!(" × {}", s.0.flag())),
+        if kept.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} kept from sweep.json)", kept.len())
+        }
+    );
+    let (fresh, interrupted) = if args.on_servers() {
+        measure_on_servers(&args, &todo, &report, &kept)?
     } else {
-        format!("Simulated: {}", resolved.description)
+        (points::simulate_all(&args, &todo)?, false)
     };
-    let report = SweepReport {
-        schema: "ldqa-sweep",
-        schema_version: 1,
-        description,
-        workload: json!({
-            "document_length": args.document_length,
-            "output_len": args.output_len,
-            "repeat_count": args.repeat_count,
-            "repeat_mode": args.repeat_mode.as_str(),
-            "max_inflight_requests": args.max_inflight_requests,
-            "api": if args.completions { "completions" } else { "chat" },
-        }),
-        capacities,
-        crossovers: Crossovers::find(&points),
-        points,
-    };
+    report = SweepReport::new(
+        report.description,
+        report.workload,
+        report.axis,
+        report.series_axis,
+        resume::in_task_order(&tasks, kept, fresh),
+    );
     write_outputs(&args, &report)?;
+    if interrupted {
+        eprintln!(
+            "interrupted: {} of {} points done; run again with --resume to do the rest",
+            report.points.len(),
+            tasks.len()
+        );
+        return Ok(ExitStatus::Interrupted);
+    }
     Ok(ExitStatus::Success)
 }
 
-/// The points measured on the servers given; what finished before Ctrl-C is kept.
-fn measure_on_servers(args: &SweepArgs, counts: &[usize]) -> anyhow::Result<Vec<SweepPoint>> {
-    let args = args.clone();
-    let counts = counts.to_vec();
+/// What was swept on what, in words.
+fn describe(args: &SweepArgs, tasks: &[Task], changing: &[&str]) -> String {
+    let first = tasks.first().map_or("", |t| t.engines.description.as_str());
+    let varying = if changing.is_empty() {
+        String::new()
+    } else {
+        format!(" (the first; {} varies)", changing.join(" and "))
+    };
+    if args.on_servers() {
+        let arm = |url: &Option<String>| url.as_deref().unwrap_or("not measured").to_string();
+        format!(
+            "Measured: vLLM {}, LMCache {}; capacities as described: {first}",
+            arm(&args.vllm_url),
+            arm(&args.lmcache_url)
+        )
+    } else {
+        format!("Simulated: {first}{varying}")
+    }
+}
+
+/// The workload's flags: the fixed ones, and the values of the axes not swept.
+fn workload_json(args: &SweepArgs, base: &Setting, grid: &Grid) -> serde_json::Value {
+    let mut w = json!({
+        "output_len": args.output_len,
+        "repeat_count": args.repeat_count,
+        "repeat_mode": args.repeat_mode.as_str(),
+        "api": if args.completions { "completions" } else { "chat" },
+    });
+    let swept = [Some(grid.x.0), grid.series.as_ref().map(|s| s.0)];
+    for axis in axes::Axis::ALL {
+        if !swept.contains(&Some(axis)) {
+            let key = axis.flag().trim_start_matches('-').replace('-', "_");
+            w[key] = serde_json::to_value(base.get(axis)).unwrap_or_default();
+        }
+    }
+    w
+}
+
+/// The tasks on the servers given, one after the other; `sweep.json` is rewritten after
+/// each point (with `kept`), so that a stop loses at most the point running. Returns the
+/// points and whether Ctrl-C stopped the sweep.
+fn measure_on_servers(
+    args: &SweepArgs,
+    tasks: &[&Task],
+    report: &SweepReport,
+    kept: &[SweepPoint],
+) -> anyhow::Result<(Vec<SweepPoint>, bool)> {
+    let (args, report, kept) = (args.clone(), report.clone(), kept.to_vec());
+    let tasks: Vec<Task> = tasks.iter().map(|&t| t.clone()).collect();
     crate::runtime::run(async move {
+        let (args, report, kept) = (&args, &report, &kept);
+        let tasks: Vec<&Task> = tasks.iter().collect();
         let connect = |url: &Option<String>| {
             let url = url.clone();
-            let args = &args;
             async move {
                 match url {
                     Some(u) => servers::Server::connect(&u, args).await.map(Some),
@@ -224,139 +317,54 @@ fn measure_on_servers(args: &SweepArgs, counts: &[usize]) -> anyhow::Result<Vec<
         let lmcache = connect(&args.lmcache_url).await.context("--lmcache-url")?;
         let cancel = ldqa_loadgen::Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "stopping after this point", || {});
-        servers::measure_points(&args, &counts, vllm.as_ref(), lmcache.as_ref(), &cancel).await
+        let save = |fresh: &[SweepPoint]| {
+            let mut points = kept.to_vec();
+            points.extend_from_slice(fresh);
+            let partial = SweepReport::new(
+                report.description.clone(),
+                report.workload.clone(),
+                report.axis.clone(),
+                report.series_axis.clone(),
+                points,
+            );
+            write_json(args, &partial).map(|_| ())
+        };
+        let points =
+            servers::measure_points(args, &tasks, vllm.as_ref(), lmcache.as_ref(), &cancel, save)
+                .await?;
+        Ok((points, cancel.is_cancelled()))
     })
 }
 
-/// Prompt tokens of one document of the swept length, template included.
-fn prompt_tokens(args: &SweepArgs, client: &SimClient) -> anyhow::Result<u64> {
-    let one = Workload::build(&args.workload(1)).context("building a document")?;
-    let plan = one.plan(1, 0);
-    let spec = plan
-        .rounds
-        .iter()
-        .find(|r| r.kind == RoundKind::Warmup)
-        .and_then(|r| r.requests.first())
-        .context("invariant: a warmup request")?;
-    Ok(spec.prompt_tokens + client.template.added_tokens)
-}
-
-/// About sixteen document counts: fractions of the GPU cache's and the CPU tier's
-/// capacity, denser around each edge, from a quarter of the first to twice the second.
-fn default_counts(c: &Capacities) -> Vec<usize> {
-    let gpu = c.gpu_documents() as f64;
-    let cpu = c.cpu_documents() as f64;
-    let mut counts: Vec<usize> = [0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25]
-        .iter()
-        .map(|f| f * gpu)
-        .chain(
-            [0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0]
-                .iter()
-                .map(|f| f * cpu),
-        )
-        .map(|v| v.round().max(1.0) as usize)
-        .collect();
-    counts.sort_unstable();
-    counts.dedup();
-    counts
-}
-
-/// Both engines at every count, spread over the machine's cores.
-fn simulate_points(
-    args: &SweepArgs,
-    counts: &[usize],
-    client: &SimClient,
-    vllm: &Scenario,
-    lmcache: &Scenario,
-) -> anyhow::Result<Vec<SweepPoint>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = counts.len().div_ceil(threads).max(1);
-    let results: Vec<anyhow::Result<SweepPoint>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = counts
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&n| simulate_point(args, n, client, vllm, lmcache))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a sweep thread panicked"))
-            .collect()
-    });
-    results.into_iter().collect()
-}
-
-fn simulate_point(
-    args: &SweepArgs,
-    num_documents: usize,
-    client: &SimClient,
-    vllm: &Scenario,
-    lmcache: &Scenario,
-) -> anyhow::Result<SweepPoint> {
-    let workload = args.workload(num_documents);
-    simulate(&workload, args.max_inflight_requests, client, vllm, lmcache)
-}
-
-/// `workload` with at most `max_inflight` in flight, on both engines: one point.
-pub(crate) fn simulate(
-    workload: &WorkloadConfig,
-    max_inflight: usize,
-    client: &SimClient,
-    vllm: &Scenario,
-    lmcache: &Scenario,
-) -> anyhow::Result<SweepPoint> {
-    let num_documents = workload.num_documents;
-    let plan = Workload::build(workload)
-        .with_context(|| format!("building {num_documents} documents"))?
-        .plan(max_inflight, 0);
-    let arm = |scenario: &Scenario, name: &str| -> anyhow::Result<ArmPoint> {
-        let rounds = run_protocol(scenario, &plan, client)
-            .with_context(|| format!("simulating {name} at {num_documents} documents"))?;
-        ArmPoint::of(&rounds).context("a round did not run")
-    };
-    let working_set_tokens = plan
-        .rounds
-        .iter()
-        .find(|r| r.kind == RoundKind::Warmup)
-        .map_or(0, |r| {
-            r.requests
-                .iter()
-                .map(|s| s.prompt_tokens + client.template.added_tokens)
-                .sum()
-        });
-    Ok(SweepPoint {
-        num_documents,
-        working_set_tokens,
-        vllm: Some(arm(vllm, "vLLM")?),
-        lmcache: Some(arm(lmcache, "LMCache")?),
-    })
-}
-
-fn write_outputs(args: &SweepArgs, report: &SweepReport) -> anyhow::Result<()> {
+fn write_json(args: &SweepArgs, report: &SweepReport) -> anyhow::Result<String> {
     let dir = &args.output_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json_text = report.to_json()?;
     let json_path = dir.join("sweep.json");
     ldqa_report::write_atomically(&json_path, json_text.as_bytes())
         .with_context(|| format!("writing {}", json_path.display()))?;
-    let csv_path = dir.join("sweep.csv");
-    report.write_csv(&csv_path)?;
-    let png_path = dir.join("sweep.png");
-    ldqa_report::sweep::plot_sweep(report, &png_path)?;
+    Ok(json_text)
+}
+
+fn write_outputs(args: &SweepArgs, report: &SweepReport) -> anyhow::Result<()> {
+    let json_text = write_json(args, report)?;
+    let dir = &args.output_dir;
+    report.write_csv(&dir.join("sweep.csv"))?;
+    ldqa_report::sweep::plot_sweep(report, &dir.join("sweep.png"))?;
+    let html_path = dir.join("sweep.html");
+    ldqa_report::write_atomically(
+        &html_path,
+        ldqa_report::sweep::sweep_html(report).as_bytes(),
+    )
+    .with_context(|| format!("writing {}", html_path.display()))?;
     if args.json {
         crate::stdout::write(&json_text)?;
     } else {
         crate::stdout::write(&report.table())?;
     }
     eprintln!(
-        "wrote {}, {} and {}",
-        json_path.display(),
-        csv_path.display(),
-        png_path.display()
+        "wrote sweep.json, sweep.csv, sweep.png and sweep.html in {}",
+        dir.display()
     );
     Ok(())
 }

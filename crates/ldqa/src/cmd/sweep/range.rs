@@ -1,14 +1,64 @@
 //! The values of a swept axis, as a user writes them: `8,16,32` (a list), `10:50:10`
 //! (start:stop:step, stop included when the steps land on it) or `10..200x8` (eight values
-//! from 10 to 200, evenly spaced, rounded).
+//! from 10 to 200, evenly spaced, rounded). Sizes, names and hit:miss ratios are lists.
+
+use ldqa_workload::HitMissRatio;
 
 /// The values of a swept axis, ascending and distinct.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range(pub Vec<usize>);
 
+/// The values of a listed axis (sizes, names, ratios), in the order given, each once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct List<T>(pub Vec<T>);
+
 /// Parses a range of whole numbers; errors say which form was expected.
 pub fn parse_range(text: &str) -> Result<Range, String> {
     values(text).map(Range)
+}
+
+/// A comma-separated list of GiB, each positive.
+pub fn parse_gibs(text: &str) -> Result<List<f64>, String> {
+    let gibs = text
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|g| g.is_finite() && *g > 0.0)
+                .ok_or_else(|| format!("{s:?} is not a positive number of GiB"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(List(distinct(gibs)))
+}
+
+/// A comma-separated list of names (GPUs, models), each given once.
+pub fn parse_names(text: &str) -> Result<List<String>, String> {
+    let names: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
+    if let Some(empty) = names.iter().position(String::is_empty) {
+        return Err(format!("{text:?}: name {} is empty", empty + 1));
+    }
+    Ok(List(distinct(names)))
+}
+
+/// A comma-separated list of hit:miss ratios (`1:1,2:1`).
+pub fn parse_ratios(text: &str) -> Result<List<HitMissRatio>, String> {
+    let ratios = text
+        .split(',')
+        .map(|s| super::super::run_args::parse_hit_miss(s.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(List(distinct(ratios)))
+}
+
+/// `values` in the order given, each once.
+fn distinct<T: PartialEq>(values: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 fn values(text: &str) -> Result<Vec<usize>, String> {
@@ -77,6 +127,16 @@ mod tests {
         assert_eq!(values("10:45:10").unwrap(), vec![10, 20, 30, 40]);
         assert_eq!(values("10..20x3").unwrap(), vec![10, 15, 20]);
         assert_eq!(parse_range(" 7 ").unwrap(), Range(vec![7]));
+    }
+
+    #[test]
+    fn lists_of_sizes_names_and_ratios() {
+        assert_eq!(parse_gibs("20, 50,20").unwrap().0, vec![20.0, 50.0]);
+        assert!(parse_gibs("20,-1").unwrap_err().contains("positive"));
+        assert_eq!(parse_names("h200,l40s").unwrap().0, vec!["h200", "l40s"]);
+        assert!(parse_names("h200,").unwrap_err().contains("empty"));
+        assert_eq!(parse_ratios("1:1,2:1").unwrap().0.len(), 2);
+        assert!(parse_ratios("1:1,x").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The sweep on running servers: at every point each server's prefix cache is emptied
 //! (`POST /reset_prefix_cache`), then the point's plan runs against it as `ldqa run` would
-//! send it. Points run one after the other (a server is one machine); Ctrl-C stops the
-//! sweep after what finished, which is kept.
+//! send it. Points run one after the other (a server is one machine); each is saved as it
+//! finishes, and Ctrl-C stops the sweep after what finished, which is kept.
 
 use anyhow::Context;
 use ldqa_loadgen::{
@@ -11,6 +11,8 @@ use ldqa_metrics::{ArmPoint, SweepPoint};
 use ldqa_model::Api;
 use ldqa_workload::Workload;
 
+use super::axes::Setting;
+use super::points::Task;
 use super::SweepArgs;
 
 /// A running server standing in for one arm.
@@ -39,17 +41,18 @@ impl Server {
         })
     }
 
-    /// One point: the cache emptied, then warmup and query rounds of `num_documents`.
+    /// One point: the cache emptied, then its warmup and query rounds.
     async fn measure(
         &self,
         args: &SweepArgs,
-        num_documents: usize,
+        setting: &Setting,
         cancel: &Cancel,
     ) -> anyhow::Result<Option<ArmPoint>> {
         self.client.reset_prefix_cache().await?;
-        let workload = Workload::build(&args.workload(num_documents))
+        let num_documents = setting.num_documents;
+        let workload = Workload::build(&args.workload(setting))
             .with_context(|| format!("building {num_documents} documents"))?;
-        let plan = workload.plan(args.max_inflight_requests, 0);
+        let plan = workload.plan(setting.max_inflight_requests, 0);
         let outcome = run_protocol(
             &self.client,
             &plan,
@@ -78,20 +81,22 @@ impl Server {
     }
 }
 
-/// Every count on the servers given (`None` for an arm without one), until Ctrl-C.
+/// Every task on the servers given (`None` for an arm without one), until Ctrl-C; `save`
+/// is called with the points so far after each.
 pub(super) async fn measure_points(
     args: &SweepArgs,
-    counts: &[usize],
+    tasks: &[&Task],
     vllm: Option<&Server>,
     lmcache: Option<&Server>,
     cancel: &Cancel,
+    save: impl Fn(&[SweepPoint]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<SweepPoint>> {
     let mut points = Vec::new();
-    for &n in counts {
+    for task in tasks {
         let mut arms = [None, None];
         for (slot, server) in arms.iter_mut().zip([vllm, lmcache]) {
             if let Some(server) = server {
-                match server.measure(args, n, cancel).await? {
+                match server.measure(args, &task.setting, cancel).await? {
                     Some(arm) => *slot = Some(arm),
                     None => return Ok(points),
                 }
@@ -101,14 +106,18 @@ pub(super) async fn measure_points(
             let p = a.warmup.prefix;
             p.gpu_hit_tokens + p.cpu_hit_tokens + p.computed_tokens
         });
-        eprintln!("sweep: {n} documents measured");
+        eprintln!("sweep: {} measured", task.label());
         let [vllm, lmcache] = arms;
         points.push(SweepPoint {
-            num_documents: n,
+            x: task.x.clone(),
+            series: task.series.clone(),
+            num_documents: task.setting.num_documents,
             working_set_tokens,
+            capacities: task.capacities,
             vllm,
             lmcache,
         });
+        save(&points)?;
         if cancel.is_cancelled() {
             break;
         }

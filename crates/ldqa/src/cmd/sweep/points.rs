@@ -1,0 +1,297 @@
+//! The sweep's points before they run: every setting of the grid, with the engines that
+//! run it (resolved once per deployment) and what they hold; and the simulator's run of one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ldqa_metrics::{ArmPoint, AxisValue, Capacities, SweepPoint};
+use ldqa_model::RoundKind;
+use ldqa_sim::protocol::{run_protocol, SimClient};
+use ldqa_sim::{EngineKind, Scenario};
+use ldqa_workload::{Workload, WorkloadConfig};
+
+use super::axes::{Axis, Grid, Setting, Value};
+use super::SweepArgs;
+
+/// One deployment's two engines, as simulated (and as described for servers).
+pub(super) struct Engines {
+    pub vllm: Scenario,
+    pub lmcache: Scenario,
+    pub client: SimClient,
+    pub description: String,
+}
+
+/// One point to run.
+#[derive(Clone)]
+pub(super) struct Task {
+    pub setting: Setting,
+    pub x: AxisValue,
+    pub series: Option<AxisValue>,
+    pub capacities: Capacities,
+    pub engines: Arc<Engines>,
+}
+
+impl Task {
+    /// "42 documents", or "--gpu h200, 42 documents".
+    pub fn label(&self) -> String {
+        let docs = format!("{} documents", self.setting.num_documents);
+        match (&self.x, &self.series) {
+            (x, None) if *x == AxisValue::Whole(self.setting.num_documents as u64) => docs,
+            (x, s) => {
+                let s = s.as_ref().map_or(String::new(), |s| format!("{s}, "));
+                format!("{s}{x}, {docs}")
+            }
+        }
+    }
+
+    /// Whether `point` is this task's, already done (`--resume`).
+    pub fn done_in(&self, point: &SweepPoint) -> bool {
+        point.x == self.x
+            && point.series == self.series
+            && point.num_documents == self.setting.num_documents
+    }
+}
+
+/// Every point of `grid`, curve after curve; the engines are resolved (and the flags
+/// checked) once per deployment, before anything runs.
+pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Result<Vec<Task>> {
+    let mut engines: HashMap<String, Arc<Engines>> = HashMap::new();
+    let mut resolve = |s: &Setting| -> anyhow::Result<Arc<Engines>> {
+        let key = s.deployment_key();
+        if let Some(e) = engines.get(&key) {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(resolve_engines(args, s)?);
+        engines.insert(key, e.clone());
+        Ok(e)
+    };
+    let curves: Vec<(Setting, Option<AxisValue>)> = match &grid.series {
+        None => vec![(base.clone(), None)],
+        Some((axis, values)) => values
+            .iter()
+            .map(|v| {
+                let s = base.with(*axis, v);
+                let label = s.get(*axis);
+                (s, Some(label))
+            })
+            .collect(),
+    };
+    let mut tasks = Vec::new();
+    for (curve, series) in curves {
+        let (axis, values) = &grid.x;
+        let values = match values {
+            Some(v) => v.clone(),
+            None => {
+                let e = resolve(&curve)?;
+                let c = capacities(args, &curve, &e)?;
+                default_counts(&c).into_iter().map(Value::Count).collect()
+            }
+        };
+        for v in &values {
+            let setting = curve.with(*axis, v);
+            let engines = resolve(&setting)?;
+            tasks.push(Task {
+                x: setting.get(*axis),
+                series: series.clone(),
+                capacities: capacities(args, &setting, &engines)?,
+                setting,
+                engines,
+            });
+        }
+    }
+    Ok(tasks)
+}
+
+/// Both engines of `setting`'s deployment; errors name the flag.
+fn resolve_engines(args: &SweepArgs, s: &Setting) -> anyhow::Result<Engines> {
+    let mut engine = args.engine.clone();
+    let d = &mut engine.deployment;
+    d.model = s.model.clone();
+    d.gpu = s.gpu.clone();
+    d.tensor_parallel_size = s.tensor_parallel_size;
+    d.lmcache_cpu_gib = s.lmcache_cpu_gib;
+    let resolved = engine.resolve(&[EngineKind::Vllm, EngineKind::Lmcache])?;
+    let [(_, vllm), (_, lmcache)] = resolved.engines.as_slice() else {
+        anyhow::bail!("invariant: two engines were asked for");
+    };
+    Ok(Engines {
+        vllm: vllm.clone(),
+        lmcache: lmcache.clone(),
+        client: SimClient {
+            output_len: args.output_len,
+            template: super::super::predict::prompt_template(&s.model, args.api())?,
+        },
+        description: resolved.description,
+    })
+}
+
+/// What `engines` hold, in documents of `setting`'s length.
+fn capacities(
+    args: &SweepArgs,
+    setting: &Setting,
+    engines: &Engines,
+) -> anyhow::Result<Capacities> {
+    let one = Workload::build(&args.workload(&Setting {
+        num_documents: 1,
+        ..setting.clone()
+    }))
+    .context("building a document")?;
+    let plan = one.plan(1, 0);
+    let spec = plan
+        .rounds
+        .iter()
+        .find(|r| r.kind == RoundKind::Warmup)
+        .and_then(|r| r.requests.first())
+        .context("invariant: a warmup request")?;
+    Ok(Capacities {
+        tokens_per_document: spec.prompt_tokens + engines.client.template.added_tokens,
+        gpu_kv_tokens: engines.vllm.config.gpu_kv_tokens,
+        cpu_tier_tokens: engines.lmcache.cpu_tier_tokens(),
+    })
+}
+
+/// About sixteen document counts: fractions of the GPU cache's and the CPU tier's
+/// capacity, denser around each edge, from a quarter of the first to twice the second.
+pub(super) fn default_counts(c: &Capacities) -> Vec<usize> {
+    let gpu = c.gpu_documents() as f64;
+    let cpu = c.cpu_documents() as f64;
+    let mut counts: Vec<usize> = [0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25]
+        .iter()
+        .map(|f| f * gpu)
+        .chain(
+            [0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0]
+                .iter()
+                .map(|f| f * cpu),
+        )
+        .map(|v| v.round().max(1.0) as usize)
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+}
+
+/// Every task in the simulator, spread over the machine's cores.
+pub(super) fn simulate_all(args: &SweepArgs, tasks: &[&Task]) -> anyhow::Result<Vec<SweepPoint>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = tasks.len().div_ceil(threads).max(1);
+    let results: Vec<anyhow::Result<SweepPoint>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = tasks
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|t| simulate_task(args, t))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a sweep thread panicked"))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+fn simulate_task(args: &SweepArgs, t: &Task) -> anyhow::Result<SweepPoint> {
+    let e = &t.engines;
+    let workload = args.workload(&t.setting);
+    let point = simulate(
+        &workload,
+        t.setting.max_inflight_requests,
+        &e.client,
+        &e.vllm,
+        &e.lmcache,
+    )?;
+    Ok(SweepPoint {
+        x: t.x.clone(),
+        series: t.series.clone(),
+        capacities: t.capacities,
+        ..point
+    })
+}
+
+/// `workload` with at most `max_inflight` in flight, on both engines: one point along
+/// the working set.
+pub(crate) fn simulate(
+    workload: &WorkloadConfig,
+    max_inflight: usize,
+    client: &SimClient,
+    vllm: &Scenario,
+    lmcache: &Scenario,
+) -> anyhow::Result<SweepPoint> {
+    let num_documents = workload.num_documents;
+    let plan = Workload::build(workload)
+        .with_context(|| format!("building {num_documents} documents"))?
+        .plan(max_inflight, 0);
+    let arm = |scenario: &Scenario, name: &str| -> anyhow::Result<ArmPoint> {
+        let rounds = run_protocol(scenario, &plan, client)
+            .with_context(|| format!("simulating {name} at {num_documents} documents"))?;
+        ArmPoint::of(&rounds).context("a round did not run")
+    };
+    let working_set_tokens = plan
+        .rounds
+        .iter()
+        .find(|r| r.kind == RoundKind::Warmup)
+        .map_or(0, |r| {
+            r.requests
+                .iter()
+                .map(|s| s.prompt_tokens + client.template.added_tokens)
+                .sum()
+        });
+    Ok(SweepPoint {
+        x: AxisValue::Whole(num_documents as u64),
+        series: None,
+        num_documents,
+        working_set_tokens,
+        capacities: Capacities {
+            tokens_per_document: working_set_tokens / num_documents.max(1) as u64,
+            gpu_kv_tokens: vllm.config.gpu_kv_tokens,
+            cpu_tier_tokens: lmcache.cpu_tier_tokens(),
+        },
+        vllm: Some(arm(vllm, "vLLM")?),
+        lmcache: Some(arm(lmcache, "LMCache")?),
+    })
+}
+
+/// The axes given to `args`, each with its values (one value: not swept).
+pub(super) fn given_axes(args: &SweepArgs) -> Vec<(Axis, Vec<Value>)> {
+    let counts = |v: &[usize]| v.iter().map(|&n| Value::Count(n)).collect::<Vec<_>>();
+    let mut given = vec![
+        (Axis::DocumentLength, counts(&args.document_length.0)),
+        (
+            Axis::MaxInflightRequests,
+            counts(&args.max_inflight_requests.0),
+        ),
+    ];
+    if let Some(r) = &args.num_documents {
+        given.push((Axis::NumDocuments, counts(&r.0)));
+    }
+    if let Some(r) = &args.hit_miss_ratio {
+        given.push((
+            Axis::HitMissRatio,
+            r.0.iter().map(|&r| Value::Ratio(r)).collect(),
+        ));
+    }
+    if let Some(g) = &args.lmcache_cpu_gib {
+        given.push((
+            Axis::LmcacheCpuGib,
+            g.0.iter().map(|&g| Value::Gib(g)).collect(),
+        ));
+    }
+    if let Some(r) = &args.tensor_parallel_size {
+        given.push((Axis::TensorParallelSize, counts(&r.0)));
+    }
+    if let Some(names) = &args.gpu {
+        given.push((
+            Axis::Gpu,
+            names.0.iter().cloned().map(Value::Name).collect(),
+        ));
+    }
+    given.push((
+        Axis::Model,
+        args.model.0.iter().cloned().map(Value::Name).collect(),
+    ));
+    given
+}
