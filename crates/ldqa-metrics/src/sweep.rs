@@ -31,30 +31,38 @@ pub struct RoundPoint {
     pub round_time_s: f64,
     /// Where its prompt tokens came from.
     pub prefix: PrefixSource,
+    /// Prompt tokens a server's usage reported cached without saying from which tier:
+    /// vLLM + LMCache counts the hits of its prefix cache and of LMCache's alike. Counted
+    /// here, not in `prefix`, for an arm with a second tier measured on a server.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_tier_unknown_tokens: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl RoundPoint {
-    /// The summary of `round`.
-    pub fn of(round: &RoundRecord) -> RoundPoint {
+    /// The summary of `round`. Where the records do not say where their prompt tokens came
+    /// from (a server's), the usage's cached tokens are GPU prefix-cache hits when
+    /// `cached_is_gpu` (vLLM alone), else of an unknown tier.
+    pub fn of(round: &RoundRecord, cached_is_gpu: bool) -> RoundPoint {
         let ttfts: Vec<u64> = round.requests.iter().filter_map(|r| r.ttft_ns()).collect();
         let stats = Stats::from_ns(&ttfts);
         let mut prefix = PrefixSource::default();
+        let mut unknown = 0;
         for r in &round.requests {
-            // The simulator knows where tokens came from; a server's usage says how many
-            // were cached (vLLM counts its prefix cache's hits there).
-            let p = r.prefix.or_else(|| {
-                let u = r.usage?;
-                let cached = u.cached_tokens.unwrap_or(0);
-                Some(PrefixSource {
-                    gpu_hit_tokens: cached,
-                    cpu_hit_tokens: 0,
-                    computed_tokens: u.prompt_tokens?.saturating_sub(cached),
-                })
-            });
-            if let Some(p) = p {
+            if let Some(p) = r.prefix {
                 prefix.gpu_hit_tokens += p.gpu_hit_tokens;
                 prefix.cpu_hit_tokens += p.cpu_hit_tokens;
                 prefix.computed_tokens += p.computed_tokens;
+            } else if let Some(u) = r.usage {
+                let cached = u.cached_tokens.unwrap_or(0);
+                match cached_is_gpu {
+                    true => prefix.gpu_hit_tokens += cached,
+                    false => unknown += cached,
+                }
+                prefix.computed_tokens += u.prompt_tokens.unwrap_or(0).saturating_sub(cached);
             }
         }
         RoundPoint {
@@ -62,7 +70,18 @@ impl RoundPoint {
             p90_ttft_s: stats.as_ref().map_or(f64::NAN, Stats::p90_s),
             round_time_s: round.duration_ns as f64 / 1e9,
             prefix,
+            cached_tier_unknown_tokens: unknown,
         }
+    }
+
+    /// Prompt tokens that came from a cache, whichever tier.
+    pub fn cached_tokens(&self) -> u64 {
+        self.prefix.gpu_hit_tokens + self.prefix.cpu_hit_tokens + self.cached_tier_unknown_tokens
+    }
+
+    /// Every prompt token.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.cached_tokens() + self.prefix.computed_tokens
     }
 }
 
@@ -76,9 +95,15 @@ pub struct ArmPoint {
 }
 
 impl ArmPoint {
-    /// The warmup and query rounds of `rounds`; `None` when either is missing.
-    pub fn of(rounds: &[RoundRecord]) -> Option<ArmPoint> {
-        let find = |kind| rounds.iter().find(|r| r.kind == kind).map(RoundPoint::of);
+    /// The warmup and query rounds of `rounds`; `None` when either is missing. See
+    /// [`RoundPoint::of`] for `cached_is_gpu`.
+    pub fn of(rounds: &[RoundRecord], cached_is_gpu: bool) -> Option<ArmPoint> {
+        let find = |kind| {
+            rounds
+                .iter()
+                .find(|r| r.kind == kind)
+                .map(|r| RoundPoint::of(r, cached_is_gpu))
+        };
         Some(ArmPoint {
             warmup: find(RoundKind::Warmup)?,
             query: find(RoundKind::Query)?,
@@ -92,9 +117,7 @@ impl ArmPoint {
 
     /// The share of the query round's prompt tokens that came from a cache.
     pub fn query_hit_fraction(&self) -> f64 {
-        let p = &self.query.prefix;
-        let hit = p.gpu_hit_tokens + p.cpu_hit_tokens;
-        hit as f64 / (hit + p.computed_tokens).max(1) as f64
+        self.query.cached_tokens() as f64 / self.query.prompt_tokens().max(1) as f64
     }
 }
 
@@ -396,6 +419,7 @@ mod tests {
             p90_ttft_s: ttft_s,
             round_time_s: ttft_s * 10.0,
             prefix: PrefixSource::default(),
+            cached_tier_unknown_tokens: 0,
         }
     }
 

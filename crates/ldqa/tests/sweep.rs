@@ -238,6 +238,73 @@ fn resume_keeps_what_an_earlier_run_of_the_same_sweep_did() {
     );
 }
 
+/// `--start sim` starts an `ldqa serve` pair per deployment (a grid over the CPU tier's size
+/// needs a pair per size), one server at a time, and measures them over HTTP: every point's
+/// cached and computed prompt tokens, per arm, are what the simulator predicts (LMCache's
+/// server does not say from which tier: its total is compared).
+#[test]
+fn started_servers_cache_what_the_simulator_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--num-documents",
+        "2,6",
+        "--lmcache-cpu-gib",
+        "0.25,1",
+        "--num-gpu-blocks",
+        "100",
+        "--document-length",
+        "500",
+        "--output-len",
+        "2",
+        "--max-inflight-requests",
+        "1",
+        "--json",
+    ];
+    let sweep = |target: &[&str], out: &str| {
+        let result = ldqa()
+            .arg("sweep")
+            .args(target)
+            .args(flags)
+            .arg("--output-dir")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{result:?}");
+        json(&result.stdout)
+    };
+    let simulated = sweep(&["--sim"], "sim");
+    let started = sweep(&["--start", "sim", "--time-scale", "10"], "started");
+    let tokens = |report: &serde_json::Value| -> Vec<[u64; 3]> {
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        report["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let v = &p["vllm"]["query"]["prefix"];
+                let l = &p["lmcache"]["query"];
+                let lmcache_cached = n(&l["prefix"]["gpu_hit_tokens"])
+                    + n(&l["prefix"]["cpu_hit_tokens"])
+                    + n(&l["cached_tier_unknown_tokens"]);
+                [
+                    n(&v["gpu_hit_tokens"]),
+                    lmcache_cached,
+                    n(&l["prefix"]["computed_tokens"]),
+                ]
+            })
+            .collect()
+    };
+    assert_eq!(tokens(&started), tokens(&simulated));
+    // The grid is exercised: at 6 documents only the 1 GiB tier holds the documents.
+    let cached = tokens(&simulated);
+    assert!(cached[3][1] > 10 * cached[1][1], "{cached:?}");
+    for log in ["1-vllm.log", "1-lmcache.log", "2-vllm.log", "2-lmcache.log"] {
+        let path = dir.path().join("started/servers").join(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("listening on"), "{log}: {text}");
+    }
+}
+
 /// On a running server, Ctrl-C stops the sweep after the point running; every finished
 /// point is in sweep.json, the exit is 130, and `--resume` measures only the rest.
 #[cfg(unix)]
@@ -318,6 +385,14 @@ fn bad_ranges_and_flags_exit_2_naming_them() {
         (
             vec!["--vllm-url", "http://127.0.0.1:9/v1", "--gpu", "h200,l40s"],
             "--gpu changes the deployment",
+        ),
+        (
+            vec!["--time-scale", "4"],
+            "--time-scale is for servers the sweep starts",
+        ),
+        (
+            vec!["--start", "vllm", "--time-scale", "4"],
+            "--time-scale is for servers the sweep starts (--start sim)",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

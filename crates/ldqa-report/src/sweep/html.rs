@@ -76,7 +76,7 @@ fn points_table(report: &SweepReport, points: &[SweepPoint]) -> String {
     };
     let _ = writeln!(
         t,
-        "<table><tr><th>{}</th>{docs_header}<th>tokens</th><th>vLLM warmup TTFT (s)</th><th>vLLM query TTFT (s)</th><th>LMCache warmup TTFT (s)</th><th>LMCache query TTFT (s)</th><th>TTFT gain</th><th>round gain</th><th>query tokens: GPU / CPU / computed</th></tr>",
+        "<table><tr><th>{}</th>{docs_header}<th>tokens</th><th>vLLM warmup TTFT (s)</th><th>vLLM query TTFT (s)</th><th>LMCache warmup TTFT (s)</th><th>LMCache query TTFT (s)</th><th>TTFT gain</th><th>round gain</th><th>query prompt tokens from</th></tr>",
         esc(x_header)
     );
     let ttfts = |a: Option<ArmPoint>| match a {
@@ -88,14 +88,9 @@ fn points_table(report: &SweepReport, points: &[SweepPoint]) -> String {
     };
     let gain = |g: Option<f64>| g.map_or("-".to_string(), |g| format!("{g:.2}×"));
     for p in points {
-        let q = p
-            .lmcache
-            .or(p.vllm)
-            .map(|a| a.query.prefix)
-            .unwrap_or_default();
         let _ = writeln!(
             t,
-            "<tr><td>{}</td>{}<td>{}</td>{}{}<td>{}</td><td>{}</td><td>{} / {} / {}</td></tr>",
+            "<tr><td>{}</td>{}<td>{}</td>{}{}<td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&p.x.to_string()),
             if along_working_set {
                 String::new()
@@ -107,9 +102,7 @@ fn points_table(report: &SweepReport, points: &[SweepPoint]) -> String {
             ttfts(p.lmcache),
             gain(p.ttft_gain()),
             gain(p.round_gain()),
-            q.gpu_hit_tokens,
-            q.cpu_hit_tokens,
-            q.computed_tokens
+            esc(&super::token_sources(p))
         );
     }
     t.push_str("</table>\n");

@@ -179,6 +179,7 @@ impl SweepReport {
         row.push(count(l.map(|q| q.gpu_hit_tokens)));
         row.push(count(l.map(|q| q.cpu_hit_tokens)));
         row.push(count(l.map(|q| q.computed_tokens)));
+        row.push(count(p.lmcache.map(|a| a.query.cached_tier_unknown_tokens)));
         row.push(opt(p.ttft_gain()));
         row.push(opt(p.round_gain()));
         row
@@ -263,23 +264,39 @@ fn row_cells(p: &SweepPoint, along_working_set: bool) -> String {
         None => format!("{:>21}", "not measured"),
     };
     let gain = |g: Option<f64>| g.map_or(format!("{:>8}", "-"), |g| format!("{g:>7.2}×"));
-    let q = p
-        .lmcache
-        .or(p.vllm)
-        .map(|a| a.query.prefix)
-        .unwrap_or_default();
-    let total = (q.gpu_hit_tokens + q.cpu_hit_tokens + q.computed_tokens).max(1) as f64;
-    let pct = |v: u64| v as f64 / total * 100.0;
     format!(
-        "{:>11} │ {} │ {} │ {} {} │ GPU {:>3.0} % CPU {:>3.0} % computed {:>3.0} %{marker}",
+        "{:>11} │ {} │ {} │ {} {} │ {}{marker}",
         p.working_set_tokens,
         ttfts(p.vllm),
         ttfts(p.lmcache),
         gain(p.ttft_gain()),
         gain(p.round_gain()),
-        pct(q.gpu_hit_tokens),
-        pct(q.cpu_hit_tokens),
-        pct(q.computed_tokens),
+        token_sources(p),
+    )
+}
+
+/// Where the query round's prompt tokens came from (LMCache's arm, else vLLM's), in
+/// percent: "GPU 3 % CPU 93 % computed 4 %", or "cached 96 % computed 4 %" when a server did
+/// not say from which tier.
+pub(crate) fn token_sources(p: &SweepPoint) -> String {
+    let Some(q) = p.lmcache.or(p.vllm).map(|a| a.query) else {
+        return String::new();
+    };
+    let total = q.prompt_tokens().max(1) as f64;
+    let pct = |v: u64| v as f64 / total * 100.0;
+    let s = &q.prefix;
+    if q.cached_tier_unknown_tokens > 0 {
+        return format!(
+            "cached {:>3.0} % (GPU or CPU) computed {:>3.0} %",
+            pct(q.cached_tokens()),
+            pct(s.computed_tokens)
+        );
+    }
+    format!(
+        "GPU {:>3.0} % CPU {:>3.0} % computed {:>3.0} %",
+        pct(s.gpu_hit_tokens),
+        pct(s.cpu_hit_tokens),
+        pct(s.computed_tokens)
     )
 }
 
@@ -289,7 +306,7 @@ fn column_name(axis: &SweptAxis) -> String {
 }
 
 /// The CSV columns every row has, after one per swept axis besides the working set.
-pub const SWEEP_CSV_COLUMNS: [&str; 23] = [
+pub const SWEEP_CSV_COLUMNS: [&str; 24] = [
     "num_documents",
     "working_set_tokens",
     "gpu_kv_tokens",
@@ -311,6 +328,7 @@ pub const SWEEP_CSV_COLUMNS: [&str; 23] = [
     "lmcache_query_gpu_hit_tokens",
     "lmcache_query_cpu_hit_tokens",
     "lmcache_query_computed_tokens",
+    "lmcache_query_cached_tier_unknown_tokens",
     "lmcache_over_vllm_query_ttft_gain",
     "lmcache_over_vllm_query_round_gain",
 ];

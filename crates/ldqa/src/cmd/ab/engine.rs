@@ -211,7 +211,12 @@ async fn start_and_wait(
         .with_context(|| format!("starting the {} server", job.engine))?;
     let cancelled = || interrupt.is_cancelled();
     let ready = server
-        .wait_ready(job.url, settings.ready_timeout, &cancelled)
+        .wait_ready(
+            job.url,
+            job.command.fallback_url(),
+            settings.ready_timeout,
+            &cancelled,
+        )
         .await;
     Ok(match ready {
         Ok(base) => Ok((server, base)),

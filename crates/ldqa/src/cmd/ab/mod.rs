@@ -11,9 +11,9 @@
 
 mod args;
 mod engine;
-mod plan;
+pub(crate) mod plan;
 mod resume;
-mod server;
+pub(crate) mod server;
 mod verdict;
 
 use std::path::{Path, PathBuf};

@@ -184,7 +184,6 @@ fn sim_commands(
     sizing: &Sizing,
     time_scale: f64,
 ) -> anyhow::Result<(ServerCommand, ServerCommand)> {
-    let exe = std::env::current_exe().context("finding the ldqa executable")?;
     let serve = |engine: EngineKind| {
         let child = DeploymentArgs {
             gpu: Some(sizing.deployment.gpu.name.clone()),
@@ -193,26 +192,40 @@ fn sim_commands(
                 .then_some(sizing.lmcache_cpu_gib as f64),
             ..deployment.clone()
         };
-        let mut argv: Vec<std::ffi::OsString> = vec![exe.clone().into(), "serve".into()];
-        argv.extend(child.to_argv());
-        let time_scale = time_scale.to_string();
-        let rest = [
-            "--engine",
-            engine.as_str(),
-            "--port",
-            "0",
-            "--time-scale",
-            &time_scale,
-        ];
-        argv.extend(rest.map(Into::into));
-        ServerCommand::Argv(argv)
+        serve_command(&child, engine, time_scale, &[])
     };
-    Ok((serve(EngineKind::Vllm), serve(EngineKind::Lmcache)))
+    Ok((serve(EngineKind::Vllm)?, serve(EngineKind::Lmcache)?))
+}
+
+/// This executable's `ldqa serve` running `deployment` as `engine` on a free port, `extra`
+/// flags after the others (e.g. `--profile FILE`): the simulated server `ab --sim` and
+/// `sweep --start sim` start.
+pub(crate) fn serve_command(
+    deployment: &DeploymentArgs,
+    engine: EngineKind,
+    time_scale: f64,
+    extra: &[std::ffi::OsString],
+) -> anyhow::Result<ServerCommand> {
+    let exe = std::env::current_exe().context("finding the ldqa executable")?;
+    let mut argv: Vec<std::ffi::OsString> = vec![exe.into(), "serve".into()];
+    argv.extend(deployment.to_argv());
+    let time_scale = time_scale.to_string();
+    let rest = [
+        "--engine",
+        engine.as_str(),
+        "--port",
+        "0",
+        "--time-scale",
+        &time_scale,
+    ];
+    argv.extend(rest.map(Into::into));
+    argv.extend_from_slice(extra);
+    Ok(ServerCommand::Argv(argv))
 }
 
 /// Real servers: the tutorial's `vllm serve` commands, with and without LMCache, carrying
 /// every flag of the deployment.
-fn vllm_commands(
+pub(crate) fn vllm_commands(
     model: &str,
     flags: &[String],
     lmcache_cpu_gib: u64,

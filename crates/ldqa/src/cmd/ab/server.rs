@@ -25,7 +25,20 @@ pub enum ServerCommand {
     Argv(Vec<OsString>),
 }
 
+/// Where `vllm serve` listens unless told otherwise; it does not print a `listening on`
+/// line, so a shell command with no URL given is looked for here.
+pub const VLLM_DEFAULT_URL: &str = "http://127.0.0.1:8000/v1";
+
 impl ServerCommand {
+    /// The URL to fall back on when the server announces none: vLLM's default for a shell
+    /// command (a `vllm serve …`), none for the simulator (which always announces its own).
+    pub fn fallback_url(&self) -> Option<&'static str> {
+        match self {
+            ServerCommand::Shell(_) => Some(VLLM_DEFAULT_URL),
+            ServerCommand::Argv(_) => None,
+        }
+    }
+
     /// The command as people read it.
     pub fn display(&self) -> String {
         match self {
@@ -192,11 +205,13 @@ impl Server {
         digits.parse().ok()
     }
 
-    /// Waits until `/health` answers 200 (the URL is `url`, or the one the server announces),
-    /// the server exits, `timeout` passes, or `cancelled` says so. Returns the API root.
+    /// Waits until `/health` answers 200 (the URL is `url`, else the one the server
+    /// announces, else `fallback`), the server exits, `timeout` passes, or `cancelled` says
+    /// so. Returns the API root.
     pub async fn wait_ready(
         &mut self,
         url: Option<&str>,
+        fallback: Option<&str>,
         timeout: Duration,
         cancelled: &(dyn Fn() -> bool + Sync),
     ) -> Result<String, ServerProblem> {
@@ -209,7 +224,10 @@ impl Server {
             if let Some(status) = self.exited() {
                 return Err(self.exit_problem(status));
             }
-            let target = url.map(str::to_string).or_else(|| self.announced_url());
+            let target = url
+                .map(str::to_string)
+                .or_else(|| self.announced_url())
+                .or_else(|| fallback.map(str::to_string));
             if let Some(base) = &target {
                 match http_status(base, "/health").await {
                     Ok(200) => return Ok(base.clone()),
@@ -379,6 +397,36 @@ mod tests {
             log_tail(&log, 1),
             "  | ldqa serve: listening on http://127.0.0.1:4567 (vllm, H100)"
         );
+    }
+
+    /// A `vllm serve` announces no `listening on` line: with no URL given, the server is
+    /// looked for at the fallback (before, `ab` waited out its ready timeout).
+    #[tokio::test]
+    async fn a_server_that_announces_nothing_is_found_at_the_fallback() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let cmd =
+            ServerCommand::Shell("echo 'Starting API server on http://0.0.0.0'; sleep 30".into());
+        let mut s = Server::start(&cmd, &dir.path().join("s.log")).unwrap();
+        let fallback = format!("http://127.0.0.1:{port}/v1");
+        let ready = s
+            .wait_ready(None, Some(&fallback), Duration::from_secs(20), &|| false)
+            .await;
+        s.stop_now(Duration::from_millis(200));
+        assert_eq!(ready.unwrap(), fallback);
+        assert_eq!(cmd.fallback_url(), Some(VLLM_DEFAULT_URL));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod points;
 mod range;
 mod resume;
 mod servers;
+mod started;
 
 use std::path::PathBuf;
 
@@ -82,8 +83,24 @@ pub struct SweepArgs {
 
     /// Simulate both engines (the default; with `--profile`, on step costs measured on a
     /// server).
-    #[arg(long, help_heading = "Target", conflicts_with_all = ["vllm_url", "lmcache_url"])]
+    #[arg(long, help_heading = "Target", conflicts_with_all = ["vllm_url", "lmcache_url", "start"])]
     pub sim: bool,
+
+    /// Start the servers: sim (`ldqa serve`, the simulated engine over HTTP, as `ab --sim`)
+    /// or vllm (`vllm serve` with and without LMCache, as `ab`). One server at a time, one
+    /// pair per deployment (a new pair for each value of a deployment axis); logs in
+    /// --output-dir/servers/.
+    #[arg(long, value_enum, value_name = "KIND", help_heading = "Target", conflicts_with_all = ["vllm_url", "lmcache_url"])]
+    pub start: Option<started::StartKind>,
+
+    /// With --start sim (default 2): simulated time runs this many times faster than the
+    /// wall clock (times reported are simulated seconds, as in `ab --sim`).
+    #[arg(long, value_name = "F", help_heading = "Target")]
+    pub time_scale: Option<f64>,
+
+    /// With --start (default 600): seconds a server has to answer /health.
+    #[arg(long, value_name = "SECONDS", help_heading = "Target")]
+    pub ready_timeout: Option<f64>,
 
     /// Measure the vLLM arm on this running server (its OpenAI base URL) instead: its
     /// prefix cache is emptied (POST /reset_prefix_cache) before every point. Describe it
@@ -144,7 +161,40 @@ impl SweepArgs {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.repeat_count >= 1, "--repeat-count must be at least 1");
         anyhow::ensure!(self.output_len >= 1, "--output-len must be at least 1");
+        for (value, flag, needs) in [
+            (
+                self.time_scale,
+                "--time-scale",
+                Some(started::StartKind::Sim),
+            ),
+            (self.ready_timeout, "--ready-timeout", self.start),
+        ] {
+            let Some(v) = value else { continue };
+            anyhow::ensure!(
+                v.is_finite() && v > 0.0,
+                "{flag} must be a positive number, not {v}"
+            );
+            anyhow::ensure!(
+                self.start.is_some() && self.start == needs,
+                "{flag} is for servers the sweep starts ({}): it would be ignored here",
+                if flag == "--time-scale" {
+                    "--start sim"
+                } else {
+                    "--start"
+                }
+            );
+        }
         Ok(())
+    }
+
+    /// `--time-scale`, or `ab --sim`'s default.
+    fn time_scale(&self) -> f64 {
+        self.time_scale.unwrap_or(2.0)
+    }
+
+    /// `--ready-timeout`, or `ab`'s default.
+    fn ready_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.ready_timeout.unwrap_or(600.0))
     }
 
     /// Every axis at its first value.
@@ -184,7 +234,13 @@ impl SweepArgs {
         }
     }
 
+    /// Whether the points are measured on servers (given by URL, or started).
     fn on_servers(&self) -> bool {
+        self.given_servers() || self.start.is_some()
+    }
+
+    /// Whether servers were given by URL (one deployment).
+    fn given_servers(&self) -> bool {
         self.vllm_url.is_some() || self.lmcache_url.is_some()
     }
 }
@@ -195,9 +251,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     let base = args.base_setting();
     let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
     let changing = grid.deployment_axes();
-    if args.on_servers() && !changing.is_empty() {
+    if args.given_servers() && !changing.is_empty() {
         anyhow::bail!(
-            "{} changes the deployment, but the servers at --vllm-url/--lmcache-url are one deployment: sweep it in the simulator (--sim), or one server per value",
+            "{} changes the deployment, but the servers at --vllm-url/--lmcache-url are one deployment: sweep it in the simulator (--sim), or let the sweep start a server per value (--start sim|vllm)",
             changing.join(" and ")
         );
     }
@@ -260,6 +316,16 @@ fn describe(args: &SweepArgs, tasks: &[Task], changing: &[&str]) -> String {
     } else {
         format!(" (the first; {} varies)", changing.join(" and "))
     };
+    if let Some(kind) = args.start {
+        let servers = match kind {
+            started::StartKind::Sim => format!(
+                "ldqa serve (the simulator over HTTP, time scale {})",
+                args.time_scale()
+            ),
+            started::StartKind::Vllm => "vllm serve, with and without LMCache".to_string(),
+        };
+        return format!("Measured on servers started per deployment: {servers}; {first}{varying}");
+    }
     if args.on_servers() {
         let arm = |url: &Option<String>| url.as_deref().unwrap_or("not measured").to_string();
         format!(
@@ -290,7 +356,7 @@ fn workload_json(args: &SweepArgs, base: &Setting, grid: &Grid) -> serde_json::V
     w
 }
 
-/// The tasks on the servers given, one after the other; `sweep.json` is rewritten after
+/// The tasks on the servers given or started, one after the other; `sweep.json` is rewritten after
 /// each point (with `kept`), so that a stop loses at most the point running. Returns the
 /// points and whether Ctrl-C stopped the sweep.
 fn measure_on_servers(
@@ -313,10 +379,12 @@ fn measure_on_servers(
                 }
             }
         };
-        let vllm = connect(&args.vllm_url).await.context("--vllm-url")?;
-        let lmcache = connect(&args.lmcache_url).await.context("--lmcache-url")?;
         let cancel = ldqa_loadgen::Cancel::new();
-        crate::runtime::on_interrupt(cancel.clone(), "stopping after this point", || {});
+        crate::runtime::on_interrupt(
+            cancel.clone(),
+            "stopping after this point",
+            crate::cmd::ab::server::kill_current_group,
+        );
         let save = |fresh: &[SweepPoint]| {
             let mut points = kept.to_vec();
             points.extend_from_slice(fresh);
@@ -329,9 +397,22 @@ fn measure_on_servers(
             );
             write_json(args, &partial).map(|_| ())
         };
-        let points =
-            servers::measure_points(args, &tasks, vllm.as_ref(), lmcache.as_ref(), &cancel, save)
-                .await?;
+        let points = match args.start {
+            Some(kind) => started::measure(args, kind, &tasks, &cancel, &save).await?,
+            None => {
+                let vllm = connect(&args.vllm_url).await.context("--vllm-url")?;
+                let lmcache = connect(&args.lmcache_url).await.context("--lmcache-url")?;
+                servers::measure_points(
+                    args,
+                    &tasks,
+                    vllm.as_ref(),
+                    lmcache.as_ref(),
+                    &cancel,
+                    &save,
+                )
+                .await?
+            }
+        };
         Ok((points, cancel.is_cancelled()))
     })
 }

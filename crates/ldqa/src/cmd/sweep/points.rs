@@ -16,6 +16,8 @@ use super::SweepArgs;
 
 /// One deployment's two engines, as simulated (and as described for servers).
 pub(super) struct Engines {
+    /// The deployment both run (for the servers `--start` starts).
+    pub deployment: ldqa_recommend::Deployment,
     pub vllm: Scenario,
     pub lmcache: Scenario,
     pub client: SimClient,
@@ -25,6 +27,8 @@ pub(super) struct Engines {
 /// One point to run.
 #[derive(Clone)]
 pub(super) struct Task {
+    /// The point in words, for progress lines.
+    label: String,
     pub setting: Setting,
     pub x: AxisValue,
     pub series: Option<AxisValue>,
@@ -34,15 +38,8 @@ pub(super) struct Task {
 
 impl Task {
     /// "42 documents", or "--gpu h200, 42 documents".
-    pub fn label(&self) -> String {
-        let docs = format!("{} documents", self.setting.num_documents);
-        match (&self.x, &self.series) {
-            (x, None) if *x == AxisValue::Whole(self.setting.num_documents as u64) => docs,
-            (x, s) => {
-                let s = s.as_ref().map_or(String::new(), |s| format!("{s}, "));
-                format!("{s}{x}, {docs}")
-            }
-        }
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// Whether `point` is this task's, already done (`--resume`).
@@ -66,14 +63,14 @@ pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Re
         engines.insert(key, e.clone());
         Ok(e)
     };
-    let curves: Vec<(Setting, Option<AxisValue>)> = match &grid.series {
+    let curves: Vec<(Setting, Option<(&str, AxisValue)>)> = match &grid.series {
         None => vec![(base.clone(), None)],
         Some((axis, values)) => values
             .iter()
             .map(|v| {
                 let s = base.with(*axis, v);
-                let label = s.get(*axis);
-                (s, Some(label))
+                let value = s.get(*axis);
+                (s, Some((axis.flag(), value)))
             })
             .collect(),
     };
@@ -91,9 +88,19 @@ pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Re
         for v in &values {
             let setting = curve.with(*axis, v);
             let engines = resolve(&setting)?;
+            let x = setting.get(*axis);
+            let mut label: Vec<String> = series
+                .iter()
+                .map(|(flag, value)| format!("{flag} {value}"))
+                .collect();
+            if *axis != Axis::NumDocuments {
+                label.push(format!("{} {x}", axis.flag()));
+            }
+            label.push(format!("{} documents", setting.num_documents));
             tasks.push(Task {
-                x: setting.get(*axis),
-                series: series.clone(),
+                label: label.join(", "),
+                x,
+                series: series.as_ref().map(|(_, value)| value.clone()),
                 capacities: capacities(args, &setting, &engines)?,
                 setting,
                 engines,
@@ -116,6 +123,7 @@ fn resolve_engines(args: &SweepArgs, s: &Setting) -> anyhow::Result<Engines> {
         anyhow::bail!("invariant: two engines were asked for");
     };
     Ok(Engines {
+        deployment: resolved.deployment.clone(),
         vllm: vllm.clone(),
         lmcache: lmcache.clone(),
         client: SimClient {
@@ -228,7 +236,7 @@ pub(crate) fn simulate(
     let arm = |scenario: &Scenario, name: &str| -> anyhow::Result<ArmPoint> {
         let rounds = run_protocol(scenario, &plan, client)
             .with_context(|| format!("simulating {name} at {num_documents} documents"))?;
-        ArmPoint::of(&rounds).context("a round did not run")
+        ArmPoint::of(&rounds, true).context("a round did not run")
     };
     let working_set_tokens = plan
         .rounds

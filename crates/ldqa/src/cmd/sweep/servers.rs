@@ -18,6 +18,9 @@ use super::SweepArgs;
 /// A running server standing in for one arm.
 pub(super) struct Server {
     client: Client,
+    /// An `ldqa serve --time-scale F` runs F times faster than the wall clock: its times
+    /// are scaled back to simulated seconds, as `ldqa run` reports them.
+    time_scale: f64,
 }
 
 impl Server {
@@ -38,14 +41,17 @@ impl Server {
             .with_context(|| format!("{} lists no models", endpoint.url("models")))?;
         Ok(Server {
             client: Client::new(config)?,
+            time_scale: listed.time_scale.unwrap_or(1.0),
         })
     }
 
-    /// One point: the cache emptied, then its warmup and query rounds.
+    /// One point: the cache emptied, then its warmup and query rounds. `lmcache`: the
+    /// server has LMCache's tier too (its cached tokens may come from either).
     async fn measure(
         &self,
         args: &SweepArgs,
         setting: &Setting,
+        lmcache: bool,
         cancel: &Cancel,
     ) -> anyhow::Result<Option<ArmPoint>> {
         self.client.reset_prefix_cache().await?;
@@ -53,7 +59,7 @@ impl Server {
         let workload = Workload::build(&args.workload(setting))
             .with_context(|| format!("building {num_documents} documents"))?;
         let plan = workload.plan(setting.max_inflight_requests, 0);
-        let outcome = run_protocol(
+        let mut outcome = run_protocol(
             &self.client,
             &plan,
             &workload,
@@ -77,7 +83,10 @@ impl Server {
                 failed.message
             );
         }
-        Ok(ArmPoint::of(&outcome.rounds))
+        for round in &mut outcome.rounds {
+            round.scale_time(self.time_scale);
+        }
+        Ok(ArmPoint::of(&outcome.rounds, !lmcache))
     }
 }
 
@@ -89,24 +98,37 @@ pub(super) async fn measure_points(
     vllm: Option<&Server>,
     lmcache: Option<&Server>,
     cancel: &Cancel,
-    save: impl Fn(&[SweepPoint]) -> anyhow::Result<()>,
+    save: &(dyn Fn(&[SweepPoint]) -> anyhow::Result<()> + Sync),
 ) -> anyhow::Result<Vec<SweepPoint>> {
     let mut points = Vec::new();
     for task in tasks {
         let mut arms = [None, None];
-        for (slot, server) in arms.iter_mut().zip([vllm, lmcache]) {
+        for ((slot, server), is_lmcache) in arms.iter_mut().zip([vllm, lmcache]).zip([false, true])
+        {
             if let Some(server) = server {
-                match server.measure(args, &task.setting, cancel).await? {
+                match server
+                    .measure(args, &task.setting, is_lmcache, cancel)
+                    .await?
+                {
                     Some(arm) => *slot = Some(arm),
                     None => return Ok(points),
                 }
             }
         }
-        let working_set_tokens = arms.iter().flatten().next().map_or(0, |a| {
-            let p = a.warmup.prefix;
-            p.gpu_hit_tokens + p.cpu_hit_tokens + p.computed_tokens
-        });
-        eprintln!("sweep: {} measured", task.label());
+        let working_set_tokens = arms
+            .iter()
+            .flatten()
+            .next()
+            .map_or(0, |a| a.warmup.prompt_tokens());
+        let arm_names: Vec<&str> = [(vllm, "vLLM"), (lmcache, "LMCache")]
+            .into_iter()
+            .filter_map(|(s, name)| s.map(|_| name))
+            .collect();
+        eprintln!(
+            "sweep: {} measured on {}",
+            task.label(),
+            arm_names.join(" and ")
+        );
         let [vllm, lmcache] = arms;
         points.push(SweepPoint {
             x: task.x.clone(),
