@@ -305,6 +305,61 @@ fn started_servers_cache_what_the_simulator_predicts() {
     }
 }
 
+/// `--vllm-cmd` starts the user's own server, and `--restart-each-point` a fresh one for
+/// every point (for servers that cannot empty their cache): its cached tokens are still
+/// the simulator's.
+#[test]
+fn own_commands_restarted_at_every_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = assert_cmd::cargo::cargo_bin!("ldqa").display().to_string();
+    let own = format!("{exe} serve --port 0 --engine vllm --num-gpu-blocks 100 --time-scale 10");
+    let flags = [
+        "--num-documents",
+        "2,6",
+        "--num-gpu-blocks",
+        "100",
+        "--document-length",
+        "500",
+        "--output-len",
+        "2",
+        "--max-inflight-requests",
+        "1",
+        "--json",
+    ];
+    let sweep = |target: &[&str], out: &str| {
+        let result = ldqa()
+            .arg("sweep")
+            .args(target)
+            .args(flags)
+            .arg("--output-dir")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{result:?}");
+        json(&result.stdout)
+    };
+    let simulated = sweep(&["--sim"], "sim");
+    let started = sweep(
+        &["--start", "sim", "--restart-each-point", "--vllm-cmd", &own],
+        "own",
+    );
+    let vllm_hits = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        report["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["vllm"]["query"]["prefix"]["gpu_hit_tokens"].clone())
+            .collect()
+    };
+    assert_eq!(vllm_hits(&started), vllm_hits(&simulated));
+    let logs = dir.path().join("own/servers");
+    for log in ["1-vllm.log", "2-vllm.log", "1-lmcache.log", "2-lmcache.log"] {
+        assert!(logs.join(log).exists(), "{log}");
+    }
+    let own_log = std::fs::read_to_string(logs.join("2-vllm.log")).unwrap();
+    assert!(own_log.contains("GPU KV 1600 tokens"), "{own_log}");
+}
+
 /// On a running server, Ctrl-C stops the sweep after the point running; every finished
 /// point is in sweep.json, the exit is 130, and `--resume` measures only the rest.
 #[cfg(unix)]

@@ -90,8 +90,23 @@ pub struct SweepArgs {
     /// or vllm (`vllm serve` with and without LMCache, as `ab`). One server at a time, one
     /// pair per deployment (a new pair for each value of a deployment axis); logs in
     /// --output-dir/servers/.
-    #[arg(long, value_enum, value_name = "KIND", help_heading = "Target", conflicts_with_all = ["vllm_url", "lmcache_url"])]
+    #[arg(long, value_enum, value_name = "KIND", help_heading = "Target")]
     pub start: Option<started::StartKind>,
+
+    /// With --start: start the vLLM arm's server with this shell command instead (e.g. your
+    /// own `vllm serve …`); it is looked for at --vllm-url, else the URL it prints as
+    /// `listening on http://…`, else http://127.0.0.1:8000/v1.
+    #[arg(long, value_name = "CMD", help_heading = "Target", requires = "start")]
+    pub vllm_cmd: Option<String>,
+
+    /// With --start: the LMCache arm's server command, the same way (--lmcache-url).
+    #[arg(long, value_name = "CMD", help_heading = "Target", requires = "start")]
+    pub lmcache_cmd: Option<String>,
+
+    /// With --start: a fresh pair of servers for every point, instead of emptying their
+    /// prefix cache (for servers without POST /reset_prefix_cache).
+    #[arg(long, help_heading = "Target", requires = "start")]
+    pub restart_each_point: bool,
 
     /// With --start sim (default 2): simulated time runs this many times faster than the
     /// wall clock (times reported are simulated seconds, as in `ab --sim`).
@@ -104,7 +119,8 @@ pub struct SweepArgs {
 
     /// Measure the vLLM arm on this running server (its OpenAI base URL) instead: its
     /// prefix cache is emptied (POST /reset_prefix_cache) before every point. Describe it
-    /// with the deployment flags, for the capacities and the table.
+    /// with the deployment flags, for the capacities and the table. With --start: where
+    /// the started server listens.
     #[arg(long, value_name = "URL", help_heading = "Target")]
     pub vllm_url: Option<String>,
 
@@ -241,7 +257,7 @@ impl SweepArgs {
 
     /// Whether servers were given by URL (one deployment).
     fn given_servers(&self) -> bool {
-        self.vllm_url.is_some() || self.lmcache_url.is_some()
+        self.start.is_none() && (self.vllm_url.is_some() || self.lmcache_url.is_some())
     }
 }
 
@@ -251,6 +267,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     let base = args.base_setting();
     let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
     let changing = grid.deployment_axes();
+    let own_commands = args.vllm_cmd.is_some() || args.lmcache_cmd.is_some();
+    if own_commands && !changing.is_empty() {
+        anyhow::bail!(
+            "{} changes the deployment, but --vllm-cmd/--lmcache-cmd start one deployment: leave them out to have each value's servers started as `recommend` prints them",
+            changing.join(" and ")
+        );
+    }
     if args.given_servers() && !changing.is_empty() {
         anyhow::bail!(
             "{} changes the deployment, but the servers at --vllm-url/--lmcache-url are one deployment: sweep it in the simulator (--sim), or let the sweep start a server per value (--start sim|vllm)",

@@ -46,16 +46,29 @@ pub(super) async fn measure(
     let mut group = 0;
     while group_start < tasks.len() && !cancel.is_cancelled() {
         let key = tasks[group_start].setting.deployment_key();
-        let len = tasks[group_start..]
-            .iter()
-            .take_while(|t| t.setting.deployment_key() == key)
-            .count();
+        let len = match args.restart_each_point {
+            true => 1,
+            false => tasks[group_start..]
+                .iter()
+                .take_while(|t| t.setting.deployment_key() == key)
+                .count(),
+        };
         let part = &tasks[group_start..group_start + len];
         group += 1;
         let [vllm, lmcache] = commands(args, kind, part[0])?;
-        let vllm_points = run_one(args, part, (group, "vllm"), &vllm, cancel).await?;
+        let vllm_arm = Arm {
+            name: "vllm",
+            command: &vllm,
+            url: args.vllm_url.as_deref(),
+        };
+        let vllm_points = run_one(args, part, group, &vllm_arm, cancel).await?;
+        let lmcache_arm = Arm {
+            name: "lmcache",
+            command: &lmcache,
+            url: args.lmcache_url.as_deref(),
+        };
         let lmcache_points = match vllm_points.len() == part.len() {
-            true => run_one(args, part, (group, "lmcache"), &lmcache, cancel).await?,
+            true => run_one(args, part, group, &lmcache_arm, cancel).await?,
             false => Vec::new(),
         };
         if lmcache_points.len() < part.len() {
@@ -73,8 +86,29 @@ pub(super) async fn measure(
     Ok(points)
 }
 
-/// The vLLM and LMCache servers of `task`'s deployment.
+/// One arm's server to start.
+struct Arm<'a> {
+    /// `vllm` or `lmcache`.
+    name: &'a str,
+    command: &'a ServerCommand,
+    /// Where it listens, when given.
+    url: Option<&'a str>,
+}
+
+/// The vLLM and LMCache servers of `task`'s deployment (`--vllm-cmd`/`--lmcache-cmd` when
+/// given).
 fn commands(args: &SweepArgs, kind: StartKind, task: &Task) -> anyhow::Result<[ServerCommand; 2]> {
+    let [vllm, lmcache] = planned_commands(args, kind, task)?;
+    let own = |cmd: &Option<String>, planned| cmd.clone().map_or(planned, ServerCommand::Shell);
+    Ok([own(&args.vllm_cmd, vllm), own(&args.lmcache_cmd, lmcache)])
+}
+
+/// The servers `ab` would start for `task`'s deployment.
+fn planned_commands(
+    args: &SweepArgs,
+    kind: StartKind,
+    task: &Task,
+) -> anyhow::Result<[ServerCommand; 2]> {
     let e = &task.engines;
     let d = &e.deployment;
     let cpu_gib = e.lmcache.cpu_gib_per_rank.unwrap_or(0.0);
@@ -112,24 +146,25 @@ fn commands(args: &SweepArgs, kind: StartKind, task: &Task) -> anyhow::Result<[S
 async fn run_one(
     args: &SweepArgs,
     tasks: &[&Task],
-    (group, arm): (usize, &str),
-    command: &ServerCommand,
+    group: usize,
+    arm: &Arm<'_>,
     cancel: &Cancel,
 ) -> anyhow::Result<Vec<SweepPoint>> {
+    let Arm { name, command, url } = *arm;
     let dir = args.output_dir.join("servers");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let log = dir.join(format!("{group}-{arm}.log"));
+    let log = dir.join(format!("{group}-{name}.log"));
     eprintln!(
-        "sweep: starting {arm}: {} (log: {})",
+        "sweep: starting {name}: {} (log: {})",
         command.display(),
         log.display()
     );
     let mut started = server::Server::start(command, &log)
-        .with_context(|| format!("starting the {arm} server"))?;
+        .with_context(|| format!("starting the {name} server"))?;
     let timeout = args.ready_timeout();
     let cancelled = || cancel.is_cancelled();
     let base = match started
-        .wait_ready(None, command.fallback_url(), timeout, &cancelled)
+        .wait_ready(url, command.fallback_url(), timeout, &cancelled)
         .await
     {
         Ok(base) => base,
@@ -139,12 +174,12 @@ async fn run_one(
         }
         Err(problem) => {
             started.stop(STOP_GRACE).await;
-            anyhow::bail!("the {arm} server did not start: {problem}");
+            anyhow::bail!("the {name} server did not start: {problem}");
         }
     };
     let measured = async {
         let client = Server::connect(&base, args).await?;
-        let (v, l) = match arm {
+        let (v, l) = match name {
             "vllm" => (Some(&client), None),
             _ => (None, Some(&client)),
         };
@@ -152,5 +187,5 @@ async fn run_one(
     }
     .await;
     started.stop(STOP_GRACE).await;
-    measured.with_context(|| format!("measuring on the {arm} server ({base})"))
+    measured.with_context(|| format!("measuring on the {name} server ({base})"))
 }
