@@ -1055,11 +1055,12 @@ fn vllm_caches_the_blocks_its_output_filled() {
     assert!(cached > prompt.len() as u64 / 128 * 128);
 }
 
-/// Issue 13: `ldqa sweep` against the real server (the vLLM arm; LMCache needs a GPU)
-/// finds the cache-capacity cliff, and the simulator, described with the server's flags,
-/// predicts every point's query-round cached tokens and so the cliff exactly. Documents of
-/// 1,000 tokens against 160 blocks of 128: the cliff falls between 23 and 24 documents
-/// (vLLM 0.32 reuses partial blocks first, so 23 still mostly hits).
+/// Issue 13: `ldqa sweep` against the real server (the vLLM arm; LMCache needs a GPU), on a
+/// small grid (two document lengths), finds the cache-capacity cliff of each, and the
+/// simulator, described with the server's flags, predicts every point's query-round cached
+/// tokens and so both cliffs exactly. 160 blocks of 128 tokens: documents of 1,000 tokens
+/// (8 blocks) stop hitting at 24 (vLLM 0.32 reuses partial blocks first, so 23 still mostly
+/// hits), documents of 500 (4 blocks) at 41.
 #[test]
 #[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
 fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
@@ -1072,9 +1073,9 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
             .arg("sweep")
             .args(target)
             .args(s.deployment_flags())
-            .args(["--tokenizer", &s.model_dir, "--document-length", "1000"])
+            .args(["--tokenizer", &s.model_dir, "--document-length", "500,1000"])
             .args(["--output-len", "4", "--max-inflight-requests", "1"])
-            .args(["--num-documents", "18,23,24"])
+            .args(["--num-documents", "23,24,40,41"])
             .arg("--output-dir")
             .arg(&out_dir)
             .output()
@@ -1085,7 +1086,7 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
     };
     let real = sweep(&["--vllm-url", &s.url], "real");
     let simulated = sweep(&["--sim"], "sim");
-    let cached = |report: &Value| -> Vec<(u64, u64)> {
+    let cached = |report: &Value| -> Vec<(u64, u64, u64)> {
         report["points"]
             .as_array()
             .unwrap()
@@ -1093,6 +1094,7 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
             .map(|p| {
                 let q = &p["vllm"]["query"]["prefix"];
                 (
+                    p["series"].as_u64().unwrap(),
                     p["num_documents"].as_u64().unwrap(),
                     q["gpu_hit_tokens"].as_u64().unwrap(),
                 )
@@ -1100,7 +1102,16 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
             .collect()
     };
     assert_eq!(cached(&real), cached(&simulated));
-    assert_eq!(real["crossovers"][0]["vllm_cliff"], 24, "{real}");
-    assert_eq!(simulated["crossovers"][0]["vllm_cliff"], 24, "{simulated}");
+    assert_eq!(real["series_axis"]["flag"], "--document-length");
+    let cliffs = |report: &Value| -> Vec<Value> {
+        report["crossovers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["vllm_cliff"].clone())
+            .collect()
+    };
+    assert_eq!(cliffs(&real), [41, 24], "{real}");
+    assert_eq!(cliffs(&simulated), [41, 24], "{simulated}");
     assert!(real["points"][0]["lmcache"].is_null(), "{real}");
 }
