@@ -73,7 +73,7 @@ fn reports_render_with_every_section_and_no_console_message() {
                 &[
                     "class=\"verdict\"",
                     "<h2>Verdict</h2>",
-                    "<h2>Plot</h2>",
+                    "<h2>Plots</h2>",
                     "<h2>Points</h2>",
                     "<h3>--lmcache-cpu-gib 30</h3>",
                     "<h3>--lmcache-cpu-gib 66</h3>",

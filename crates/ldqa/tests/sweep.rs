@@ -119,8 +119,10 @@ fn the_seed_sweep_draws_the_cliff_and_writes_its_files() {
     assert!(csv.starts_with(
         "num_documents,working_set_tokens,gpu_kv_tokens,cpu_tier_tokens,vllm_warmup_mean_ttft_s"
     ));
-    let png = std::fs::read(dir.path().join("sweep.png")).unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "sweep.png is a PNG");
+    for name in ["sweep.png", "sweep-round-time.png"] {
+        let png = std::fs::read(dir.path().join(name)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    }
     let html = std::fs::read_to_string(dir.path().join("sweep.html")).unwrap();
     assert!(html.contains("LMCache wins from 42 to 53 documents"));
     assert!(

@@ -26,6 +26,7 @@ h1{font-size:24px}h2{font-size:19px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}\
 th:first-child,td:first-child,td.l{text-align:left}th{background:#f3f3f3}\
 table.facts th{font-weight:normal;white-space:nowrap;vertical-align:top}table.facts td{text-align:left}\
+table.sweep td{white-space:nowrap}.scroll{overflow-x:auto}\
 .meta{color:#555}.note{color:#555;font-size:13px}\
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}\
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:20px}.sides>section{min-width:0}\

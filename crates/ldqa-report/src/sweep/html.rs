@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use ldqa_metrics::{ArmPoint, SweepPoint};
 
-use super::SweepReport;
+use super::{SweepMetric, SweepReport};
 use crate::svg::esc;
 
 /// The page.
@@ -29,17 +29,16 @@ pub fn sweep_html(report: &SweepReport) -> String {
             esc(&c.crossovers.verdict)
         );
     }
-    body.push_str("<h2>Plot</h2>\n");
-    match super::plot::sweep_svg(report) {
-        Ok(svg) => body.push_str(&svg.replacen("<svg ", "<svg class=\"plot\" ", 1)),
-        Err(e) => {
-            let _ = write!(
-                body,
-                "<p class=\"problem\">The plot failed: {}</p>",
-                esc(&e)
-            );
+    body.push_str("<h2>Plots</h2>\n<div>\n");
+    for metric in SweepMetric::ALL {
+        match super::plot::sweep_svg(report, metric) {
+            Ok(svg) => body.push_str(&svg.replacen("<svg ", "<svg class=\"plot\" ", 1)),
+            Err(e) => {
+                let _ = write!(body, "<p class=\"problem\">A plot failed: {}</p>", esc(&e));
+            }
         }
     }
+    body.push_str("</div>\n");
     body.push_str("\n<h2>Points</h2>\n");
     for curve in report.curves() {
         let name = report.curve_name(curve.series);
@@ -72,20 +71,17 @@ fn points_table(report: &SweepReport, points: &[SweepPoint]) -> String {
     let (x_header, docs_header) = if along_working_set {
         ("documents", "")
     } else {
-        (report.axis.flag.as_str(), "<th>documents</th>")
+        (
+            report.axis.flag.as_str(),
+            "<th rowspan=\"2\">documents</th>",
+        )
     };
+    let arm_headers = "<th>warmup TTFT mean / p90 (s)</th><th>query TTFT mean / p90 (s)</th><th>warmup / query round (s)</th><th>query over warmup TTFT</th>";
     let _ = writeln!(
         t,
-        "<table><tr><th>{}</th>{docs_header}<th>tokens</th><th>vLLM warmup TTFT (s)</th><th>vLLM query TTFT (s)</th><th>LMCache warmup TTFT (s)</th><th>LMCache query TTFT (s)</th><th>TTFT gain</th><th>round gain</th><th>query prompt tokens from</th></tr>",
+        "<div class=\"scroll\"><table class=\"sweep\"><tr><th rowspan=\"2\">{}</th>{docs_header}<th rowspan=\"2\">tokens</th><th colspan=\"4\">vLLM</th><th colspan=\"4\">vLLM + LMCache</th><th rowspan=\"2\">LMCache over vLLM, query TTFT</th><th rowspan=\"2\">… query round</th><th rowspan=\"2\">query prompt tokens from</th></tr>\n<tr>{arm_headers}{arm_headers}</tr>",
         esc(x_header)
     );
-    let ttfts = |a: Option<ArmPoint>| match a {
-        Some(a) => format!(
-            "<td>{:.3}</td><td>{:.3}</td>",
-            a.warmup.mean_ttft_s, a.query.mean_ttft_s
-        ),
-        None => "<td>-</td><td>-</td>".to_string(),
-    };
     let gain = |g: Option<f64>| g.map_or("-".to_string(), |g| format!("{g:.2}×"));
     for p in points {
         let _ = writeln!(
@@ -98,13 +94,30 @@ fn points_table(report: &SweepReport, points: &[SweepPoint]) -> String {
                 format!("<td>{}</td>", p.num_documents)
             },
             p.working_set_tokens,
-            ttfts(p.vllm),
-            ttfts(p.lmcache),
+            arm_cells(p.vllm),
+            arm_cells(p.lmcache),
             gain(p.ttft_gain()),
             gain(p.round_gain()),
             esc(&super::token_sources(p))
         );
     }
-    t.push_str("</table>\n");
+    t.push_str("</table></div>\n");
     t
+}
+
+/// One arm's four cells; dashes when it was not measured.
+fn arm_cells(arm: Option<ArmPoint>) -> String {
+    let Some(a) = arm else {
+        return "<td>-</td>".repeat(4);
+    };
+    format!(
+        "<td>{:.3} / {:.3}</td><td>{:.3} / {:.3}</td><td>{:.2} / {:.2}</td><td>{:.2}×</td>",
+        a.warmup.mean_ttft_s,
+        a.warmup.p90_ttft_s,
+        a.query.mean_ttft_s,
+        a.query.p90_ttft_s,
+        a.warmup.round_time_s,
+        a.query.round_time_s,
+        a.query_gain()
+    )
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 pub use html::sweep_html;
-pub use plot::plot_sweep;
+pub use plot::{plot_sweep, SweepMetric};
 
 /// The schema name of `sweep.json`.
 pub const SWEEP_SCHEMA: &str = "ldqa-sweep";

@@ -1,4 +1,5 @@
-//! The sweep's picture: query-round mean TTFT along the swept axis, vLLM and vLLM + LMCache,
+//! The sweep's pictures: query-round mean TTFT (and round time) along the swept axis, vLLM
+//! and vLLM + LMCache,
 //! one pair of lines per curve, with the GPU cache's and the CPU tier's capacities marked
 //! when the axis is the working set. A named axis (GPUs, models) is drawn at even steps.
 
@@ -24,8 +25,55 @@ const CURVES: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Draws the sweep to `path` (PNG; SVG when it ends in `.svg`).
-pub fn plot_sweep(report: &SweepReport, path: &Path) -> Result<(), ReportError> {
+/// What a sweep plot shows on its y axis, for both arms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepMetric {
+    /// The query round's mean time to first token.
+    QueryTtft,
+    /// The query round's duration.
+    QueryRoundTime,
+}
+
+impl SweepMetric {
+    /// Both, in the order the page shows them.
+    pub const ALL: [SweepMetric; 2] = [SweepMetric::QueryTtft, SweepMetric::QueryRoundTime];
+
+    fn value(self, arm: &ArmPoint) -> f64 {
+        match self {
+            SweepMetric::QueryTtft => arm.query.mean_ttft_s,
+            SweepMetric::QueryRoundTime => arm.query.round_time_s,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            SweepMetric::QueryTtft => "Query-round mean TTFT",
+            SweepMetric::QueryRoundTime => "Query round time",
+        }
+    }
+
+    fn y_desc(self) -> &'static str {
+        match self {
+            SweepMetric::QueryTtft => "Query mean TTFT (s)",
+            SweepMetric::QueryRoundTime => "Query round time (s)",
+        }
+    }
+
+    /// The PNG's file name: `sweep.png` for TTFT, `sweep-round-time.png`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            SweepMetric::QueryTtft => "sweep.png",
+            SweepMetric::QueryRoundTime => "sweep-round-time.png",
+        }
+    }
+}
+
+/// Draws `metric` along the sweep to `path` (PNG; SVG when it ends in `.svg`).
+pub fn plot_sweep(
+    report: &SweepReport,
+    metric: SweepMetric,
+    path: &Path,
+) -> Result<(), ReportError> {
     crate::plot::register_fonts();
     let err = |message: String| ReportError::Plot {
         path: path.to_path_buf(),
@@ -37,22 +85,22 @@ pub fn plot_sweep(report: &SweepReport, path: &Path) -> Result<(), ReportError> 
         .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
     {
         let root = SVGBackend::new(path, size).into_drawing_area();
-        draw_sweep(&root, report).map_err(err)?;
+        draw_sweep(&root, report, metric).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
     } else {
         let root = BitMapBackend::new(path, size).into_drawing_area();
-        draw_sweep(&root, report).map_err(err)?;
+        draw_sweep(&root, report, metric).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
     }
 }
 
 /// The sweep as an `<svg>` element, for the HTML page.
-pub(super) fn sweep_svg(report: &SweepReport) -> Result<String, String> {
+pub(super) fn sweep_svg(report: &SweepReport, metric: SweepMetric) -> Result<String, String> {
     crate::plot::register_fonts();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, crate::PLOT_SIZE_PX).into_drawing_area();
-        draw_sweep(&root, report)?;
+        draw_sweep(&root, report, metric)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -120,6 +168,7 @@ type Arm = fn(&SweepPoint) -> Option<ArmPoint>;
 fn draw_sweep<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     report: &SweepReport,
+    metric: SweepMetric,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
@@ -131,7 +180,7 @@ fn draw_sweep<DB: DrawingBackend>(
         .iter()
         .flat_map(|p| [p.vllm, p.lmcache])
         .flatten()
-        .map(|a| a.query.mean_ttft_s)
+        .map(|a| metric.value(&a))
         .filter(|v| v.is_finite())
         .fold(1e-3, f64::max)
         * 1.15;
@@ -142,7 +191,7 @@ fn draw_sweep<DB: DrawingBackend>(
     };
     let mut chart = ChartBuilder::on(root)
         .caption(
-            format!("Query-round mean TTFT against {}", x_desc.to_lowercase()),
+            format!("{} against {}", metric.title(), x_desc.to_lowercase()),
             ("sans-serif", 26).into_font().style(FontStyle::Bold),
         )
         .margin(20)
@@ -155,7 +204,7 @@ fn draw_sweep<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(x_desc)
         .x_label_formatter(&label)
-        .y_desc("Query mean TTFT (s)")
+        .y_desc(metric.y_desc())
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 19))
         .draw()
@@ -173,7 +222,7 @@ fn draw_sweep<DB: DrawingBackend>(
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     let grid = report.series_axis.is_some();
-    draw_curves(&mut chart, report, &scale)?;
+    draw_curves(&mut chart, report, &scale, metric)?;
     // Along the working set the lower right is where no point is (past the caches, every
     // query recomputes): a grid's long legend goes there.
     let legend_at = if grid && report.axis.is_working_set() {
@@ -200,6 +249,7 @@ fn draw_curves<DB: DrawingBackend>(
     chart: &mut SweepChart<'_, DB>,
     report: &SweepReport,
     scale: &XScale,
+    metric: SweepMetric,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let grid = report.series_axis.is_some();
@@ -218,7 +268,7 @@ fn draw_curves<DB: DrawingBackend>(
             let pts: Vec<(f64, f64)> = curve
                 .points
                 .iter()
-                .filter_map(|p| Some((scale.x(&p.x), arm(p)?.query.mean_ttft_s)))
+                .filter_map(|p| Some((scale.x(&p.x), metric.value(&arm(p)?))))
                 .collect();
             if pts.is_empty() {
                 continue;

@@ -163,8 +163,8 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
 
-    /// Folder for sweep.json, sweep.csv, sweep.png (query TTFT along the axis) and
-    /// sweep.html.
+    /// Folder for sweep.json, sweep.csv, sweep.png (query TTFT along the axis),
+    /// sweep-round-time.png and sweep.html.
     #[arg(long, default_value = ".", value_name = "DIR", help_heading = "Output")]
     pub output_dir: PathBuf,
 
@@ -454,7 +454,9 @@ fn write_outputs(args: &SweepArgs, report: &SweepReport) -> anyhow::Result<()> {
     let json_text = write_json(args, report)?;
     let dir = &args.output_dir;
     report.write_csv(&dir.join("sweep.csv"))?;
-    ldqa_report::sweep::plot_sweep(report, &dir.join("sweep.png"))?;
+    for metric in ldqa_report::sweep::SweepMetric::ALL {
+        ldqa_report::sweep::plot_sweep(report, metric, &dir.join(metric.file_name()))?;
+    }
     let html_path = dir.join("sweep.html");
     ldqa_report::write_atomically(
         &html_path,
@@ -467,7 +469,7 @@ fn write_outputs(args: &SweepArgs, report: &SweepReport) -> anyhow::Result<()> {
         crate::stdout::write(&report.table())?;
     }
     eprintln!(
-        "wrote sweep.json, sweep.csv, sweep.png and sweep.html in {}",
+        "wrote sweep.json, sweep.csv, sweep.png, sweep-round-time.png and sweep.html (p90 TTFT and round times too) in {}",
         dir.display()
     );
     Ok(())
