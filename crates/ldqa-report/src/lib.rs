@@ -46,6 +46,7 @@ pub mod result;
 pub mod svg;
 pub mod sweep;
 mod timeline;
+pub mod trace_stats;
 pub mod upstream;
 mod versioned;
 

@@ -59,6 +59,8 @@ enum Command {
     Predict(Box<cmd::predict::PredictArgs>),
     /// Where KV offloading pays off: one workload over a range of working sets, vLLM vs LMCache.
     Sweep(Box<cmd::sweep::SweepArgs>),
+    /// Recorded traces (Mooncake, Qwen Bailian): what their prefix sharing implies.
+    Trace(cmd::trace::TraceArgs),
     /// Measure a running server through its API and fit the simulator to it (a profile).
     Calibrate(Box<cmd::calibrate::CalibrateArgs>),
     /// Serve the simulated engine as an OpenAI-compatible HTTP server, in real time.
@@ -94,6 +96,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
         Command::Sweep(args) => cmd::sweep::run(*args),
+        Command::Trace(args) => cmd::trace::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(*args),
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Ab(args) => cmd::ab::run(*args),

@@ -16,3 +16,4 @@ pub mod run;
 pub mod run_args;
 pub mod serve;
 pub mod sweep;
+pub mod trace;

@@ -1,0 +1,126 @@
+//! `ldqa trace stats`: a hand-checked trace through the command line, the formats, and
+//! bad traces refused with the line named.
+
+use assert_cmd::Command;
+use predicates::str::contains;
+
+fn ldqa() -> Command {
+    let mut c = Command::cargo_bin("ldqa").unwrap();
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", "/nonexistent-ldqa-test")
+        .env("NO_COLOR", "1");
+    c
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Bailian's format (16-token blocks), worked by hand: a conversation of two turns (the
+/// second's prompt starts with the first's two blocks) and a stranger.
+/// - chat 1, turn 1: 40 tokens `[1 2 3]`, nothing seen: 0.
+/// - chat 1, turn 2: 70 tokens `[1 2 3 4 5]`: 3 leading blocks seen: 48.
+/// - chat 2: 20 tokens `[9 2]`: 9 unseen, so 0 (2 was seen, but after a miss).
+///
+/// Unbounded: 48 of 130 tokens, 1 request. An LRU of 2 blocks (32 tokens) holds only
+/// turn 1's head, 1 and 2 (3 was evicted first): turn 2 hits 32.
+#[test]
+fn a_hand_checked_bailian_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "t.jsonl",
+        r#"{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0.0, "input_length": 40, "output_length": 5, "turn": 1, "type": "text", "hash_ids": [1, 2, 3]}
+{"chat_id": 2, "parent_chat_id": 1, "timestamp": 2.5, "input_length": 70, "output_length": 5, "turn": 2, "type": "text", "hash_ids": [1, 2, 3, 4, 5]}
+{"chat_id": 3, "parent_chat_id": -1, "timestamp": 3.0, "input_length": 20, "output_length": 1, "turn": 1, "type": "text", "hash_ids": [9, 2]}
+"#,
+    );
+    let out = ldqa()
+        .args(["trace", "stats", "--json", "--capacity", "32"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &report["stats"];
+    assert_eq!(s["format"], "bailian");
+    assert_eq!(s["block_tokens"], 16);
+    assert_eq!(s["requests"], 3);
+    assert_eq!(s["duration_s"], 3.0);
+    assert_eq!(s["input_tokens"], 130);
+    assert_eq!(s["unbounded"]["hit_tokens"], 48);
+    assert_eq!(s["unbounded"]["requests_with_hits"], 1);
+    assert_eq!(s["lru"][0]["hit_tokens"], 32);
+    let table = ldqa()
+        .args(["trace", "stats", "--capacity", "32"])
+        .arg(&trace)
+        .assert()
+        .success();
+    let text = String::from_utf8(table.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("unbounded"), "{text}");
+    assert!(text.contains("36.9 %"), "48 of 130: {text}");
+}
+
+/// Without --capacity the caches are the deployment's (the `predict` flags).
+#[test]
+fn default_caches_are_the_deployments() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n{\"timestamp\": 1000, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
+    );
+    let out = ldqa()
+        .args(["trace", "stats", "--json", "--gpu", "h200"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["lru_labels"],
+        serde_json::json!(["GPU prefix cache", "GPU + LMCache CPU tier"])
+    );
+    assert!(report["deployment"].as_str().unwrap().contains("h200"));
+    assert_eq!(report["stats"]["lru"][0]["hit_tokens"], 1024);
+}
+
+#[test]
+fn bad_traces_exit_2_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, says) in [
+        (
+            "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1, \"hash_ids\": [1]}\n{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 1, \"hash_ids\": [1]}\n",
+            "line 2: 1 hash_ids for input_length 600",
+        ),
+        ("{\"a\": 1}\n", "name the format with --format"),
+        ("", "no request in the trace"),
+        ("{\"timestamp\": 0, \"input_length\": \"x\"", "line 1"),
+    ] {
+        let trace = write(&dir, "bad.jsonl", text);
+        ldqa()
+            .args(["trace", "stats", "--capacity", "100"])
+            .arg(&trace)
+            .assert()
+            .code(2)
+            .stderr(contains(says));
+    }
+    ldqa()
+        .args([
+            "trace",
+            "stats",
+            "/nonexistent/trace.jsonl",
+            "--capacity",
+            "1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("/nonexistent/trace.jsonl"));
+    ldqa()
+        .args(["trace", "stats", "x.jsonl", "--format", "csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("expected mooncake or bailian"));
+}
