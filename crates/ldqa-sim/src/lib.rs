@@ -57,13 +57,14 @@ pub mod round;
 pub mod scenario;
 mod scheduler;
 pub mod seed;
+pub mod trace;
 
 pub use clock::SimTime;
 pub use config::{EngineConfig, EngineKind, GpuShape, Mode, ModelShape};
 pub use efficiency::Efficiencies;
 pub use engine::{Engine, EngineStats};
 pub use error::SimError;
-pub use prompt::{PromptKey, TokenChain};
+pub use prompt::{BlockChain, PromptKey, TokenChain};
 pub use request::{Event, EventKind, ReqId, SimRequest};
-pub use round::{run_round, Frontend, FrontendQueue, RoundOutcome, RoundRequest};
+pub use round::{run_round, run_scheduled, Frontend, FrontendQueue, RoundOutcome, RoundRequest};
 pub use scenario::{EngineMode, Scenario};

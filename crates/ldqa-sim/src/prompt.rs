@@ -31,6 +31,50 @@ pub enum PromptKey {
     },
     /// The prompt's own tokens, chained.
     Tokens(TokenChain),
+    /// A trace's prompt: blocks of a fixed size named by ids ([`BlockChain`]).
+    Blocks(BlockChain),
+}
+
+/// A prompt known only as blocks of `block_tokens` named by ids, as a trace records it
+/// (Mooncake's `hash_ids`): equal ids are equal blocks, and a prompt shares its first `m`
+/// tokens with another exactly when the ids of the blocks covering them are equal. So a
+/// unit (an engine block, an LMCache chunk) ending at token `e` is named by the chain of the
+/// ids covering tokens `0..e` and its position; units need not align with the trace's
+/// blocks. Eight bytes per trace block.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlockChain {
+    chain: Arc<[u64]>,
+    block_tokens: u32,
+    tokens: u64,
+}
+
+impl BlockChain {
+    /// A prompt of `tokens` tokens whose blocks of `block_tokens` are named `ids`.
+    pub fn new(ids: &[u64], block_tokens: u32, tokens: u64) -> Self {
+        let mut h = BLOCKS_SEED;
+        let chain = ids
+            .iter()
+            .map(|&id| {
+                h = link(h, id);
+                h
+            })
+            .collect();
+        BlockChain {
+            chain,
+            block_tokens: block_tokens.max(1),
+            tokens,
+        }
+    }
+
+    /// The chain after the ids covering the first `end` tokens; `None` past the prompt.
+    fn covering(&self, end: u64) -> Option<u64> {
+        if end == 0 || end > self.tokens {
+            return None;
+        }
+        let blocks = end.div_ceil(u64::from(self.block_tokens));
+        let i = usize::try_from(blocks - 1).ok()?;
+        self.chain.get(i).copied()
+    }
 }
 
 /// The chain hash after each token of a prompt: `chain[i]` names tokens `0..=i`; and,
@@ -103,6 +147,7 @@ impl TokenChain {
 
 const SHARED_SEED: u64 = 0x5eed_c0de_0000_0001;
 const TOKEN_SEED: u64 = 0x5eed_c0de_0000_0002;
+const BLOCKS_SEED: u64 = 0x5eed_c0de_0000_0003;
 const TOKEN_DOMAIN: u64 = 0x70ce_4000_0000_0000;
 const BLOCK_DOMAIN: u64 = 0x0b10_c000_0000_0000;
 const CHUNK_DOMAIN: u64 = 0xc4a4_c000_0000_0000;
@@ -157,6 +202,13 @@ impl PromptKey {
                 Some(h) => mix(h ^ unit_domain),
                 None => {
                     mix(t.chain.last().copied().unwrap_or(TOKEN_SEED) ^ mix(index ^ !unit_domain))
+                }
+            },
+            // The position too: several units end inside one trace block.
+            PromptKey::Blocks(b) => match b.covering(end) {
+                Some(h) => mix(h ^ mix(end ^ unit_domain)),
+                None => {
+                    mix(b.chain.last().copied().unwrap_or(BLOCKS_SEED) ^ mix(index ^ !unit_domain))
                 }
             },
         }
@@ -239,6 +291,26 @@ mod tests {
         assert_eq!(answered.block_hash(1, 16), next_turn.block_hash(1, 16));
         let other_answer = PromptKey::Tokens(TokenChain::new(0..20).then_output(8));
         assert_ne!(other_answer.block_hash(1, 16), next_turn.block_hash(1, 16));
+    }
+
+    #[test]
+    fn trace_blocks_share_exactly_the_units_inside_their_common_ids() {
+        // Trace blocks of 512: [1 2 3] and [1 2 4] share 1,024 tokens.
+        let a = PromptKey::Blocks(BlockChain::new(&[1, 2, 3], 512, 1500));
+        let b = PromptKey::Blocks(BlockChain::new(&[1, 2, 4], 512, 1400));
+        // Engine blocks of 16: the first 64 (tokens 0..1024) match, the 65th does not.
+        for i in 0..64 {
+            assert_eq!(a.block_hash(i, 16), b.block_hash(i, 16), "block {i}");
+        }
+        assert_ne!(a.block_hash(64, 16), b.block_hash(64, 16));
+        // Units across a trace block's edge: a chunk of 768 tokens ends inside block 2.
+        assert_eq!(a.chunk_hash(0, 768), b.chunk_hash(0, 768));
+        assert_ne!(a.chunk_hash(1, 768), b.chunk_hash(1, 768));
+        // Several units inside one trace block are different units.
+        assert_ne!(a.block_hash(0, 16), a.block_hash(1, 16));
+        // Past the prompt: matches nothing.
+        let short = PromptKey::Blocks(BlockChain::new(&[1, 2, 3], 512, 1100));
+        assert_ne!(short.block_hash(69, 16), a.block_hash(69, 16));
     }
 
     #[test]

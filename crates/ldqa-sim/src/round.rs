@@ -149,13 +149,45 @@ struct InFlight {
 /// Runs `requests` as one round on `engine`, starting at the engine's clock, with at
 /// most `max_inflight` requests in flight. Runs the engine until the round's last
 /// request ends; the engine is then idle at [`RoundOutcome::end`].
+pub fn run_round(
+    engine: &mut Engine,
+    requests: &[RoundRequest],
+    max_inflight: usize,
+    frontend: &Frontend,
+) -> Result<RoundOutcome, SimError> {
+    drive(engine, requests, None, max_inflight, frontend)
+}
+
+/// Runs `requests` open loop: request `i` is sent `send_at_ns[i]` after the round's start
+/// (the engine's clock; times in ascending order), or, with `max_concurrency`, when a
+/// slot frees if none was free then (a trace's or a rate's arrivals).
+pub fn run_scheduled(
+    engine: &mut Engine,
+    requests: &[RoundRequest],
+    send_at_ns: &[u64],
+    max_concurrency: Option<usize>,
+    frontend: &Frontend,
+) -> Result<RoundOutcome, SimError> {
+    if send_at_ns.len() != requests.len() {
+        return Err(SimError::InvalidConfig {
+            field: "send_at_ns",
+            reason: format!("{} times for {} requests", send_at_ns.len(), requests.len()),
+        });
+    }
+    let cap = max_concurrency.unwrap_or(usize::MAX);
+    drive(engine, requests, Some(send_at_ns), cap, frontend)
+}
+
+/// The client's event loop: sends each request when it is due (all at the start without
+/// a schedule) and a slot is free, and records the engine's events.
 #[allow(
     clippy::too_many_lines,
     reason = "the event loop of the virtual-time client; its send and event arms share the in-flight table"
 )]
-pub fn run_round(
+fn drive(
     engine: &mut Engine,
     requests: &[RoundRequest],
+    schedule: Option<&[u64]>,
     max_inflight: usize,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
@@ -170,6 +202,7 @@ pub fn run_round(
     engine.run_to_idle(&mut events)?;
     events.clear();
     let start = engine.now();
+    let due = |i: usize| schedule.map_or(start, |s| start.plus_ns(s[i]));
     let mut records: Vec<RequestRecord> = requests
         .iter()
         .map(|r| RequestRecord::new(r.prompt_id, r.document_id, r.is_miss))
@@ -179,7 +212,7 @@ pub fn run_round(
     let mut next = 0usize;
     let mut in_flight = 0usize;
     let mut last_end = start;
-    let mut finished_at: Vec<SimTime> = Vec::new();
+    let mut now = start;
     let mut front = FrontendQueue::new(*frontend);
 
     let mut send = |engine: &mut Engine,
@@ -202,16 +235,23 @@ pub fn run_round(
         Ok(())
     };
 
-    while next < requests.len() && in_flight < max_inflight {
-        send(engine, &mut by_slot, &mut records, next, start)?;
-        next += 1;
-        in_flight += 1;
-    }
-    while in_flight > 0 {
-        let Some(t) = engine.next_event_time() else {
-            break;
+    loop {
+        // Sent after the last batch of events: a new request may reuse an engine slot
+        // whose events were in it.
+        while next < requests.len() && in_flight < max_inflight && due(next) <= now {
+            send(engine, &mut by_slot, &mut records, next, now)?;
+            next += 1;
+            in_flight += 1;
+        }
+        let next_due = (next < requests.len() && in_flight < max_inflight).then(|| due(next));
+        let t = match (engine.next_event_time(), next_due) {
+            (None, None) => break,
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (Some(a), Some(b)) => a.min(b),
         };
         engine.advance_to(t, &mut events)?;
+        now = t;
         for &ev in &events {
             let slot = (ev.req.0 & 0xffff_ffff) as usize;
             let Some(Some(f)) = by_slot.get_mut(slot) else {
@@ -250,19 +290,8 @@ pub fn run_round(
             last_end = last_end.max(ev.at);
             by_slot[slot] = None;
             in_flight -= 1;
-            // Sent after this batch of events: a new request may reuse an engine slot
-            // whose events are still in `events`.
-            finished_at.push(ev.at);
         }
         events.clear();
-        for &at in &finished_at {
-            if next < requests.len() {
-                send(engine, &mut by_slot, &mut records, next, at)?;
-                next += 1;
-                in_flight += 1;
-            }
-        }
-        finished_at.clear();
     }
     Ok(RoundOutcome {
         records,

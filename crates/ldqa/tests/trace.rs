@@ -124,3 +124,78 @@ fn bad_traces_exit_2_naming_the_line() {
         .code(2)
         .stderr(contains("expected mooncake or bailian"));
 }
+
+/// `predict --trace` replays a trace in virtual time: a later request hits exactly the
+/// trace blocks it shares with an earlier one (1,024 tokens: two 512-token blocks), on
+/// both engines; the arrivals are the trace's over --speedup.
+#[test]
+fn predict_replays_a_trace_with_its_sharing() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1536, \"output_length\": 2, \"hash_ids\": [1, 2, 3]}\n{\"timestamp\": 4000, \"input_length\": 1536, \"output_length\": 2, \"hash_ids\": [1, 2, 4]}\n{\"timestamp\": 8000, \"input_length\": 512, \"output_length\": 2, \"hash_ids\": [5]}\n",
+    );
+    let out = ldqa()
+        .args(["predict", "--engine", "both", "--speedup", "2", "--trace"])
+        .arg(&trace)
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("3 requests"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("trace_prediction.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["format"], "mooncake");
+    for engine in report["engines"].as_array().unwrap() {
+        assert_eq!(engine["requests"], 3);
+        assert_eq!(engine["failed"], 0);
+        let hits =
+            engine["gpu_hit_tokens"].as_u64().unwrap() + engine["cpu_hit_tokens"].as_u64().unwrap();
+        assert_eq!(hits, 1024, "{engine}");
+        assert_eq!(engine["prompt_tokens"], 3584);
+    }
+    // Requests 4 s apart at ×2: the makespan runs past the last send, 4 s.
+    assert!(report["engines"][0]["makespan_s"].as_f64().unwrap() > 4.0);
+}
+
+#[test]
+fn predict_trace_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 512, \"output_length\": 2, \"hash_ids\": [1]}\n",
+    );
+    for (flags, says) in [
+        (
+            vec!["--speedup", "0"],
+            "--speedup must be a positive number",
+        ),
+        (vec!["--time-window", "-1"], "--time-window"),
+        (
+            vec!["--max-concurrency", "0"],
+            "--max-concurrency must be at least 1",
+        ),
+    ] {
+        ldqa()
+            .args(["predict", "--trace"])
+            .arg(&trace)
+            .args(&flags)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .assert()
+            .code(2)
+            .stderr(contains(says));
+    }
+    ldqa()
+        .args(["predict", "--trace", "/nonexistent/t.jsonl"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(contains("/nonexistent/t.jsonl"));
+}

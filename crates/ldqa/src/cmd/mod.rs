@@ -9,6 +9,7 @@ pub mod compare;
 pub mod deployment_args;
 pub mod engine_args;
 pub mod predict;
+pub mod predict_trace;
 pub mod recommend;
 mod recommend_gain;
 pub mod report;

@@ -47,6 +47,9 @@ pub struct PredictArgs {
         help_heading = "Simulated engine"
     )]
     pub engine_choice: EngineChoice,
+
+    #[command(flatten)]
+    pub trace: super::predict_trace::TraceArgs,
 }
 
 /// The rounds of one engine, in virtual time (pre-warmup included).
@@ -77,6 +80,9 @@ impl Predicted {
 
 /// Entry point of `ldqa predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
+    if args.trace.trace.is_some() {
+        return super::predict_trace::run(&args);
+    }
     let config = args.workload.config()?;
     let sleep_ns = u64::try_from(args.workload.sleep_after_warmup()?.as_nanos())
         .context("--sleep-time-after-warmup is too large")?;

@@ -1,0 +1,166 @@
+//! A recorded trace in virtual time: each request sent at its recorded arrival (divided by
+//! a speed-up), its prompt named by the trace's block ids ([`BlockChain`]), so the prefix
+//! cache and LMCache's tier see exactly the trace's sharing, re-chunked to the engine's
+//! block size and LMCache's chunk size.
+
+use ldqa_trace::Trace;
+
+use crate::prompt::{BlockChain, PromptKey};
+use crate::round::{run_scheduled, Frontend, RoundOutcome, RoundRequest};
+use crate::{Engine, Scenario, SimError, SimRequest};
+
+/// Which part of a trace to replay, and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceOptions {
+    /// Arrival times are divided by this (2: twice as fast).
+    pub speedup: f64,
+    /// Only the first requests.
+    pub max_requests: Option<usize>,
+    /// Only the requests that arrive within this many seconds of the first (before the
+    /// speed-up).
+    pub time_window_s: Option<f64>,
+    /// At most this many requests in flight; a request due while none is free is sent
+    /// when one frees.
+    pub max_concurrency: Option<usize>,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            speedup: 1.0,
+            max_requests: None,
+            time_window_s: None,
+            max_concurrency: None,
+        }
+    }
+}
+
+/// The requests of `trace` that `options` keep, and when each is sent (ns from the first).
+pub fn trace_requests(trace: &Trace, options: &TraceOptions) -> (Vec<RoundRequest>, Vec<u64>) {
+    let block = u32::try_from(trace.block_tokens()).unwrap_or(u32::MAX);
+    let first_ms = trace.requests.first().map_or(0.0, |r| r.arrival_ms);
+    let window_ms = options.time_window_s.map_or(f64::INFINITY, |s| s * 1000.0);
+    let kept = trace
+        .requests
+        .iter()
+        .take(options.max_requests.unwrap_or(usize::MAX))
+        .take_while(|r| r.arrival_ms - first_ms < window_ms);
+    let mut requests = Vec::new();
+    let mut send_at = Vec::new();
+    for (i, r) in kept.enumerate() {
+        requests.push(RoundRequest {
+            prompt_id: i,
+            document_id: i,
+            is_miss: false,
+            request: SimRequest {
+                key: PromptKey::Blocks(BlockChain::new(&r.hash_ids, block, r.input_length)),
+                prompt_tokens: r.input_length,
+                max_output_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
+            },
+        });
+        let offset_ms = (r.arrival_ms - first_ms) / options.speedup;
+        send_at.push((offset_ms * 1e6).round() as u64);
+    }
+    (requests, send_at)
+}
+
+/// `trace` on `scenario`'s engine, from an idle engine: every request's record, in the
+/// trace's order.
+pub fn simulate_trace(
+    scenario: &Scenario,
+    trace: &Trace,
+    options: &TraceOptions,
+) -> Result<RoundOutcome, SimError> {
+    if !(options.speedup.is_finite() && options.speedup > 0.0) {
+        return Err(SimError::InvalidConfig {
+            field: "speedup",
+            reason: format!("must be a positive number, not {}", options.speedup),
+        });
+    }
+    let (requests, send_at) = trace_requests(trace, options);
+    let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
+    let frontend = Frontend::from_efficiencies(&scenario.efficiencies);
+    run_scheduled(
+        &mut engine,
+        &requests,
+        &send_at,
+        options.max_concurrency,
+        &frontend,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{self, EngineMode};
+    use ldqa_trace::{TraceFormat, TraceRequest};
+
+    fn request(at_ms: f64, ids: &[u64]) -> TraceRequest {
+        TraceRequest {
+            arrival_ms: at_ms,
+            input_length: ids.len() as u64 * 512,
+            output_length: 2,
+            hash_ids: ids.to_vec(),
+            chat: None,
+        }
+    }
+
+    fn seed_vllm() -> Scenario {
+        let d = ldqa_recommend::Deployment::new(
+            ldqa_specs::catalog::model("meta-llama/Llama-3.1-8B-Instruct").unwrap(),
+            ldqa_specs::catalog::gpu("h100-80gb").unwrap(),
+            Some(1),
+            ldqa_recommend::VllmKnobs::default(),
+        )
+        .unwrap();
+        scenario::build(&d, EngineMode::Vllm).unwrap()
+    }
+
+    /// Requests are sent at their arrivals (over the speed-up), and a later request hits
+    /// exactly the engine blocks inside the trace blocks it shares with an earlier one.
+    #[test]
+    fn arrivals_and_shared_blocks_are_the_traces() {
+        let trace = Trace {
+            format: TraceFormat::Mooncake,
+            requests: vec![
+                request(0.0, &[1, 2, 3]),
+                request(4000.0, &[1, 2, 4]),
+                request(8000.0, &[5]),
+            ],
+        };
+        let options = TraceOptions {
+            speedup: 2.0,
+            ..TraceOptions::default()
+        };
+        let out = simulate_trace(&seed_vllm(), &trace, &options).unwrap();
+        let sent: Vec<u64> = out.records.iter().map(|r| r.sent_ns).collect();
+        assert_eq!(sent, [0, 2_000_000_000, 4_000_000_000]);
+        let cached: Vec<u64> = out
+            .records
+            .iter()
+            .map(|r| r.usage.unwrap().cached_tokens.unwrap())
+            .collect();
+        // Two 512-token blocks in common: 1,024 tokens, 64 blocks of 16.
+        assert_eq!(cached, [0, 1024, 0]);
+    }
+
+    #[test]
+    fn the_window_and_the_count_cut_the_trace() {
+        let trace = Trace {
+            format: TraceFormat::Mooncake,
+            requests: (0..10u32)
+                .map(|i| request(f64::from(i) * 1000.0, &[u64::from(i)]))
+                .collect(),
+        };
+        let window = TraceOptions {
+            time_window_s: Some(3.5),
+            ..TraceOptions::default()
+        };
+        assert_eq!(trace_requests(&trace, &window).0.len(), 4);
+        let count = TraceOptions {
+            max_requests: Some(2),
+            ..window
+        };
+        assert_eq!(trace_requests(&trace, &count).0.len(), 2);
+    }
+}

@@ -1,0 +1,238 @@
+//! `ldqa predict --trace TRACE`: a recorded trace (Mooncake or Qwen Bailian) replayed in
+//! virtual time on the simulated engine(s): every request sent at its recorded arrival
+//! (over `--speedup`), its prompt the trace's blocks, so the caches see the trace's sharing.
+//! Prints per engine the requests, TTFT statistics, where the prompt tokens came from and
+//! the hit rate; writes `trace_prediction.json` in --output-dir.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use ldqa_metrics::Stats;
+use ldqa_sim::trace::{simulate_trace, TraceOptions};
+use ldqa_sim::RoundOutcome;
+use ldqa_trace::{Trace, TraceFormat};
+use serde::Serialize;
+
+use super::predict::PredictArgs;
+use crate::exit::ExitStatus;
+
+/// The trace-replay flags of `ldqa predict` (`--trace` replaces the Long Doc QA workload).
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// Replay this trace (JSONL, Mooncake's or Bailian's fields) instead of the Long Doc QA
+    /// workload: the workload flags are then not used.
+    #[arg(long, value_name = "TRACE", help_heading = "Trace replay")]
+    pub trace: Option<PathBuf>,
+
+    /// mooncake or bailian (default: told from the first line).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        requires = "trace",
+        help_heading = "Trace replay"
+    )]
+    pub trace_format: Option<TraceFormat>,
+
+    /// Arrivals this many times faster than recorded.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "F",
+        help_heading = "Trace replay"
+    )]
+    pub speedup: f64,
+
+    /// Replay only the first N requests.
+    #[arg(long, value_name = "N", help_heading = "Trace replay")]
+    pub max_requests: Option<usize>,
+
+    /// Replay only the requests that arrive within this many seconds of the first.
+    #[arg(long, value_name = "SECONDS", help_heading = "Trace replay")]
+    pub time_window: Option<f64>,
+
+    /// At most this many requests in flight (default: no cap, the trace's arrivals as
+    /// recorded).
+    #[arg(long, value_name = "N", help_heading = "Trace replay")]
+    pub max_concurrency: Option<usize>,
+}
+
+impl TraceArgs {
+    fn options(&self) -> anyhow::Result<TraceOptions> {
+        anyhow::ensure!(
+            self.speedup.is_finite() && self.speedup > 0.0,
+            "--speedup must be a positive number, not {}",
+            self.speedup
+        );
+        if let Some(w) = self.time_window {
+            anyhow::ensure!(
+                w.is_finite() && w > 0.0,
+                "--time-window must be a positive number of seconds, not {w}"
+            );
+        }
+        anyhow::ensure!(
+            self.max_requests != Some(0),
+            "--max-requests must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_concurrency != Some(0),
+            "--max-concurrency must be at least 1"
+        );
+        Ok(TraceOptions {
+            speedup: self.speedup,
+            max_requests: self.max_requests,
+            time_window_s: self.time_window,
+            max_concurrency: self.max_concurrency,
+        })
+    }
+}
+
+/// One engine's replay, summed up.
+#[derive(Debug, Serialize)]
+struct EngineReplay {
+    engine: String,
+    requests: usize,
+    failed: usize,
+    mean_ttft_s: f64,
+    p50_ttft_s: f64,
+    p90_ttft_s: f64,
+    p99_ttft_s: f64,
+    mean_latency_s: f64,
+    /// From the first send to the last end, simulated seconds.
+    makespan_s: f64,
+    prompt_tokens: u64,
+    gpu_hit_tokens: u64,
+    cpu_hit_tokens: u64,
+    computed_tokens: u64,
+    hit_rate: f64,
+}
+
+impl EngineReplay {
+    fn of(engine: &str, out: &RoundOutcome) -> EngineReplay {
+        let ok: Vec<_> = out.records.iter().filter(|r| r.failure.is_none()).collect();
+        let ttfts: Vec<u64> = ok.iter().filter_map(|r| r.ttft_ns()).collect();
+        let stats = Stats::from_ns(&ttfts);
+        let stat = |f: fn(&Stats) -> f64| stats.as_ref().map_or(f64::NAN, f);
+        let latencies: Vec<u64> = ok
+            .iter()
+            .map(|r| r.end_ns.saturating_sub(r.sent_ns))
+            .collect();
+        let (mut gpu, mut cpu, mut computed) = (0, 0, 0);
+        for p in ok.iter().filter_map(|r| r.prefix) {
+            gpu += p.gpu_hit_tokens;
+            cpu += p.cpu_hit_tokens;
+            computed += p.computed_tokens;
+        }
+        let prompt = gpu + cpu + computed;
+        EngineReplay {
+            engine: engine.to_string(),
+            requests: out.records.len(),
+            failed: out.records.len() - ok.len(),
+            mean_ttft_s: stat(Stats::mean_s),
+            p50_ttft_s: stat(Stats::p50_s),
+            p90_ttft_s: stat(Stats::p90_s),
+            p99_ttft_s: stat(Stats::p99_s),
+            mean_latency_s: latencies.iter().sum::<u64>() as f64
+                / latencies.len().max(1) as f64
+                / 1e9,
+            makespan_s: out.duration_ns() as f64 / 1e9,
+            prompt_tokens: prompt,
+            gpu_hit_tokens: gpu,
+            cpu_hit_tokens: cpu,
+            computed_tokens: computed,
+            hit_rate: (gpu + cpu) as f64 / prompt.max(1) as f64,
+        }
+    }
+}
+
+/// The JSON document.
+#[derive(Debug, Serialize)]
+struct TracePrediction {
+    schema: &'static str,
+    schema_version: u32,
+    trace: String,
+    format: TraceFormat,
+    description: String,
+    speedup: f64,
+    engines: Vec<EngineReplay>,
+}
+
+/// Entry point of `ldqa predict --trace`.
+pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
+    let t = &args.trace;
+    let options = t.options()?;
+    let resolved = args.engine.resolve(args.engine_choice.kinds())?;
+    let path = t.trace.as_ref().context("invariant: --trace given")?;
+    let trace =
+        Trace::read(path, t.trace_format).with_context(|| format!("--trace {}", path.display()))?;
+    eprintln!("Simulating: {}", resolved.description);
+    let mut engines = Vec::new();
+    for (kind, scenario) in &resolved.engines {
+        let out = simulate_trace(scenario, &trace, &options)
+            .with_context(|| format!("replaying the trace on {}", kind.as_str()))?;
+        engines.push(EngineReplay::of(kind.as_str(), &out));
+    }
+    let prediction = TracePrediction {
+        schema: "ldqa-trace-prediction",
+        schema_version: 1,
+        trace: path.display().to_string(),
+        format: trace.format,
+        description: resolved.description.clone(),
+        speedup: t.speedup,
+        engines,
+    };
+    let dir = &args.workload.output_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json_path = dir.join("trace_prediction.json");
+    let json = serde_json::to_string_pretty(&prediction)? + "\n";
+    ldqa_report::write_atomically(&json_path, json.as_bytes())
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    crate::stdout::write(&table(&prediction))?;
+    eprintln!("wrote {}", json_path.display());
+    Ok(ExitStatus::Success)
+}
+
+fn table(p: &TracePrediction) -> String {
+    let mut out = format!(
+        "Trace {} ({}), {} requests, arrivals ×{} — simulated seconds\n",
+        p.trace,
+        p.format,
+        p.engines.first().map_or(0, |e| e.requests),
+        p.speedup
+    );
+    out.push_str(&format!(
+        "{:<8} {:>8} {:>6} │ {:>9} {:>9} {:>9} {:>9} │ {:>9} {:>10} │ {:>13} {:>13} {:>13} {:>8}\n",
+        "engine",
+        "requests",
+        "failed",
+        "TTFT mean",
+        "p50",
+        "p90",
+        "p99",
+        "latency",
+        "makespan",
+        "GPU hit tok",
+        "CPU hit tok",
+        "computed tok",
+        "hit rate"
+    ));
+    for e in &p.engines {
+        out.push_str(&format!(
+            "{:<8} {:>8} {:>6} │ {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s │ {:>8.3}s {:>9.1}s │ {:>13} {:>13} {:>13} {:>6.1} %\n",
+            e.engine,
+            e.requests,
+            e.failed,
+            e.mean_ttft_s,
+            e.p50_ttft_s,
+            e.p90_ttft_s,
+            e.p99_ttft_s,
+            e.mean_latency_s,
+            e.makespan_s,
+            e.gpu_hit_tokens,
+            e.cpu_hit_tokens,
+            e.computed_tokens,
+            e.hit_rate * 100.0
+        ));
+    }
+    out
+}
