@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TraceError {
-    /// The file could not be opened or read.
-    #[error("reading {path}: {source}")]
+    /// The file could not be opened or read (the caller names it).
+    #[error("cannot be read")]
     Io {
-        path: String,
         #[source]
         source: std::io::Error,
     },
@@ -134,15 +133,8 @@ struct BailianLine {
 impl Trace {
     /// Reads `path` (`format`, or detected from the first request's fields).
     pub fn read(path: &Path, format: Option<TraceFormat>) -> Result<Trace, TraceError> {
-        let io = |source| TraceError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        Trace::from_reader(std::io::BufReader::new(file), format).map_err(|e| match e {
-            TraceError::Io { source, .. } => io(source),
-            e => e,
-        })
+        let file = std::fs::File::open(path).map_err(|source| TraceError::Io { source })?;
+        Trace::from_reader(std::io::BufReader::new(file), format)
     }
 
     /// Reads a trace from `reader`, one request per non-empty line. Requests out of
@@ -155,9 +147,12 @@ impl Trace {
         let mut requests = Vec::new();
         for (i, line) in reader.lines().enumerate() {
             let line_no = i + 1;
-            let line = line.map_err(|source| TraceError::Io {
-                path: String::new(),
-                source,
+            let line = line.map_err(|source| match source.kind() {
+                std::io::ErrorKind::InvalidData => TraceError::Line {
+                    line: line_no,
+                    message: "not UTF-8 text: a trace is JSON lines".into(),
+                },
+                _ => TraceError::Io { source },
             })?;
             let text = line.trim();
             if text.is_empty() {

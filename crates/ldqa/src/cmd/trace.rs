@@ -62,7 +62,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitStatus> {
 fn stats(args: &StatsArgs) -> anyhow::Result<ExitStatus> {
     let (capacities, labels, deployment) = caches(args)?;
     let trace = Trace::read(&args.trace, args.format)
-        .with_context(|| format!("reading the trace {}", args.trace.display()))?;
+        .with_context(|| format!("trace {}", args.trace.display()))?;
     let report = TraceStatsReport {
         schema: "ldqa-trace-stats",
         schema_version: 1,

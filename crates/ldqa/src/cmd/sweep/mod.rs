@@ -295,8 +295,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     };
     let (todo, kept) = resume::split(&tasks, previous);
     eprintln!(
-        "Sweeping {} points along {}{}{}",
+        "Sweeping {} point{} along {}{}{}",
         tasks.len(),
+        if tasks.len() == 1 { "" } else { "s" },
         grid.x.0.flag(),
         grid.series
             .as_ref()
