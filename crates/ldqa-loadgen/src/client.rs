@@ -100,6 +100,18 @@ struct GenerateBody<'a> {
     logit_bias: Option<std::collections::BTreeMap<String, i32>>,
 }
 
+/// A `/v1/completions` body whose prompt is token ids (a trace's replay: exact lengths,
+/// no tokenizer), with its own `max_tokens`.
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    model: &'a str,
+    prompt: &'a [u32],
+    stream: bool,
+    max_tokens: u32,
+    temperature: f32,
+    stream_options: StreamOptions,
+}
+
 impl Client {
     /// Builds the HTTP client: HTTP/1.1, `TCP_NODELAY`, no retries, no idle expiry surprises.
     pub fn new(config: ClientConfig) -> Result<Self, LoadgenError> {
@@ -289,6 +301,22 @@ impl Client {
                 include_usage: true,
             },
             logit_bias,
+        };
+        serde_json::to_vec(&body).expect("invariant: request body serializes")
+    }
+
+    /// Serializes a `/v1/completions` body whose prompt is `token_ids`, generating at most
+    /// `max_tokens` (the client must use [`Api::Completions`]).
+    pub fn token_body(&self, token_ids: &[u32], max_tokens: u32) -> Vec<u8> {
+        let body = TokenBody {
+            model: &self.config.model,
+            prompt: token_ids,
+            stream: true,
+            max_tokens,
+            temperature: 0.0,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
         };
         serde_json::to_vec(&body).expect("invariant: request body serializes")
     }

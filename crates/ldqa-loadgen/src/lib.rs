@@ -36,6 +36,7 @@ mod error;
 pub mod prometheus;
 pub mod protocol;
 pub mod runner;
+pub mod schedule;
 mod stream;
 
 pub use cancel::Cancel;

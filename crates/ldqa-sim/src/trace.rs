@@ -38,16 +38,10 @@ impl Default for TraceOptions {
 /// The requests of `trace` that `options` keep, and when each is sent (ns from the first).
 pub fn trace_requests(trace: &Trace, options: &TraceOptions) -> (Vec<RoundRequest>, Vec<u64>) {
     let block = u32::try_from(trace.block_tokens()).unwrap_or(u32::MAX);
-    let first_ms = trace.requests.first().map_or(0.0, |r| r.arrival_ms);
-    let window_ms = options.time_window_s.map_or(f64::INFINITY, |s| s * 1000.0);
-    let kept = trace
-        .requests
-        .iter()
-        .take(options.max_requests.unwrap_or(usize::MAX))
-        .take_while(|r| r.arrival_ms - first_ms < window_ms);
-    let mut requests = Vec::new();
-    let mut send_at = Vec::new();
-    for (i, r) in kept.enumerate() {
+    let schedule = trace.schedule(options.speedup, options.max_requests, options.time_window_s);
+    let mut requests = Vec::with_capacity(schedule.len());
+    let mut send_at = Vec::with_capacity(schedule.len());
+    for (i, (r, at_ns)) in schedule.into_iter().enumerate() {
         requests.push(RoundRequest {
             prompt_id: i,
             document_id: i,
@@ -58,8 +52,7 @@ pub fn trace_requests(trace: &Trace, options: &TraceOptions) -> (Vec<RoundReques
                 max_output_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
             },
         });
-        let offset_ms = (r.arrival_ms - first_ms) / options.speedup;
-        send_at.push((offset_ms * 1e6).round() as u64);
+        send_at.push(at_ns);
     }
     (requests, send_at)
 }

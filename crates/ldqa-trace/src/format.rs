@@ -184,6 +184,28 @@ impl Trace {
     pub fn block_tokens(&self) -> u64 {
         self.format.block_tokens()
     }
+
+    /// The requests a replay sends, each with its send time in ns from the first: the
+    /// first `max_requests`, those arriving within `time_window_s` of the first, their
+    /// arrivals divided by `speedup` (positive).
+    pub fn schedule(
+        &self,
+        speedup: f64,
+        max_requests: Option<usize>,
+        time_window_s: Option<f64>,
+    ) -> Vec<(&TraceRequest, u64)> {
+        let first_ms = self.requests.first().map_or(0.0, |r| r.arrival_ms);
+        let window_ms = time_window_s.map_or(f64::INFINITY, |s| s * 1000.0);
+        self.requests
+            .iter()
+            .take(max_requests.unwrap_or(usize::MAX))
+            .take_while(|r| r.arrival_ms - first_ms < window_ms)
+            .map(|r| {
+                let offset_ms = (r.arrival_ms - first_ms) / speedup;
+                (r, (offset_ms * 1e6).round() as u64)
+            })
+            .collect()
+    }
 }
 
 fn detect(text: &str) -> Option<TraceFormat> {

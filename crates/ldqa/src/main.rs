@@ -59,6 +59,8 @@ enum Command {
     Predict(Box<cmd::predict::PredictArgs>),
     /// Where KV offloading pays off: one workload over a range of working sets, vLLM vs LMCache.
     Sweep(Box<cmd::sweep::SweepArgs>),
+    /// Replay a recorded trace (Mooncake, Qwen Bailian) against a server on its schedule.
+    Replay(Box<cmd::replay::ReplayArgs>),
     /// Recorded traces (Mooncake, Qwen Bailian): what their prefix sharing implies.
     Trace(cmd::trace::TraceArgs),
     /// Measure a running server through its API and fit the simulator to it (a profile).
@@ -96,6 +98,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
         Command::Sweep(args) => cmd::sweep::run(*args),
+        Command::Replay(args) => cmd::replay::run(*args),
         Command::Trace(args) => cmd::trace::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(*args),
         Command::Serve(args) => cmd::serve::run(*args),

@@ -1,6 +1,8 @@
 //! `ldqa trace stats`: a hand-checked trace through the command line, the formats, and
 //! bad traces refused with the line named.
 
+mod common;
+
 use assert_cmd::Command;
 use predicates::str::contains;
 
@@ -198,4 +200,102 @@ fn predict_trace_flags_are_checked() {
         .assert()
         .code(2)
         .stderr(contains("/nonexistent/t.jsonl"));
+}
+
+/// `replay` sends a trace to a server on its schedule, its prompts synthesised as token ids
+/// so that equal block ids are equal blocks: against `ldqa serve`, every request's cached
+/// tokens are what `predict --trace` predicts. (How close the TTFTs come is a benchmark's
+/// business, not a timed test's: docs/benchmarks.md.)
+#[test]
+fn replay_against_the_simulator_caches_what_predict_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Six requests 300 ms apart, 16 blocks of 512 each; every other one shares its first
+    // six blocks with the one two before.
+    let mut text = String::new();
+    for i in 0..6u64 {
+        let base = if i % 2 == 1 { 100 } else { 200 };
+        let ids: Vec<String> = (0..6)
+            .map(|j| (base + j).to_string())
+            .chain((0..10).map(|j| (1000 + i * 100 + j).to_string()))
+            .collect();
+        text.push_str(&format!(
+            "{{\"timestamp\": {}, \"input_length\": 8192, \"output_length\": 4, \"hash_ids\": [{}]}}\n",
+            i * 300,
+            ids.join(", ")
+        ));
+    }
+    let trace = write(&dir, "t.jsonl", &text);
+    let server = common::start_serve(&[]);
+    let url = format!("http://127.0.0.1:{}/v1", server.port);
+    let out = ldqa()
+        .args(["replay", "--base-url", &url, "--output-dir"])
+        .arg(dir.path().join("replay"))
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let predicted = ldqa()
+        .args(["predict", "--trace"])
+        .arg(&trace)
+        .arg("--output-dir")
+        .arg(dir.path().join("predict"))
+        .output()
+        .unwrap();
+    assert!(predicted.status.success(), "{predicted:?}");
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path().join(path)).unwrap()).unwrap()
+    };
+    let replayed = read("replay/replay.json");
+    let predicted = read("predict/trace_prediction.json");
+    let cached = |v: &serde_json::Value| v["engines"][0]["cached_tokens_per_request"].clone();
+    assert_eq!(cached(&replayed), cached(&predicted));
+    assert_eq!(
+        cached(&replayed),
+        serde_json::json!([0, 0, 3072, 3072, 3072, 3072]),
+        "six shared blocks of 512 from the third request on"
+    );
+    assert_eq!(replayed["engines"][0]["failed"], 0);
+    assert!(replayed["engines"][0]["send_lag_max_s"].is_number());
+}
+
+#[test]
+fn replay_flags_are_checked_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 512, \"output_length\": 2, \"hash_ids\": [1]}\n",
+    );
+    for (flags, says) in [
+        (
+            vec!["--speedup", "-2"],
+            "--speedup must be a positive number",
+        ),
+        (
+            vec!["--max-concurrency", "0"],
+            "--max-concurrency must be at least 1",
+        ),
+        (
+            vec!["--vocab-size", "10"],
+            "--vocab-size must be above 1000",
+        ),
+    ] {
+        ldqa()
+            .args(["replay", "--base-url", "http://127.0.0.1:9/v1"])
+            .arg(&trace)
+            .args(&flags)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .assert()
+            .code(2)
+            .stderr(contains(says));
+    }
+    ldqa()
+        .args(["replay", "--base-url", "http://127.0.0.1:9/v1"])
+        .arg(&trace)
+        .arg("--output-dir")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(contains("127.0.0.1:9"));
 }

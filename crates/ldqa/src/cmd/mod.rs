@@ -12,6 +12,7 @@ pub mod predict;
 pub mod predict_trace;
 pub mod recommend;
 mod recommend_gain;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod run_args;

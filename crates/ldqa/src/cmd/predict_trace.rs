@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use ldqa_metrics::Stats;
+use ldqa_model::RequestRecord;
 use ldqa_sim::trace::{simulate_trace, TraceOptions};
-use ldqa_sim::RoundOutcome;
 use ldqa_trace::{Trace, TraceFormat};
 use serde::Serialize;
 
@@ -87,9 +87,9 @@ impl TraceArgs {
     }
 }
 
-/// One engine's replay, summed up.
+/// One engine's replay (simulated or measured), summed up.
 #[derive(Debug, Serialize)]
-struct EngineReplay {
+pub(crate) struct EngineReplay {
     engine: String,
     requests: usize,
     failed: usize,
@@ -98,18 +98,32 @@ struct EngineReplay {
     p90_ttft_s: f64,
     p99_ttft_s: f64,
     mean_latency_s: f64,
-    /// From the first send to the last end, simulated seconds.
+    /// From the first send to the last end, seconds.
     makespan_s: f64,
     prompt_tokens: u64,
-    gpu_hit_tokens: u64,
-    cpu_hit_tokens: u64,
+    /// Prompt tokens served from a cache, whichever tier.
+    cached_tokens: u64,
+    /// The split by tier, when the engine says it (the simulator; not a server's usage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_hit_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_hit_tokens: Option<u64>,
     computed_tokens: u64,
     hit_rate: f64,
+    /// Each request's cached tokens, in the trace's order (none for a failed request).
+    cached_tokens_per_request: Vec<Option<u64>>,
+    /// Open loop: how late requests were sent after they were due (a client that cannot
+    /// keep the schedule), 99th percentile and largest, seconds; none in the simulator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    send_lag_p99_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    send_lag_max_s: Option<f64>,
 }
 
 impl EngineReplay {
-    fn of(engine: &str, out: &RoundOutcome) -> EngineReplay {
-        let ok: Vec<_> = out.records.iter().filter(|r| r.failure.is_none()).collect();
+    /// The summary of `records` (one per request, in order) over `duration_ns`.
+    pub(crate) fn of(engine: &str, records: &[RequestRecord], duration_ns: u64) -> EngineReplay {
+        let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.failure.is_none()).collect();
         let ttfts: Vec<u64> = ok.iter().filter_map(|r| r.ttft_ns()).collect();
         let stats = Stats::from_ns(&ttfts);
         let stat = |f: fn(&Stats) -> f64| stats.as_ref().map_or(f64::NAN, f);
@@ -117,17 +131,27 @@ impl EngineReplay {
             .iter()
             .map(|r| r.end_ns.saturating_sub(r.sent_ns))
             .collect();
-        let (mut gpu, mut cpu, mut computed) = (0, 0, 0);
-        for p in ok.iter().filter_map(|r| r.prefix) {
-            gpu += p.gpu_hit_tokens;
-            cpu += p.cpu_hit_tokens;
-            computed += p.computed_tokens;
+        let split_known = ok.iter().all(|r| r.prefix.is_some());
+        let (mut gpu, mut cpu, mut cached, mut prompt) = (0, 0, 0, 0);
+        for r in &ok {
+            if let Some(p) = r.prefix {
+                gpu += p.gpu_hit_tokens;
+                cpu += p.cpu_hit_tokens;
+            }
+            let u = r.usage.unwrap_or_default();
+            cached += u.cached_tokens.unwrap_or(0);
+            prompt += u.prompt_tokens.unwrap_or(0);
         }
-        let prompt = gpu + cpu + computed;
+        let lags: Vec<u64> = records
+            .iter()
+            .map(|r| r.sent_ns.saturating_sub(r.queued_ns))
+            .collect();
+        let lag_stats = Stats::from_ns(&lags);
+        let measured = !split_known;
         EngineReplay {
             engine: engine.to_string(),
-            requests: out.records.len(),
-            failed: out.records.len() - ok.len(),
+            requests: records.len(),
+            failed: records.len() - ok.len(),
             mean_ttft_s: stat(Stats::mean_s),
             p50_ttft_s: stat(Stats::p50_s),
             p90_ttft_s: stat(Stats::p90_s),
@@ -135,26 +159,41 @@ impl EngineReplay {
             mean_latency_s: latencies.iter().sum::<u64>() as f64
                 / latencies.len().max(1) as f64
                 / 1e9,
-            makespan_s: out.duration_ns() as f64 / 1e9,
+            makespan_s: duration_ns as f64 / 1e9,
             prompt_tokens: prompt,
-            gpu_hit_tokens: gpu,
-            cpu_hit_tokens: cpu,
-            computed_tokens: computed,
-            hit_rate: (gpu + cpu) as f64 / prompt.max(1) as f64,
+            cached_tokens: cached,
+            gpu_hit_tokens: split_known.then_some(gpu),
+            cpu_hit_tokens: split_known.then_some(cpu),
+            computed_tokens: prompt.saturating_sub(cached),
+            hit_rate: cached as f64 / prompt.max(1) as f64,
+            cached_tokens_per_request: records
+                .iter()
+                .map(|r| {
+                    r.failure
+                        .is_none()
+                        .then(|| r.usage.and_then(|u| u.cached_tokens))
+                        .flatten()
+                })
+                .collect(),
+            send_lag_p99_s: lag_stats.as_ref().filter(|_| measured).map(Stats::p99_s),
+            send_lag_max_s: lag_stats
+                .as_ref()
+                .filter(|_| measured)
+                .map(|s| s.max_ns as f64 / 1e9),
         }
     }
 }
 
-/// The JSON document.
+/// The JSON document (`trace_prediction.json`, `replay.json`).
 #[derive(Debug, Serialize)]
-struct TracePrediction {
-    schema: &'static str,
-    schema_version: u32,
-    trace: String,
-    format: TraceFormat,
-    description: String,
-    speedup: f64,
-    engines: Vec<EngineReplay>,
+pub(crate) struct TracePrediction {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub trace: String,
+    pub format: TraceFormat,
+    pub description: String,
+    pub speedup: f64,
+    pub engines: Vec<EngineReplay>,
 }
 
 /// Entry point of `ldqa predict --trace`.
@@ -170,7 +209,11 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     for (kind, scenario) in &resolved.engines {
         let out = simulate_trace(scenario, &trace, &options)
             .with_context(|| format!("replaying the trace on {}", kind.as_str()))?;
-        engines.push(EngineReplay::of(kind.as_str(), &out));
+        engines.push(EngineReplay::of(
+            kind.as_str(),
+            &out.records,
+            out.duration_ns(),
+        ));
     }
     let prediction = TracePrediction {
         schema: "ldqa-trace-prediction",
@@ -192,7 +235,8 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn table(p: &TracePrediction) -> String {
+/// The table for a terminal.
+pub(crate) fn table(p: &TracePrediction) -> String {
     let mut out = format!(
         "Trace {} ({}), {} requests, arrivals ×{} — simulated seconds\n",
         p.trace,
@@ -211,8 +255,8 @@ fn table(p: &TracePrediction) -> String {
         "p99",
         "latency",
         "makespan",
-        "GPU hit tok",
-        "CPU hit tok",
+        "cached tok",
+        "from CPU tier",
         "computed tok",
         "hit rate"
     ));
@@ -228,8 +272,9 @@ fn table(p: &TracePrediction) -> String {
             e.p99_ttft_s,
             e.mean_latency_s,
             e.makespan_s,
-            e.gpu_hit_tokens,
-            e.cpu_hit_tokens,
+            e.cached_tokens,
+            e.cpu_hit_tokens
+                .map_or("not said".to_string(), |v| v.to_string()),
             e.computed_tokens,
             e.hit_rate * 100.0
         ));

@@ -1,0 +1,215 @@
+//! `ldqa replay TRACE --base-url URL`: a recorded trace (Mooncake or Qwen Bailian) sent to a
+//! running server on its recorded schedule. Each prompt is synthesised as token ids
+//! (`/v1/completions` with a token-id prompt: exact lengths, no tokenizer) so that equal
+//! block ids are equal token blocks: the server's prefix cache sees exactly the trace's
+//! sharing. The same summary as `predict --trace`, from the server's usage, plus how late
+//! the client sent (a client that cannot keep the schedule says so); `replay.json`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use ldqa_loadgen::schedule::{run_scheduled, ScheduledRequest, TokenSource};
+use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint};
+use ldqa_model::{Api, RequestSpec, RoundKind};
+use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
+use ldqa_trace::{Trace, TraceFormat, TraceRequest};
+
+use super::predict_trace::{table, EngineReplay, TracePrediction};
+use crate::exit::ExitStatus;
+
+/// Arguments of `ldqa replay`.
+#[derive(Debug, Clone, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct ReplayArgs {
+    /// A trace: JSONL, one request per line, Mooncake's or Bailian's fields.
+    #[arg(value_name = "TRACE")]
+    pub trace: PathBuf,
+
+    /// The server's OpenAI API root, e.g. http://localhost:8000/v1.
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+
+    /// Model name to send (default: the first the server lists).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// mooncake or bailian (default: told from the first line).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<TraceFormat>,
+
+    /// Arrivals this many times faster than recorded.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub speedup: f64,
+
+    /// Replay only the first N requests.
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<usize>,
+
+    /// Replay only the requests that arrive within this many seconds of the first.
+    #[arg(long, value_name = "SECONDS")]
+    pub time_window: Option<f64>,
+
+    /// At most this many requests in flight (connections); one due while all are busy is
+    /// sent late, and the lag is reported.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_concurrency: usize,
+
+    /// Token ids are drawn from 1000 up to this (the model's vocabulary size).
+    #[arg(long, default_value_t = 32_000, value_name = "N")]
+    pub vocab_size: u32,
+
+    /// Folder for replay.json.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub output_dir: PathBuf,
+}
+
+/// Token ids for a trace's prompts: block `id`'s tokens are a function of `id` alone, so
+/// equal ids are equal blocks, and two blocks of different ids differ from their first
+/// token (but for one chance in the vocabulary).
+struct TraceTokens<'a> {
+    requests: Vec<&'a TraceRequest>,
+    block_tokens: u64,
+    vocab_size: u32,
+}
+
+impl TokenSource for TraceTokens<'_> {
+    fn write_tokens(&self, index: usize, buf: &mut Vec<u32>) {
+        buf.clear();
+        let Some(r) = self.requests.get(index) else {
+            return;
+        };
+        let span = u64::from(self.vocab_size.saturating_sub(FIRST_TOKEN).max(1));
+        for (j, &id) in r.hash_ids.iter().enumerate() {
+            let start = j as u64 * self.block_tokens;
+            let len = self.block_tokens.min(r.input_length.saturating_sub(start));
+            let seed = fnv1a(&id.to_le_bytes(), FNV_OFFSET);
+            buf.extend((0..len).map(|k| FIRST_TOKEN + (mix(seed ^ mix(k)) % span) as u32));
+        }
+    }
+}
+
+/// The lowest token id sent (clear of special and byte tokens).
+const FIRST_TOKEN: u32 = 1000;
+
+impl ReplayArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.speedup.is_finite() && self.speedup > 0.0,
+            "--speedup must be a positive number, not {}",
+            self.speedup
+        );
+        if let Some(w) = self.time_window {
+            anyhow::ensure!(
+                w.is_finite() && w > 0.0,
+                "--time-window must be a positive number of seconds, not {w}"
+            );
+        }
+        anyhow::ensure!(
+            self.max_requests != Some(0),
+            "--max-requests must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_concurrency >= 1,
+            "--max-concurrency must be at least 1"
+        );
+        anyhow::ensure!(
+            self.vocab_size > FIRST_TOKEN,
+            "--vocab-size must be above {FIRST_TOKEN}"
+        );
+        Ok(())
+    }
+}
+
+/// Entry point of `ldqa replay`.
+pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
+    args.validate()?;
+    let trace = Trace::read(&args.trace, args.format)
+        .with_context(|| format!("trace {}", args.trace.display()))?;
+    let endpoint = Endpoint::new(&args.base_url, std::env::var("OPENAI_API_KEY").ok())
+        .context("--base-url")?;
+    let format = trace.format;
+    let args2 = args.clone();
+    let (record, model) = crate::runtime::run(async move {
+        let args = args2;
+        let mut config = ClientConfig::new(endpoint, "auto".into(), Api::Completions, 1);
+        config.model = match &args.model {
+            Some(m) => m.clone(),
+            None => Client::new(config.clone())?
+                .server_models()
+                .await
+                .context("asking the server for its models (--model to name one)")?
+                .ids
+                .first()
+                .cloned()
+                .context("the server lists no models (--model to name one)")?,
+        };
+        let client = Client::new(config.clone())?;
+        let schedule = trace.schedule(args.speedup, args.max_requests, args.time_window);
+        let requests: Vec<ScheduledRequest> = schedule
+            .iter()
+            .enumerate()
+            .map(|(i, (r, at))| ScheduledRequest {
+                spec: RequestSpec {
+                    prompt_id: i,
+                    document_id: i,
+                    is_miss: false,
+                    miss_prefix: None,
+                    prompt_tokens: r.input_length,
+                },
+                send_at_ns: *at,
+                max_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
+            })
+            .collect();
+        let tokens = TraceTokens {
+            requests: schedule.iter().map(|(r, _)| *r).collect(),
+            block_tokens: trace.block_tokens(),
+            vocab_size: args.vocab_size,
+        };
+        eprintln!(
+            "Replaying {} requests of {} on {} (model {}), arrivals ×{}",
+            requests.len(),
+            args.trace.display(),
+            args.base_url,
+            config.model,
+            args.speedup
+        );
+        let cancel = Cancel::new();
+        crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
+        let round = run_scheduled(
+            &client,
+            RoundKind::Query,
+            &requests,
+            &tokens,
+            args.max_concurrency,
+            &cancel,
+        )
+        .await;
+        Ok((round, config.model))
+    })?;
+    let prediction = TracePrediction {
+        schema: "ldqa-trace-replay",
+        schema_version: 1,
+        trace: args.trace.display().to_string(),
+        format,
+        description: format!("Measured: {} (model {model})", args.base_url),
+        speedup: args.speedup,
+        engines: vec![EngineReplay::of(
+            "server",
+            &record.requests,
+            record.duration_ns,
+        )],
+    };
+    let dir = &args.output_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("replay.json");
+    let json = serde_json::to_string_pretty(&prediction)? + "\n";
+    ldqa_report::write_atomically(&path, json.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    crate::stdout::write(&table(&prediction))?;
+    eprintln!("wrote {}", path.display());
+    if record.interrupted {
+        return Ok(ExitStatus::Interrupted);
+    }
+    Ok(ExitStatus::Success)
+}
