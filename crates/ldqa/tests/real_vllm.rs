@@ -1115,3 +1115,63 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
     assert_eq!(cliffs(&simulated), [41, 24], "{simulated}");
     assert!(real["points"][0]["lmcache"].is_null(), "{real}");
 }
+
+/// Issue 14: `ldqa replay` sends a trace slice to the real server on its schedule (token-id
+/// prompts, one block id's tokens a function of the id), and `predict --trace` with the
+/// server's flags predicts every request's cached tokens exactly. Eight requests 2 s apart
+/// (each done before the next), 2,000 tokens in four trace blocks of 512, every other one
+/// sharing the first two blocks with the one two before: 1,024 tokens (8 blocks of 128).
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn a_replayed_trace_caches_what_predict_predicts() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..8u64 {
+        let base = if i % 2 == 1 { [10, 11] } else { [20, 21] };
+        lines.push_str(&format!(
+            "{{\"timestamp\": {}, \"input_length\": 2000, \"output_length\": 4, \"hash_ids\": [{}, {}, {}, {}]}}\n",
+            i * 2000,
+            base[0],
+            base[1],
+            100 + i * 10,
+            101 + i * 10
+        ));
+    }
+    let trace = dir.path().join("slice.jsonl");
+    std::fs::write(&trace, lines).unwrap();
+    let vocab = read_json(&std::path::Path::new(&s.model_dir).join("config.json"))["vocab_size"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let replayed = ldqa()
+        .args(["replay", "--base-url", &s.url, "--vocab-size", &vocab])
+        .arg(&trace)
+        .arg("--output-dir")
+        .arg(dir.path().join("replay"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&replayed);
+    assert!(replayed.status.success(), "{stdout}\n{stderr}");
+    let predicted = ldqa()
+        .args(["predict", "--trace"])
+        .arg(&trace)
+        .args(s.deployment_flags())
+        .arg("--output-dir")
+        .arg(dir.path().join("predict"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&predicted);
+    assert!(predicted.status.success(), "{stdout}\n{stderr}");
+    let cached = |path: &str| {
+        read_json(&dir.path().join(path))["engines"][0]["cached_tokens_per_request"].clone()
+    };
+    let real = cached("replay/replay.json");
+    assert_eq!(real, cached("predict/trace_prediction.json"));
+    assert_eq!(
+        real,
+        serde_json::json!([0, 0, 1024, 1024, 1024, 1024, 1024, 1024])
+    );
+}
