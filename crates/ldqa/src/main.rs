@@ -57,7 +57,7 @@ enum Command {
     Recommend(Box<cmd::recommend::RecommendArgs>),
     /// Predict a run with the simulated engine in virtual time (no GPU; it takes milliseconds).
     Predict(Box<cmd::predict::PredictArgs>),
-    /// Where KV offloading pays off: one workload over a range of working sets, vLLM vs LMCache.
+    /// Where KV offloading pays off: one workload along an axis (working set, GPU, …), vLLM vs LMCache.
     Sweep(Box<cmd::sweep::SweepArgs>),
     /// Replay a recorded trace (Mooncake, Qwen Bailian) against a server on its schedule.
     Replay(Box<cmd::replay::ReplayArgs>),

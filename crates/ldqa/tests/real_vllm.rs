@@ -1056,11 +1056,12 @@ fn vllm_caches_the_blocks_its_output_filled() {
 }
 
 /// Issue 13: `ldqa sweep` against the real server (the vLLM arm; LMCache needs a GPU), on a
-/// small grid (two document lengths), finds the cache-capacity cliff of each, and the
-/// simulator, described with the server's flags, predicts every point's query-round cached
-/// tokens and so both cliffs exactly. 160 blocks of 128 tokens: documents of 1,000 tokens
-/// (8 blocks) stop hitting at 24 (vLLM 0.32 reuses partial blocks first, so 23 still mostly
-/// hits), documents of 500 (4 blocks) at 41.
+/// small grid (two document lengths), and the simulator, described with the server's
+/// flags, predicts every point's query-round cached tokens exactly, and so the cliff.
+/// 160 blocks of 128 tokens: documents of 2,000 tokens (16 blocks) stop hitting at 12 (11
+/// still hit 57 %: vLLM 0.32 reuses partial blocks first); documents of 1,000 (8 blocks)
+/// still fit at 12 (they stop at 24, which `docs/simulator.md` shows). Small: this suite
+/// runs in CI on two cores.
 #[test]
 #[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
 fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
@@ -1073,9 +1074,14 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
             .arg("sweep")
             .args(target)
             .args(s.deployment_flags())
-            .args(["--tokenizer", &s.model_dir, "--document-length", "500,1000"])
+            .args([
+                "--tokenizer",
+                &s.model_dir,
+                "--document-length",
+                "1000,2000",
+            ])
             .args(["--output-len", "4", "--max-inflight-requests", "1"])
-            .args(["--num-documents", "23,24,40,41"])
+            .args(["--num-documents", "11,12"])
             .arg("--output-dir")
             .arg(&out_dir)
             .output()
@@ -1111,15 +1117,15 @@ fn a_real_sweep_finds_the_cliff_the_simulator_predicts() {
             .map(|c| c["vllm_cliff"].clone())
             .collect()
     };
-    assert_eq!(cliffs(&real), [41, 24], "{real}");
-    assert_eq!(cliffs(&simulated), [41, 24], "{simulated}");
+    assert_eq!(cliffs(&real), [Value::Null, 12.into()], "{real}");
+    assert_eq!(cliffs(&simulated), [Value::Null, 12.into()], "{simulated}");
     assert!(real["points"][0]["lmcache"].is_null(), "{real}");
 }
 
 /// Issue 14: `ldqa replay` sends a trace slice to the real server on its schedule (token-id
 /// prompts, one block id's tokens a function of the id), and `predict --trace` with the
-/// server's flags predicts every request's cached tokens exactly. Eight requests 2 s apart
-/// (each done before the next), 2,000 tokens in four trace blocks of 512, every other one
+/// server's flags predicts every request's cached tokens exactly. Eight requests 2 s apart,
+/// replayed 4× faster (0.5 s apart, each done before the next), 2,000 tokens in four trace blocks of 512, every other one
 /// sharing the first two blocks with the one two before: 1,024 tokens (8 blocks of 128).
 #[test]
 #[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
@@ -1147,7 +1153,15 @@ fn a_replayed_trace_caches_what_predict_predicts() {
         .unwrap()
         .to_string();
     let replayed = ldqa()
-        .args(["replay", "--base-url", &s.url, "--vocab-size", &vocab])
+        .args([
+            "replay",
+            "--base-url",
+            &s.url,
+            "--vocab-size",
+            &vocab,
+            "--speedup",
+            "4",
+        ])
         .arg(&trace)
         .arg("--output-dir")
         .arg(dir.path().join("replay"))
@@ -1156,7 +1170,7 @@ fn a_replayed_trace_caches_what_predict_predicts() {
     let (stdout, stderr) = text(&replayed);
     assert!(replayed.status.success(), "{stdout}\n{stderr}");
     let predicted = ldqa()
-        .args(["predict", "--trace"])
+        .args(["predict", "--speedup", "4", "--trace"])
         .arg(&trace)
         .args(s.deployment_flags())
         .arg("--output-dir")
