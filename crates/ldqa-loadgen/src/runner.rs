@@ -51,9 +51,7 @@ pub async fn run_round(
     observer: &dyn RoundObserver,
     cancel: &Cancel,
 ) -> RoundRecord {
-    let started_unix_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let started_unix_ns = unix_now_ns();
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let workers = max_inflight.clamp(1, specs.len().max(1));
@@ -61,6 +59,25 @@ pub async fn run_round(
         (0..workers).map(|_| worker(client, kind, specs, prompts, start, &next, observer, cancel)),
     )
     .await;
+    round_of(kind, started_unix_ns, start, per_worker, cancel)
+}
+
+/// The wall clock now, in ns since the Unix epoch (0 before it).
+pub(crate) fn unix_now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The round that started at `start` (`started_unix_ns` on the wall clock) and ends now,
+/// from its workers' records, in `prompt_id` order.
+pub(crate) fn round_of(
+    kind: RoundKind,
+    started_unix_ns: u128,
+    start: Instant,
+    per_worker: Vec<Vec<RequestRecord>>,
+    cancel: &Cancel,
+) -> RoundRecord {
     let duration_ns = ns_since(start, Instant::now());
     let mut requests: Vec<RequestRecord> = per_worker.into_iter().flatten().collect();
     requests.sort_by_key(|r| r.prompt_id);
@@ -115,7 +132,7 @@ async fn worker(
 
 /// A request dropped in flight by Ctrl-C: what it had measured is lost with its future,
 /// but its send and end times are known.
-fn cancelled_record(spec: &RequestSpec, sent_ns: u64, end_ns: u64) -> RequestRecord {
+pub(crate) fn cancelled_record(spec: &RequestSpec, sent_ns: u64, end_ns: u64) -> RequestRecord {
     let mut r = RequestRecord::new(spec.prompt_id, spec.document_id, spec.is_miss);
     r.sent_ns = sent_ns;
     r.end_ns = end_ns;

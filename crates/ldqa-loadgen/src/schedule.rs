@@ -4,12 +4,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use ldqa_model::{Failure, FailureKind, RequestRecord, RequestSpec, RoundKind, RoundRecord};
+use ldqa_model::{RequestRecord, RequestSpec, RoundKind, RoundRecord};
 use tokio::time::Instant;
 
 use crate::clock::ns_since;
+use crate::runner::{cancelled_record, round_of, unix_now_ns};
 use crate::{Cancel, Client};
 
 /// One request to send at a time.
@@ -40,9 +41,7 @@ pub async fn run_scheduled(
     max_concurrency: usize,
     cancel: &Cancel,
 ) -> RoundRecord {
-    let started_unix_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let started_unix_ns = unix_now_ns();
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     let workers = max_concurrency.clamp(1, requests.len().max(1));
@@ -50,17 +49,7 @@ pub async fn run_scheduled(
         (0..workers).map(|_| worker(client, requests, tokens, start, &next, cancel)),
     )
     .await;
-    let duration_ns = ns_since(start, Instant::now());
-    let mut records: Vec<RequestRecord> = per_worker.into_iter().flatten().collect();
-    records.sort_by_key(|r| r.prompt_id);
-    RoundRecord {
-        kind,
-        started_unix_ns,
-        duration_ns,
-        interrupted: cancel.is_cancelled(),
-        requests: records,
-        evidence: None,
-    }
+    round_of(kind, started_unix_ns, start, per_worker, cancel)
 }
 
 async fn worker(
@@ -94,11 +83,8 @@ async fn worker(
             biased;
             record = send => record,
             () = cancel.cancelled() => {
-                let mut rec = RequestRecord::new(r.spec.prompt_id, r.spec.document_id, r.spec.is_miss);
+                let mut rec = cancelled_record(&r.spec, sent_ns, ns_since(start, Instant::now()));
                 rec.queued_ns = r.send_at_ns;
-                rec.sent_ns = sent_ns;
-                rec.end_ns = ns_since(start, Instant::now());
-                rec.failure = Some(Failure::new(FailureKind::Cancelled, "interrupted while in flight"));
                 rec
             }
         };

@@ -34,6 +34,19 @@ pub struct TraceArgs {
     )]
     pub trace_format: Option<TraceFormat>,
 
+    #[command(flatten)]
+    pub selection: TraceSelection,
+
+    /// At most this many requests in flight (default: no cap, the trace's arrivals as
+    /// recorded).
+    #[arg(long, value_name = "N", help_heading = "Trace replay")]
+    pub max_concurrency: Option<usize>,
+}
+
+/// Which part of a trace to replay, and how fast: the flags `predict --trace` and `replay`
+/// share.
+#[derive(Debug, Clone, Args)]
+pub struct TraceSelection {
     /// Arrivals this many times faster than recorded.
     #[arg(
         long,
@@ -50,15 +63,11 @@ pub struct TraceArgs {
     /// Replay only the requests that arrive within this many seconds of the first.
     #[arg(long, value_name = "SECONDS", help_heading = "Trace replay")]
     pub time_window: Option<f64>,
-
-    /// At most this many requests in flight (default: no cap, the trace's arrivals as
-    /// recorded).
-    #[arg(long, value_name = "N", help_heading = "Trace replay")]
-    pub max_concurrency: Option<usize>,
 }
 
-impl TraceArgs {
-    fn options(&self) -> anyhow::Result<TraceOptions> {
+impl TraceSelection {
+    /// Checks the values; the error names the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.speedup.is_finite() && self.speedup > 0.0,
             "--speedup must be a positive number, not {}",
@@ -74,14 +83,22 @@ impl TraceArgs {
             self.max_requests != Some(0),
             "--max-requests must be at least 1"
         );
+        Ok(())
+    }
+}
+
+impl TraceArgs {
+    fn options(&self) -> anyhow::Result<TraceOptions> {
+        self.selection.validate()?;
         anyhow::ensure!(
             self.max_concurrency != Some(0),
             "--max-concurrency must be at least 1"
         );
+        let s = &self.selection;
         Ok(TraceOptions {
-            speedup: self.speedup,
-            max_requests: self.max_requests,
-            time_window_s: self.time_window,
+            speedup: s.speedup,
+            max_requests: s.max_requests,
+            time_window_s: s.time_window,
             max_concurrency: self.max_concurrency,
         })
     }
@@ -221,7 +238,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
         trace: path.display().to_string(),
         format: trace.format,
         description: resolved.description.clone(),
-        speedup: t.speedup,
+        speedup: t.selection.speedup,
         engines,
     };
     let dir = &args.workload.output_dir;

@@ -15,7 +15,7 @@ use ldqa_model::{Api, RequestSpec, RoundKind};
 use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
 use ldqa_trace::{Trace, TraceFormat, TraceRequest};
 
-use super::predict_trace::{table, EngineReplay, TracePrediction};
+use super::predict_trace::{table, EngineReplay, TracePrediction, TraceSelection};
 use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa replay`.
@@ -38,17 +38,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<TraceFormat>,
 
-    /// Arrivals this many times faster than recorded.
-    #[arg(long, default_value_t = 1.0, value_name = "F")]
-    pub speedup: f64,
-
-    /// Replay only the first N requests.
-    #[arg(long, value_name = "N")]
-    pub max_requests: Option<usize>,
-
-    /// Replay only the requests that arrive within this many seconds of the first.
-    #[arg(long, value_name = "SECONDS")]
-    pub time_window: Option<f64>,
+    #[command(flatten)]
+    pub selection: TraceSelection,
 
     /// At most this many requests in flight (connections); one due while all are busy is
     /// sent late, and the lag is reported.
@@ -94,21 +85,7 @@ const FIRST_TOKEN: u32 = 1000;
 
 impl ReplayArgs {
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.speedup.is_finite() && self.speedup > 0.0,
-            "--speedup must be a positive number, not {}",
-            self.speedup
-        );
-        if let Some(w) = self.time_window {
-            anyhow::ensure!(
-                w.is_finite() && w > 0.0,
-                "--time-window must be a positive number of seconds, not {w}"
-            );
-        }
-        anyhow::ensure!(
-            self.max_requests != Some(0),
-            "--max-requests must be at least 1"
-        );
+        self.selection.validate()?;
         anyhow::ensure!(
             self.max_concurrency >= 1,
             "--max-concurrency must be at least 1"
@@ -145,7 +122,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
                 .context("the server lists no models (--model to name one)")?,
         };
         let client = Client::new(config.clone())?;
-        let schedule = trace.schedule(args.speedup, args.max_requests, args.time_window);
+        let sel = &args.selection;
+        let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
         let requests: Vec<ScheduledRequest> = schedule
             .iter()
             .enumerate()
@@ -172,7 +150,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             args.trace.display(),
             args.base_url,
             config.model,
-            args.speedup
+            args.selection.speedup
         );
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
@@ -193,7 +171,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         trace: args.trace.display().to_string(),
         format,
         description: format!("Measured: {} (model {model})", args.base_url),
-        speedup: args.speedup,
+        speedup: args.selection.speedup,
         engines: vec![EngineReplay::of(
             "server",
             &record.requests,
