@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::clock::ns_since;
-use crate::direct::{Conn, SendError, Target};
+use crate::direct::{Conn, ExtraHeader, SendError, Target};
 use crate::error::{error_chain, snippet};
 use crate::stream::StreamState;
 use crate::{Endpoint, LoadgenError};
@@ -100,6 +100,18 @@ struct GenerateBody<'a> {
     logit_bias: Option<std::collections::BTreeMap<String, i32>>,
 }
 
+/// A chat body carrying a whole conversation, as upstream multi-round QA sends it:
+/// temperature 0, streaming with usage, its own `max_tokens`, nothing else.
+#[derive(Serialize)]
+struct ConversationBody<'a> {
+    messages: Vec<Message<'a>>,
+    model: &'a str,
+    temperature: f32,
+    stream: bool,
+    max_tokens: u32,
+    stream_options: StreamOptions,
+}
+
 /// A `/v1/completions` body whose prompt is token ids (a trace's replay: exact lengths,
 /// no tokenizer), with its own `max_tokens`.
 #[derive(Serialize)]
@@ -152,6 +164,7 @@ impl Client {
             conn: None,
             unread_body: None,
             busy: false,
+            extra_header: None,
         }
     }
 
@@ -305,6 +318,25 @@ impl Client {
         serde_json::to_vec(&body).expect("invariant: request body serializes")
     }
 
+    /// Serializes a `/v1/chat/completions` body carrying `messages` (role, content), generating
+    /// at most `max_tokens` (the client must use [`Api::Chat`]).
+    pub fn conversation_body(&self, messages: &[(&'static str, &str)], max_tokens: u32) -> Vec<u8> {
+        let body = ConversationBody {
+            messages: messages
+                .iter()
+                .map(|&(role, content)| Message { role, content })
+                .collect(),
+            model: &self.config.model,
+            temperature: 0.0,
+            stream: true,
+            max_tokens,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+        };
+        serde_json::to_vec(&body).expect("invariant: request body serializes")
+    }
+
     /// Serializes a `/v1/completions` body whose prompt is `token_ids`, generating at most
     /// `max_tokens` (the client must use [`Api::Completions`]).
     pub fn token_body(&self, token_ids: &[u32], max_tokens: u32) -> Vec<u8> {
@@ -325,15 +357,19 @@ impl Client {
     async fn exchange_pooled(
         &self,
         body: Vec<u8>,
+        extra: Option<&ExtraHeader>,
         round_start: Instant,
         record: &mut RequestRecord,
         text: Option<&mut String>,
     ) -> Result<(), Failure> {
-        let req = self
+        let mut req = self
             .authorized(self.http.post(&self.generate_url))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .body(body);
+        if let Some((name, value)) = extra {
+            req = req.header(name.clone(), value.clone());
+        }
         let resp = req.send().await.map_err(|e| {
             let kind = if e.is_timeout() {
                 FailureKind::Timeout
@@ -362,9 +398,23 @@ pub struct Slot<'c> {
     /// A request is under way: if the slot is dropped now (Ctrl-C), its connection is
     /// in an unknown state and is not given back.
     busy: bool,
+    /// Sent with every request of this slot.
+    extra_header: Option<ExtraHeader>,
 }
 
 impl Slot<'_> {
+    /// Adds header `name: value` to every request this slot sends (upstream multi-round
+    /// QA's `x-user-id`); an error names what is not a valid header.
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), LoadgenError> {
+        let bad =
+            |what: &str| LoadgenError::Client(format!("invalid header {what}: {name}: {value}"));
+        let name =
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
+        let value = hyper::header::HeaderValue::from_str(value).map_err(|_| bad("value"))?;
+        self.extra_header = Some((name, value));
+        Ok(())
+    }
+
     /// Sends one prepared request and reads its stream to the end.
     ///
     /// `round_start` is the round's zero; `queued_ns` is when the request was queued.
@@ -392,7 +442,13 @@ impl Slot<'_> {
                 }
                 None => {
                     client
-                        .exchange_pooled(body, round_start, &mut record, text)
+                        .exchange_pooled(
+                            body,
+                            self.extra_header.as_ref(),
+                            round_start,
+                            &mut record,
+                            text,
+                        )
                         .await
                 }
             }
@@ -436,11 +492,20 @@ impl Slot<'_> {
     ) -> Result<(), Failure> {
         // Shared, not copied: needed again only if a stale connection refuses it unsent.
         let body = Bytes::from(body);
-        let mut response = self.conn(target).await?.send(target, body.clone()).await;
+        let extra = self.extra_header.clone();
+        let mut response = self
+            .conn(target)
+            .await?
+            .send(target, body.clone(), extra.as_ref())
+            .await;
         if matches!(response, Err(SendError::Unsent)) {
             // The server had closed the idle connection: it never saw the request.
             self.conn = None;
-            response = self.conn(target).await?.send(target, body).await;
+            response = self
+                .conn(target)
+                .await?
+                .send(target, body, extra.as_ref())
+                .await;
         }
         let resp = match response {
             Ok(resp) => resp,

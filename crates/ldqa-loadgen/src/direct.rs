@@ -76,7 +76,7 @@ impl Target {
         })
     }
 
-    fn request(&self, body: Bytes) -> Request<Full<Bytes>> {
+    fn request(&self, body: Bytes, extra: Option<&ExtraHeader>) -> Request<Full<Bytes>> {
         let mut req = Request::post(self.path.clone())
             .body(Full::new(body))
             .expect("invariant: a POST with a parsed path builds");
@@ -87,9 +87,15 @@ impl Target {
         if let Some(auth) = &self.authorization {
             headers.insert(AUTHORIZATION, auth.clone());
         }
+        if let Some((name, value)) = extra {
+            headers.insert(name.clone(), value.clone());
+        }
         req
     }
 }
+
+/// A header a slot adds to each of its requests (multi-round QA's `x-user-id`).
+pub(crate) type ExtraHeader = (hyper::header::HeaderName, HeaderValue);
 
 /// hyper's HTTP/1.1 connection over a TCP socket, with in-memory request bodies.
 type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
@@ -174,8 +180,9 @@ impl Conn {
         &mut self,
         target: &Target,
         body: Bytes,
+        extra: Option<&ExtraHeader>,
     ) -> Result<Response<Incoming>, SendError> {
-        let response = self.sender.send_request(target.request(body));
+        let response = self.sender.send_request(target.request(body, extra));
         let mut response = std::pin::pin!(response);
         std::future::poll_fn(|cx| {
             self.poll_driver(cx);
@@ -264,9 +271,14 @@ mod tests {
         let auth = t.authorization.as_ref().unwrap();
         assert_eq!(auth, "Bearer sk-x");
         assert!(auth.is_sensitive());
-        let req = t.request(Bytes::from_static(b"{}"));
+        let user = (
+            hyper::header::HeaderName::from_static("x-user-id"),
+            HeaderValue::from_static("7"),
+        );
+        let req = t.request(Bytes::from_static(b"{}"), Some(&user));
         assert_eq!(req.uri(), "/v1/chat/completions");
         assert_eq!(req.headers()[HOST], "127.0.0.1:8000");
+        assert_eq!(req.headers()["x-user-id"], "7");
     }
 
     #[test]

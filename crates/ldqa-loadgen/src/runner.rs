@@ -63,7 +63,7 @@ pub async fn run_round(
 }
 
 /// The wall clock now, in ns since the Unix epoch (0 before it).
-pub(crate) fn unix_now_ns() -> u128 {
+pub fn unix_now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())

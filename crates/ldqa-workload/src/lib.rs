@@ -13,6 +13,7 @@
 //!   plan in kilobytes); prompts are rendered into a caller's reused buffer when sent.
 //! - [`pyrandom`]: CPython's Mersenne Twister, `shuffle` and `randint`.
 //! - [`chat_template`]: what a model folder's own chat template adds to a prompt.
+//! - [`multi_round`]: LMCache's multi-round QA workload, a clock-free state machine.
 //! - Every spec carries `prompt_tokens`: with `--tokenizer` exact (documents are exactly
 //!   `document_length` tokens, checked by re-encoding), else [`approx`]'s count. Random-token documents
 //!   ([`TextSource::Random`]) are spooled to an unlinked temporary file, not held in
@@ -45,6 +46,7 @@ pub mod chat_template;
 pub mod config;
 mod documents;
 mod error;
+pub mod multi_round;
 pub mod pyrandom;
 mod spool;
 mod tokenized;

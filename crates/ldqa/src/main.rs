@@ -59,6 +59,8 @@ enum Command {
     Predict(Box<cmd::predict::PredictArgs>),
     /// Where KV offloading pays off: one workload along an axis (working set, GPU, …), vLLM vs LMCache.
     Sweep(Box<cmd::sweep::SweepArgs>),
+    /// LMCache's multi-round QA benchmark: users in growing conversations, against a server or simulated.
+    MultiRoundQa(Box<cmd::multi_round::MultiRoundArgs>),
     /// Replay a recorded trace (Mooncake, Qwen Bailian) against a server on its schedule.
     Replay(Box<cmd::replay::ReplayArgs>),
     /// Recorded traces (Mooncake, Qwen Bailian): what their prefix sharing implies.
@@ -98,6 +100,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Recommend(args) => cmd::recommend::run(*args),
         Command::Predict(args) => cmd::predict::run(*args),
         Command::Sweep(args) => cmd::sweep::run(*args),
+        Command::MultiRoundQa(args) => cmd::multi_round::run(*args),
         Command::Replay(args) => cmd::replay::run(*args),
         Command::Trace(args) => cmd::trace::run(args),
         Command::Calibrate(args) => cmd::calibrate::run(*args),

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod compare;
 pub mod deployment_args;
 pub mod engine_args;
+pub mod multi_round;
 pub mod predict;
 pub mod predict_trace;
 pub mod recommend;

@@ -254,13 +254,21 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
 
 /// The table for a terminal.
 pub(crate) fn table(p: &TracePrediction) -> String {
-    let mut out = format!(
+    let title = format!(
         "Trace {} ({}), {} requests, arrivals ×{} — simulated seconds\n",
         p.trace,
         p.format,
         p.engines.first().map_or(0, |e| e.requests),
         p.speedup
     );
+    let engines: Vec<&EngineReplay> = p.engines.iter().collect();
+    engine_table(&title, &engines)
+}
+
+/// `title`, then a line per engine: requests, TTFT statistics, latency, makespan, where
+/// the prompt tokens came from and the hit rate.
+pub(crate) fn engine_table(title: &str, engines: &[&EngineReplay]) -> String {
+    let mut out = title.to_string();
     out.push_str(&format!(
         "{:<8} {:>8} {:>6} │ {:>9} {:>9} {:>9} {:>9} │ {:>9} {:>10} │ {:>13} {:>13} {:>13} {:>8}\n",
         "engine",
@@ -277,7 +285,7 @@ pub(crate) fn table(p: &TracePrediction) -> String {
         "computed tok",
         "hit rate"
     ));
-    for e in &p.engines {
+    for e in engines {
         out.push_str(&format!(
             "{:<8} {:>8} {:>6} │ {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s │ {:>8.3}s {:>9.1}s │ {:>13} {:>13} {:>13} {:>6.1} %\n",
             e.engine,

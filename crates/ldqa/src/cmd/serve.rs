@@ -160,6 +160,27 @@ impl ServeArgs {
     }
 }
 
+/// How the simulated server turns prompts into tokens: a model folder counts as vLLM counts
+/// (its own tokenizer and chat template); `--tokenizer` replaces the tokenizer; otherwise
+/// the documented approximation and Llama-3.1's template by its counts. `predict`'s
+/// multi-round QA counts with the same, so that it predicts what `serve` serves.
+pub fn prompt_format(
+    model: &str,
+    tokenizer: Option<&std::path::Path>,
+) -> anyhow::Result<(ChatFormat, TokenCounter)> {
+    let own = ldqa_workload::chat_template::own_chat_template(model).context("--model")?;
+    let chat = match &own {
+        Some(own) => ChatFormat::Rendered(std::sync::Arc::new(own.template.clone())),
+        None => ChatFormat::default(),
+    };
+    let counter = match (tokenizer, &own) {
+        (Some(path), _) => TokenCounter::from_file(path).context("--tokenizer")?,
+        (None, Some(own)) => TokenCounter::from_file(&own.tokenizer).context("--model")?,
+        (None, None) => TokenCounter::Approx,
+    };
+    Ok((chat, counter))
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!(
@@ -209,21 +230,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         )
     });
     config.faults = faults;
-    // A model folder counts as vLLM counts: its own tokenizer and chat template.
-    let own = ldqa_workload::chat_template::own_chat_template(&args.engine.deployment.model)
-        .context("--model")?;
-    if let Some(own) = &own {
-        config.chat_format = ChatFormat::Rendered(std::sync::Arc::new(own.template.clone()));
-    }
-    match (&args.tokenizer, &own) {
-        (Some(path), _) => {
-            config.token_counter = TokenCounter::from_file(path).context("--tokenizer")?;
-        }
-        (None, Some(own)) => {
-            config.token_counter = TokenCounter::from_file(&own.tokenizer).context("--model")?;
-        }
-        (None, None) => {}
-    }
+    (config.chat_format, config.token_counter) =
+        prompt_format(&args.engine.deployment.model, args.tokenizer.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

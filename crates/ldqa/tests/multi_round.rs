@@ -1,0 +1,178 @@
+//! `ldqa multi-round-qa`: conversations whose history grows every round, in virtual time
+//! (`--predict`) and against `ldqa serve`; upstream's CSV; bad flags refused.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::str::contains;
+
+fn ldqa() -> Command {
+    let mut c = Command::cargo_bin("ldqa").unwrap();
+    c.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", "/nonexistent-ldqa-test")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// The workload of these tests: 3 users, 3 rounds, a question every second per user
+/// (G = 1 s), answers of 50 tokens (well under a second on the simulated H100).
+const WORKLOAD: &[&str] = &[
+    "multi-round-qa",
+    "--num-users",
+    "3",
+    "--num-rounds",
+    "3",
+    "--qps",
+    "3",
+    "--shared-system-prompt",
+    "300",
+    "--user-history-prompt",
+    "200",
+    "--answer-len",
+    "50",
+    "--time",
+    "3.05",
+];
+
+/// (user, question number) → (prompt tokens, cached tokens), from multi_round_qa.json.
+type Cached = BTreeMap<(u64, u64), (u64, u64)>;
+
+/// A user's turns: (question number, (prompt tokens, cached tokens)).
+type Turns = Vec<(u64, (u64, u64))>;
+
+fn cached_by_question(dir: &Path, engine: usize) -> Cached {
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("multi_round_qa.json")).unwrap()).unwrap();
+    assert_eq!(doc["schema"], "ldqa-multi-round-qa");
+    doc["engines"][engine]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r.get("failure").is_none(), "{r}");
+            let n = |k: &str| r[k].as_u64().unwrap();
+            (
+                (n("user_id"), n("question_no")),
+                (n("prompt_tokens"), n("cached_tokens")),
+            )
+        })
+        .collect()
+}
+
+fn predict(dir: &Path, extra: &[&str]) -> Cached {
+    let out = ldqa()
+        .args(WORKLOAD)
+        .args(["--predict", "--output-dir"])
+        .arg(dir)
+        .arg("--output")
+        .arg(dir.join("summary.csv"))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_log(&out));
+    cached_by_question(dir, 0)
+}
+
+/// A user's next question starts with its whole previous turn (prompt and answer), so the
+/// prefix cache hits every full block of it: the previous prompt plus the answer's tokens
+/// but the last (vLLM caches the KV it computed, and the last sampled token has none),
+/// in 16-token blocks. Another user's first question hits the shared system prompt.
+#[test]
+fn each_turn_hits_the_previous_turn_block_by_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = predict(dir.path(), &[]);
+    let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();
+    for (&(user, q), &v) in &cached {
+        by_user.entry(user).or_default().push((q, v));
+    }
+    let mut later_turns = 0;
+    for turns in by_user.values() {
+        for pair in turns.windows(2) {
+            let ((_, (prev_prompt, _)), (_, (_, hit))) = (pair[0], pair[1]);
+            assert_eq!(hit, (prev_prompt + 50 - 1) / 16 * 16, "{turns:?}");
+            later_turns += 1;
+        }
+    }
+    assert!(later_turns >= 3, "{cached:?}");
+    let first_turn_hits: Vec<u64> = by_user.values().map(|t| t[0].1 .1).collect();
+    assert!(
+        first_turn_hits.iter().filter(|&&h| h >= 300).count() >= 2,
+        "{first_turn_hits:?}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert!(csv.starts_with(
+        "prompt_tokens,generation_tokens,ttft,generation_time,user_id,question_id,launch_time,finish_time\n"
+    ));
+    assert_eq!(csv.lines().count(), cached.len() + 1);
+}
+
+/// `--engine both`: LMCache's arm runs the same conversations.
+#[test]
+fn both_engines_run_the_same_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    predict(dir.path(), &["--engine", "both"]);
+    let vllm = cached_by_question(dir.path(), 0);
+    let lmcache = cached_by_question(dir.path(), 1);
+    assert_eq!(
+        vllm.keys().collect::<Vec<_>>(),
+        lmcache.keys().collect::<Vec<_>>()
+    );
+}
+
+/// Against `ldqa serve`, every question's prompt and cached tokens are what `--predict`
+/// predicts: the client sends the history with the server's own answers, the server
+/// tokenizes it as the prediction does. (How close the TTFTs come is a benchmark's
+/// business: docs/benchmarks.md.)
+#[test]
+fn a_served_run_caches_what_predict_predicts() {
+    let server = common::start_serve(&[]);
+    let url = format!("http://127.0.0.1:{}/v1", server.port);
+    let live = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args(WORKLOAD)
+        .args(["--base-url", &url, "--log-interval", "1", "--output-dir"])
+        .arg(live.path())
+        .arg("--output")
+        .arg(live.path().join("summary.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_log(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("Performance summary"), "{stdout}");
+    assert!(stdout.contains("Config QPS: 3.0000 reqs/s"), "{stdout}");
+    let served = cached_by_question(live.path(), 0);
+    let predicted = predict(tempfile::tempdir().unwrap().path(), &[]);
+    assert_eq!(served, predicted);
+}
+
+#[test]
+fn bad_flags_are_refused_before_anything_runs() {
+    ldqa()
+        .args(WORKLOAD)
+        .args(["--qps", "0", "--predict"])
+        .assert()
+        .code(2)
+        .stderr(contains("--qps"));
+    let mut no_time: Vec<&str> = WORKLOAD.to_vec();
+    no_time.truncate(WORKLOAD.len() - 2);
+    ldqa()
+        .args(&no_time)
+        .arg("--predict")
+        .assert()
+        .code(2)
+        .stderr(contains("--time"));
+    ldqa()
+        .args(WORKLOAD)
+        .args(["--base-url", "http://127.0.0.1:9/v1", "--engine", "both"])
+        .assert()
+        .code(2)
+        .stderr(contains("--predict"));
+    ldqa()
+        .args(&WORKLOAD[..WORKLOAD.len() - 2])
+        .assert()
+        .code(2)
+        .stderr(contains("--base-url"));
+}
