@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use ldqa_model::{Plan, PlannedRound, PromptSource, RoundKind, RoundRecord};
+use ldqa_model::{Arrival, Plan, PlannedRound, PromptSource, RoundKind, RoundRecord};
 
 use crate::prometheus::{self, Snapshot};
+use crate::schedule::{run_scheduled, PromptBodies, ScheduledRequest};
 use crate::{run_round, Cancel, Client, RoundObserver};
 
 /// How the protocol runs, beyond the plan itself.
@@ -98,17 +99,42 @@ async fn run_planned(
 ) -> RoundRecord {
     let reported = round.kind != RoundKind::PreWarmup;
     let before = if reported { metrics.read().await } else { None };
-    let inflight = round.arrival.max_inflight();
-    let mut record = run_round(
-        client,
-        round.kind,
-        &round.requests,
-        prompts,
-        inflight,
-        observer,
-        cancel,
-    )
-    .await;
+    let mut record = match round.arrival {
+        Arrival::ClosedLoop { max_inflight } => {
+            run_round(
+                client,
+                round.kind,
+                &round.requests,
+                prompts,
+                max_inflight.max(1),
+                observer,
+                cancel,
+            )
+            .await
+        }
+        Arrival::OpenLoop { max_concurrency } => {
+            let scheduled: Vec<ScheduledRequest> = round
+                .requests
+                .iter()
+                .zip(&round.send_at_ns)
+                .map(|(spec, &send_at_ns)| ScheduledRequest {
+                    spec: spec.clone(),
+                    send_at_ns,
+                    max_tokens: client.config().output_len,
+                })
+                .collect();
+            run_scheduled(
+                client,
+                round.kind,
+                &scheduled,
+                &PromptBodies(prompts),
+                max_concurrency.unwrap_or(usize::MAX),
+                observer,
+                cancel,
+            )
+            .await
+        }
+    };
     record.evidence = metrics.delta_since(before.as_ref()).await;
     record
 }

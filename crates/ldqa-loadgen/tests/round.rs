@@ -361,6 +361,7 @@ async fn protocol_reads_metrics_around_each_round() {
         requests: specs(n),
         arrival: Arrival::ClosedLoop { max_inflight: 2 },
         pause_before_ns,
+        send_at_ns: Vec::new(),
     };
     let plan = Plan {
         rounds: vec![

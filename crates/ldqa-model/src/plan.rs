@@ -20,6 +20,12 @@ pub enum Arrival {
         /// The in-flight cap (`--max-inflight-requests`), at least 1.
         max_inflight: usize,
     },
+    /// Open loop: each request is sent when it is due ([`PlannedRound::send_at_ns`]), or,
+    /// with `max_concurrency` in flight already, when one of them ends.
+    OpenLoop {
+        /// The cap (`--max-concurrency`); none: every request at its time.
+        max_concurrency: Option<usize>,
+    },
 }
 
 impl Arrival {
@@ -27,6 +33,7 @@ impl Arrival {
     pub fn max_inflight(&self) -> usize {
         match *self {
             Arrival::ClosedLoop { max_inflight } => max_inflight.max(1),
+            Arrival::OpenLoop { max_concurrency } => max_concurrency.unwrap_or(usize::MAX).max(1),
         }
     }
 }
@@ -42,6 +49,10 @@ pub struct PlannedRound {
     pub arrival: Arrival,
     /// Idle time before the round starts, in ns (`--sleep-time-after-warmup` before the query round).
     pub pause_before_ns: u64,
+    /// Open loop: when each request is due, ns from the round's start (ascending); empty
+    /// in closed loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_at_ns: Vec<u64>,
 }
 
 /// Every round of a run, in order.
@@ -111,6 +122,7 @@ mod tests {
             requests: Vec::new(),
             arrival: Arrival::ClosedLoop { max_inflight: 0 },
             pause_before_ns: 0,
+            send_at_ns: Vec::new(),
         };
         let plan = Plan {
             rounds: vec![round(RoundKind::Warmup), round(RoundKind::Query)],

@@ -26,6 +26,7 @@
 //!     requests: (0..4).map(document).collect(),
 //!     arrival: Arrival::ClosedLoop { max_inflight: 2 },
 //!     pause_before_ns: 0,
+//!     send_at_ns: Vec::new(),
 //! };
 //! let plan = Plan { rounds: vec![round(RoundKind::Warmup), round(RoundKind::Query)] };
 //! let client = SimClient { output_len: 100, template: PromptTemplate::LLAMA3_CHAT };

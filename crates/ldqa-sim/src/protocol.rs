@@ -8,9 +8,9 @@
 //! pause; the records are the same [`RoundRecord`]s the HTTP client produces, with times
 //! on the virtual clock.
 
-use ldqa_model::{PlannedRound, PromptTemplate, RequestSpec, RoundRecord};
+use ldqa_model::{Arrival, PlannedRound, PromptTemplate, RequestSpec, RoundRecord};
 
-use crate::round::{run_round, Frontend, RoundRequest};
+use crate::round::{run_round, run_scheduled, Frontend, RoundRequest};
 use crate::{Engine, PromptKey, Scenario, SimError, SimRequest};
 
 /// What the client side adds to every planned request.
@@ -53,7 +53,18 @@ fn run_planned(
         .iter()
         .map(|spec| engine_request(spec, client))
         .collect();
-    let outcome = run_round(engine, &requests, round.arrival.max_inflight(), frontend)?;
+    let outcome = match round.arrival {
+        Arrival::ClosedLoop { max_inflight } => {
+            run_round(engine, &requests, max_inflight.max(1), frontend)?
+        }
+        Arrival::OpenLoop { max_concurrency } => run_scheduled(
+            engine,
+            &requests,
+            &round.send_at_ns,
+            max_concurrency,
+            frontend,
+        )?,
+    };
     Ok(RoundRecord {
         kind: round.kind,
         // Virtual time: the round's start on the simulated clock, so output is reproducible.

@@ -225,6 +225,8 @@ fn drive(
         let arrival = front.arrival(at, r.request.prompt_tokens);
         let id = engine.submit(arrival, r.request.clone())?;
         let rec = &mut records[index];
+        // Open loop: when it was due (a full in-flight cap sends it late).
+        rec.queued_ns = schedule.map_or(0, |s| s[index]);
         rec.sent_ns = at.ns_since(start);
         rec.first_byte_ns = Some(arrival.ns_since(start));
         let slot = (id.0 & 0xffff_ffff) as usize;

@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod approx;
+pub mod arrivals;
 pub mod chat_template;
 pub mod config;
 mod documents;

@@ -138,6 +138,7 @@ impl Workload {
             requests: requests.to_vec(),
             arrival: Arrival::ClosedLoop { max_inflight },
             pause_before_ns,
+            send_at_ns: Vec::new(),
         };
         Plan {
             rounds: vec![
@@ -146,6 +147,27 @@ impl Workload {
                 round(RoundKind::Query, &self.query, pause_after_warmup_ns),
             ],
         }
+    }
+
+    /// [`Workload::plan`] with the warmup and query rounds open loop: each request sent
+    /// at its time drawn from `open` (the pre-warmup stays closed loop).
+    pub fn plan_open_loop(
+        &self,
+        max_inflight: usize,
+        open: &crate::arrivals::OpenLoop,
+        pause_after_warmup_ns: u64,
+    ) -> Plan {
+        let mut plan = self.plan(max_inflight, pause_after_warmup_ns);
+        for (stream, round) in plan.rounds.iter_mut().enumerate() {
+            if round.kind == RoundKind::PreWarmup {
+                continue;
+            }
+            round.arrival = Arrival::OpenLoop {
+                max_concurrency: open.max_concurrency,
+            };
+            round.send_at_ns = open.send_times_ns(round.requests.len(), stream as u64);
+        }
+        plan
     }
 
     /// Fills `prompt_tokens` of every spec (documents are exactly `target` tokens).

@@ -22,6 +22,15 @@ pub struct WorkloadRecord {
     pub sleep_time_after_warmup_s: f64,
     /// Chat or completions.
     pub api: Api,
+    /// `--request-rate` (open loop), requests per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<f64>,
+    /// `--burstiness` (open loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burstiness: Option<f64>,
+    /// `--max-concurrency` (open loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
     /// `--expected-ttft-gain`.
     pub expected_ttft_gain: Option<f64>,
     /// `--expected-latency-gain`.
@@ -37,6 +46,9 @@ impl WorkloadRecord {
             max_inflight_requests: args.max_inflight_requests,
             sleep_time_after_warmup_s: args.sleep_time_after_warmup,
             api: args.api(),
+            request_rate: args.request_rate,
+            burstiness: args.request_rate.map(|_| args.burstiness),
+            max_concurrency: args.max_concurrency,
             expected_ttft_gain: args.expected_ttft_gain,
             expected_latency_gain: args.expected_latency_gain,
         }

@@ -1189,3 +1189,93 @@ fn a_replayed_trace_caches_what_predict_predicts() {
         serde_json::json!([0, 0, 1024, 1024, 1024, 1024, 1024, 1024])
     );
 }
+
+/// Multi-round QA on the real vLLM: every question's prompt and cached tokens are what
+/// `multi-round-qa --predict` with the server's flags predicts. Each user's next question
+/// starts with its previous turn, so it hits the previous prompt's full blocks; other
+/// users' first questions hit the shared system prompt's.
+///
+/// Answers of one token: the simulator assumes an answer sent back as text tokenizes to
+/// the tokens the model generated, which a real model's text does but a random-weight
+/// model's need not (docs/simulator.md); one token keeps the difference inside a block.
+/// A question every 2 s per user, each answered well within it on this CPU, so both
+/// launch the same questions.
+#[test]
+#[ignore = "needs a real vLLM: scripts/test starts one (scripts/real-vllm)"]
+fn multi_round_qa_caches_what_predict_predicts() {
+    let s = server();
+    let _one = exclusive();
+    s.reset_prefix_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let workload = [
+        "multi-round-qa",
+        "--num-users",
+        "2",
+        "--num-rounds",
+        "3",
+        "--qps",
+        "1",
+        "--shared-system-prompt",
+        "300",
+        "--user-history-prompt",
+        "200",
+        "--answer-len",
+        "1",
+        "--time",
+        "4.55",
+    ];
+    let run = |extra: Vec<String>, name: &str| {
+        let out = ldqa()
+            .args(workload)
+            .args(extra)
+            .arg("--output-dir")
+            .arg(dir.path().join(name))
+            .arg("--output")
+            .arg(dir.path().join(name).join("summary.csv"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let doc = read_json(&dir.path().join(name).join("multi_round_qa.json"));
+        doc["engines"][0]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let n = |k: &str| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}"));
+                (
+                    (n("user_id"), n("question_no")),
+                    (n("prompt_tokens"), n("cached_tokens")),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let real = run(vec!["--base-url".into(), s.url.clone()], "real");
+    let mut flags = vec!["--predict".to_string()];
+    flags.extend(s.deployment_flags());
+    let predicted = run(flags, "predict");
+    // Cached tokens: equal for every question.
+    let cached = |m: &std::collections::BTreeMap<(u64, u64), (u64, u64)>| {
+        m.iter().map(|(k, v)| (*k, v.1)).collect::<Vec<_>>()
+    };
+    assert_eq!(cached(&real), cached(&predicted), "{real:?}\n{predicted:?}");
+    // Prompt tokens: equal until a user's first answer joins its history. After it they
+    // differ by how the answer's text tokenizes: the simulated model writes " hi" (one
+    // token), this random-weight model a token whose text, trimmed by the chat template,
+    // may tokenize to more (the blocks it falls in are not full, so the hits agree).
+    for (key, (prompt, _)) in &real {
+        let first_in_run = !real.contains_key(&(key.0, key.1 - 1));
+        if first_in_run {
+            assert_eq!(
+                *prompt, predicted[key].0,
+                "{key:?}: {real:?}\n{predicted:?}"
+            );
+        }
+    }
+    // The history's reuse: some user asked a second question, and it hit its first.
+    assert!(
+        real.iter()
+            .any(|(&(u, q), &(_, hit))| q > 1 && real.contains_key(&(u, q - 1)) && hit >= 512),
+        "{real:?}"
+    );
+}

@@ -95,7 +95,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let workload = Workload::build(&config).context("building the documents")?;
-    let plan = workload.plan(args.workload.max_inflight_requests, sleep_ns);
+    let plan = args.workload.plan(&workload, sleep_ns)?;
     let api = args.workload.api();
     let client = SimClient {
         output_len: args.workload.output_len,

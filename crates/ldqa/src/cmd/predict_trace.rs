@@ -36,11 +36,6 @@ pub struct TraceArgs {
 
     #[command(flatten)]
     pub selection: TraceSelection,
-
-    /// At most this many requests in flight (default: no cap, the trace's arrivals as
-    /// recorded).
-    #[arg(long, value_name = "N", help_heading = "Trace replay")]
-    pub max_concurrency: Option<usize>,
 }
 
 /// Which part of a trace to replay, and how fast: the flags `predict --trace` and `replay`
@@ -88,10 +83,12 @@ impl TraceSelection {
 }
 
 impl TraceArgs {
-    fn options(&self) -> anyhow::Result<TraceOptions> {
+    /// The replay's options; `max_concurrency` is the workload's `--max-concurrency` (no
+    /// cap: the trace's arrivals as recorded).
+    fn options(&self, max_concurrency: Option<usize>) -> anyhow::Result<TraceOptions> {
         self.selection.validate()?;
         anyhow::ensure!(
-            self.max_concurrency != Some(0),
+            max_concurrency != Some(0),
             "--max-concurrency must be at least 1"
         );
         let s = &self.selection;
@@ -99,7 +96,7 @@ impl TraceArgs {
             speedup: s.speedup,
             max_requests: s.max_requests,
             time_window_s: s.time_window,
-            max_concurrency: self.max_concurrency,
+            max_concurrency,
         })
     }
 }
@@ -216,7 +213,7 @@ pub(crate) struct TracePrediction {
 /// Entry point of `ldqa predict --trace`.
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     let t = &args.trace;
-    let options = t.options()?;
+    let options = t.options(args.workload.max_concurrency)?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let path = t.trace.as_ref().context("invariant: --trace given")?;
     let trace =

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ldqa_loadgen::schedule::{run_scheduled, ScheduledRequest, TokenSource};
+use ldqa_loadgen::schedule::{run_scheduled, RequestBodies, ScheduledRequest};
+use ldqa_loadgen::NoObserver;
 use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint};
 use ldqa_model::{Api, RequestSpec, RoundKind};
 use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
@@ -64,7 +65,16 @@ struct TraceTokens<'a> {
     vocab_size: u32,
 }
 
-impl TokenSource for TraceTokens<'_> {
+impl RequestBodies for TraceTokens<'_> {
+    fn body(&self, client: &Client, index: usize, request: &ScheduledRequest) -> Vec<u8> {
+        let mut ids = Vec::new();
+        self.write_tokens(index, &mut ids);
+        client.token_body(&ids, request.max_tokens)
+    }
+}
+
+impl TraceTokens<'_> {
+    /// The token ids of request `index` into `buf`, replacing what it held.
     fn write_tokens(&self, index: usize, buf: &mut Vec<u32>) {
         buf.clear();
         let Some(r) = self.requests.get(index) else {
@@ -160,6 +170,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             &requests,
             &tokens,
             args.max_concurrency,
+            &NoObserver,
             &cancel,
         )
         .await;

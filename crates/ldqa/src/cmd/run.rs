@@ -102,7 +102,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         metrics_url: plan.metrics_url.clone(),
     };
     let pause_ns = u64::try_from(plan.sleep_after_warmup.as_nanos()).unwrap_or(u64::MAX);
-    let request_plan = workload.plan(args.workload.max_inflight_requests, pause_ns);
+    let request_plan = args.workload.plan(&workload, pause_ns)?;
     let outcome = run_protocol(
         &client,
         &request_plan,

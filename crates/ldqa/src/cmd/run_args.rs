@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use ldqa_model::Api;
-use ldqa_workload::{HitMissRatio, RepeatMode, TextSource, WorkloadConfig};
+use ldqa_model::{Api, Plan};
+use ldqa_workload::arrivals::OpenLoop;
+use ldqa_workload::{HitMissRatio, RepeatMode, TextSource, Workload, WorkloadConfig};
 
 use crate::output::Gates;
 
@@ -132,6 +133,34 @@ pub struct WorkloadArgs {
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub max_inflight_requests: usize,
 
+    /// Open loop: send the warmup and query requests at this mean rate (requests per
+    /// second, Poisson unless --burstiness), instead of keeping --max-inflight-requests in
+    /// flight. TTFT then includes queueing at the server.
+    #[arg(
+        long,
+        value_name = "R",
+        allow_negative_numbers = true,
+        help_heading = "Open-loop arrivals"
+    )]
+    pub request_rate: Option<f64>,
+
+    /// Gamma shape of the gaps between arrivals, as vLLM's bench: 1 is Poisson, below 1
+    /// burstier, above 1 more even.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "B",
+        requires = "request_rate",
+        allow_negative_numbers = true,
+        help_heading = "Open-loop arrivals"
+    )]
+    pub burstiness: f64,
+
+    /// Open loop (or a trace): at most this many requests in flight; one due while all
+    /// are busy is sent late, and the lag is reported.
+    #[arg(long, value_name = "N", help_heading = "Open-loop arrivals")]
+    pub max_concurrency: Option<usize>,
+
     /// Use /v1/completions instead of /v1/chat/completions.
     #[arg(long)]
     pub completions: bool,
@@ -208,7 +237,38 @@ impl WorkloadArgs {
             bail!("--max-inflight-requests must be at least 1");
         }
         check_gain_gates(self.expected_ttft_gain, self.expected_latency_gain)?;
+        self.open_loop()?;
         Ok(workload)
+    }
+
+    /// `--request-rate`, `--burstiness` and `--max-concurrency`, checked: `None` in closed
+    /// loop. Arrivals are drawn with `--shuffle-seed`.
+    pub fn open_loop(&self) -> anyhow::Result<Option<OpenLoop>> {
+        let Some(rate_per_s) = self.request_rate else {
+            if self.max_concurrency.is_some() {
+                bail!(
+                    "--max-concurrency caps open-loop arrivals: give --request-rate too (the closed loop's cap is --max-inflight-requests)"
+                );
+            }
+            return Ok(None);
+        };
+        let open = OpenLoop {
+            rate_per_s,
+            burstiness: self.burstiness,
+            max_concurrency: self.max_concurrency,
+            seed: self.shuffle_seed as u64,
+        };
+        open.validate().map_err(anyhow::Error::msg)?;
+        Ok(Some(open))
+    }
+
+    /// The rounds of `workload`: closed loop, or open loop with `--request-rate`; the
+    /// query round after `pause_ns`.
+    pub fn plan(&self, workload: &Workload, pause_ns: u64) -> anyhow::Result<Plan> {
+        Ok(match self.open_loop()? {
+            None => workload.plan(self.max_inflight_requests, pause_ns),
+            Some(open) => workload.plan_open_loop(self.max_inflight_requests, &open, pause_ns),
+        })
     }
 
     /// `--sleep-time-after-warmup` as a duration.

@@ -184,8 +184,7 @@ pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
             "Finished benchmarking, dumping summary to {}",
             args.output.display()
         ));
-        ldqa_report::write_atomically(&args.output, summary::summary_csv(run).as_bytes())
-            .with_context(|| format!("writing {}", args.output.display()))?;
+        write_creating_folder(&args.output, summary::summary_csv(run).as_bytes())?;
     }
     let doc = QaDocument {
         schema: "ldqa-multi-round-qa",
@@ -205,6 +204,15 @@ pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::Success
     })
+}
+
+/// Writes `bytes` to `path`, creating its folder first.
+fn write_creating_folder(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    ldqa_report::write_atomically(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_document(dir: &std::path::Path, doc: &QaDocument) -> anyhow::Result<()> {
