@@ -108,8 +108,11 @@ impl BlockPool {
     pub fn allocate(&mut self) -> Option<u32> {
         let b = self.free.pop_front()?;
         if let Some(h) = self.hash[b as usize].take() {
-            if self.cached.get(&h) == Some(&b) {
-                self.cached.remove(&h);
+            // One probe: this runs for every block a request fills.
+            if let std::collections::hash_map::Entry::Occupied(e) = self.cached.entry(h) {
+                if *e.get() == b {
+                    e.remove();
+                }
             }
         }
         self.ref_cnt[b as usize] = 1;

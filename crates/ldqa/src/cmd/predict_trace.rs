@@ -282,16 +282,24 @@ pub(crate) fn engine_table(title: &str, engines: &[&EngineReplay]) -> String {
         "computed tok",
         "hit rate"
     ));
+    // Seconds, or "-" when no request succeeded.
+    let secs = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.3}s")
+        } else {
+            "-".to_string()
+        }
+    };
     for e in engines {
         out.push_str(&format!(
-            "{:<8} {:>8} {:>6} │ {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s │ {:>8.3}s {:>9.1}s │ {:>13} {:>13} {:>13} {:>6.1} %\n",
+            "{:<8} {:>8} {:>6} │ {:>9} {:>9} {:>9} {:>9} │ {:>8.3}s {:>9.1}s │ {:>13} {:>13} {:>13} {:>6.1} %\n",
             e.engine,
             e.requests,
             e.failed,
-            e.mean_ttft_s,
-            e.p50_ttft_s,
-            e.p90_ttft_s,
-            e.p99_ttft_s,
+            secs(e.mean_ttft_s),
+            secs(e.p50_ttft_s),
+            secs(e.p90_ttft_s),
+            secs(e.p99_ttft_s),
             e.mean_latency_s,
             e.makespan_s,
             e.cached_tokens,
