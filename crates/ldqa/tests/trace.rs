@@ -299,3 +299,52 @@ fn replay_flags_are_checked_before_anything_is_sent() {
         .code(2)
         .stderr(contains("127.0.0.1:9"));
 }
+
+/// `sweep --trace` replays a trace on both engines at each value of a deployment axis.
+/// Three 1,024-token prompts, then the first again: a GPU cache of 99 blocks of 16
+/// (1,584 tokens) has evicted it by then, so only LMCache's CPU tier can serve it, and only
+/// when the tier holds it: 0.01 GiB (81 tokens of Llama-3.1-8B's 128 KiB per token) is
+/// less than one 256-token chunk; 1 GiB holds it all.
+#[test]
+fn sweep_replays_a_trace_along_the_cpu_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [1, 2]}\n{\"timestamp\": 1000, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [3, 4]}\n{\"timestamp\": 2000, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [5, 6]}\n{\"timestamp\": 3000, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [1, 2]}\n",
+    );
+    let out = ldqa()
+        .args([
+            "sweep",
+            "--lmcache-cpu-gib",
+            "0.01,1",
+            "--num-gpu-blocks",
+            "100",
+            "--trace",
+        ])
+        .arg(&trace)
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("4 requests"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sweep_trace.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["axis"], "--lmcache-cpu-gib");
+    let points = report["points"].as_array().unwrap();
+    let cpu = |i: usize| points[i]["lmcache"]["cpu_hit_tokens"].as_u64().unwrap();
+    // All of the prompt but its last token, which the engine computes to sample from.
+    assert_eq!((cpu(0), cpu(1)), (0, 1023));
+    for p in points {
+        assert_eq!(p["vllm"]["cached_tokens"], 0, "{p}");
+    }
+    ldqa()
+        .args(["sweep", "--trace"])
+        .arg(&trace)
+        .assert()
+        .code(2)
+        .stderr(contains("--lmcache-cpu-gib"));
+}

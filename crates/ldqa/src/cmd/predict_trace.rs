@@ -135,6 +135,31 @@ pub(crate) struct EngineReplay {
 }
 
 impl EngineReplay {
+    /// Requests replayed.
+    pub(crate) fn requests(&self) -> usize {
+        self.requests
+    }
+
+    /// Mean TTFT of the successful requests, seconds (NaN when none).
+    pub(crate) fn mean_ttft_s(&self) -> f64 {
+        self.mean_ttft_s
+    }
+
+    /// 90th percentile TTFT, seconds.
+    pub(crate) fn p90_ttft_s(&self) -> f64 {
+        self.p90_ttft_s
+    }
+
+    /// Cached over prompt tokens.
+    pub(crate) fn hit_rate(&self) -> f64 {
+        self.hit_rate
+    }
+
+    /// Prompt tokens from LMCache's CPU tier, when the engine says.
+    pub(crate) fn cpu_hit_tokens(&self) -> Option<u64> {
+        self.cpu_hit_tokens
+    }
+
     /// The summary of `records` (one per request, in order) over `duration_ns`.
     pub(crate) fn of(engine: &str, records: &[RequestRecord], duration_ns: u64) -> EngineReplay {
         let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.failure.is_none()).collect();

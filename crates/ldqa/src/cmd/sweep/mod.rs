@@ -16,6 +16,7 @@ mod range;
 mod resume;
 mod servers;
 mod started;
+mod trace;
 
 use std::path::PathBuf;
 
@@ -29,9 +30,11 @@ use serde_json::json;
 
 use super::deployment_args::DEFAULT_MODEL;
 use super::engine_args::EngineArgs;
+use super::predict_trace::TraceSelection;
 use super::run_args::parse_repeat_mode;
 use crate::exit::ExitStatus;
 use axes::{Grid, Setting};
+use ldqa_trace::TraceFormat;
 pub(crate) use points::simulate;
 use points::Task;
 use range::List;
@@ -171,6 +174,24 @@ pub struct SweepArgs {
     /// Print sweep.json on stdout instead of the table.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
+
+    /// Sweep a recorded trace (JSONL, Mooncake's or Bailian's fields) instead of Long Doc
+    /// QA, along one deployment axis (--lmcache-cpu-gib, --gpu, --tensor-parallel-size,
+    /// --model), in the simulator; writes sweep_trace.json.
+    #[arg(long, value_name = "TRACE", help_heading = "Trace replay")]
+    pub trace: Option<PathBuf>,
+
+    /// mooncake or bailian (default: told from the first line).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        requires = "trace",
+        help_heading = "Trace replay"
+    )]
+    pub trace_format: Option<TraceFormat>,
+
+    #[command(flatten)]
+    pub trace_selection: TraceSelection,
 }
 
 impl SweepArgs {
@@ -264,6 +285,13 @@ impl SweepArgs {
 /// Entry point of `ldqa sweep`.
 pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     args.validate()?;
+    if let Some(path) = &args.trace {
+        anyhow::ensure!(
+            !args.on_servers() && !args.resume,
+            "--trace sweeps in the simulator: leave out the servers (--vllm-url, --lmcache-url, --start) and --resume"
+        );
+        return trace::run(&args, path);
+    }
     let base = args.base_setting();
     let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
     let changing = grid.deployment_axes();

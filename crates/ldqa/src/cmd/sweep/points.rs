@@ -111,7 +111,7 @@ pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Re
 }
 
 /// Both engines of `setting`'s deployment; errors name the flag.
-fn resolve_engines(args: &SweepArgs, s: &Setting) -> anyhow::Result<Engines> {
+pub(super) fn resolve_engines(args: &SweepArgs, s: &Setting) -> anyhow::Result<Engines> {
     let mut engine = args.engine.clone();
     let d = &mut engine.deployment;
     d.model = s.model.clone();
