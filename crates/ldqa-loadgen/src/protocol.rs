@@ -121,6 +121,7 @@ async fn run_planned(
                     spec: spec.clone(),
                     send_at_ns,
                     max_tokens: client.config().output_len,
+                    after: None,
                 })
                 .collect();
             run_scheduled(

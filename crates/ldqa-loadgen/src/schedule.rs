@@ -1,12 +1,14 @@
-//! Open-loop sending: each request at its own time (a trace's arrivals), by at most
-//! `max_concurrency` workers; a request due while every worker is busy goes when one
-//! frees, and its lag (sent minus due) is in its record (`queued_ns` is when it was due).
+//! Open-loop sending: each request at its own time (a trace's arrivals, a rate's), once the
+//! request it follows has ended (a conversation's previous turn), at most `max_concurrency`
+//! in flight; a request due while all are busy goes when one frees (first come, first
+//! served), and its lag (sent minus due) is in its record (`queued_ns` is when it was due).
+//! The simulator's `run_scheduled` follows the same rules.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ldqa_model::{RequestRecord, RequestSpec, RoundKind, RoundRecord};
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::clock::ns_since;
@@ -22,6 +24,8 @@ pub struct ScheduledRequest {
     pub send_at_ns: u64,
     /// Its `max_tokens`.
     pub max_tokens: u32,
+    /// The earlier request (its position) that must end before this one is sent.
+    pub after: Option<usize>,
 }
 
 /// Serializes a request's body, just before it is due (a trace's token ids, or a Long Doc
@@ -56,75 +60,112 @@ pub async fn run_scheduled(
 ) -> RoundRecord {
     let started_unix_ns = unix_now_ns();
     let start = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers = max_concurrency.clamp(1, requests.len().max(1));
-    let per_worker = futures_util::future::join_all((0..workers).map(|_| {
-        Worker {
-            client,
-            kind,
-            requests,
-            bodies,
-            observer,
-            cancel,
-        }
-        .run(start, &next)
-    }))
-    .await;
-    round_of(kind, started_unix_ns, start, per_worker, cancel)
+    let round = Round {
+        client,
+        kind,
+        requests,
+        bodies,
+        observer,
+        cancel,
+        start,
+        slots: Semaphore::new(max_concurrency.clamp(1, Semaphore::MAX_PERMITS)),
+        ended: requests.iter().map(|_| Ended::default()).collect(),
+    };
+    let records: Vec<RequestRecord> =
+        futures_util::future::join_all((0..requests.len()).map(|i| round.send(i)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+    round_of(kind, started_unix_ns, start, vec![records], cancel)
 }
 
-/// What every worker of a round shares.
-struct Worker<'a> {
+/// Whether a request has ended, for those that follow it.
+#[derive(Default)]
+struct Ended {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+impl Ended {
+    fn set(&self) {
+        self.done.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.done.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What every request of a round shares.
+struct Round<'a> {
     client: &'a Client,
     kind: RoundKind,
     requests: &'a [ScheduledRequest],
     bodies: &'a dyn RequestBodies,
     observer: &'a dyn RoundObserver,
     cancel: &'a Cancel,
+    start: Instant,
+    slots: Semaphore,
+    ended: Vec<Ended>,
 }
 
-impl Worker<'_> {
-    async fn run(self, start: Instant, next: &AtomicUsize) -> Vec<RequestRecord> {
-        let mut records = Vec::new();
+impl Round<'_> {
+    /// Request `i`: waits until it is due, the request it follows has ended and a slot is
+    /// free, then sends it. `None`: cancelled before it was sent.
+    async fn send(&self, i: usize) -> Option<RequestRecord> {
+        let r = &self.requests[i];
+        let record = self.send_when_ready(i, r).await;
+        self.ended[i].set();
+        record
+    }
+
+    async fn send_when_ready(&self, i: usize, r: &ScheduledRequest) -> Option<RequestRecord> {
+        let due = self.start + Duration::from_nanos(r.send_at_ns);
+        let ready = async {
+            tokio::time::sleep_until(due).await;
+            if let Some(p) = r.after.filter(|&p| p < i) {
+                self.ended[p].wait().await;
+            }
+            self.slots.acquire().await.ok()
+        };
+        let permit = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return None,
+            permit = ready => permit?,
+        };
+        let body = self.bodies.body(self.client, i, r);
         let mut slot = self.client.slot();
         let mut text = String::new();
         let wants_text = self.observer.wants_text();
-        loop {
-            if self.cancel.is_cancelled() {
-                break;
+        self.observer.on_sent(self.kind, &r.spec);
+        let sent_ns = ns_since(self.start, Instant::now());
+        let send = slot.send(
+            &r.spec,
+            body,
+            self.start,
+            r.send_at_ns,
+            wants_text.then_some(&mut text),
+        );
+        let record = tokio::select! {
+            biased;
+            record = send => record,
+            () = self.cancel.cancelled() => {
+                let mut rec = cancelled_record(&r.spec, sent_ns, ns_since(self.start, Instant::now()));
+                rec.queued_ns = r.send_at_ns;
+                rec
             }
-            let i = next.fetch_add(1, Ordering::SeqCst);
-            let Some(r) = self.requests.get(i) else { break };
-            let body = self.bodies.body(self.client, i, r);
-            let due = start + Duration::from_nanos(r.send_at_ns);
-            tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => break,
-                () = tokio::time::sleep_until(due) => {}
-            }
-            text.clear();
-            self.observer.on_sent(self.kind, &r.spec);
-            let sent_ns = ns_since(start, Instant::now());
-            let send = slot.send(
-                &r.spec,
-                body,
-                start,
-                r.send_at_ns,
-                wants_text.then_some(&mut text),
-            );
-            let record = tokio::select! {
-                biased;
-                record = send => record,
-                () = self.cancel.cancelled() => {
-                    let mut rec = cancelled_record(&r.spec, sent_ns, ns_since(start, Instant::now()));
-                    rec.queued_ns = r.send_at_ns;
-                    rec
-                }
-            };
-            self.observer
-                .on_finished(self.kind, &record, wants_text.then_some(text.as_str()));
-            records.push(record);
-        }
-        records
+        };
+        drop(permit);
+        self.observer
+            .on_finished(self.kind, &record, wants_text.then_some(text.as_str()));
+        Some(record)
     }
 }

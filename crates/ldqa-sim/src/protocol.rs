@@ -10,7 +10,7 @@
 
 use ldqa_model::{Arrival, PlannedRound, PromptTemplate, RequestSpec, RoundRecord};
 
-use crate::round::{run_round, run_scheduled, Frontend, RoundRequest};
+use crate::round::{run_round, run_scheduled, Frontend, RoundRequest, Schedule};
 use crate::{Engine, PromptKey, Scenario, SimError, SimRequest};
 
 /// What the client side adds to every planned request.
@@ -60,8 +60,11 @@ fn run_planned(
         Arrival::OpenLoop { max_concurrency } => run_scheduled(
             engine,
             &requests,
-            &round.send_at_ns,
-            max_concurrency,
+            &Schedule {
+                send_at_ns: &round.send_at_ns,
+                after: &[],
+                max_concurrency,
+            },
             frontend,
         )?,
     };

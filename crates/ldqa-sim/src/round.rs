@@ -6,6 +6,9 @@
 //! when it gets the slot. The OpenAI front end (HTTP, chat template, tokenisation)
 //! delays its arrival at the engine ([`FrontendQueue`]).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use ldqa_model::{Failure, FailureKind, RequestRecord, Usage};
 
 use crate::{Efficiencies, Engine, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
@@ -155,27 +158,50 @@ pub fn run_round(
     max_inflight: usize,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
-    drive(engine, requests, None, max_inflight, frontend)
+    drive(engine, requests, None, None, max_inflight, frontend)
 }
 
-/// Runs `requests` open loop: request `i` is sent `send_at_ns[i]` after the round's start
-/// (the engine's clock; times in ascending order), or, with `max_concurrency`, when a
-/// slot frees if none was free then (a trace's or a rate's arrivals).
+/// When and after what the requests of an open-loop round are sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule<'a> {
+    /// Request `i` is due `send_at_ns[i]` after the round's start (ascending).
+    pub send_at_ns: &'a [u64],
+    /// Request `i` waits for request `after[i]` (an earlier one) to end: a conversation's
+    /// next turn after the previous answer (empty: no dependencies).
+    pub after: &'a [Option<usize>],
+    /// At most this many in flight; one due while none is free is sent when one frees.
+    pub max_concurrency: Option<usize>,
+}
+
+/// Runs `requests` open loop on `schedule` (a trace's or a rate's arrivals): each is sent
+/// when it is due, the request it follows has ended, and a slot is free.
 pub fn run_scheduled(
     engine: &mut Engine,
     requests: &[RoundRequest],
-    send_at_ns: &[u64],
-    max_concurrency: Option<usize>,
+    schedule: &Schedule<'_>,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
-    if send_at_ns.len() != requests.len() {
+    let n = requests.len();
+    if schedule.send_at_ns.len() != n || !(schedule.after.is_empty() || schedule.after.len() == n) {
         return Err(SimError::InvalidConfig {
-            field: "send_at_ns",
-            reason: format!("{} times for {} requests", send_at_ns.len(), requests.len()),
+            field: "schedule",
+            reason: format!(
+                "{} times and {} dependencies for {n} requests",
+                schedule.send_at_ns.len(),
+                schedule.after.len()
+            ),
         });
     }
-    let cap = max_concurrency.unwrap_or(usize::MAX);
-    drive(engine, requests, Some(send_at_ns), cap, frontend)
+    let cap = schedule.max_concurrency.unwrap_or(usize::MAX);
+    let after = (!schedule.after.is_empty()).then_some(schedule.after);
+    drive(
+        engine,
+        requests,
+        Some(schedule.send_at_ns),
+        after,
+        cap,
+        frontend,
+    )
 }
 
 /// The client's event loop: sends each request when it is due (all at the start without
@@ -188,6 +214,7 @@ fn drive(
     engine: &mut Engine,
     requests: &[RoundRequest],
     schedule: Option<&[u64]>,
+    after: Option<&[Option<usize>]>,
     max_inflight: usize,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
@@ -209,7 +236,20 @@ fn drive(
         .collect();
     // In-flight requests by engine slot (the low 32 bits of the id).
     let mut by_slot: Vec<Option<InFlight>> = Vec::new();
-    let mut next = 0usize;
+    // Requests free to go, by (when due, position): all but those waiting for another.
+    let mut ready: BinaryHeap<Reverse<(SimTime, usize)>> = BinaryHeap::new();
+    let mut followers: Vec<Vec<usize>> = Vec::new();
+    for i in 0..requests.len() {
+        match after.and_then(|a| a[i]).filter(|&p| p < i) {
+            Some(p) => {
+                if followers.len() <= p {
+                    followers.resize_with(p + 1, Vec::new);
+                }
+                followers[p].push(i);
+            }
+            None => ready.push(Reverse((due(i), i))),
+        }
+    }
     let mut in_flight = 0usize;
     let mut last_end = start;
     let mut now = start;
@@ -240,12 +280,20 @@ fn drive(
     loop {
         // Sent after the last batch of events: a new request may reuse an engine slot
         // whose events were in it.
-        while next < requests.len() && in_flight < max_inflight && due(next) <= now {
-            send(engine, &mut by_slot, &mut records, next, now)?;
-            next += 1;
-            in_flight += 1;
+        while in_flight < max_inflight {
+            match ready.peek() {
+                Some(&Reverse((at, i))) if at <= now => {
+                    ready.pop();
+                    send(engine, &mut by_slot, &mut records, i, now)?;
+                    in_flight += 1;
+                }
+                _ => break,
+            }
         }
-        let next_due = (next < requests.len() && in_flight < max_inflight).then(|| due(next));
+        let next_due = ready
+            .peek()
+            .filter(|_| in_flight < max_inflight)
+            .map(|&Reverse((at, _))| at);
         let t = match (engine.next_event_time(), next_due) {
             (None, None) => break,
             (Some(a), None) => a,
@@ -290,6 +338,9 @@ fn drive(
             }
             rec.end_ns = at_ns;
             last_end = last_end.max(ev.at);
+            for &next in followers.get(f.index).map_or(&[][..], Vec::as_slice) {
+                ready.push(Reverse((due(next).max(ev.at), next)));
+            }
             by_slot[slot] = None;
             in_flight -= 1;
         }

@@ -1,12 +1,13 @@
 //! A recorded trace in virtual time: each request sent at its recorded arrival (divided by
 //! a speed-up), its prompt named by the trace's block ids ([`BlockChain`]), so the prefix
 //! cache and LMCache's tier see exactly the trace's sharing, re-chunked to the engine's
-//! block size and LMCache's chunk size.
+//! block size and LMCache's chunk size. A Bailian conversation's next turn waits for the
+//! previous turn's answer (a slower engine delays it past its recorded arrival).
 
 use ldqa_trace::Trace;
 
 use crate::prompt::{BlockChain, PromptKey};
-use crate::round::{run_scheduled, Frontend, RoundOutcome, RoundRequest};
+use crate::round::{run_scheduled, Frontend, RoundOutcome, RoundRequest, Schedule};
 use crate::{Engine, Scenario, SimError, SimRequest};
 
 /// Which part of a trace to replay, and how.
@@ -35,10 +36,15 @@ impl Default for TraceOptions {
     }
 }
 
-/// The requests of `trace` that `options` keep, and when each is sent (ns from the first).
-pub fn trace_requests(trace: &Trace, options: &TraceOptions) -> (Vec<RoundRequest>, Vec<u64>) {
+/// The requests of `trace` that `options` keep, when each is due (ns from the first), and
+/// the earlier request each follows in its conversation (Bailian's `parent_chat_id`).
+pub fn trace_requests(
+    trace: &Trace,
+    options: &TraceOptions,
+) -> (Vec<RoundRequest>, Vec<u64>, Vec<Option<usize>>) {
     let block = u32::try_from(trace.block_tokens()).unwrap_or(u32::MAX);
     let schedule = trace.schedule(options.speedup, options.max_requests, options.time_window_s);
+    let after = ldqa_trace::followed(&schedule);
     let mut requests = Vec::with_capacity(schedule.len());
     let mut send_at = Vec::with_capacity(schedule.len());
     for (i, (r, at_ns)) in schedule.into_iter().enumerate() {
@@ -54,7 +60,7 @@ pub fn trace_requests(trace: &Trace, options: &TraceOptions) -> (Vec<RoundReques
         });
         send_at.push(at_ns);
     }
-    (requests, send_at)
+    (requests, send_at, after)
 }
 
 /// `trace` on `scenario`'s engine, from an idle engine: every request's record, in the
@@ -70,16 +76,15 @@ pub fn simulate_trace(
             reason: format!("must be a positive number, not {}", options.speedup),
         });
     }
-    let (requests, send_at) = trace_requests(trace, options);
+    let (requests, send_at, after) = trace_requests(trace, options);
     let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
     let frontend = Frontend::from_efficiencies(&scenario.efficiencies);
-    run_scheduled(
-        &mut engine,
-        &requests,
-        &send_at,
-        options.max_concurrency,
-        &frontend,
-    )
+    let schedule = Schedule {
+        send_at_ns: &send_at,
+        after: &after,
+        max_concurrency: options.max_concurrency,
+    };
+    run_scheduled(&mut engine, &requests, &schedule, &frontend)
 }
 
 #[cfg(test)]
@@ -135,6 +140,41 @@ mod tests {
             .collect();
         // Two 512-token blocks in common: 1,024 tokens, 64 blocks of 16.
         assert_eq!(cached, [0, 1024, 0]);
+    }
+
+    /// A conversation's second turn, recorded 10 ms after the first, waits for the first's
+    /// 200-token answer; a stranger due at the same time does not.
+    #[test]
+    fn a_next_turn_waits_for_the_previous_answer() {
+        let turn =
+            |chat_id: i64, parent: Option<i64>, at_ms: f64, ids: &[u64], out: u64| TraceRequest {
+                arrival_ms: at_ms,
+                input_length: ids.len() as u64 * 16,
+                output_length: out,
+                hash_ids: ids.to_vec(),
+                chat: Some(ldqa_trace::format::ChatLink {
+                    chat_id,
+                    parent_chat_id: parent,
+                    turn: 1 + u32::from(parent.is_some()),
+                }),
+            };
+        let trace = Trace {
+            format: TraceFormat::Bailian,
+            requests: vec![
+                turn(1, None, 0.0, &[1, 2, 3], 200),
+                turn(2, Some(1), 10.0, &[1, 2, 3, 4], 2),
+                turn(3, None, 10.0, &[9], 2),
+            ],
+        };
+        let out = simulate_trace(&seed_vllm(), &trace, &TraceOptions::default()).unwrap();
+        let r = &out.records;
+        assert_eq!(r[2].sent_ns, 10_000_000, "the stranger goes when due");
+        assert_eq!(
+            r[1].sent_ns, r[0].end_ns,
+            "the next turn goes when the answer ends"
+        );
+        assert!(r[1].sent_ns > 10_000_000 + 100_000_000);
+        assert_eq!(r[1].usage.unwrap().cached_tokens, Some(48));
     }
 
     #[test]

@@ -208,6 +208,24 @@ impl Trace {
     }
 }
 
+/// For each request of `schedule` (a [`Trace::schedule`]), the position of the request it
+/// follows (Bailian's `parent_chat_id`) when that one is earlier in the schedule: a
+/// conversation's next turn is asked only once the previous one is answered. Requests whose
+/// parent is not replayed (outside the window) have none.
+pub fn followed(schedule: &[(&TraceRequest, u64)]) -> Vec<Option<usize>> {
+    let mut position = std::collections::HashMap::new();
+    schedule
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| {
+            let chat = r.chat?;
+            let parent = chat.parent_chat_id.and_then(|p| position.get(&p).copied());
+            position.insert(chat.chat_id, i);
+            parent
+        })
+        .collect()
+}
+
 fn detect(text: &str) -> Option<TraceFormat> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
     let object = value.as_object()?;

@@ -11,5 +11,5 @@
 pub mod format;
 pub mod stats;
 
-pub use format::{Trace, TraceError, TraceFormat, TraceRequest};
+pub use format::{followed, Trace, TraceError, TraceFormat, TraceRequest};
 pub use stats::{CacheHits, LruCache, TraceStats};

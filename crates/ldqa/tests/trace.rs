@@ -258,6 +258,54 @@ fn replay_against_the_simulator_caches_what_predict_predicts() {
     assert!(replayed["engines"][0]["send_lag_max_s"].is_number());
 }
 
+/// A Bailian conversation's second turn, recorded 10 ms after the first, is sent only once
+/// the first's 100-token answer has ended (at least 100 decode steps of several ms each on
+/// the simulated H100): against `ldqa serve` and in `predict`, it hits the first turn's
+/// three 16-token blocks, and the replay reports how late it went.
+#[test]
+fn a_bailian_turn_waits_for_the_previous_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "b.jsonl",
+        r#"{"chat_id": 1, "parent_chat_id": -1, "timestamp": 0.0, "input_length": 48, "output_length": 100, "turn": 1, "type": "text", "hash_ids": [1, 2, 3]}
+{"chat_id": 2, "parent_chat_id": 1, "timestamp": 0.01, "input_length": 64, "output_length": 2, "turn": 2, "type": "text", "hash_ids": [1, 2, 3, 4]}
+"#,
+    );
+    let server = common::start_serve(&[]);
+    let url = format!("http://127.0.0.1:{}/v1", server.port);
+    let out = ldqa()
+        .args(["replay", "--base-url", &url, "--output-dir"])
+        .arg(dir.path().join("replay"))
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let predicted = ldqa()
+        .args(["predict", "--trace"])
+        .arg(&trace)
+        .arg("--output-dir")
+        .arg(dir.path().join("predict"))
+        .output()
+        .unwrap();
+    assert!(predicted.status.success(), "{predicted:?}");
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.path().join(path)).unwrap()).unwrap()
+    };
+    let replayed = &read("replay/replay.json")["engines"][0];
+    let predicted = &read("predict/trace_prediction.json")["engines"][0];
+    assert_eq!(
+        replayed["cached_tokens_per_request"],
+        serde_json::json!([0, 48])
+    );
+    assert_eq!(
+        predicted["cached_tokens_per_request"],
+        replayed["cached_tokens_per_request"]
+    );
+    let lag = replayed["send_lag_max_s"].as_f64().unwrap();
+    assert!(lag > 0.3, "the second turn went {lag} s late");
+}
+
 #[test]
 fn replay_flags_are_checked_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();

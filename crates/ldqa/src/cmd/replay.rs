@@ -134,10 +134,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         let client = Client::new(config.clone())?;
         let sel = &args.selection;
         let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
+        let followed = ldqa_trace::followed(&schedule);
         let requests: Vec<ScheduledRequest> = schedule
             .iter()
+            .zip(followed)
             .enumerate()
-            .map(|(i, (r, at))| ScheduledRequest {
+            .map(|(i, ((r, at), after))| ScheduledRequest {
                 spec: RequestSpec {
                     prompt_id: i,
                     document_id: i,
@@ -147,6 +149,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
                 },
                 send_at_ns: *at,
                 max_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
+                after,
             })
             .collect();
         let tokens = TraceTokens {
