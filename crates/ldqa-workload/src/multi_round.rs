@@ -106,6 +106,80 @@ pub fn question(n: u32) -> String {
     format!("Here's question #{n}: can you tell me a new long story with a happy ending?")
 }
 
+/// ShareGPT conversations as upstream's `data_preprocessing.py` leaves them: a JSON list
+/// of `{"num_round": N, "conversations": [{"from": "human"|"gpt", "value": TEXT,
+/// "num_tokens": N (on gpt turns)}, …]}`. With them each user asks the human turns of one
+/// conversation (user `id` takes the `id`-th of those with more than `2 × num_rounds`
+/// turns, wrapping round where upstream fails), each answer capped at the recorded
+/// answer's tokens (and `--answer-len`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShareGpt {
+    conversations: Vec<ShareGptConversation>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct ShareGptConversation {
+    num_round: usize,
+    conversations: Vec<ShareGptTurn>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct ShareGptTurn {
+    value: String,
+    #[serde(default)]
+    num_tokens: Option<u32>,
+}
+
+impl ShareGpt {
+    /// Reads `text` (the JSON list), keeping the conversations long enough for
+    /// `num_rounds` questions; the error says what is wrong.
+    pub fn parse(text: &str, num_rounds: u32) -> Result<ShareGpt, String> {
+        let all: Vec<ShareGptConversation> = serde_json::from_str(text).map_err(|e| {
+            format!("not upstream's preprocessed ShareGPT (a list of {{num_round, conversations}}): {e}")
+        })?;
+        let need = 2 * num_rounds as usize;
+        let conversations: Vec<ShareGptConversation> = all
+            .into_iter()
+            .filter(|c| c.num_round > need && c.conversations.len() > need)
+            .collect();
+        if conversations.is_empty() {
+            return Err(format!(
+                "no conversation has more than {need} turns (2 × --num-rounds): reduce --num-rounds"
+            ));
+        }
+        Ok(ShareGpt { conversations })
+    }
+
+    /// Conversations kept.
+    pub fn len(&self) -> usize {
+        self.conversations.len()
+    }
+
+    /// Whether none was kept (never, once parsed).
+    pub fn is_empty(&self) -> bool {
+        self.conversations.is_empty()
+    }
+
+    /// User `user_id`'s question after `asked` questions, and its `max_tokens` (at most
+    /// `answer_len`), as upstream picks them.
+    fn question(&self, user_id: u64, asked: u32, answer_len: u32) -> (String, u32) {
+        let c = &self.conversations[(user_id % self.conversations.len() as u64) as usize];
+        let start_with_gpt = c.num_round % 2 != 0;
+        let q = asked as usize;
+        let (prompt_at, answer_at) = if start_with_gpt {
+            (2 * q + 1, 2 * (q + 1))
+        } else {
+            (2 * q, 2 * (q + 1) - 1)
+        };
+        let turn = |i: usize| c.conversations.get(i);
+        let prompt = turn(prompt_at).map_or_else(String::new, |t| t.value.clone());
+        let max_tokens = turn(answer_at)
+            .and_then(|t| t.num_tokens)
+            .map_or(answer_len, |n| n.clamp(1, answer_len));
+        (prompt, max_tokens)
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -188,6 +262,7 @@ struct Session {
 #[derive(Debug)]
 pub struct Sessions {
     config: MultiRoundConfig,
+    sharegpt: Option<ShareGpt>,
     sessions: Vec<Session>,
     last_user_id: u64,
     last_join_s: Option<f64>,
@@ -197,7 +272,13 @@ pub struct Sessions {
 impl Sessions {
     /// No user yet; the first [`Sessions::step`] starts them.
     pub fn new(config: MultiRoundConfig) -> Self {
+        Self::with_questions(config, None)
+    }
+
+    /// As [`Sessions::new`], the questions ShareGPT's human turns when given.
+    pub fn with_questions(config: MultiRoundConfig, sharegpt: Option<ShareGpt>) -> Self {
         Sessions {
+            sharegpt,
             ramp_up_pending: config.ramp_up,
             last_user_id: config.init_user_id,
             config,
@@ -342,8 +423,11 @@ impl Sessions {
                 return None;
             }
         }
+        let (mut content, max_tokens) = match &self.sharegpt {
+            Some(data) => data.question(s.user_id, s.question_id, self.config.answer_len),
+            None => (question(s.question_id + 1), self.config.answer_len),
+        };
         s.question_id += 1;
-        let mut content = question(s.question_id);
         if s.history.is_empty() {
             content = system_prompt(&self.config, s.user_id) + &content;
         }
@@ -357,7 +441,7 @@ impl Sessions {
             user_id: s.user_id,
             question_no: s.question_id,
             messages: s.history.clone(),
-            max_tokens: self.config.answer_len,
+            max_tokens,
         })
     }
 }
@@ -492,6 +576,47 @@ mod tests {
         let mut s = Sessions::new(c);
         run(&mut s, 2.0);
         assert!(s.active() > 2, "{}", s.active());
+    }
+
+    /// ShareGPT: user 1 takes the second conversation long enough (the first is too
+    /// short for 2 rounds); it starts with a human turn, so the questions are turns 0 and
+    /// 2, their answers capped at turns 1's and 3's recorded tokens.
+    #[test]
+    fn sharegpt_questions_are_the_human_turns() {
+        let turns = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "{{\"from\": \"x\", \"value\": \"t{i}\", \"num_tokens\": {}}}",
+                        2 + i
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let text = format!(
+            "[{{\"num_round\": 4, \"conversations\": [{}]}}, {{\"num_round\": 6, \"conversations\": [{}]}}, {{\"num_round\": 6, \"conversations\": [{}]}}]",
+            turns(4),
+            turns(6),
+            turns(6)
+        );
+        let data = ShareGpt::parse(&text, 2).unwrap();
+        assert_eq!(data.len(), 2);
+        let mut c = config(1, 10.0, 2);
+        c.ramp_up = false;
+        let mut s = Sessions::with_questions(c, Some(data));
+        let mut events = Vec::new();
+        let first = s.step(0.0, &mut events);
+        assert!(first[0].messages[0].content.ends_with(".t0"), "{first:?}");
+        assert_eq!(first[0].max_tokens, 3);
+        s.answered(1, "a".into());
+        let second = s.step(0.2, &mut events);
+        assert_eq!(second[0].messages[2].content, "t2");
+        assert_eq!(second[0].max_tokens, 5);
+        assert!(ShareGpt::parse("[]", 2)
+            .unwrap_err()
+            .contains("--num-rounds"));
+        assert!(ShareGpt::parse("{", 2).is_err());
     }
 
     #[test]

@@ -176,3 +176,52 @@ fn bad_flags_are_refused_before_anything_runs() {
         .code(2)
         .stderr(contains("--base-url"));
 }
+
+/// `--sharegpt FILE`: the questions are the conversation's human turns, each answer as
+/// long as the recorded one (here turn `i` has `10 + i` tokens, so question `n`'s answer,
+/// turn `2n − 1`, has `9 + 2n`); a missing file is named.
+#[test]
+fn sharegpt_conversations_set_the_questions_and_answer_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let turns: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                "{{\"from\": \"x\", \"value\": \"turn {i}\", \"num_tokens\": {}}}",
+                10 + i
+            )
+        })
+        .collect();
+    let data = format!(
+        "[{{\"num_round\": 8, \"conversations\": [{}]}}]",
+        turns.join(",")
+    );
+    let path = dir.path().join("ShareGPT.json");
+    std::fs::write(&path, data).unwrap();
+    let out = ldqa()
+        .args(WORKLOAD)
+        .args(["--predict", "--sharegpt"])
+        .arg(&path)
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg("--output")
+        .arg(dir.path().join("summary.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_log(&out));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("multi_round_qa.json")).unwrap())
+            .unwrap();
+    let requests = doc["engines"][0]["requests"].as_array().unwrap();
+    assert!(!requests.is_empty());
+    for r in requests {
+        let n = r["question_no"].as_u64().unwrap();
+        assert_eq!(r["completion_tokens"].as_u64().unwrap(), 9 + 2 * n, "{r}");
+    }
+    ldqa()
+        .args(WORKLOAD)
+        .args(["--predict", "--sharegpt"])
+        .arg(dir.path().join("absent.json"))
+        .assert()
+        .code(2)
+        .stderr(contains("--sharegpt"));
+}

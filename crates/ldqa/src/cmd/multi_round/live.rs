@@ -15,7 +15,7 @@ use anyhow::Context;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint};
 use ldqa_model::{Api, RequestRecord, RequestSpec};
-use ldqa_workload::multi_round::{Launch, MultiRoundConfig, Sessions, STEP_S};
+use ldqa_workload::multi_round::{Launch, MultiRoundConfig, Sessions, ShareGpt, STEP_S};
 use tokio::time::Instant;
 
 use super::summary::{performance_block, QaRequest, QaRun};
@@ -23,7 +23,11 @@ use super::{log_events, log_info, warmup_prompt, MultiRoundArgs, Runs};
 use super::{WARMUP_MAX_TOKENS, WARMUP_REQUESTS};
 
 /// Runs the workload against `--base-url`; returns the description and the one run.
-pub fn run(args: &MultiRoundArgs, config: &MultiRoundConfig) -> anyhow::Result<(String, Runs)> {
+pub fn run(
+    args: &MultiRoundArgs,
+    config: &MultiRoundConfig,
+    questions: Option<ShareGpt>,
+) -> anyhow::Result<(String, Runs)> {
     let base_url = args
         .base_url
         .clone()
@@ -52,7 +56,8 @@ pub fn run(args: &MultiRoundArgs, config: &MultiRoundConfig) -> anyhow::Result<(
             log_info("Warming up the engine");
             warm_up(&client).await;
         }
-        let run = drive(&client, Sessions::new(config), &args, &cancel).await;
+        let sessions = Sessions::with_questions(config, questions);
+        let run = drive(&client, sessions, &args, &cancel).await;
         let description = format!("{base_url} (model {})", client_config.model);
         Ok((description, vec![("server".to_string(), run)]))
     })

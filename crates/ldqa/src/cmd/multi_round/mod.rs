@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ldqa_workload::multi_round::{MultiRoundConfig, SessionEvent};
+use ldqa_workload::multi_round::{MultiRoundConfig, SessionEvent, ShareGpt};
 
 use super::engine_args::{EngineArgs, EngineChoice};
 use crate::exit::ExitStatus;
@@ -83,6 +83,11 @@ pub struct MultiRoundArgs {
     /// Log every request.
     #[arg(long)]
     pub verbose: bool,
+
+    /// Ask ShareGPT's conversations instead of the "hi" questions: upstream's preprocessed
+    /// ShareGPT.json (in the current folder), or FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "ShareGPT.json")]
+    pub sharegpt: Option<PathBuf>,
 
     /// Strictly enforce concurrent users count to match --num-users.
     #[arg(long)]
@@ -161,6 +166,18 @@ impl MultiRoundArgs {
 /// Entry point of `ldqa multi-round-qa`.
 pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
     let config = args.config()?;
+    let questions = match &args.sharegpt {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--sharegpt {}", path.display()))?;
+            let data = ShareGpt::parse(&text, config.num_rounds)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--sharegpt {}", path.display()))?;
+            log_info(&format!("There are {} users satisfying ", data.len()));
+            Some(data)
+        }
+    };
     log_info(&format!(
         "Gap between users: {} secs.\nGap between user reqs: {} secs.\nExpected length of user session: {} secs.",
         config.gap_between_users_s(),
@@ -168,9 +185,9 @@ pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
         config.session_alive_s()
     ));
     let (description, runs) = if args.predict {
-        predict::run(&args, &config)?
+        predict::run(&args, &config, questions.as_ref())?
     } else {
-        live::run(&args, &config)?
+        live::run(&args, &config, questions)?
     };
     let interrupted = runs.iter().any(|(_, r)| r.interrupted);
     // Upstream's last block (the whole run) and CSV, from the first (or only) engine.

@@ -15,7 +15,9 @@ use ldqa_serve::tokens::PromptText;
 use ldqa_serve::{ChatFormat, TokenCounter};
 use ldqa_sim::round::{Frontend, FrontendQueue};
 use ldqa_sim::{Engine, EventKind, PromptKey, ReqId, Scenario, SimRequest, SimTime, TokenChain};
-use ldqa_workload::multi_round::{Launch, Message, MultiRoundConfig, Role, Sessions, STEP_S};
+use ldqa_workload::multi_round::{
+    Launch, Message, MultiRoundConfig, Role, Sessions, ShareGpt, STEP_S,
+};
 
 use super::summary::{QaRequest, QaRun};
 use super::{log_events, log_info, warmup_prompt, MultiRoundArgs, Runs};
@@ -54,7 +56,11 @@ impl Tokenizing {
 }
 
 /// Simulates the workload for `--time` seconds on each engine `--engine` names.
-pub fn run(args: &MultiRoundArgs, config: &MultiRoundConfig) -> anyhow::Result<(String, Runs)> {
+pub fn run(
+    args: &MultiRoundArgs,
+    config: &MultiRoundConfig,
+    questions: Option<&ShareGpt>,
+) -> anyhow::Result<(String, Runs)> {
     let mut engine_args = args.engine.clone();
     engine_args.deployment.model = args
         .served_model
@@ -74,9 +80,10 @@ pub fn run(args: &MultiRoundArgs, config: &MultiRoundConfig) -> anyhow::Result<(
     log_info(&format!("Simulating: {}", resolved.description));
     let mut runs = Vec::new();
     for (kind, scenario) in &resolved.engines {
+        let sessions = Sessions::with_questions(config.clone(), questions.cloned());
         let run = simulate(
             scenario,
-            config,
+            sessions,
             &tokenizing,
             time_s,
             !args.no_warmup,
@@ -99,7 +106,7 @@ struct Asked {
 
 fn simulate(
     scenario: &Scenario,
-    config: &MultiRoundConfig,
+    mut sessions: Sessions,
     tokenizing: &Tokenizing,
     time_s: f64,
     warmup: bool,
@@ -122,7 +129,6 @@ fn simulate(
         events.clear();
     }
     let start = engine.now();
-    let mut sessions = Sessions::new(config.clone());
     let mut asked: Vec<Asked> = Vec::new();
     let mut done: Vec<QaRequest> = Vec::new();
     let mut session_events = Vec::new();
