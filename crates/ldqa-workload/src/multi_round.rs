@@ -164,7 +164,7 @@ impl ShareGpt {
     /// `answer_len`), as upstream picks them.
     fn question(&self, user_id: u64, asked: u32, answer_len: u32) -> (String, u32) {
         let c = &self.conversations[(user_id % self.conversations.len() as u64) as usize];
-        let start_with_gpt = c.num_round % 2 != 0;
+        let start_with_gpt = !c.num_round.is_multiple_of(2);
         let q = asked as usize;
         let (prompt_at, answer_at) = if start_with_gpt {
             (2 * q + 1, 2 * (q + 1))
