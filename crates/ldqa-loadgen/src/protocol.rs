@@ -125,7 +125,7 @@ async fn run_planned(
                 })
                 .collect();
             run_scheduled(
-                client,
+                std::slice::from_ref(client),
                 round.kind,
                 &scheduled,
                 &PromptBodies(prompts),

@@ -47,10 +47,12 @@ impl RequestBodies for PromptBodies<'_> {
 }
 
 /// Sends `requests` (in ascending `send_at_ns`) on time, at most `max_concurrency` in
-/// flight, and returns them as one round of `kind`. Ctrl-C: nothing more is sent, requests
-/// in flight are recorded as cancelled, the round is marked interrupted.
+/// flight, and returns them as one round of `kind`. With several `clients` (one per
+/// server), request `i` goes to `clients[i % n]`: client-side round robin. Ctrl-C: nothing
+/// more is sent, requests in flight are recorded as cancelled, the round is marked
+/// interrupted.
 pub async fn run_scheduled(
-    client: &Client,
+    clients: &[Client],
     kind: RoundKind,
     requests: &[ScheduledRequest],
     bodies: &dyn RequestBodies,
@@ -60,8 +62,12 @@ pub async fn run_scheduled(
 ) -> RoundRecord {
     let started_unix_ns = unix_now_ns();
     let start = Instant::now();
+    if clients.is_empty() {
+        // Nowhere to send: nothing is sent (the callers always give one).
+        return round_of(kind, started_unix_ns, start, Vec::new(), cancel);
+    }
     let round = Round {
-        client,
+        clients,
         kind,
         requests,
         bodies,
@@ -106,7 +112,7 @@ impl Ended {
 
 /// What every request of a round shares.
 struct Round<'a> {
-    client: &'a Client,
+    clients: &'a [Client],
     kind: RoundKind,
     requests: &'a [ScheduledRequest],
     bodies: &'a dyn RequestBodies,
@@ -141,8 +147,9 @@ impl Round<'_> {
             () = self.cancel.cancelled() => return None,
             permit = ready => permit?,
         };
-        let body = self.bodies.body(self.client, i, r);
-        let mut slot = self.client.slot();
+        let client = &self.clients[i % self.clients.len()];
+        let body = self.bodies.body(client, i, r);
+        let mut slot = client.slot();
         let mut text = String::new();
         let wants_text = self.observer.wants_text();
         self.observer.on_sent(self.kind, &r.spec);

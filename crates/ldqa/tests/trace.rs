@@ -306,6 +306,48 @@ fn a_bailian_turn_waits_for_the_previous_answer() {
     assert!(lag > 0.3, "the second turn went {lag} s late");
 }
 
+/// `--base-url` twice: requests go to the two servers in turn (client-side round robin),
+/// and the JSON has the total and a line per instance that add up to it. Two requests
+/// sharing a prefix land on different servers, so neither hits; a third, on the first
+/// server again, hits the first's blocks.
+#[test]
+fn replay_round_robins_over_several_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        &dir,
+        "m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [1, 2]}\n{\"timestamp\": 200, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [1, 2]}\n{\"timestamp\": 400, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [1, 2]}\n",
+    );
+    let (a, b) = (common::start_serve(&[]), common::start_serve(&[]));
+    let url = |s: &common::Server| format!("http://127.0.0.1:{}/v1", s.port);
+    let out = ldqa()
+        .args(["replay", "--base-url", &url(&a), "--base-url", &url(&b)])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("server 2"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("replay.json")).unwrap()).unwrap();
+    let engines = report["engines"].as_array().unwrap();
+    assert_eq!(engines.len(), 3);
+    // A whole-prompt hit recomputes its last block (vLLM computes at least one token).
+    assert_eq!(
+        engines[0]["cached_tokens_per_request"],
+        serde_json::json!([0, 0, 1008])
+    );
+    assert_eq!(engines[1]["requests"], 2);
+    assert_eq!(engines[2]["requests"], 1);
+    assert_eq!(engines[1]["cached_tokens"], 1008);
+    assert_eq!(engines[2]["cached_tokens"], 0);
+    for e in engines {
+        assert_eq!(e["shed"], 0);
+    }
+}
+
 #[test]
 fn replay_flags_are_checked_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,6 +107,8 @@ pub(crate) struct EngineReplay {
     engine: String,
     requests: usize,
     failed: usize,
+    /// Of the failed, those a server shed (HTTP 429 or 503), as routers do near saturation.
+    shed: usize,
     mean_ttft_s: f64,
     p50_ttft_s: f64,
     p90_ttft_s: f64,
@@ -191,6 +193,11 @@ impl EngineReplay {
             engine: engine.to_string(),
             requests: records.len(),
             failed: records.len() - ok.len(),
+            shed: records
+                .iter()
+                .filter_map(|r| r.failure.as_ref()?.http_status)
+                .filter(|s| matches!(s, 429 | 503))
+                .count(),
             mean_ttft_s: stat(Stats::mean_s),
             p50_ttft_s: stat(Stats::p50_s),
             p90_ttft_s: stat(Stats::p90_s),

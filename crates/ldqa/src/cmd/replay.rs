@@ -12,7 +12,7 @@ use clap::Args;
 use ldqa_loadgen::schedule::{run_scheduled, RequestBodies, ScheduledRequest};
 use ldqa_loadgen::NoObserver;
 use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint};
-use ldqa_model::{Api, RequestSpec, RoundKind};
+use ldqa_model::{Api, RequestRecord, RequestSpec, RoundKind};
 use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
 use ldqa_trace::{Trace, TraceFormat, TraceRequest};
 
@@ -27,9 +27,11 @@ pub struct ReplayArgs {
     #[arg(value_name = "TRACE")]
     pub trace: PathBuf,
 
-    /// The server's OpenAI API root, e.g. http://localhost:8000/v1.
-    #[arg(long, value_name = "URL")]
-    pub base_url: String,
+    /// The server's OpenAI API root, e.g. http://localhost:8000/v1 (a router's, or one
+    /// instance's). Given several times, requests go to them in turn (client-side round
+    /// robin) and the table gains a line per instance.
+    #[arg(long, value_name = "URL", required = true, action = clap::ArgAction::Append)]
+    pub base_url: Vec<String>,
 
     /// Model name to send (default: the first the server lists).
     #[arg(long, value_name = "NAME")]
@@ -93,6 +95,55 @@ impl TraceTokens<'_> {
 /// The lowest token id sent (clear of special and byte tokens).
 const FIRST_TOKEN: u32 = 1000;
 
+/// The trace's requests as the scheduled runner sends them: each at its time, after the
+/// request it follows in its conversation.
+fn scheduled_requests(schedule: &[(&TraceRequest, u64)]) -> Vec<ScheduledRequest> {
+    let followed = ldqa_trace::followed(schedule);
+    schedule
+        .iter()
+        .zip(followed)
+        .enumerate()
+        .map(|(i, ((r, at), after))| ScheduledRequest {
+            spec: RequestSpec {
+                prompt_id: i,
+                document_id: i,
+                is_miss: false,
+                miss_prefix: None,
+                prompt_tokens: r.input_length,
+            },
+            send_at_ns: *at,
+            max_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
+            after,
+        })
+        .collect()
+}
+
+/// The summary of all requests, then, with several instances, one per instance: request
+/// `i` went to instance `i % instances` (the round robin of `run_scheduled`), named
+/// `server 1`, `server 2`, … in `--base-url` order.
+fn per_instance(
+    records: &[RequestRecord],
+    duration_ns: u64,
+    instances: usize,
+) -> Vec<EngineReplay> {
+    let mut out = vec![EngineReplay::of("server", records, duration_ns)];
+    if instances > 1 {
+        for k in 0..instances {
+            let mine: Vec<RequestRecord> = records
+                .iter()
+                .filter(|r| r.prompt_id % instances == k)
+                .cloned()
+                .collect();
+            out.push(EngineReplay::of(
+                &format!("server {}", k + 1),
+                &mine,
+                duration_ns,
+            ));
+        }
+    }
+    out
+}
+
 impl ReplayArgs {
     fn validate(&self) -> anyhow::Result<()> {
         self.selection.validate()?;
@@ -113,13 +164,21 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
     args.validate()?;
     let trace = Trace::read(&args.trace, args.format)
         .with_context(|| format!("trace {}", args.trace.display()))?;
-    let endpoint = Endpoint::new(&args.base_url, std::env::var("OPENAI_API_KEY").ok())
-        .context("--base-url")?;
+    let key = std::env::var("OPENAI_API_KEY").ok();
+    let endpoints = args
+        .base_url
+        .iter()
+        .map(|url| Endpoint::new(url, key.clone()).with_context(|| format!("--base-url {url}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let format = trace.format;
     let args2 = args.clone();
     let (record, model) = crate::runtime::run(async move {
         let args = args2;
-        let mut config = ClientConfig::new(endpoint, "auto".into(), Api::Completions, 1);
+        let first = endpoints
+            .first()
+            .cloned()
+            .context("invariant: --base-url given")?;
+        let mut config = ClientConfig::new(first, "auto".into(), Api::Completions, 1);
         config.model = match &args.model {
             Some(m) => m.clone(),
             None => Client::new(config.clone())?
@@ -131,27 +190,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
                 .cloned()
                 .context("the server lists no models (--model to name one)")?,
         };
-        let client = Client::new(config.clone())?;
+        let clients = endpoints
+            .into_iter()
+            .map(|endpoint| {
+                Client::new(ClientConfig {
+                    endpoint,
+                    ..config.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let sel = &args.selection;
         let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
-        let followed = ldqa_trace::followed(&schedule);
-        let requests: Vec<ScheduledRequest> = schedule
-            .iter()
-            .zip(followed)
-            .enumerate()
-            .map(|(i, ((r, at), after))| ScheduledRequest {
-                spec: RequestSpec {
-                    prompt_id: i,
-                    document_id: i,
-                    is_miss: false,
-                    miss_prefix: None,
-                    prompt_tokens: r.input_length,
-                },
-                send_at_ns: *at,
-                max_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
-                after,
-            })
-            .collect();
+        let requests = scheduled_requests(&schedule);
         let tokens = TraceTokens {
             requests: schedule.iter().map(|(r, _)| *r).collect(),
             block_tokens: trace.block_tokens(),
@@ -161,14 +211,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             "Replaying {} requests of {} on {} (model {}), arrivals ×{}",
             requests.len(),
             args.trace.display(),
-            args.base_url,
+            args.base_url.join(", "),
             config.model,
             args.selection.speedup
         );
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
         let round = run_scheduled(
-            &client,
+            &clients,
             RoundKind::Query,
             &requests,
             &tokens,
@@ -184,13 +234,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         schema_version: 1,
         trace: args.trace.display().to_string(),
         format,
-        description: format!("Measured: {} (model {model})", args.base_url),
+        description: format!("Measured: {} (model {model})", args.base_url.join(", ")),
         speedup: args.selection.speedup,
-        engines: vec![EngineReplay::of(
-            "server",
-            &record.requests,
-            record.duration_ns,
-        )],
+        engines: per_instance(&record.requests, record.duration_ns, args.base_url.len()),
     };
     let dir = &args.output_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
