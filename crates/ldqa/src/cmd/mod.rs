@@ -20,3 +20,22 @@ pub mod run_args;
 pub mod serve;
 pub mod sweep;
 pub mod trace;
+
+/// The model to name in requests: `given`, or the first the server at `config` lists.
+pub(crate) async fn model_to_send(
+    config: &ldqa_loadgen::ClientConfig,
+    given: Option<&str>,
+) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if let Some(m) = given {
+        return Ok(m.to_string());
+    }
+    ldqa_loadgen::Client::new(config.clone())?
+        .server_models()
+        .await
+        .context("asking the server for its models (--model to name one)")?
+        .ids
+        .first()
+        .cloned()
+        .context("the server lists no models (--model to name one)")
+}

@@ -179,17 +179,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             .cloned()
             .context("invariant: --base-url given")?;
         let mut config = ClientConfig::new(first, "auto".into(), Api::Completions, 1);
-        config.model = match &args.model {
-            Some(m) => m.clone(),
-            None => Client::new(config.clone())?
-                .server_models()
-                .await
-                .context("asking the server for its models (--model to name one)")?
-                .ids
-                .first()
-                .cloned()
-                .context("the server lists no models (--model to name one)")?,
-        };
+        config.model = crate::cmd::model_to_send(&config, args.model.as_deref()).await?;
         let clients = endpoints
             .into_iter()
             .map(|endpoint| {

@@ -38,17 +38,8 @@ pub fn run(
     let config = config.clone();
     crate::runtime::run(async move {
         let mut client_config = ClientConfig::new(endpoint, String::new(), Api::Chat, 1);
-        client_config.model = match &args.served_model {
-            Some(m) => m.clone(),
-            None => Client::new(client_config.clone())?
-                .server_models()
-                .await
-                .context("asking the server for its models (--model to name one)")?
-                .ids
-                .first()
-                .cloned()
-                .context("the server lists no models (--model to name one)")?,
-        };
+        client_config.model =
+            crate::cmd::model_to_send(&client_config, args.served_model.as_deref()).await?;
         let client = Client::new(client_config.clone())?;
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});

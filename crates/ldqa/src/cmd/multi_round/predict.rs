@@ -8,6 +8,8 @@
 //! The one assumption against a real model: its answer, sent back as text, tokenizes to
 //! the tokens it generated. A random-weight model's answers need not (docs/simulator.md).
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use ldqa_model::{Failure, FailureKind, RequestRecord, Usage};
 use ldqa_serve::openai::TOKEN_TEXT;
@@ -129,7 +131,7 @@ fn simulate(
         events.clear();
     }
     let start = engine.now();
-    let mut asked: Vec<Asked> = Vec::new();
+    let mut asked: HashMap<ReqId, Asked> = HashMap::new();
     let mut done: Vec<QaRequest> = Vec::new();
     let mut session_events = Vec::new();
     let mut tick = 0u64;
@@ -149,14 +151,8 @@ fn simulate(
             break;
         }
         for launch in sessions.step(now_s, &mut session_events) {
-            asked.push(submit(
-                &mut engine,
-                &mut front,
-                tokenizing,
-                launch,
-                now,
-                start,
-            )?);
+            let a = submit(&mut engine, &mut front, tokenizing, launch, now, start)?;
+            asked.insert(a.id, a);
         }
         // In virtual time the joins and leaves are all logged at once: only with --verbose.
         if verbose {
@@ -214,18 +210,17 @@ fn submit(
 /// (the simulated model's text) back to its user.
 fn settle(
     events: &mut Vec<ldqa_sim::Event>,
-    asked: &mut Vec<Asked>,
+    asked: &mut HashMap<ReqId, Asked>,
     done: &mut Vec<QaRequest>,
     sessions: &mut Sessions,
     start: SimTime,
     verbose: bool,
 ) {
     for ev in events.drain(..) {
-        let Some(i) = asked.iter().position(|a| a.id == ev.req) else {
+        let Some(a) = asked.get_mut(&ev.req) else {
             continue;
         };
         let at_ns = ev.at.ns_since(start);
-        let a = &mut asked[i];
         match ev.kind {
             EventKind::Token { .. } => {
                 a.record.on_content(at_ns);
@@ -259,7 +254,9 @@ fn settle(
             }
         }
         a.record.end_ns = at_ns;
-        let a = asked.swap_remove(i);
+        let Some(a) = asked.remove(&ev.req) else {
+            continue;
+        };
         done.push(QaRequest {
             user_id: a.user_id,
             question_no: a.question_no,

@@ -30,11 +30,10 @@ use serde_json::json;
 
 use super::deployment_args::DEFAULT_MODEL;
 use super::engine_args::EngineArgs;
-use super::predict_trace::TraceSelection;
+use super::predict_trace::TraceArgs;
 use super::run_args::parse_repeat_mode;
 use crate::exit::ExitStatus;
 use axes::{Grid, Setting};
-use ldqa_trace::TraceFormat;
 pub(crate) use points::simulate;
 use points::Task;
 use range::List;
@@ -175,23 +174,10 @@ pub struct SweepArgs {
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 
-    /// Sweep a recorded trace (JSONL, Mooncake's or Bailian's fields) instead of Long Doc
-    /// QA, along one deployment axis (--lmcache-cpu-gib, --gpu, --tensor-parallel-size,
-    /// --model), in the simulator; writes sweep_trace.json.
-    #[arg(long, value_name = "TRACE", help_heading = "Trace replay")]
-    pub trace: Option<PathBuf>,
-
-    /// mooncake or bailian (default: told from the first line).
-    #[arg(
-        long,
-        value_name = "FORMAT",
-        requires = "trace",
-        help_heading = "Trace replay"
-    )]
-    pub trace_format: Option<TraceFormat>,
-
+    // `--trace TRACE` sweeps a recorded trace instead of Long Doc QA, along one deployment
+    // axis, in the simulator (sweep/trace.rs).
     #[command(flatten)]
-    pub trace_selection: TraceSelection,
+    pub trace: TraceArgs,
 }
 
 impl SweepArgs {
@@ -285,7 +271,7 @@ impl SweepArgs {
 /// Entry point of `ldqa sweep`.
 pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     args.validate()?;
-    if let Some(path) = &args.trace {
+    if let Some(path) = &args.trace.trace {
         anyhow::ensure!(
             !args.on_servers() && !args.resume,
             "--trace sweeps in the simulator: leave out the servers (--vllm-url, --lmcache-url, --start) and --resume"

@@ -41,15 +41,15 @@ struct TraceSweep {
 /// Entry point of `ldqa sweep --trace`.
 pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
     let (axis, values) = swept_axis(args)?;
-    args.trace_selection.validate()?;
-    let sel = &args.trace_selection;
+    args.trace.selection.validate()?;
+    let sel = &args.trace.selection;
     let options = TraceOptions {
         speedup: sel.speedup,
         max_requests: sel.max_requests,
         time_window_s: sel.time_window,
         max_concurrency: None,
     };
-    let trace = Trace::read(path, args.trace_format)
+    let trace = Trace::read(path, args.trace.trace_format)
         .with_context(|| format!("--trace {}", path.display()))?;
     let base = args.base_setting();
     // Every deployment is resolved (and its flags checked) before anything runs.
