@@ -8,62 +8,66 @@
 //! Block 0 is vLLM's null block (a placeholder for skipped blocks, taken out of the free
 //! queue when the pool is built), so `N` blocks hold `N − 1` blocks of KV.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::Entry;
 
-use crate::lru::LruList;
+use crate::cpu_tier::HashIndex;
 
-/// A hasher for keys that are already well-mixed 64-bit hashes.
-#[derive(Default)]
-pub struct PremixedHasher(u64);
-
-impl Hasher for PremixedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// One block's state, in one record so that allocating, touching or freeing a block
+/// reads one cache line (the pool is the simulator's hottest memory).
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    /// The full block hash it holds, valid when `cached`.
+    hash: u64,
+    /// Free-queue neighbours (`NIL` at the ends), valid when `ref_cnt` is 0.
+    prev: u32,
+    next: u32,
+    ref_cnt: u32,
+    cached: bool,
 }
 
-/// A map keyed by premixed hashes.
-pub type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
+const NIL: u32 = u32::MAX;
 
 /// The GPU block pool.
 #[derive(Debug, Clone)]
 pub struct BlockPool {
-    ref_cnt: Vec<u32>,
-    hash: Vec<Option<u64>>,
-    free: LruList,
+    blocks: Vec<Block>,
+    /// The free queue: blocks with reference count 0, least recently freed first.
+    head: u32,
+    tail: u32,
+    num_free: u32,
     cached: HashIndex<u32>,
     /// vLLM ≥ 0.32: freed blocks without a hash go to the front of the free queue.
     uncached_first: bool,
+    scratch_front: Vec<u32>,
 }
 
 impl BlockPool {
     /// A pool of `num_blocks` blocks: the null block, then `num_blocks − 1` free, uncached
     /// blocks (free queue in id order).
     pub fn new(num_blocks: u32) -> Self {
-        let num_blocks = num_blocks.max(1);
+        let num_blocks = num_blocks.clamp(1, NIL - 1);
         let n = num_blocks as usize;
-        let mut free = LruList::new(n);
-        for b in 1..num_blocks {
-            free.push_back(b);
-        }
-        let mut ref_cnt = vec![0; n];
-        ref_cnt[NULL_BLOCK as usize] = 1;
-        BlockPool {
-            ref_cnt,
-            hash: vec![None; n],
-            free,
+        let empty = Block {
+            hash: 0,
+            prev: NIL,
+            next: NIL,
+            ref_cnt: 0,
+            cached: false,
+        };
+        let mut pool = BlockPool {
+            blocks: vec![empty; n],
+            head: NIL,
+            tail: NIL,
+            num_free: 0,
             cached: HashIndex::default(),
             uncached_first: false,
+            scratch_front: Vec::new(),
+        };
+        pool.blocks[NULL_BLOCK as usize].ref_cnt = 1;
+        for b in 1..num_blocks {
+            pool.push_back(b);
         }
+        pool
     }
 
     /// From now on, freed blocks without a hash go to the front of the free queue
@@ -74,12 +78,12 @@ impl BlockPool {
 
     /// Blocks that can hold KV: all but the null block.
     pub fn num_usable(&self) -> u32 {
-        self.ref_cnt.len() as u32 - 1
+        self.blocks.len() as u32 - 1
     }
 
     /// Blocks in the free queue (cached or not).
     pub fn num_free(&self) -> u32 {
-        self.free.len() as u32
+        self.num_free
     }
 
     /// Blocks holding a hash (in use or free).
@@ -95,105 +99,185 @@ impl BlockPool {
 
     /// Whether `block` is in the free queue (reference count 0).
     pub fn is_free(&self, block: u32) -> bool {
-        self.free.contains(block)
+        self.blocks[block as usize].ref_cnt == 0
     }
 
     /// Takes a reference to a cached block (a prefix hit), removing it from the free queue.
     pub fn touch(&mut self, block: u32) {
-        self.free.unlink(block);
-        self.ref_cnt[block as usize] += 1;
+        if self.is_free(block) {
+            self.unlink(block);
+        }
+        self.blocks[block as usize].ref_cnt += 1;
     }
 
     /// Pops the LRU free block, evicting its hash; `None` when no block is free.
     pub fn allocate(&mut self) -> Option<u32> {
-        let b = self.free.pop_front()?;
-        if let Some(h) = self.hash[b as usize].take() {
+        if self.head == NIL {
+            return None;
+        }
+        let b = self.head;
+        self.unlink(b);
+        let block = &mut self.blocks[b as usize];
+        block.ref_cnt = 1;
+        if block.cached {
+            block.cached = false;
+            let hash = block.hash;
             // One probe: this runs for every block a request fills.
-            if let std::collections::hash_map::Entry::Occupied(e) = self.cached.entry(h) {
+            if let Entry::Occupied(e) = self.cached.entry(hash) {
                 if *e.get() == b {
                     e.remove();
                 }
             }
         }
-        self.ref_cnt[b as usize] = 1;
         Some(b)
     }
 
     /// Records that `block` holds the full block `hash`. A hash already cached in
     /// another block is left there (the duplicate stays uncached, as in vLLM).
     pub fn cache(&mut self, block: u32, hash: u64) {
-        if self.hash[block as usize].is_some() {
+        if self.blocks[block as usize].cached {
             return;
         }
-        if let std::collections::hash_map::Entry::Vacant(e) = self.cached.entry(hash) {
-            e.insert(block);
-            self.hash[block as usize] = Some(hash);
-        }
+        match self.cached.entry(hash) {
+            Entry::Occupied(_) => return,
+            Entry::Vacant(e) => e.insert(block),
+        };
+        let rec = &mut self.blocks[block as usize];
+        rec.hash = hash;
+        rec.cached = true;
     }
 
     /// Releases a request's blocks, tail first, as vLLM's `free_blocks(reversed(...))`.
     /// With [`BlockPool::reuse_uncached_first`], the blocks without a hash are put at the
     /// front in that same order (the request's last block first in line).
     pub fn free_request(&mut self, blocks: &[u32]) {
-        let mut front = Vec::new();
+        let mut front = std::mem::take(&mut self.scratch_front);
+        front.clear();
         for &b in blocks.iter().rev() {
-            let rc = &mut self.ref_cnt[b as usize];
-            debug_assert!(*rc > 0, "invariant: double free of block {b}");
-            *rc = rc.saturating_sub(1);
-            if *rc == 0 {
-                if self.uncached_first && self.hash[b as usize].is_none() {
+            let rec = &mut self.blocks[b as usize];
+            debug_assert!(rec.ref_cnt > 0, "invariant: double free of block {b}");
+            rec.ref_cnt = rec.ref_cnt.saturating_sub(1);
+            if rec.ref_cnt == 0 {
+                if self.uncached_first && !rec.cached {
                     front.push(b);
                 } else {
-                    self.free.push_back(b);
+                    self.push_back(b);
                 }
             }
         }
         for &b in front.iter().rev() {
-            self.free.push_front(b);
+            self.push_front(b);
         }
+        self.scratch_front = front;
     }
 
     /// Drops every cached hash of a free block (vLLM's `reset_prefix_cache`).
     /// Returns false (and does nothing) when some block is still in use.
     pub fn reset_prefix_cache(&mut self) -> bool {
-        if self.free.len() != self.num_usable() as usize {
+        if self.num_free != self.num_usable() {
             return false;
         }
         self.cached.clear();
-        self.hash.iter_mut().for_each(|h| *h = None);
+        self.blocks.iter_mut().for_each(|b| b.cached = false);
         true
     }
 
     /// Checks internal consistency; returns a description of the first violation.
     pub fn check(&self) -> Result<(), String> {
-        let mut free = 0usize;
-        for b in 0..self.ref_cnt.len() {
-            let in_free = self.free.contains(b as u32);
-            if in_free != (self.ref_cnt[b] == 0) {
+        let mut queued = 0u32;
+        let mut cur = self.head;
+        let mut prev = NIL;
+        while cur != NIL {
+            let rec = &self.blocks[cur as usize];
+            if rec.ref_cnt != 0 || rec.prev != prev {
                 return Err(format!(
-                    "block {b}: ref_cnt {} but in_free {in_free}",
-                    self.ref_cnt[b]
+                    "block {cur}: in the free queue with ref_cnt {}",
+                    rec.ref_cnt
                 ));
             }
-            free += usize::from(in_free);
-            if let Some(h) = self.hash[b] {
-                if self.cached.get(&h) != Some(&(b as u32)) {
-                    return Err(format!("block {b}: hash not indexed"));
-                }
+            queued += 1;
+            if queued > self.num_free {
+                return Err("free queue longer than its count".into());
+            }
+            prev = cur;
+            cur = rec.next;
+        }
+        let zero = self.blocks.iter().filter(|b| b.ref_cnt == 0).count();
+        if queued != self.num_free || zero != self.num_free as usize || prev != self.tail {
+            return Err(format!(
+                "free count {} but {queued} queued and {zero} unreferenced",
+                self.num_free
+            ));
+        }
+        let mut hashed = 0usize;
+        for (b, rec) in self.blocks.iter().enumerate().filter(|(_, r)| r.cached) {
+            hashed += 1;
+            if self.lookup(rec.hash) != Some(b as u32) {
+                return Err(format!("block {b}: hash not indexed"));
             }
         }
-        if free != self.free.len() {
-            return Err("free count mismatch".into());
-        }
-        if self.cached.len() > self.ref_cnt.len() {
-            return Err("more cached hashes than blocks".into());
+        if hashed != self.cached.len() {
+            return Err(format!(
+                "{} indexed hashes, {hashed} cached blocks",
+                self.cached.len()
+            ));
         }
         Ok(())
     }
 
     /// References held by requests (the null block's own is not counted).
     pub fn total_refs(&self) -> u64 {
-        self.ref_cnt.iter().map(|&r| u64::from(r)).sum::<u64>() - 1
+        self.blocks
+            .iter()
+            .map(|b| u64::from(b.ref_cnt))
+            .sum::<u64>()
+            - 1
+    }
+
+    /// Appends a block whose count just reached 0 at the free queue's tail (evicted last).
+    fn push_back(&mut self, b: u32) {
+        let tail = self.tail;
+        let rec = &mut self.blocks[b as usize];
+        rec.prev = tail;
+        rec.next = NIL;
+        if tail == NIL {
+            self.head = b;
+        } else {
+            self.blocks[tail as usize].next = b;
+        }
+        self.tail = b;
+        self.num_free += 1;
+    }
+
+    /// Puts a block whose count just reached 0 at the free queue's head (evicted first).
+    fn push_front(&mut self, b: u32) {
+        let head = self.head;
+        let rec = &mut self.blocks[b as usize];
+        rec.prev = NIL;
+        rec.next = head;
+        if head == NIL {
+            self.tail = b;
+        } else {
+            self.blocks[head as usize].prev = b;
+        }
+        self.head = b;
+        self.num_free += 1;
+    }
+
+    /// Takes a block out of the free queue.
+    fn unlink(&mut self, b: u32) {
+        let Block { prev, next, .. } = self.blocks[b as usize];
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.blocks[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.blocks[next as usize].prev = prev;
+        }
+        self.num_free -= 1;
     }
 }
 

@@ -65,11 +65,44 @@ pub(crate) struct ReqState {
     pub prefix: Option<PrefixSource>,
     /// Start of the step that first scheduled it.
     pub first_scheduled: Option<SimTime>,
+    /// The hashes of the prompt's full blocks, computed at the first admission attempt:
+    /// they are looked up at every attempt (again after a preemption) and cached as the
+    /// prompt is computed, so one computation saves two or more.
+    pub prompt_block_hashes: Vec<u64>,
 }
 
 impl ReqState {
     pub fn total_tokens(&self) -> u64 {
         self.req.prompt_tokens + u64::from(self.num_output)
+    }
+
+    /// The hash of block `idx` (blocks of `block_tokens`), the prompt's from the memo.
+    #[inline]
+    pub fn block_hash(&mut self, idx: u64, block_tokens: u32) -> u64 {
+        match usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.prompt_block_hashes.get(i))
+        {
+            Some(&h) => h,
+            None => self.block_hash_unmemoised(idx, block_tokens),
+        }
+    }
+
+    /// Fills the memo on first use; past the prompt's full blocks, computes the hash.
+    fn block_hash_unmemoised(&mut self, idx: u64, block_tokens: u32) -> u64 {
+        if self.prompt_block_hashes.is_empty() {
+            let full = self.req.prompt_tokens / u64::from(block_tokens);
+            self.req
+                .key
+                .block_hashes(full, block_tokens, &mut self.prompt_block_hashes);
+            if let Some(&h) = usize::try_from(idx)
+                .ok()
+                .and_then(|i| self.prompt_block_hashes.get(i))
+            {
+                return h;
+            }
+        }
+        self.req.key.block_hash(idx, block_tokens)
     }
 }
 
@@ -202,6 +235,7 @@ impl Engine {
             blocks: Vec::new(),
             prefix: None,
             first_scheduled: None,
+            prompt_block_hashes: Vec::new(),
         });
         self.pending.push(Reverse((at, seq, slot)));
         Ok(id)

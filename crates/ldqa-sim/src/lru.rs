@@ -1,7 +1,7 @@
 //! An intrusive doubly linked list over slot indices: O(1) push, pop and unlink.
 //!
-//! Both caches keep their LRU order in one: the GPU block pool's free queue and the
-//! LMCache CPU tier's hot cache.
+//! The LMCache CPU tier keeps its LRU order in one (the GPU block pool keeps its free
+//! queue inside its block records).
 
 const NIL: u32 = u32::MAX;
 
@@ -71,22 +71,6 @@ impl LruList {
             self.next[self.tail as usize] = slot;
         }
         self.tail = slot;
-        self.linked[s] = true;
-        self.len += 1;
-    }
-
-    /// Puts `slot` at the head (taken next).
-    pub fn push_front(&mut self, slot: u32) {
-        debug_assert!(!self.linked[slot as usize], "invariant: slot linked twice");
-        let s = slot as usize;
-        self.prev[s] = NIL;
-        self.next[s] = self.head;
-        if self.head == NIL {
-            self.tail = slot;
-        } else {
-            self.prev[self.head as usize] = slot;
-        }
-        self.head = slot;
         self.linked[s] = true;
         self.len += 1;
     }
@@ -168,10 +152,7 @@ mod tests {
         l.push_back(0);
         assert!(l.contains(0));
         assert_eq!(l.len(), 1);
-        l.push_front(2);
-        l.push_front(4);
-        assert_eq!(l.iter().collect::<Vec<_>>(), vec![4, 2, 0]);
-        assert_eq!(l.pop_front(), Some(4));
+        l.push_back(2);
         l.unlink(0);
         assert_eq!(l.iter().collect::<Vec<_>>(), vec![2]);
     }

@@ -176,6 +176,35 @@ impl PromptKey {
         self.unit_hash(index, block_tokens, BLOCK_DOMAIN)
     }
 
+    /// Appends the hashes of blocks `0..count` (blocks of `block_tokens`) to `out`: the
+    /// same as [`PromptKey::block_hash`] for each, without a division per block.
+    pub fn block_hashes(&self, count: u64, block_tokens: u32, out: &mut Vec<u64>) {
+        let PromptKey::Blocks(b) = self else {
+            out.extend((0..count).map(|i| self.block_hash(i, block_tokens)));
+            return;
+        };
+        let unit = u64::from(block_tokens);
+        let unit_domain = mix(BLOCK_DOMAIN ^ (unit << 40));
+        let trace_block = u64::from(b.block_tokens);
+        // The trace block covering the unit's last token, advanced as the units are.
+        let (mut covering, mut covering_end) = (0usize, trace_block);
+        for index in 0..count {
+            let end = (index + 1) * unit;
+            if end > b.tokens {
+                out.extend((index..count).map(|i| self.block_hash(i, block_tokens)));
+                return;
+            }
+            while end > covering_end {
+                covering += 1;
+                covering_end += trace_block;
+            }
+            out.push(match b.chain.get(covering) {
+                Some(&h) => mix(h ^ mix(end ^ unit_domain)),
+                None => self.block_hash(index, block_tokens),
+            });
+        }
+    }
+
     /// Hash of chunk `index` (chunks of `chunk_tokens`).
     pub fn chunk_hash(&self, index: u64, chunk_tokens: u32) -> u64 {
         self.unit_hash(index, chunk_tokens, CHUNK_DOMAIN)
@@ -237,6 +266,26 @@ pub fn mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The batch form equals the per-block form, for every kind of key, block sizes that
+    /// do and do not divide the trace's, and counts past the prompt.
+    #[test]
+    fn block_hashes_equal_block_hash_one_by_one() {
+        let keys = [
+            PromptKey::for_document(5, None, 40),
+            PromptKey::for_tokens(0..300),
+            PromptKey::Blocks(BlockChain::new(&[9, 8, 7, 6], 100, 350)),
+            PromptKey::Blocks(BlockChain::new(&[1, 2, 3], 512, 1536)),
+        ];
+        for key in &keys {
+            for unit in [16u32, 48, 100, 128] {
+                let mut batch = Vec::new();
+                key.block_hashes(40, unit, &mut batch);
+                let one_by_one: Vec<u64> = (0..40).map(|i| key.block_hash(i, unit)).collect();
+                assert_eq!(batch, one_by_one, "{key:?}, unit {unit}");
+            }
+        }
+    }
 
     #[test]
     fn shared_prefix_blocks_match_and_others_differ() {

@@ -178,9 +178,8 @@ impl Engine {
         let chunk_tokens = self.config.lmcache_chunk_tokens;
         let chunk = u64::from(chunk_tokens);
         let st = self.slots[slot as usize]
-            .as_ref()
+            .as_mut()
             .expect("invariant: waiting slot");
-        let key = &st.req.key;
         let prompt = st.req.prompt_tokens;
         let total = st.total_tokens();
 
@@ -191,12 +190,13 @@ impl Engine {
         for idx in 0..limit {
             match self
                 .pool
-                .lookup(key.block_hash(idx, self.config.block_size_tokens))
+                .lookup(st.block_hash(idx, self.config.block_size_tokens))
             {
                 Some(b) => self.scratch_hits.push(b),
                 None => break,
             }
         }
+        let key = &st.req.key;
         let gpu_hit = self.scratch_hits.len() as u64 * bs;
 
         // LMCache: contiguous whole chunks; a full hit is reduced by one token.
@@ -287,7 +287,7 @@ impl Engine {
         // `cache_blocks` does (up to the request's tokens so far).
         let full = (computed + n).min(st.total_tokens()) / bs;
         for idx in st.num_hashed_blocks..full {
-            let h = st.req.key.block_hash(idx, self.config.block_size_tokens);
+            let h = st.block_hash(idx, self.config.block_size_tokens);
             self.pool.cache(st.blocks[idx as usize], h);
         }
         st.num_hashed_blocks = st.num_hashed_blocks.max(full);
