@@ -239,7 +239,7 @@ fn detect(text: &str) -> Option<TraceFormat> {
 }
 
 fn parse_line(text: &str, format: TraceFormat) -> Result<TraceRequest, String> {
-    let request = match format {
+    let mut request = match format {
         TraceFormat::Mooncake => {
             let l: MooncakeLine = serde_json::from_str(text).map_err(|e| e.to_string())?;
             TraceRequest {
@@ -266,6 +266,8 @@ fn parse_line(text: &str, format: TraceFormat) -> Result<TraceRequest, String> {
         }
     };
     check(&request, format)?;
+    // The whole trace is held: no spare capacity per request (a third of it otherwise).
+    request.hash_ids.shrink_to_fit();
     Ok(request)
 }
 
