@@ -287,6 +287,18 @@ impl Engine {
         ok
     }
 
+    /// Prompt tokens of `req` its GPU prefix cache holds now (full blocks, at most the
+    /// prompt less one token), without touching anything: what a KV-aware router learns
+    /// from the engine's KV events.
+    pub fn gpu_prefix_hit_tokens(&self, req: &SimRequest) -> u64 {
+        let bs = self.config.block_size_tokens;
+        let limit = req.prompt_tokens.saturating_sub(1) / u64::from(bs);
+        let hits = (0..limit)
+            .take_while(|&i| self.pool.lookup(req.key.block_hash(i, bs)).is_some())
+            .count() as u64;
+        hits * u64::from(bs)
+    }
+
     /// When something next happens: the end of the running step, the start of the next
     /// one, or `None` when the engine has nothing to do.
     pub fn next_event_time(&self) -> Option<SimTime> {

@@ -41,6 +41,7 @@
 
 mod block_pool;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod cost;
 mod cpu_tier;

@@ -68,6 +68,58 @@ impl FrontendQueue {
     }
 }
 
+/// What the virtual-time client sends to: one engine behind its front end, or a cluster
+/// of them behind a router ([`crate::cluster::Cluster`]).
+pub trait Backend {
+    /// The virtual clock.
+    fn now(&self) -> SimTime;
+    /// The engines' configuration (the same for every instance).
+    fn config(&self) -> &crate::EngineConfig;
+    /// A request the client sent at `received`: its id and when it reaches an engine.
+    fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError>;
+    /// The instance that took request `id` (0 for a single engine).
+    fn instance_of(&self, id: ReqId) -> u32;
+    /// When something next happens, `None` when idle.
+    fn next_event_time(&self) -> Option<SimTime>;
+    /// Runs up to `t`, appending the events to `out` in time order.
+    fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError>;
+    /// Runs until idle.
+    fn run_to_idle(&mut self, out: &mut Vec<Event>) -> Result<(), SimError> {
+        while let Some(t) = self.next_event_time() {
+            self.advance_to(t, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// One engine behind one front end.
+struct SingleEngine<'a> {
+    engine: &'a mut Engine,
+    front: FrontendQueue,
+}
+
+impl Backend for SingleEngine<'_> {
+    fn now(&self) -> SimTime {
+        self.engine.now()
+    }
+    fn config(&self) -> &crate::EngineConfig {
+        self.engine.config()
+    }
+    fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError> {
+        let arrival = self.front.arrival(received, req.prompt_tokens);
+        Ok((self.engine.submit(arrival, req)?, arrival))
+    }
+    fn instance_of(&self, _id: ReqId) -> u32 {
+        0
+    }
+    fn next_event_time(&self) -> Option<SimTime> {
+        self.engine.next_event_time()
+    }
+    fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
+        self.engine.advance_to(t, out)
+    }
+}
+
 /// One request of a round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundRequest {
@@ -90,6 +142,8 @@ pub struct RoundOutcome {
     pub start: SimTime,
     /// When its last request ended.
     pub end: SimTime,
+    /// The instance that served each request (all 0 on one engine).
+    pub instances: Vec<u32>,
 }
 
 impl RoundOutcome {
@@ -158,7 +212,11 @@ pub fn run_round(
     max_inflight: usize,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
-    drive(engine, requests, None, None, max_inflight, frontend)
+    let mut single = SingleEngine {
+        engine,
+        front: FrontendQueue::new(*frontend),
+    };
+    drive(&mut single, requests, None, None, max_inflight)
 }
 
 /// When and after what the requests of an open-loop round are sent.
@@ -181,6 +239,19 @@ pub fn run_scheduled(
     schedule: &Schedule<'_>,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
+    let mut single = SingleEngine {
+        engine,
+        front: FrontendQueue::new(*frontend),
+    };
+    run_scheduled_on(&mut single, requests, schedule)
+}
+
+/// [`run_scheduled`] on any [`Backend`] (a cluster of engines behind a router).
+pub fn run_scheduled_on(
+    backend: &mut impl Backend,
+    requests: &[RoundRequest],
+    schedule: &Schedule<'_>,
+) -> Result<RoundOutcome, SimError> {
     let n = requests.len();
     if schedule.send_at_ns.len() != n || !(schedule.after.is_empty() || schedule.after.len() == n) {
         return Err(SimError::InvalidConfig {
@@ -194,14 +265,7 @@ pub fn run_scheduled(
     }
     let cap = schedule.max_concurrency.unwrap_or(usize::MAX);
     let after = (!schedule.after.is_empty()).then_some(schedule.after);
-    drive(
-        engine,
-        requests,
-        Some(schedule.send_at_ns),
-        after,
-        cap,
-        frontend,
-    )
+    drive(backend, requests, Some(schedule.send_at_ns), after, cap)
 }
 
 /// The client's event loop: sends each request when it is due (all at the start without
@@ -211,12 +275,11 @@ pub fn run_scheduled(
     reason = "the event loop of the virtual-time client; its send and event arms share the in-flight table"
 )]
 fn drive(
-    engine: &mut Engine,
+    engine: &mut impl Backend,
     requests: &[RoundRequest],
     schedule: Option<&[u64]>,
     after: Option<&[Option<usize>]>,
     max_inflight: usize,
-    frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
     if max_inflight == 0 {
         return Err(SimError::InvalidConfig {
@@ -253,17 +316,17 @@ fn drive(
     let mut in_flight = 0usize;
     let mut last_end = start;
     let mut now = start;
-    let mut front = FrontendQueue::new(*frontend);
+    let mut instances = vec![0u32; requests.len()];
 
-    let mut send = |engine: &mut Engine,
+    let mut send = |engine: &mut dyn Backend,
                     by_slot: &mut Vec<Option<InFlight>>,
                     records: &mut [RequestRecord],
                     index: usize,
                     at: SimTime|
      -> Result<(), SimError> {
         let r = &requests[index];
-        let arrival = front.arrival(at, r.request.prompt_tokens);
-        let id = engine.submit(arrival, r.request.clone())?;
+        let (id, arrival) = engine.send(at, r.request.clone())?;
+        instances[index] = engine.instance_of(id);
         let rec = &mut records[index];
         // Open loop: when it was due (a full in-flight cap sends it late).
         rec.queued_ns = schedule.map_or(0, |s| s[index]);
@@ -284,7 +347,7 @@ fn drive(
             match ready.peek() {
                 Some(&Reverse((at, i))) if at <= now => {
                     ready.pop();
-                    send(engine, &mut by_slot, &mut records, i, now)?;
+                    send(&mut *engine, &mut by_slot, &mut records, i, now)?;
                     in_flight += 1;
                 }
                 _ => break,
@@ -350,5 +413,6 @@ fn drive(
         records,
         start,
         end: last_end,
+        instances,
     })
 }

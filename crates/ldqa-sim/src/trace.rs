@@ -6,8 +6,11 @@
 
 use ldqa_trace::Trace;
 
+use crate::cluster::{Cluster, RoutingPolicy};
 use crate::prompt::{BlockChain, PromptKey};
-use crate::round::{run_scheduled, Frontend, RoundOutcome, RoundRequest, Schedule};
+use crate::round::{
+    run_scheduled, run_scheduled_on, Frontend, RoundOutcome, RoundRequest, Schedule,
+};
 use crate::{Engine, Scenario, SimError, SimRequest};
 
 /// Which part of a trace to replay, and how.
@@ -70,6 +73,19 @@ pub fn simulate_trace(
     trace: &Trace,
     options: &TraceOptions,
 ) -> Result<RoundOutcome, SimError> {
+    simulate_trace_on_cluster(scenario, trace, options, 1, RoutingPolicy::RoundRobin)
+}
+
+/// `trace` on `instances` idle copies of `scenario`'s engine behind a router with `policy`
+/// (one instance: the engine alone): every request's record, and its instance, in the
+/// trace's order.
+pub fn simulate_trace_on_cluster(
+    scenario: &Scenario,
+    trace: &Trace,
+    options: &TraceOptions,
+    instances: usize,
+    policy: RoutingPolicy,
+) -> Result<RoundOutcome, SimError> {
     if !(options.speedup.is_finite() && options.speedup > 0.0) {
         return Err(SimError::InvalidConfig {
             field: "speedup",
@@ -84,7 +100,11 @@ pub fn simulate_trace(
         after: &after,
         max_concurrency: options.max_concurrency,
     };
-    run_scheduled(&mut engine, &requests, &schedule, &frontend)
+    if instances == 1 {
+        return run_scheduled(&mut engine, &requests, &schedule, &frontend);
+    }
+    let mut cluster = Cluster::new(&engine, instances, policy, &frontend)?;
+    run_scheduled_on(&mut cluster, &requests, &schedule)
 }
 
 #[cfg(test)]

@@ -182,6 +182,8 @@ fn predict_trace_flags_are_checked() {
             vec!["--max-concurrency", "0"],
             "--max-concurrency must be at least 1",
         ),
+        (vec!["--instances", "0"], "--instances must be 1 to 1024"),
+        (vec!["--router", "fastest"], "possible values: round-robin"),
     ] {
         ldqa()
             .args(["predict", "--trace"])
@@ -200,6 +202,72 @@ fn predict_trace_flags_are_checked() {
         .assert()
         .code(2)
         .stderr(contains("/nonexistent/t.jsonl"));
+}
+
+/// `--instances N --router P`: the table and the JSON gain a section per instance, whose
+/// requests and cached tokens add up to the arm's; a prefix-aware router keeps a repeated
+/// document where it was cached, so it hits where round robin misses. Without `--trace`
+/// the flags are refused, not ignored.
+#[test]
+fn predict_simulates_instances_behind_a_router() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three documents of two 512-token blocks, asked four times in turn, 2 s apart.
+    let lines: String = (0..12)
+        .map(|i| {
+            let doc = i % 3;
+            format!(
+                "{{\"timestamp\": {}, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [{}, {}]}}\n",
+                i * 2000,
+                doc * 10,
+                doc * 10 + 1
+            )
+        })
+        .collect();
+    let trace = write(&dir, "m.jsonl", &lines);
+    let cached_by = |router: &str| -> serde_json::Value {
+        let out = ldqa()
+            .args([
+                "predict",
+                "--engine",
+                "vllm",
+                "--instances",
+                "2",
+                "--router",
+                router,
+            ])
+            .arg("--trace")
+            .arg(&trace)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let table = String::from_utf8(out.stdout).unwrap();
+        assert!(table.contains("  #1") && table.contains("  #2"), "{table}");
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("trace_prediction.json")).unwrap(),
+        )
+        .unwrap();
+        let arm = report["engines"][0].clone();
+        let parts = arm["instances"].as_array().unwrap();
+        assert_eq!(parts.len(), 2);
+        for field in ["requests", "cached_tokens", "prompt_tokens"] {
+            let sum: u64 = parts.iter().map(|p| p[field].as_u64().unwrap()).sum();
+            assert_eq!(Some(sum), arm[field].as_u64(), "{router}: {field}");
+        }
+        arm
+    };
+    // 1,008 tokens a hit (the prompt less its last 16-token block).
+    assert_eq!(cached_by("round-robin")["cached_tokens"], 6 * 1008);
+    assert_eq!(cached_by("cache-aware")["cached_tokens"], 9 * 1008);
+    assert_eq!(cached_by("kv-aware")["cached_tokens"], 9 * 1008);
+    ldqa()
+        .args(["predict", "--instances", "2"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(contains("--trace"));
 }
 
 /// `replay` sends a trace to a server on its schedule, its prompts synthesised as token ids

@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use ldqa_metrics::Stats;
 use ldqa_model::RequestRecord;
-use ldqa_sim::trace::{simulate_trace, TraceOptions};
+use ldqa_sim::cluster::{CacheAwareParams, RoutingPolicy};
+use ldqa_sim::trace::{simulate_trace_on_cluster, TraceOptions};
 use ldqa_trace::{Trace, TraceFormat};
 use serde::Serialize;
 
@@ -36,6 +37,94 @@ pub struct TraceArgs {
 
     #[command(flatten)]
     pub selection: TraceSelection,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// A simulated cluster: N instances of the deployment behind a router.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Simulate this many instances of the deployment, each with its own GPU cache, LMCache
+    /// tier and front end, behind a router (--router).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        requires = "trace",
+        help_heading = "Many instances"
+    )]
+    pub instances: usize,
+
+    /// How the router picks an instance: round-robin, least-loaded (fewest in flight at
+    /// the router), cache-aware (vllm-router's: the instance it sent the longest shared
+    /// prefix, unless loads are out of balance), kv-aware (the instance whose GPU cache
+    /// holds the longest prefix). docs/cluster.md describes each.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = RouterArg::RoundRobin,
+        value_name = "POLICY",
+        requires = "trace",
+        help_heading = "Many instances"
+    )]
+    pub router: RouterArg,
+}
+
+/// `--router`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouterArg {
+    RoundRobin,
+    LeastLoaded,
+    CacheAware,
+    KvAware,
+}
+
+impl ClusterArgs {
+    /// The routing policy, checked with the instance count.
+    pub fn policy(&self) -> anyhow::Result<RoutingPolicy> {
+        anyhow::ensure!(
+            (1..=1024).contains(&self.instances),
+            "--instances must be 1 to 1024, not {}",
+            self.instances
+        );
+        Ok(match self.router {
+            RouterArg::RoundRobin => RoutingPolicy::RoundRobin,
+            RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
+            RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
+            RouterArg::KvAware => RoutingPolicy::KvAware,
+        })
+    }
+
+    /// `trace` on `scenario`, on the instances behind the router: the arm's summary named
+    /// `name`, with one per instance when there are several.
+    pub(crate) fn replay(
+        &self,
+        name: &str,
+        scenario: &ldqa_sim::Scenario,
+        trace: &Trace,
+        options: &TraceOptions,
+    ) -> anyhow::Result<EngineReplay> {
+        let out =
+            simulate_trace_on_cluster(scenario, trace, options, self.instances, self.policy()?)
+                .with_context(|| format!("replaying the trace on {name}"))?;
+        let mut summary = EngineReplay::of(name, &out.records, out.duration_ns());
+        if self.instances > 1 {
+            summary.instances = (0..self.instances)
+                .map(|k| {
+                    let mine: Vec<RequestRecord> = out
+                        .records
+                        .iter()
+                        .zip(&out.instances)
+                        .filter(|&(_, &i)| i as usize == k)
+                        .map(|(r, _)| r.clone())
+                        .collect();
+                    EngineReplay::of(&format!("  #{}", k + 1), &mine, out.duration_ns())
+                })
+                .collect();
+        }
+        Ok(summary)
+    }
 }
 
 /// Which part of a trace to replay, and how fast: the flags `predict --trace` and `replay`
@@ -134,6 +223,9 @@ pub(crate) struct EngineReplay {
     send_lag_p99_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     send_lag_max_s: Option<f64>,
+    /// Behind a router: the same summary for each instance, in order (`  #1`, `  #2`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    instances: Vec<EngineReplay>,
 }
 
 impl EngineReplay {
@@ -226,6 +318,7 @@ impl EngineReplay {
                 .as_ref()
                 .filter(|_| measured)
                 .map(|s| s.max_ns as f64 / 1e9),
+            instances: Vec::new(),
         }
     }
 }
@@ -246,20 +339,25 @@ pub(crate) struct TracePrediction {
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     let t = &args.trace;
     let options = t.options(args.workload.max_concurrency)?;
+    t.cluster.policy()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let path = t.trace.as_ref().context("invariant: --trace given")?;
     let trace =
         Trace::read(path, t.trace_format).with_context(|| format!("--trace {}", path.display()))?;
     eprintln!("Simulating: {}", resolved.description);
+    if t.cluster.instances > 1 {
+        eprintln!(
+            "  × {} instances behind a {} router",
+            t.cluster.instances,
+            t.cluster.policy()?.name()
+        );
+    }
     let mut engines = Vec::new();
     for (kind, scenario) in &resolved.engines {
-        let out = simulate_trace(scenario, &trace, &options)
-            .with_context(|| format!("replaying the trace on {}", kind.as_str()))?;
-        engines.push(EngineReplay::of(
-            kind.as_str(),
-            &out.records,
-            out.duration_ns(),
-        ));
+        engines.push(
+            t.cluster
+                .replay(kind.as_str(), scenario, &trace, &options)?,
+        );
     }
     let prediction = TracePrediction {
         schema: "ldqa-trace-prediction",
@@ -290,7 +388,11 @@ pub(crate) fn table(p: &TracePrediction) -> String {
         p.engines.first().map_or(0, |e| e.requests),
         p.speedup
     );
-    let engines: Vec<&EngineReplay> = p.engines.iter().collect();
+    let engines: Vec<&EngineReplay> = p
+        .engines
+        .iter()
+        .flat_map(|e| std::iter::once(e).chain(&e.instances))
+        .collect();
     engine_table(&title, &engines)
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use ldqa_metrics::AxisValue;
-use ldqa_sim::trace::{simulate_trace, TraceOptions};
+use ldqa_sim::trace::TraceOptions;
 use ldqa_trace::{Trace, TraceFormat};
 use serde::Serialize;
 
@@ -69,9 +69,10 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
     );
     let replay = |(value, e): &(AxisValue, points::Engines)| -> anyhow::Result<TracePoint> {
         let arm = |s: &ldqa_sim::Scenario, name: &str| -> anyhow::Result<EngineReplay> {
-            let out = simulate_trace(s, &trace, &options)
-                .with_context(|| format!("replaying the trace on {name} at {value}"))?;
-            Ok(EngineReplay::of(name, &out.records, out.duration_ns()))
+            args.trace
+                .cluster
+                .replay(name, s, &trace, &options)
+                .with_context(|| format!("at {value}"))
         };
         Ok(TracePoint {
             value: value.clone(),

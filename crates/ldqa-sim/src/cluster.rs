@@ -1,0 +1,272 @@
+//! Many engines behind a router, in virtual time: N instances of one deployment, each with
+//! its own front end, GPU prefix cache and LMCache CPU tier, and a router that picks the
+//! instance of every request when the client sends it.
+//!
+//! The routing policies are those of vLLM's `vllm-router` and production-stack's router
+//! (docs/cluster.md says what each looks at, from their public source, and where this model
+//! of them stops): a router sees requests and its own count of requests in flight per
+//! instance, never the engines' caches, except the KV-aware policy, which the engines' KV
+//! events tell exactly what each GPU holds.
+
+use std::collections::HashMap;
+
+use crate::round::{Backend, Frontend, FrontendQueue};
+use crate::{Engine, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
+
+/// How the router picks an instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RoutingPolicy {
+    /// In turn, whatever the load (`vllm-router --policy round_robin`, production-stack's
+    /// `roundrobin`).
+    RoundRobin,
+    /// The instance with the fewest requests in flight at the router, the first on ties.
+    LeastLoaded,
+    /// `vllm-router --policy cache_aware`: the instance whose tree of prompts it was sent
+    /// shares the longest prefix with this one, when that share is over `cache_threshold`;
+    /// otherwise the instance with the smallest tree; the least loaded instead whenever the
+    /// loads are out of balance (the gap over `balance_abs` and the ratio over
+    /// `balance_rel`).
+    CacheAware(CacheAwareParams),
+    /// The instance whose GPU prefix cache holds the longest prefix of the prompt (as the
+    /// engines' KV events report it), the least loaded among equals.
+    KvAware,
+}
+
+/// `cache_aware`'s knobs, with `vllm-router`'s defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheAwareParams {
+    /// Share of the prompt that must match an instance's tree to go there.
+    pub cache_threshold: f64,
+    /// Loads are out of balance when the largest exceeds the smallest by more than this...
+    pub balance_abs: u32,
+    /// ...and is more than this many times the smallest.
+    pub balance_rel: f64,
+    /// Tokens each instance's tree keeps (least recently routed prompts forgotten first).
+    pub max_tree_tokens: u64,
+}
+
+impl Default for CacheAwareParams {
+    fn default() -> Self {
+        CacheAwareParams {
+            cache_threshold: 0.5,
+            balance_abs: 32,
+            balance_rel: 1.0001,
+            max_tree_tokens: 1 << 24,
+        }
+    }
+}
+
+impl RoutingPolicy {
+    /// The name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RoutingPolicy::RoundRobin => "round-robin",
+            RoutingPolicy::LeastLoaded => "least-loaded",
+            RoutingPolicy::CacheAware(_) => "cache-aware",
+            RoutingPolicy::KvAware => "kv-aware",
+        }
+    }
+}
+
+/// The prompts the router sent to one instance, as its approximate tree: the prompt's
+/// blocks by hash, least recently routed first out when over the size.
+#[derive(Debug, Clone, Default)]
+struct RoutedTree {
+    last_routed: HashMap<u64, u64>,
+    clock: u64,
+    tokens: u64,
+}
+
+impl RoutedTree {
+    /// Leading blocks of `hashes` the tree holds.
+    fn matched(&self, hashes: &[u64]) -> usize {
+        hashes
+            .iter()
+            .take_while(|h| self.last_routed.contains_key(h))
+            .count()
+    }
+
+    fn insert(&mut self, hashes: &[u64], block_tokens: u64, max_tokens: u64) {
+        self.clock += 1;
+        for &h in hashes {
+            if self.last_routed.insert(h, self.clock).is_none() {
+                self.tokens += block_tokens;
+            }
+        }
+        if self.tokens > max_tokens {
+            // Forget the least recently routed blocks down to 90 % of the size, as the
+            // router's periodic eviction does.
+            let mut by_age: Vec<(u64, u64)> =
+                self.last_routed.iter().map(|(&h, &t)| (t, h)).collect();
+            by_age.sort_unstable();
+            let target = max_tokens / 10 * 9;
+            for (_, h) in by_age {
+                if self.tokens <= target {
+                    break;
+                }
+                self.last_routed.remove(&h);
+                self.tokens -= block_tokens;
+            }
+        }
+    }
+}
+
+/// N engines behind a router.
+#[derive(Debug)]
+pub struct Cluster {
+    engines: Vec<Engine>,
+    fronts: Vec<FrontendQueue>,
+    policy: RoutingPolicy,
+    /// Requests in flight per instance, as the router counts them.
+    in_flight: Vec<u32>,
+    trees: Vec<RoutedTree>,
+    next_turn: usize,
+    scratch: Vec<Event>,
+}
+
+impl Cluster {
+    /// `instances` copies of `engine` (idle), each behind its own `frontend`.
+    pub fn new(
+        engine: &Engine,
+        instances: usize,
+        policy: RoutingPolicy,
+        frontend: &Frontend,
+    ) -> Result<Self, SimError> {
+        if instances == 0 || instances > 1024 {
+            return Err(SimError::InvalidConfig {
+                field: "instances",
+                reason: format!("must be 1 to 1024, not {instances}"),
+            });
+        }
+        Ok(Cluster {
+            engines: vec![engine.clone(); instances],
+            fronts: vec![FrontendQueue::new(*frontend); instances],
+            policy,
+            in_flight: vec![0; instances],
+            trees: vec![RoutedTree::default(); instances],
+            next_turn: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The instances, in order.
+    pub fn engines(&self) -> &[Engine] {
+        &self.engines
+    }
+
+    fn route(&mut self, req: &SimRequest) -> usize {
+        let n = self.engines.len();
+        let least_loaded = |in_flight: &[u32]| {
+            (0..n)
+                .min_by_key(|&k| (in_flight[k], k))
+                .expect("invariant: at least one instance")
+        };
+        match self.policy {
+            RoutingPolicy::RoundRobin => {
+                let k = self.next_turn % n;
+                self.next_turn += 1;
+                k
+            }
+            RoutingPolicy::LeastLoaded => least_loaded(&self.in_flight),
+            RoutingPolicy::KvAware => {
+                let hits: Vec<u64> = self
+                    .engines
+                    .iter()
+                    .map(|e| e.gpu_prefix_hit_tokens(req))
+                    .collect();
+                (0..n)
+                    .min_by_key(|&k| (std::cmp::Reverse(hits[k]), self.in_flight[k], k))
+                    .expect("invariant: at least one instance")
+            }
+            RoutingPolicy::CacheAware(p) => self.route_cache_aware(req, &p),
+        }
+    }
+
+    fn route_cache_aware(&mut self, req: &SimRequest, p: &CacheAwareParams) -> usize {
+        let n = self.engines.len();
+        let bs = self.engines[0].config().block_size_tokens;
+        let blocks = req.prompt_tokens / u64::from(bs);
+        let mut hashes = Vec::new();
+        req.key.block_hashes(blocks, bs, &mut hashes);
+        let (max, min) = (
+            *self.in_flight.iter().max().unwrap_or(&0),
+            *self.in_flight.iter().min().unwrap_or(&0),
+        );
+        let imbalanced =
+            max - min > p.balance_abs && f64::from(max) > f64::from(min) * p.balance_rel;
+        let k = if imbalanced {
+            (0..n)
+                .min_by_key(|&k| (self.in_flight[k], k))
+                .expect("invariant: at least one instance")
+        } else {
+            let (best, matched) = (0..n)
+                .map(|k| (k, self.trees[k].matched(&hashes)))
+                .max_by_key(|&(k, m)| (m, std::cmp::Reverse(k)))
+                .expect("invariant: at least one instance");
+            let share = (matched as u64 * u64::from(bs)) as f64 / req.prompt_tokens.max(1) as f64;
+            if share > p.cache_threshold {
+                best
+            } else {
+                (0..n)
+                    .min_by_key(|&k| (self.trees[k].tokens, k))
+                    .expect("invariant: at least one instance")
+            }
+        };
+        self.trees[k].insert(&hashes, u64::from(bs), p.max_tree_tokens);
+        k
+    }
+}
+
+/// A cluster request id: the engine's slot and the instance in the low 32 bits (so the
+/// client's table by slot stays dense), the engine's sequence number above.
+fn cluster_id(id: ReqId, instance: usize, instances: usize) -> ReqId {
+    let slot = id.0 & 0xffff_ffff;
+    ReqId((id.0 & !0xffff_ffff) | (slot * instances as u64 + instance as u64))
+}
+
+impl Backend for Cluster {
+    fn now(&self) -> SimTime {
+        self.engines[0].now()
+    }
+
+    fn config(&self) -> &EngineConfig {
+        self.engines[0].config()
+    }
+
+    fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError> {
+        let k = self.route(&req);
+        let arrival = self.fronts[k].arrival(received, req.prompt_tokens);
+        let id = self.engines[k].submit(arrival, req)?;
+        self.in_flight[k] += 1;
+        Ok((cluster_id(id, k, self.engines.len()), arrival))
+    }
+
+    fn instance_of(&self, id: ReqId) -> u32 {
+        ((id.0 & 0xffff_ffff) % self.engines.len() as u64) as u32
+    }
+
+    fn next_event_time(&self) -> Option<SimTime> {
+        self.engines
+            .iter()
+            .filter_map(Engine::next_event_time)
+            .min()
+    }
+
+    fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
+        let n = self.engines.len();
+        let first = out.len();
+        for k in 0..n {
+            self.engines[k].advance_to(t, &mut self.scratch)?;
+            for mut ev in self.scratch.drain(..) {
+                if !matches!(ev.kind, EventKind::Token { .. }) {
+                    self.in_flight[k] = self.in_flight[k].saturating_sub(1);
+                }
+                ev.req = cluster_id(ev.req, k, n);
+                out.push(ev);
+            }
+        }
+        // One timeline: by time, instance order among equals (the sort is stable).
+        out[first..].sort_by_key(|ev| ev.at);
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The simulated cluster: N engines behind a router.
+
+use ldqa_sim::cluster::{CacheAwareParams, Cluster, RoutingPolicy};
+use ldqa_sim::round::{run_scheduled, run_scheduled_on, Frontend, RoundOutcome, Schedule};
+use ldqa_sim::scenario::{self, EngineMode};
+use ldqa_sim::trace::{simulate_trace_on_cluster, trace_requests, TraceOptions};
+use ldqa_sim::{Engine, Scenario};
+use ldqa_trace::{Trace, TraceFormat, TraceRequest};
+
+fn seed(mode: EngineMode) -> Scenario {
+    let d = ldqa_recommend::Deployment::new(
+        ldqa_specs::catalog::model("meta-llama/Llama-3.1-8B-Instruct").unwrap(),
+        ldqa_specs::catalog::gpu("h100-80gb").unwrap(),
+        Some(1),
+        ldqa_recommend::VllmKnobs::default(),
+    )
+    .unwrap();
+    scenario::build(&d, mode).unwrap()
+}
+
+/// `docs` documents of `blocks` 512-token trace blocks each, asked `rounds` times in turn
+/// (0, 1, …, docs−1, 0, 1, …), a request every `gap_ms`.
+fn repeated_documents(docs: u64, blocks: u64, rounds: u64, gap_ms: f64) -> Trace {
+    let requests = (0..docs * rounds)
+        .map(|i| {
+            let doc = i % docs;
+            TraceRequest {
+                arrival_ms: i as f64 * gap_ms,
+                input_length: blocks * 512,
+                output_length: 8,
+                hash_ids: (0..blocks).map(|b| doc * 1000 + b).collect(),
+                chat: None,
+            }
+        })
+        .collect();
+    Trace {
+        format: TraceFormat::Mooncake,
+        requests,
+    }
+}
+
+fn run(trace: &Trace, instances: usize, policy: RoutingPolicy) -> RoundOutcome {
+    simulate_trace_on_cluster(
+        &seed(EngineMode::Vllm),
+        trace,
+        &TraceOptions::default(),
+        instances,
+        policy,
+    )
+    .unwrap()
+}
+
+fn cached(out: &RoundOutcome) -> u64 {
+    out.records
+        .iter()
+        .map(|r| r.usage.unwrap().cached_tokens.unwrap())
+        .sum()
+}
+
+/// A cluster of one behind any router is the engine alone, record for record: the
+/// router, the id mapping and the per-instance front end change nothing.
+#[test]
+fn one_instance_is_the_engine_alone() {
+    let trace = repeated_documents(3, 4, 3, 50.0);
+    let s = seed(EngineMode::Lmcache {
+        cpu_gib_per_rank: None,
+    });
+    let (requests, send_at, after) = trace_requests(&trace, &TraceOptions::default());
+    let schedule = Schedule {
+        send_at_ns: &send_at,
+        after: &after,
+        max_concurrency: None,
+    };
+    let frontend = Frontend::from_efficiencies(&s.efficiencies);
+    let mut engine = Engine::new(s.config.clone(), &s.efficiencies).unwrap();
+    let alone = run_scheduled(&mut engine, &requests, &schedule, &frontend).unwrap();
+    for policy in [
+        RoutingPolicy::RoundRobin,
+        RoutingPolicy::CacheAware(CacheAwareParams::default()),
+        RoutingPolicy::KvAware,
+    ] {
+        let idle = Engine::new(s.config.clone(), &s.efficiencies).unwrap();
+        let mut cluster = Cluster::new(&idle, 1, policy, &frontend).unwrap();
+        let out = run_scheduled_on(&mut cluster, &requests, &schedule).unwrap();
+        assert_eq!(out.records, alone.records, "{policy:?}");
+        assert_eq!(out.end, alone.end);
+    }
+}
+
+/// Round robin deals requests in turn; each instance's records are its own requests.
+#[test]
+fn round_robin_deals_in_turn() {
+    let trace = repeated_documents(4, 2, 2, 10.0);
+    let out = run(&trace, 3, RoutingPolicy::RoundRobin);
+    assert_eq!(out.instances, [0, 1, 2, 0, 1, 2, 0, 1]);
+}
+
+/// Three documents asked four times in turn on two instances: round robin sends each
+/// document to both instances in turn (each computes it once: half of the requests hit),
+/// while both prefix routers keep a document on one instance (every repeat hits), as the
+/// engine alone would.
+#[test]
+fn prefix_routers_keep_a_document_on_one_instance() {
+    let trace = repeated_documents(3, 8, 4, 2000.0);
+    let prompt = 8 * 512u64;
+    let hit = prompt - 16; // all but the last block (the prompt less one token)
+    let rr = run(&trace, 2, RoutingPolicy::RoundRobin);
+    assert_eq!(
+        cached(&rr),
+        6 * hit,
+        "each document computed once per instance"
+    );
+    for policy in [
+        RoutingPolicy::CacheAware(CacheAwareParams::default()),
+        RoutingPolicy::KvAware,
+    ] {
+        let out = run(&trace, 2, policy);
+        assert_eq!(cached(&out), 9 * hit, "{policy:?}: 3 first sightings only");
+        for doc in 0..3 {
+            let homes: Vec<u32> = (0..4).map(|round| out.instances[round * 3 + doc]).collect();
+            assert!(
+                homes.iter().all(|&k| k == homes[0]),
+                "{policy:?}: {homes:?}"
+            );
+        }
+    }
+    // Cache-aware sends a prompt no tree shares to the instance with the smallest tree, so
+    // new documents spread; KV-aware, with nothing cached and nothing in flight anywhere,
+    // takes the first instance.
+    let ca = run(
+        &trace,
+        2,
+        RoutingPolicy::CacheAware(CacheAwareParams::default()),
+    );
+    assert_eq!(&ca.instances[..3], [0, 1, 0]);
+    let kv = run(&trace, 2, RoutingPolicy::KvAware);
+    assert_eq!(&kv.instances[..3], [0, 0, 0]);
+}
+
+/// Requests that all arrive together are spread evenly by least-loaded routing, and
+/// cache-aware routing falls back to the least loaded instance once the loads are out of
+/// balance, even for a prompt another instance has seen.
+#[test]
+fn load_balancing_spreads_a_burst() {
+    let trace = repeated_documents(1, 2, 40, 0.0);
+    let out = run(&trace, 4, RoutingPolicy::LeastLoaded);
+    let mut counts = [0u32; 4];
+    for &k in &out.instances {
+        counts[k as usize] += 1;
+    }
+    assert_eq!(counts, [10, 10, 10, 10]);
+
+    let params = CacheAwareParams {
+        balance_abs: 4,
+        ..CacheAwareParams::default()
+    };
+    let out = run(&trace, 4, RoutingPolicy::CacheAware(params));
+    let first_elsewhere = out.instances.iter().position(|&k| k != out.instances[0]);
+    assert_eq!(
+        first_elsewhere,
+        Some(5),
+        "the same prompt stays on its instance until 5 are in flight there (gap > 4)"
+    );
+}
