@@ -22,17 +22,20 @@ pub enum RoutingPolicy {
     /// The instance with the fewest requests in flight at the router, the first on ties.
     LeastLoaded,
     /// `vllm-router --policy cache_aware`: the instance whose tree of prompts it was sent
-    /// shares the longest prefix with this one, when that share is over `cache_threshold`;
-    /// otherwise the instance with the smallest tree; the least loaded instead whenever the
-    /// loads are out of balance (the gap over `balance_abs` and the ratio over
-    /// `balance_rel`).
+    /// shares the longest prefix with this one (the most recently sent among equals), when
+    /// that share is over `cache_threshold`; otherwise, or whenever the loads are out of
+    /// balance (the gap over `balance_abs` and the largest over `balance_rel` times the
+    /// smallest), the least loaded.
     CacheAware(CacheAwareParams),
-    /// The instance whose GPU prefix cache holds the longest prefix of the prompt (as the
-    /// engines' KV events report it), the least loaded among equals.
+    /// `vllm-router --policy kv_aware`: the instance whose GPU prefix cache holds the
+    /// longest prefix of the prompt (as the engines' KV events report it), the least loaded
+    /// among equals and when none holds a block; no balance check.
     KvAware,
 }
 
-/// `cache_aware`'s knobs, with `vllm-router`'s defaults.
+/// `cache_aware`'s knobs, with the defaults of `vllm-router`'s command line
+/// (`--cache-threshold 0.3 --balance-abs-threshold 64 --balance-rel-threshold 1.5
+/// --max-tree-size 67108864`; the library's own defaults differ).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CacheAwareParams {
     /// Share of the prompt that must match an instance's tree to go there.
@@ -48,9 +51,10 @@ pub struct CacheAwareParams {
 impl Default for CacheAwareParams {
     fn default() -> Self {
         CacheAwareParams {
-            cache_threshold: 0.5,
-            balance_abs: 32,
-            balance_rel: 1.0001,
+            cache_threshold: 0.3,
+            balance_abs: 64,
+            balance_rel: 1.5,
+            // The router counts characters, 2^26 per instance: about 4 a token.
             max_tree_tokens: 1 << 24,
         }
     }
@@ -69,27 +73,29 @@ impl RoutingPolicy {
 }
 
 /// The prompts the router sent to one instance, as its approximate tree: the prompt's
-/// blocks by hash, least recently routed first out when over the size.
+/// blocks by hash (the router's tree holds characters; a block is the simulator's unit),
+/// with when each was last sent, least recently sent first out when over the size.
 #[derive(Debug, Clone, Default)]
 struct RoutedTree {
     last_routed: HashMap<u64, u64>,
-    clock: u64,
     tokens: u64,
 }
 
 impl RoutedTree {
-    /// Leading blocks of `hashes` the tree holds.
-    fn matched(&self, hashes: &[u64]) -> usize {
-        hashes
+    /// Leading blocks of `hashes` the tree holds, and when the last of them was sent.
+    fn matched(&self, hashes: &[u64]) -> (usize, u64) {
+        let mut last = 0;
+        let n = hashes
             .iter()
-            .take_while(|h| self.last_routed.contains_key(h))
-            .count()
+            .map_while(|h| self.last_routed.get(h))
+            .inspect(|&&t| last = t)
+            .count();
+        (n, last)
     }
 
-    fn insert(&mut self, hashes: &[u64], block_tokens: u64, max_tokens: u64) {
-        self.clock += 1;
+    fn insert(&mut self, hashes: &[u64], block_tokens: u64, max_tokens: u64, now: u64) {
         for &h in hashes {
-            if self.last_routed.insert(h, self.clock).is_none() {
+            if self.last_routed.insert(h, now).is_none() {
                 self.tokens += block_tokens;
             }
         }
@@ -120,7 +126,8 @@ pub struct Cluster {
     /// Requests in flight per instance, as the router counts them.
     in_flight: Vec<u32>,
     trees: Vec<RoutedTree>,
-    next_turn: usize,
+    /// Requests routed so far: the round robin's turn and the trees' clock.
+    routed: u64,
     scratch: Vec<Event>,
 }
 
@@ -144,7 +151,7 @@ impl Cluster {
             policy,
             in_flight: vec![0; instances],
             trees: vec![RoutedTree::default(); instances],
-            next_turn: 0,
+            routed: 0,
             scratch: Vec::new(),
         })
     }
@@ -155,6 +162,7 @@ impl Cluster {
     }
 
     fn route(&mut self, req: &SimRequest) -> usize {
+        self.routed += 1;
         let n = self.engines.len();
         let least_loaded = |in_flight: &[u32]| {
             (0..n)
@@ -162,11 +170,7 @@ impl Cluster {
                 .expect("invariant: at least one instance")
         };
         match self.policy {
-            RoutingPolicy::RoundRobin => {
-                let k = self.next_turn % n;
-                self.next_turn += 1;
-                k
-            }
+            RoutingPolicy::RoundRobin => ((self.routed - 1) % n as u64) as usize,
             RoutingPolicy::LeastLoaded => least_loaded(&self.in_flight),
             RoutingPolicy::KvAware => {
                 let hits: Vec<u64> = self
@@ -194,12 +198,13 @@ impl Cluster {
         );
         let imbalanced =
             max - min > p.balance_abs && f64::from(max) > f64::from(min) * p.balance_rel;
+        let least_loaded = (0..n)
+            .min_by_key(|&k| (self.in_flight[k], k))
+            .expect("invariant: at least one instance");
         let k = if imbalanced {
-            (0..n)
-                .min_by_key(|&k| (self.in_flight[k], k))
-                .expect("invariant: at least one instance")
+            least_loaded
         } else {
-            let (best, matched) = (0..n)
+            let (best, (matched, _)) = (0..n)
                 .map(|k| (k, self.trees[k].matched(&hashes)))
                 .max_by_key(|&(k, m)| (m, std::cmp::Reverse(k)))
                 .expect("invariant: at least one instance");
@@ -207,12 +212,10 @@ impl Cluster {
             if share > p.cache_threshold {
                 best
             } else {
-                (0..n)
-                    .min_by_key(|&k| (self.trees[k].tokens, k))
-                    .expect("invariant: at least one instance")
+                least_loaded
             }
         };
-        self.trees[k].insert(&hashes, u64::from(bs), p.max_tree_tokens);
+        self.trees[k].insert(&hashes, u64::from(bs), p.max_tree_tokens, self.routed);
         k
     }
 }

@@ -124,17 +124,24 @@ fn prefix_routers_keep_a_document_on_one_instance() {
             );
         }
     }
-    // Cache-aware sends a prompt no tree shares to the instance with the smallest tree, so
-    // new documents spread; KV-aware, with nothing cached and nothing in flight anywhere,
-    // takes the first instance.
-    let ca = run(
-        &trace,
+    // A prompt nobody shares goes to the least loaded instance; with every request done
+    // before the next (2 s apart), that is the first, for both.
+    for policy in [
+        RoutingPolicy::CacheAware(CacheAwareParams::default()),
+        RoutingPolicy::KvAware,
+    ] {
+        assert_eq!(&run(&trace, 2, policy).instances[..3], [0, 0, 0]);
+    }
+    // 50 ms apart, a 4,096-token prompt is still in flight when the next document comes:
+    // new documents go where the load is least, and their repeats follow them.
+    let busy = repeated_documents(3, 8, 4, 50.0);
+    let out = run(
+        &busy,
         2,
         RoutingPolicy::CacheAware(CacheAwareParams::default()),
     );
-    assert_eq!(&ca.instances[..3], [0, 1, 0]);
-    let kv = run(&trace, 2, RoutingPolicy::KvAware);
-    assert_eq!(&kv.instances[..3], [0, 0, 0]);
+    assert_eq!(&out.instances[..3], [0, 1, 0], "{:?}", out.instances);
+    assert_eq!(out.instances[3..6], out.instances[..3], "repeats follow");
 }
 
 /// Requests that all arrive together are spread evenly by least-loaded routing, and
@@ -152,6 +159,7 @@ fn load_balancing_spreads_a_burst() {
 
     let params = CacheAwareParams {
         balance_abs: 4,
+        balance_rel: 1.0001,
         ..CacheAwareParams::default()
     };
     let out = run(&trace, 4, RoutingPolicy::CacheAware(params));
