@@ -1,0 +1,202 @@
+//! Behind the real router: vLLM's `vllm-router` (PyPI) in front of two `ldqa serve`
+//! instances, a shared-prefix trace replayed through it with `round_robin` and with
+//! `cache_aware`, and the simulated cluster (`predict --trace --instances 2 --router …`)
+//! predicting the same thing: every request's cached tokens, and each instance's share,
+//! read from the instances' own `/metrics`, adding up to what the client saw.
+//!
+//! Ignored by a plain `cargo test`: it needs the router, which `scripts/test` installs
+//! (`scripts/vllm-router install`) and names in `LDQA_VLLM_ROUTER`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+const NEEDS: &str = "needs vllm-router: scripts/test installs it (scripts/vllm-router) and sets \
+                     LDQA_VLLM_ROUTER";
+
+/// A running router, killed on drop (it renames its process, so only its PID stops it).
+struct Router {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `vllm-router --policy POLICY` in front of `workers`, once it answers `/v1/models`.
+fn start_router(policy: &str, workers: &[String]) -> Router {
+    let exe = std::env::var("LDQA_VLLM_ROUTER").unwrap_or_else(|_| panic!("{NEEDS}"));
+    let port = free_port();
+    let child = Command::new(exe)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--prometheus-port", &free_port().to_string()])
+        .args(["--policy", policy, "--worker-startup-check-interval", "1"])
+        .arg("--worker-urls")
+        .args(workers)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let router = Router { child, port };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answered = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && common::http("GET", &format!("127.0.0.1:{port}"), "/v1/models").0 == 200;
+        if answered {
+            return router;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vllm-router --policy {policy} did not answer within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A counter of `ldqa serve`'s `/metrics`, summed over its label sets.
+fn counter(port: u16, name: &str) -> f64 {
+    let (_, text) = common::http("GET", &format!("127.0.0.1:{port}"), "/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// (requests finished, prefix-cache hit tokens) of an instance so far.
+fn served(port: u16) -> (u64, u64) {
+    (
+        counter(port, "vllm:request_success_total") as u64,
+        counter(port, "vllm:prefix_cache_hits_total") as u64,
+    )
+}
+
+fn per_request_cached(report: &Value) -> Vec<u64> {
+    report["engines"][0]["cached_tokens_per_request"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().expect("every request succeeded"))
+        .collect()
+}
+
+/// Three documents of two 512-token blocks asked four times in turn, 0.5 s apart: each
+/// request is done before the next. Round robin over two instances sends each document to
+/// both (half the requests hit); cache-aware routing keeps each on one (three misses).
+#[test]
+#[ignore = "needs vllm-router: scripts/test installs it (scripts/vllm-router) and sets LDQA_VLLM_ROUTER"]
+fn the_real_router_caches_what_the_simulated_cluster_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..12)
+        .map(|i| {
+            let doc = i % 3;
+            format!(
+                "{{\"timestamp\": {}, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [{}, {}]}}\n",
+                i * 2000,
+                doc * 10,
+                doc * 10 + 1
+            )
+        })
+        .collect();
+    let trace = dir.path().join("t.jsonl");
+    std::fs::write(&trace, lines).unwrap();
+    let servers = [common::start_serve(&[]), common::start_serve(&[])];
+    let workers: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://127.0.0.1:{}", s.port))
+        .collect();
+    for (policy, simulated) in [
+        ("round_robin", "round-robin"),
+        ("cache_aware", "cache-aware"),
+    ] {
+        for s in &servers {
+            let host = format!("127.0.0.1:{}", s.port);
+            assert_eq!(common::http("POST", &host, "/reset_prefix_cache").0, 200);
+        }
+        let before: Vec<(u64, u64)> = servers.iter().map(|s| served(s.port)).collect();
+        let router = start_router(policy, &workers);
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+            .args(["replay", "--speedup", "4", "--base-url"])
+            .arg(format!("http://127.0.0.1:{}/v1", router.port))
+            .arg("--output-dir")
+            .arg(dir.path())
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::output_log(&out));
+        drop(router);
+        let replayed: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("replay.json")).unwrap())
+                .unwrap();
+
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+            .args(["predict", "--engine", "vllm", "--speedup", "4"])
+            .args(["--instances", "2", "--router", simulated, "--trace"])
+            .arg(&trace)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::output_log(&out));
+        let predicted: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("trace_prediction.json")).unwrap(),
+        )
+        .unwrap();
+
+        let real = per_request_cached(&replayed);
+        assert_eq!(
+            real,
+            per_request_cached(&predicted),
+            "{policy}: request by request"
+        );
+        let hits = if policy == "round_robin" { 6 } else { 9 };
+        assert_eq!(real.iter().sum::<u64>(), hits * 1008, "{policy}: {real:?}");
+
+        // Each instance's own counters: they add up to what the client saw through the
+        // router, and split as the simulated instances do (which instance the router calls
+        // first is its own business: compared as a set).
+        let mut measured: Vec<(u64, u64)> = servers
+            .iter()
+            .zip(&before)
+            .map(|(s, b)| {
+                let now = served(s.port);
+                (now.0 - b.0, now.1 - b.1)
+            })
+            .collect();
+        let total = measured.iter().fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
+        assert_eq!(
+            total,
+            (12, real.iter().sum::<u64>()),
+            "{policy}: {measured:?}"
+        );
+        let mut simulated_split: Vec<(u64, u64)> = predicted["engines"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["requests"].as_u64().unwrap(),
+                    i["cached_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        measured.sort_unstable();
+        simulated_split.sort_unstable();
+        assert_eq!(measured, simulated_split, "{policy}: per instance");
+    }
+}
