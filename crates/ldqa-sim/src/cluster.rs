@@ -33,9 +33,9 @@ pub enum RoutingPolicy {
     KvAware,
 }
 
-/// `cache_aware`'s knobs, with the defaults of `vllm-router`'s command line
+/// `cache_aware`'s knobs, with the defaults of `vllm-router` 0.1.17's command line
 /// (`--cache-threshold 0.3 --balance-abs-threshold 64 --balance-rel-threshold 1.5
-/// --max-tree-size 67108864`; the library's own defaults differ).
+/// --max-tree-size 33554432`; the library's own defaults differ).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CacheAwareParams {
     /// Share of the prompt that must match an instance's tree to go there.
@@ -54,8 +54,8 @@ impl Default for CacheAwareParams {
             cache_threshold: 0.3,
             balance_abs: 64,
             balance_rel: 1.5,
-            // The router counts characters, 2^26 per instance: about 4 a token.
-            max_tree_tokens: 1 << 24,
+            // The router counts characters, 2^25 per instance: about 4 a token.
+            max_tree_tokens: 1 << 23,
         }
     }
 }

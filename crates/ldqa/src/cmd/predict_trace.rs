@@ -122,6 +122,9 @@ impl ClusterArgs {
                     EngineReplay::of(&format!("  #{}", k + 1), &mine, out.duration_ns())
                 })
                 .collect();
+            let busiest = summary.instances.iter().map(|i| i.requests).max();
+            let mean = summary.requests as f64 / self.instances as f64;
+            summary.load_imbalance = busiest.map(|b| b as f64 / mean.max(f64::MIN_POSITIVE));
         }
         Ok(summary)
     }
@@ -226,6 +229,9 @@ pub(crate) struct EngineReplay {
     /// Behind a router: the same summary for each instance, in order (`  #1`, `  #2`, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     instances: Vec<EngineReplay>,
+    /// Behind a router: the busiest instance's requests over the mean (1: even).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load_imbalance: Option<f64>,
 }
 
 impl EngineReplay {
@@ -319,6 +325,7 @@ impl EngineReplay {
                 .filter(|_| measured)
                 .map(|s| s.max_ns as f64 / 1e9),
             instances: Vec::new(),
+            load_imbalance: None,
         }
     }
 }
@@ -393,7 +400,16 @@ pub(crate) fn table(p: &TracePrediction) -> String {
         .iter()
         .flat_map(|e| std::iter::once(e).chain(&e.instances))
         .collect();
-    engine_table(&title, &engines)
+    let mut out = engine_table(&title, &engines);
+    for e in &p.engines {
+        if let Some(x) = e.load_imbalance {
+            out.push_str(&format!(
+                "{}: the busiest instance took {x:.2}× the mean number of requests\n",
+                e.engine
+            ));
+        }
+    }
+    out
 }
 
 /// `title`, then a line per engine: requests, TTFT statistics, latency, makespan, where
