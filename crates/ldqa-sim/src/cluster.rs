@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use crate::remote_tier::{RemoteTier, RemoteTierConfig, SharedRemoteTier};
 use crate::round::{Backend, Frontend, FrontendQueue};
 use crate::{Engine, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
 
@@ -31,6 +32,28 @@ pub enum RoutingPolicy {
     /// longest prefix of the prompt (as the engines' KV events report it), the least loaded
     /// among equals and when none holds a block; no balance check.
     KvAware,
+}
+
+/// A cluster: how many instances, how requests are routed, and the KV tier they share.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClusterSpec {
+    /// Instances of the deployment (1: the engine alone).
+    pub instances: usize,
+    /// How the router picks an instance.
+    pub policy: RoutingPolicy,
+    /// A remote KV tier all instances' LMCache share; none: each has only its own tiers.
+    pub remote: Option<RemoteTierConfig>,
+}
+
+impl ClusterSpec {
+    /// One engine, no router, no remote tier.
+    pub fn single() -> Self {
+        ClusterSpec {
+            instances: 1,
+            policy: RoutingPolicy::RoundRobin,
+            remote: None,
+        }
+    }
 }
 
 /// `cache_aware`'s knobs, with the defaults of `vllm-router` 0.1.17's command line
@@ -129,36 +152,49 @@ pub struct Cluster {
     /// Requests routed so far: the round robin's turn and the trees' clock.
     routed: u64,
     scratch: Vec<Event>,
+    remote: Option<SharedRemoteTier>,
 }
 
 impl Cluster {
-    /// `instances` copies of `engine` (idle), each behind its own `frontend`.
-    pub fn new(
-        engine: &Engine,
-        instances: usize,
-        policy: RoutingPolicy,
-        frontend: &Frontend,
-    ) -> Result<Self, SimError> {
+    /// `spec.instances` copies of `engine` (idle), each behind its own `frontend`, sharing
+    /// `spec.remote` when given.
+    pub fn new(engine: &Engine, spec: &ClusterSpec, frontend: &Frontend) -> Result<Self, SimError> {
+        let (instances, policy) = (spec.instances, spec.policy);
         if instances == 0 || instances > 1024 {
             return Err(SimError::InvalidConfig {
                 field: "instances",
                 reason: format!("must be 1 to 1024, not {instances}"),
             });
         }
+        let remote = spec.remote.map(RemoteTier::shared);
+        let mut engines = vec![engine.clone(); instances];
+        if let Some(r) = &remote {
+            for e in &mut engines {
+                e.attach_remote_tier(r.clone());
+            }
+        }
         Ok(Cluster {
-            engines: vec![engine.clone(); instances],
+            engines,
             fronts: vec![FrontendQueue::new(*frontend); instances],
             policy,
             in_flight: vec![0; instances],
             trees: vec![RoutedTree::default(); instances],
             routed: 0,
             scratch: Vec::new(),
+            remote,
         })
     }
 
     /// The instances, in order.
     pub fn engines(&self) -> &[Engine] {
         &self.engines
+    }
+
+    /// Tokens retrieved from the shared remote tier so far (0 without one).
+    pub fn remote_hit_tokens(&self) -> u64 {
+        self.remote.as_ref().map_or(0, |r| {
+            r.lock().unwrap_or_else(|e| e.into_inner()).hit_tokens
+        })
     }
 
     fn route(&mut self, req: &SimRequest) -> usize {

@@ -48,6 +48,9 @@ pub struct StepWork {
     pub store_tokens: u64,
     /// Chunks stored.
     pub store_chunks: u64,
+    /// Time waiting for chunks from a shared remote tier before the forward pass (the
+    /// link's queue decides it, not the cost model: added to the step as it is).
+    pub remote_wait_ns: u64,
 }
 
 /// The parts of a step's cost, in nanoseconds.

@@ -18,6 +18,7 @@ use ldqa_model::PrefixSource;
 use crate::block_pool::BlockPool;
 use crate::cost::CostModel;
 use crate::cpu_tier::CpuTier;
+use crate::remote_tier::SharedRemoteTier;
 use crate::{Efficiencies, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
 
 /// Counters and gauges, named after the vLLM / LMCache metrics they stand for.
@@ -113,6 +114,8 @@ pub struct Engine {
     pub(crate) cost: CostModel,
     pub(crate) pool: BlockPool,
     pub(crate) cpu: Option<CpuTier>,
+    /// The KV tier shared with the other instances of a cluster (LMCache only).
+    pub(crate) remote: Option<SharedRemoteTier>,
     pub(crate) slots: Vec<Option<ReqState>>,
     free_slots: Vec<u32>,
     retired_slots: Vec<u32>,
@@ -147,6 +150,7 @@ impl Engine {
             cost,
             pool,
             cpu,
+            remote: None,
             slots: Vec::new(),
             free_slots: Vec::new(),
             retired_slots: Vec::new(),
@@ -163,6 +167,14 @@ impl Engine {
             scratch_hits: Vec::new(),
             scheduled: Vec::new(),
         })
+    }
+
+    /// Shares `tier` with this engine: LMCache looks up there the chunks its CPU tier
+    /// lacks and puts there every chunk it stores. A vLLM engine (no LMCache) ignores it.
+    pub fn attach_remote_tier(&mut self, tier: SharedRemoteTier) {
+        if self.cpu.is_some() {
+            self.remote = Some(tier);
+        }
     }
 
     /// The configuration.

@@ -54,6 +54,7 @@ mod lru;
 pub mod profile;
 pub mod prompt;
 pub mod protocol;
+pub mod remote_tier;
 mod request;
 pub mod round;
 pub mod scenario;

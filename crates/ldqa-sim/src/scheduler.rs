@@ -100,9 +100,13 @@ impl Engine {
                 if let Some(cpu) = self.cpu.as_mut() {
                     let full = prompt_end / chunk;
                     for j in st.saved_chunks..full {
-                        if cpu.store(st.req.key.chunk_hash(j, self.config.lmcache_chunk_tokens)) {
+                        let hash = st.req.key.chunk_hash(j, self.config.lmcache_chunk_tokens);
+                        if cpu.store(hash) {
                             work.store_tokens += chunk;
                             work.store_chunks += 1;
+                        }
+                        if let Some(remote) = &self.remote {
+                            remote.lock().unwrap_or_else(|e| e.into_inner()).store(hash);
                         }
                     }
                     st.saved_chunks = st.saved_chunks.max(full);
@@ -112,7 +116,7 @@ impl Engine {
         self.stats.lmcache_stored_tokens += work.store_tokens;
         self.stats.lmcache_hit_tokens += work.load_tokens;
 
-        let cost_ns = self.cost.step_cost(&work).total_ns();
+        let cost_ns = self.cost.step_cost(&work).total_ns() + work.remote_wait_ns;
         let end = s.plus_ns(cost_ns);
         self.stats.steps += 1;
         self.stats.busy_ns += cost_ns;
@@ -201,10 +205,18 @@ impl Engine {
 
         // LMCache: contiguous whole chunks; a full hit is reduced by one token.
         let (mut cpu_hit, mut ext, mut load_chunks) = (0u64, 0u64, 0u64);
+        let mut remote_chunks = 0u64;
         if let Some(cpu) = self.cpu.as_mut() {
             let chunks = prompt / chunk;
-            let hit_chunks =
+            let mut hit_chunks =
                 cpu.lookup_and_touch((0..chunks).map(|j| key.chunk_hash(j, chunk_tokens)));
+            if let Some(remote) = &self.remote {
+                let mut remote = remote.lock().unwrap_or_else(|e| e.into_inner());
+                remote_chunks = remote.lookup_and_touch(
+                    (hit_chunks..chunks).map(|j| key.chunk_hash(j, chunk_tokens)),
+                );
+                hit_chunks += remote_chunks;
+            }
             cpu_hit = hit_chunks * chunk;
             if cpu_hit >= total {
                 cpu_hit = total - 1;
@@ -257,6 +269,17 @@ impl Engine {
         }
         work.load_tokens += ext;
         work.load_chunks += load_chunks;
+        if remote_chunks > 0 {
+            // The chunks past the CPU tier's hit come over the network first, the last
+            // one less the token a full hit gives back.
+            let cpu_only = (cpu_hit / chunk).saturating_sub(remote_chunks) * chunk;
+            let from_remote = cpu_hit.saturating_sub(cpu_only.max(gpu_hit));
+            if let Some(remote) = self.remote.as_ref().filter(|_| from_remote > 0) {
+                let mut remote = remote.lock().unwrap_or_else(|e| e.into_inner());
+                let wait = remote.retrieve(s, from_remote);
+                work.remote_wait_ns = work.remote_wait_ns.max(wait);
+            }
+        }
         // `computed` is already counted as cached; grow from there.
         self.grow_blocks_from(slot, computed, n);
         Some(n)

@@ -6,7 +6,7 @@
 
 use ldqa_trace::Trace;
 
-use crate::cluster::{Cluster, RoutingPolicy};
+use crate::cluster::{Cluster, ClusterSpec};
 use crate::prompt::{BlockChain, PromptKey};
 use crate::round::{
     run_scheduled, run_scheduled_on, Frontend, RoundOutcome, RoundRequest, Schedule,
@@ -73,18 +73,17 @@ pub fn simulate_trace(
     trace: &Trace,
     options: &TraceOptions,
 ) -> Result<RoundOutcome, SimError> {
-    simulate_trace_on_cluster(scenario, trace, options, 1, RoutingPolicy::RoundRobin)
+    simulate_trace_on_cluster(scenario, trace, options, &ClusterSpec::single())
 }
 
-/// `trace` on `instances` idle copies of `scenario`'s engine behind a router with `policy`
-/// (one instance: the engine alone): every request's record, and its instance, in the
-/// trace's order.
+/// `trace` on `cluster.instances` idle copies of `scenario`'s engine behind its router,
+/// sharing its remote tier if any (one instance without one: the engine alone): every
+/// request's record, and its instance, in the trace's order.
 pub fn simulate_trace_on_cluster(
     scenario: &Scenario,
     trace: &Trace,
     options: &TraceOptions,
-    instances: usize,
-    policy: RoutingPolicy,
+    cluster: &ClusterSpec,
 ) -> Result<RoundOutcome, SimError> {
     if !(options.speedup.is_finite() && options.speedup > 0.0) {
         return Err(SimError::InvalidConfig {
@@ -100,10 +99,10 @@ pub fn simulate_trace_on_cluster(
         after: &after,
         max_concurrency: options.max_concurrency,
     };
-    if instances == 1 {
+    if cluster.instances == 1 && cluster.remote.is_none() {
         return run_scheduled(&mut engine, &requests, &schedule, &frontend);
     }
-    let mut cluster = Cluster::new(&engine, instances, policy, &frontend)?;
+    let mut cluster = Cluster::new(&engine, cluster, &frontend)?;
     run_scheduled_on(&mut cluster, &requests, &schedule)
 }
 

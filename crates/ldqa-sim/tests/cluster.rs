@@ -1,6 +1,6 @@
 //! The simulated cluster: N engines behind a router.
 
-use ldqa_sim::cluster::{CacheAwareParams, Cluster, RoutingPolicy};
+use ldqa_sim::cluster::{CacheAwareParams, Cluster, ClusterSpec, RoutingPolicy};
 use ldqa_sim::round::{run_scheduled, run_scheduled_on, Frontend, RoundOutcome, Schedule};
 use ldqa_sim::scenario::{self, EngineMode};
 use ldqa_sim::trace::{simulate_trace_on_cluster, trace_requests, TraceOptions};
@@ -40,12 +40,16 @@ fn repeated_documents(docs: u64, blocks: u64, rounds: u64, gap_ms: f64) -> Trace
 }
 
 fn run(trace: &Trace, instances: usize, policy: RoutingPolicy) -> RoundOutcome {
+    let spec = ClusterSpec {
+        instances,
+        policy,
+        remote: None,
+    };
     simulate_trace_on_cluster(
         &seed(EngineMode::Vllm),
         trace,
         &TraceOptions::default(),
-        instances,
-        policy,
+        &spec,
     )
     .unwrap()
 }
@@ -80,7 +84,12 @@ fn one_instance_is_the_engine_alone() {
         RoutingPolicy::KvAware,
     ] {
         let idle = Engine::new(s.config.clone(), &s.efficiencies).unwrap();
-        let mut cluster = Cluster::new(&idle, 1, policy, &frontend).unwrap();
+        let spec = ClusterSpec {
+            instances: 1,
+            policy,
+            remote: None,
+        };
+        let mut cluster = Cluster::new(&idle, &spec, &frontend).unwrap();
         let out = run_scheduled_on(&mut cluster, &requests, &schedule).unwrap();
         assert_eq!(out.records, alone.records, "{policy:?}");
         assert_eq!(out.end, alone.end);
@@ -168,5 +177,51 @@ fn load_balancing_spreads_a_burst() {
         first_elsewhere,
         Some(5),
         "the same prompt stays on its instance until 5 are in flight there (gap > 4)"
+    );
+}
+
+/// A shared remote tier: one document asked on instance 1 is found there by instance 2,
+/// after the CPU tier of instance 2 misses, and the wait for it is the link's: the same
+/// trace with a slower link gives a later first token, and without the tier nothing hits.
+#[test]
+fn a_shared_remote_tier_serves_what_another_instance_stored() {
+    use ldqa_sim::remote_tier::RemoteTierConfig;
+    // Document 0 twice, 2 s apart: round robin sends the second to instance 2.
+    let trace = repeated_documents(1, 8, 2, 2000.0);
+    let lmcache = seed(EngineMode::Lmcache {
+        cpu_gib_per_rank: None,
+    });
+    let run_with = |remote: Option<RemoteTierConfig>| {
+        let spec = ClusterSpec {
+            instances: 2,
+            policy: RoutingPolicy::RoundRobin,
+            remote,
+        };
+        simulate_trace_on_cluster(&lmcache, &trace, &TraceOptions::default(), &spec).unwrap()
+    };
+    let link = |gbps: f64| RemoteTierConfig {
+        capacity_chunks: 1000,
+        bytes_per_token: lmcache.config.model.kv_bytes_per_token,
+        bytes_per_s: gbps * 1e9 / 8.0,
+        latency_ns: 1_000_000,
+    };
+    let alone = run_with(None);
+    assert_eq!(alone.records[1].usage.unwrap().cached_tokens, Some(0));
+    let fast = run_with(Some(link(100.0)));
+    let slow = run_with(Some(link(10.0)));
+    // 4,096 tokens, 16 chunks: a full hit gives back one token.
+    for out in [&fast, &slow] {
+        assert_eq!(out.instances, [0, 1]);
+        assert_eq!(out.records[1].usage.unwrap().cached_tokens, Some(4095));
+        let prefix = out.records[1].prefix.unwrap();
+        assert_eq!((prefix.gpu_hit_tokens, prefix.cpu_hit_tokens), (0, 4095));
+    }
+    // 4,095 tokens of 128 KiB: 537 MB, 43 ms at 100 Gb/s, 430 ms at 10 Gb/s.
+    let ttft = |o: &RoundOutcome| o.records[1].ttft_ns().unwrap() as f64 / 1e6;
+    let gap = ttft(&slow) - ttft(&fast);
+    let expected = 4095.0 * 131_072.0 * 8.0 * (1.0 / 10e9 - 1.0 / 100e9) * 1e3;
+    assert!(
+        (gap - expected).abs() < 1.0,
+        "{gap} ms, expected {expected} ms"
     );
 }

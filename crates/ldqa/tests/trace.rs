@@ -204,14 +204,8 @@ fn predict_trace_flags_are_checked() {
         .stderr(contains("/nonexistent/t.jsonl"));
 }
 
-/// `--instances N --router P`: the table and the JSON gain a section per instance, whose
-/// requests and cached tokens add up to the arm's; a prefix-aware router keeps a repeated
-/// document where it was cached, so it hits where round robin misses. Without `--trace`
-/// the flags are refused, not ignored.
-#[test]
-fn predict_simulates_instances_behind_a_router() {
-    let dir = tempfile::tempdir().unwrap();
-    // Three documents of two 512-token blocks, asked four times in turn, 2 s apart.
+/// Three documents of two 512-token blocks, asked four times in turn, 2 s apart.
+fn three_documents_four_times(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let lines: String = (0..12)
         .map(|i| {
             let doc = i % 3;
@@ -223,7 +217,17 @@ fn predict_simulates_instances_behind_a_router() {
             )
         })
         .collect();
-    let trace = write(&dir, "m.jsonl", &lines);
+    write(dir, "m.jsonl", &lines)
+}
+
+/// `--instances N --router P`: the table and the JSON gain a section per instance, whose
+/// requests and cached tokens add up to the arm's; a prefix-aware router keeps a repeated
+/// document where it was cached, so it hits where round robin misses. Without `--trace`
+/// the flags are refused, not ignored.
+#[test]
+fn predict_simulates_instances_behind_a_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = three_documents_four_times(&dir);
     let cached_by = |router: &str| -> serde_json::Value {
         let out = ldqa()
             .args([
@@ -268,6 +272,61 @@ fn predict_simulates_instances_behind_a_router() {
         .assert()
         .code(2)
         .stderr(contains("--trace"));
+}
+
+/// `--remote-gib`: LMCache behind round robin, each instance's tiers serve only what it
+/// computed (the second sighting on each instance, 6 hits of 1,023 tokens: a full hit less
+/// one); a shared remote tier also serves a document the other instance computed (9 hits).
+#[test]
+fn a_shared_remote_tier_serves_every_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = three_documents_four_times(&dir);
+    let lmcache_cached = |extra: &[&str]| -> u64 {
+        let out = ldqa()
+            .args([
+                "predict",
+                "--engine",
+                "lmcache",
+                "--instances",
+                "2",
+                "--trace",
+            ])
+            .arg(&trace)
+            .args(extra)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("trace_prediction.json")).unwrap(),
+        )
+        .unwrap();
+        report["engines"][0]["cached_tokens"].as_u64().unwrap()
+    };
+    assert_eq!(lmcache_cached(&[]), 6 * 1023);
+    assert_eq!(lmcache_cached(&["--remote-gib", "1"]), 9 * 1023);
+    for (flags, says) in [
+        (
+            vec!["--remote-gib", "0"],
+            "--remote-gib must be a positive number",
+        ),
+        (
+            vec!["--remote-gib", "1", "--remote-gbps", "-3"],
+            "--remote-gbps must be a positive number",
+        ),
+        (vec!["--remote-latency-ms", "2"], "--remote-gib"),
+    ] {
+        ldqa()
+            .args(["predict", "--trace"])
+            .arg(&trace)
+            .args(&flags)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .assert()
+            .code(2)
+            .stderr(contains(says));
+    }
 }
 
 /// `replay` sends a trace to a server on its schedule, its prompts synthesised as token ids

@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use ldqa_metrics::Stats;
 use ldqa_model::RequestRecord;
-use ldqa_sim::cluster::{CacheAwareParams, RoutingPolicy};
+use ldqa_sim::cluster::{CacheAwareParams, ClusterSpec, RoutingPolicy};
+use ldqa_sim::remote_tier::RemoteTierConfig;
 use ldqa_sim::trace::{simulate_trace_on_cluster, TraceOptions};
 use ldqa_trace::{Trace, TraceFormat};
 use serde::Serialize;
@@ -69,6 +70,32 @@ pub struct ClusterArgs {
         help_heading = "Many instances"
     )]
     pub router: RouterArg,
+
+    /// A remote KV tier of this many GiB that every instance's LMCache shares (as
+    /// LMCache's remote backends: an LMCache server, Redis, Mooncake store): chunks the
+    /// local CPU tier lacks are looked up there, and every chunk stored is put there.
+    #[arg(long, value_name = "GIB", help_heading = "Many instances")]
+    pub remote_gib: Option<f64>,
+
+    /// The remote tier's network link, Gbit/s, one queue shared by all instances' loads.
+    #[arg(
+        long,
+        default_value_t = 25.0,
+        value_name = "GBPS",
+        requires = "remote_gib",
+        help_heading = "Many instances"
+    )]
+    pub remote_gbps: f64,
+
+    /// Time to the first byte of each load from the remote tier, milliseconds.
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "MS",
+        requires = "remote_gib",
+        help_heading = "Many instances"
+    )]
+    pub remote_latency_ms: f64,
 }
 
 /// `--router`'s values.
@@ -96,6 +123,63 @@ impl ClusterArgs {
         })
     }
 
+    /// The cluster `scenario`'s engines form (the remote tier sized for its model), checked.
+    pub fn spec(&self, scenario: &ldqa_sim::Scenario) -> anyhow::Result<ClusterSpec> {
+        let remote = match self.remote_gib {
+            None => None,
+            Some(gib) => {
+                let positive = |v: f64| v.is_finite() && v > 0.0;
+                anyhow::ensure!(
+                    positive(gib),
+                    "--remote-gib must be a positive number, not {gib}"
+                );
+                anyhow::ensure!(
+                    positive(self.remote_gbps),
+                    "--remote-gbps must be a positive number, not {}",
+                    self.remote_gbps
+                );
+                anyhow::ensure!(
+                    self.remote_latency_ms.is_finite() && self.remote_latency_ms >= 0.0,
+                    "--remote-latency-ms must be 0 or more, not {}",
+                    self.remote_latency_ms
+                );
+                let bytes_per_token = scenario.config.model.kv_bytes_per_token.max(1);
+                let chunk = u64::from(scenario.config.lmcache_chunk_tokens);
+                let tokens = gib * f64::from(1u32 << 30) / bytes_per_token as f64;
+                Some(RemoteTierConfig {
+                    capacity_chunks: (tokens / chunk as f64) as u64,
+                    bytes_per_token,
+                    bytes_per_s: self.remote_gbps * 1e9 / 8.0,
+                    latency_ns: (self.remote_latency_ms * 1e6).round() as u64,
+                })
+            }
+        };
+        Ok(ClusterSpec {
+            instances: self.instances,
+            policy: self.policy()?,
+            remote,
+        })
+    }
+
+    /// What the cluster is, in words (nothing for one engine alone).
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.instances > 1 {
+            parts.push(format!(
+                "{} instances behind a {} router",
+                self.instances,
+                self.policy().ok()?.name()
+            ));
+        }
+        if let Some(gib) = self.remote_gib {
+            parts.push(format!(
+                "LMCache sharing a remote tier of {gib} GiB over {} Gbit/s, {} ms to first byte",
+                self.remote_gbps, self.remote_latency_ms
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
     /// `trace` on `scenario`, on the instances behind the router: the arm's summary named
     /// `name`, with one per instance when there are several.
     pub(crate) fn replay(
@@ -105,9 +189,8 @@ impl ClusterArgs {
         trace: &Trace,
         options: &TraceOptions,
     ) -> anyhow::Result<EngineReplay> {
-        let out =
-            simulate_trace_on_cluster(scenario, trace, options, self.instances, self.policy()?)
-                .with_context(|| format!("replaying the trace on {name}"))?;
+        let out = simulate_trace_on_cluster(scenario, trace, options, &self.spec(scenario)?)
+            .with_context(|| format!("replaying the trace on {name}"))?;
         let mut summary = EngineReplay::of(name, &out.records, out.duration_ns());
         if self.instances > 1 {
             summary.instances = (0..self.instances)
@@ -352,12 +435,8 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     let trace =
         Trace::read(path, t.trace_format).with_context(|| format!("--trace {}", path.display()))?;
     eprintln!("Simulating: {}", resolved.description);
-    if t.cluster.instances > 1 {
-        eprintln!(
-            "  × {} instances behind a {} router",
-            t.cluster.instances,
-            t.cluster.policy()?.name()
-        );
+    if let Some(cluster) = t.cluster.describe() {
+        eprintln!("  × {cluster}");
     }
     let mut engines = Vec::new();
     for (kind, scenario) in &resolved.engines {
