@@ -470,3 +470,83 @@ fn a_conversations_next_turn_hits_the_answer_too() {
     assert_eq!(cached, whole_blocks(turn1_tokens + 39));
     assert!(cached > whole_blocks(turn1_tokens), "{cached}");
 }
+
+/// `--instances 2`: two listening lines, two engines (a request to one is counted by its
+/// own `/metrics` only), one SIGTERM stops both; `--instances 0` is refused.
+#[test]
+#[allow(unsafe_code, reason = "kill(2) sends SIGTERM to our child")]
+fn several_instances_have_their_own_engines_and_stop_together() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--instances",
+            "2",
+            "--time-scale",
+            "50",
+        ])
+        .env_remove("LDQA_SERVE_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut ports = Vec::new();
+    for k in 1..=2 {
+        let line = lines.next().unwrap().unwrap();
+        assert!(line.contains(&format!("instance {k} of 2")), "{line}");
+        let port: u16 = line
+            .strip_prefix("ldqa serve: listening on http://127.0.0.1:")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        ports.push(port);
+    }
+    assert_ne!(ports[0], ports[1]);
+    let finished = |port: u16| -> f64 {
+        let (_, text) = get(port, "/metrics");
+        text.lines()
+            .filter(|l| l.starts_with("vllm:request_success_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let (_, models) = get(ports[0], "/v1/models");
+    let model: serde_json::Value = serde_json::from_str(&models).unwrap();
+    let body = serde_json::json!({
+        "model": model["data"][0]["id"],
+        "prompt": "hi hi hi",
+        "max_tokens": 2,
+    })
+    .to_string();
+    let (status, answer) = common::http_with_body(
+        "POST",
+        &format!("127.0.0.1:{}", ports[0]),
+        "/v1/completions",
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((finished(ports[0]), finished(ports[1])), (1.0, 0.0));
+
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = wait_exit(&mut child, Duration::from_secs(30))
+        .expect("ldqa serve still running 30 s after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    for port in ports {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{port} still open"
+        );
+    }
+
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["serve", "--port", "0", "--instances", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--instances must be 1 to 64"));
+}

@@ -51,6 +51,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8000, value_name = "PORT")]
     pub port: u16,
 
+    /// Serve this many instances of the engine, each with its own caches, queue and
+    /// /metrics, on consecutive ports from --port (--port 0: a free port each); each prints
+    /// its own listening line. For routers: `vllm-router --worker-urls` in front of them.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub instances: u16,
+
     /// Model id clients must send (default: the simulated model's name).
     #[arg(long, value_name = "NAME")]
     pub served_model_name: Option<String>,
@@ -182,6 +188,11 @@ pub fn prompt_format(
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
+    anyhow::ensure!(
+        (1..=64).contains(&args.instances),
+        "--instances must be 1 to 64, not {}",
+        args.instances
+    );
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!(
             "--time-scale must be a positive number, not {}",
@@ -238,26 +249,68 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let signals = StopSignals::install()?;
-        let listener = tokio::net::TcpListener::bind((args.host, args.port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
-        let addr = listener.local_addr().context("reading the bound address")?;
-        let host = match addr.ip() {
-            IpAddr::V6(ip) => format!("[{ip}]"),
-            IpAddr::V4(ip) => ip.to_string(),
-        };
-        eprintln!(
-            "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {}{fault_note})",
-            addr.port(),
-            config.engine.mode.kind().as_str(),
-            args.time_scale,
-            resolved.description,
-        );
-        ldqa_serve::serve(listener, config, stop_with_deadline(signals, drain))
-            .await
-            .context("serving")?;
+        let listeners = bind_instances(args.host, args.port, args.instances).await?;
+        // One stop for every instance: the first signal stops them all.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop_with_deadline(signals, drain).await;
+            let _ = stop_tx.send(true);
+        });
+        let count = listeners.len();
+        let mut servers = tokio::task::JoinSet::new();
+        for (k, listener) in listeners.into_iter().enumerate() {
+            let addr = listener.local_addr().context("reading the bound address")?;
+            let host = match addr.ip() {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                IpAddr::V4(ip) => ip.to_string(),
+            };
+            let instance = if count > 1 {
+                format!(", instance {} of {count}", k + 1)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {}{fault_note}{instance})",
+                addr.port(),
+                config.engine.mode.kind().as_str(),
+                args.time_scale,
+                resolved.description,
+            );
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            servers.spawn(ldqa_serve::serve(listener, config.clone(), stopped));
+        }
+        while let Some(done) = servers.join_next().await {
+            done.context("a server task failed")?.context("serving")?;
+        }
         Ok(ExitStatus::Success)
     })
+}
+
+/// `instances` listeners on consecutive ports from `port` (0: a free port each), all bound
+/// before any is announced, so a port in use fails the start, not the third instance.
+async fn bind_instances(
+    host: IpAddr,
+    port: u16,
+    instances: u16,
+) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(usize::from(instances));
+    for k in 0..instances {
+        let p = if port == 0 {
+            0
+        } else {
+            port.checked_add(k).with_context(|| {
+                format!("--port {port} with --instances {instances} runs past port 65535")
+            })?
+        };
+        let listener = tokio::net::TcpListener::bind((host, p))
+            .await
+            .with_context(|| format!("cannot listen on {host}:{p}"))?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
 }
 
 /// Completes on the first Ctrl-C or SIGTERM, so that the server stops accepting and
