@@ -236,6 +236,17 @@ pub struct PlanInput {
     pub memlock_bytes: Option<u64>,
     /// The workload shape.
     pub workload: Workload,
+    /// Instances of the deployment (replicas behind a router), 1 for one; those on one node
+    /// share its host RAM.
+    pub instances: u32,
+}
+
+impl PlanInput {
+    /// Instances on one node: as many as its GPUs hold at this TP (at least 1).
+    pub fn instances_per_node(&self) -> u32 {
+        let per_node = (self.gpus_per_node / self.deployment.tp.max(1)).max(1);
+        self.instances.clamp(1, per_node)
+    }
 }
 
 /// A typed warning, printed after the results.
@@ -280,11 +291,23 @@ pub fn plan(input: &PlanInput) -> Result<Plan, RecommendError> {
     let d = &input.deployment;
     let (tp, kv, w) = (d.tp, &d.kv, &input.workload);
     check_fits(input)?;
+    if let Some(n) = input.num_gpus {
+        let needed = u64::from(input.instances.max(1)) * u64::from(tp);
+        if needed > u64::from(n) {
+            return Err(RecommendError::Undeployable {
+                reason: format!(
+                    "{} instances at TP {tp} need {needed} GPUs; {n} available",
+                    input.instances
+                ),
+                fix: "pass fewer --instances, or --num-gpus for the cluster you plan for",
+            });
+        }
+    }
     let offload = match input.lmcache_cpu_gib {
         Some(gib) => given_offload(kv, gib),
         None => upstream_offload(
             kv,
-            tp.min(input.gpus_per_node.max(1)),
+            tp.min(input.gpus_per_node.max(1)) * input.instances_per_node(),
             input.cpu_ram_bytes,
             input.memlock_bytes,
         ),

@@ -37,20 +37,80 @@ pub fn render_blocks(
     s
 }
 
+/// The fourth block, for `instances` > 1: each instance's LMCache `vllm serve` line on its
+/// own GPUs and port (`CUDA_VISIBLE_DEVICES` counted per node), `vllm-router` in front of
+/// them, and the simulated cluster's prediction and a replay through the router.
+pub fn render_instances(
+    model_name: &str,
+    gpu_name: &str,
+    serve_flags: &[String],
+    max_local_cpu_size_gib: u64,
+    tp: u32,
+    instances: u32,
+    gpus_per_node: u32,
+) -> String {
+    let flags = serve_flags.join(" \\\n");
+    let per_node = (gpus_per_node / tp.max(1)).max(1);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "\n\n4. Many instances ({instances} × TP {tp} = {} GPUs, {per_node} a node): \n\
+         -----------------------------------------\n",
+        instances * tp
+    );
+    if tp > gpus_per_node {
+        let _ = write!(
+            s,
+            "\n# TP {tp} spans more than a node of {gpus_per_node} GPUs: each instance needs \
+             multi-node tensor parallelism or pipeline parallelism, which this plan does not set up.\n"
+        );
+    }
+    for k in 0..instances {
+        let node = k / per_node + 1;
+        let first = (k % per_node) * tp;
+        let gpus: Vec<String> = (first..first + tp).map(|g| g.to_string()).collect();
+        let _ = write!(
+            s,
+            "\n# instance {} on node {node}\nCUDA_VISIBLE_DEVICES={} \\\nPYTHONHASHSEED=0 \\\n\
+             LMCACHE_MAX_LOCAL_CPU_SIZE={max_local_cpu_size_gib} \\\nvllm serve {model_name} \\\n\
+             {flags} \\\n--port {} \\\n--load-format dummy \\\n--kv-transfer-config \\\n\
+             '{{\"kv_connector\": \"LMCacheConnectorV1\", \"kv_role\": \"kv_both\"}}'\n",
+            k + 1,
+            gpus.join(","),
+            8000 + k % per_node
+        );
+    }
+    let urls: Vec<String> = (0..instances)
+        .map(|k| format!("http://NODE{}:{}", k / per_node + 1, 8000 + k % per_node))
+        .collect();
+    let _ = write!(
+        s,
+        "\n# the router (pip install vllm-router; NODEn: each node's address)\n\
+         vllm-router --port 30000 --policy cache_aware \\\n--worker-urls {}\n\n\
+         # what it should give, simulated, and measured through the router\n\
+         ldqa predict --model {model_name} --gpu {gpu_name} --tensor-parallel-size {tp} \\\n\
+         --trace TRACE --engine lmcache --instances {instances} --router cache-aware\n\
+         ldqa replay --base-url http://ROUTER:30000/v1 TRACE\n",
+        urls.join(" ")
+    );
+    s
+}
+
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / GIB
 }
 
-/// What each number is and where it comes from.
+/// What each number is and where it comes from; `gpus_pinning_per_node` GPUs of a node
+/// pin LMCache's CPU memory (all the ranks of the instances it holds).
 pub fn render_explanation(
     p: &Plan,
     model: &ModelSpec,
     gpu: &GpuSpec,
-    gpus_per_node: u32,
+    gpus_pinning_per_node: u32,
     w: &Workload,
 ) -> String {
     let mut s = explain_engine(p, model, gpu);
-    s.push_str(&explain_caches(p, gpus_per_node, w));
+    s.push_str(&explain_caches(p, gpus_pinning_per_node, w));
     s
 }
 
@@ -125,7 +185,7 @@ fn explain_engine(p: &Plan, model: &ModelSpec, gpu: &GpuSpec) -> String {
 }
 
 /// The caches: LMCache's CPU size, the documents they hold, the regimes.
-fn explain_caches(p: &Plan, gpus_per_node: u32, w: &Workload) -> String {
+fn explain_caches(p: &Plan, gpus_pinning_per_node: u32, w: &Workload) -> String {
     let o = &p.offload;
     let mut s = String::new();
     let _ = writeln!(s, "GiB per 1K tok: {:.4}", o.gib_per_1k_tokens);
@@ -140,7 +200,7 @@ fn explain_caches(p: &Plan, gpus_per_node: u32, w: &Workload) -> String {
         "CPU offload:    {:.2} GiB per GPU ({why}) -> LMCACHE_MAX_LOCAL_CPU_SIZE={}; {} GiB pinned per node",
         o.offload_gib,
         o.max_local_cpu_size_gib,
-        o.max_local_cpu_size_gib * u64::from(p.tp.min(gpus_per_node))
+        o.max_local_cpu_size_gib * u64::from(gpus_pinning_per_node)
     );
     let per_doc = w.document_length + w.output_len;
     let _ = writeln!(

@@ -152,6 +152,7 @@ fn seed_examples() {
             cpu_ram_bytes: Some(1000 * (1 << 30)),
             memlock_bytes: None,
             workload: Workload::default(),
+            instances: 1,
         })
     };
     let p = run("meta-llama/Meta-Llama-3.1-8B-Instruct", None).unwrap();

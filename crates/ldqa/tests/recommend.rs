@@ -404,3 +404,74 @@ fn the_plan_comes_with_its_predicted_gain_and_a_verdict_on_your_workload() {
     let text = stdout(&past);
     assert!(text.contains("overflows LMCache's CPU tier too"), "{text}");
 }
+
+/// `--instances N`: three 70B instances at TP 4 take 12 GPUs, two a node of 8; the two on
+/// one node share its host RAM, so the node pins twice what one instance does; each gets
+/// its GPUs and port, and the router line lists them all. Too few GPUs, or 0 instances, is
+/// an error naming the flag.
+#[test]
+fn instances_are_planned_with_their_gpus_ports_and_router() {
+    let args = [
+        "recommend",
+        "--model",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "--gpu",
+        "h100-80gb",
+        "--cpu-ram-gib",
+        "1800",
+    ];
+    let one = stdout(&args);
+    assert!(one.contains("160 GiB pinned per node"), "{one}");
+    assert!(!one.contains("4. Many instances"), "{one}");
+    let three = stdout(&[&args[..], &["--instances", "3"]].concat());
+    assert!(three.contains("320 GiB pinned per node"), "{three}");
+    assert!(
+        three.contains("4. Many instances (3 × TP 4 = 12 GPUs, 2 a node)"),
+        "{three}"
+    );
+    for (instance, gpus, port) in [
+        (
+            "# instance 1 on node 1",
+            "CUDA_VISIBLE_DEVICES=0,1,2,3",
+            "--port 8000",
+        ),
+        (
+            "# instance 2 on node 1",
+            "CUDA_VISIBLE_DEVICES=4,5,6,7",
+            "--port 8001",
+        ),
+        (
+            "# instance 3 on node 2",
+            "CUDA_VISIBLE_DEVICES=0,1,2,3",
+            "--port 8000",
+        ),
+    ] {
+        let at = three
+            .find(instance)
+            .unwrap_or_else(|| panic!("{instance}: {three}"));
+        let block = &three[at..];
+        let block = &block[..block.find("'\n").unwrap()];
+        assert!(block.contains(gpus) && block.contains(port), "{block}");
+        assert!(block.contains("LMCACHE_MAX_LOCAL_CPU_SIZE=40"), "{block}");
+    }
+    assert!(
+        three.contains("--worker-urls http://NODE1:8000 http://NODE1:8001 http://NODE2:8000"),
+        "{three}"
+    );
+    assert!(
+        three.contains("--instances 3 --router cache-aware"),
+        "{three}"
+    );
+    ldqa()
+        .args(args)
+        .args(["--num-gpus", "8", "--instances", "3"])
+        .assert()
+        .code(2)
+        .stderr(contains("3 instances at TP 4 need 12 GPUs; 8 available"));
+    ldqa()
+        .args(args)
+        .args(["--instances", "0"])
+        .assert()
+        .code(2)
+        .stderr(contains("--instances must be 1 to 1024"));
+}

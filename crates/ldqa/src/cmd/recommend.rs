@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use ldqa_recommend::hardware::{self, GpuSource};
-use ldqa_recommend::render::{render_blocks, render_explanation, warning_text};
+use ldqa_recommend::render::{render_blocks, render_explanation, render_instances, warning_text};
 use ldqa_recommend::{plan, PlanInput, Workload};
 use ldqa_specs::{catalog, GpuSpec};
 use serde_json::json;
@@ -46,6 +46,16 @@ pub struct RecommendArgs {
         help_heading = "Machine"
     )]
     gpus_per_node: u32,
+    /// Plan this many instances (replicas) behind a router: GPUs, each instance's LMCache
+    /// size with the host RAM shared by the instances on a node, and the commands.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Machine"
+    )]
+    instances: u32,
     /// Host RAM for LMCache, GiB per node (default: this machine's MemAvailable).
     #[arg(
         long,
@@ -197,6 +207,9 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
     if args.num_documents == Some(0) {
         bail!("--num-documents must be at least 1");
     }
+    if !(1..=1024).contains(&args.instances) {
+        bail!("--instances must be 1 to 1024, not {}", args.instances);
+    }
     let d = &args.deployment;
     let model = d.model_spec()?;
     // A short catalog alias (`llama-3.1-8b`) is no name `vllm serve` knows: print the
@@ -215,6 +228,7 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
         lmcache_cpu_gib: d.lmcache_cpu_gib()?,
         cpu_ram_bytes,
         memlock_bytes: hw.memlock_bytes,
+        instances: args.instances,
         workload: Workload {
             document_length: args.document_length,
             output_len: args.output_len,
@@ -237,13 +251,24 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
     } = resolve(&args)?;
     let p = plan(&input)?;
     let flags = input.deployment.vllm_serve_flags();
-    let blocks = render_blocks(
+    let mut blocks = render_blocks(
         &served_name,
         &flags,
         p.offload.max_local_cpu_size_gib,
         p.num_documents,
         &input.workload,
     );
+    if input.instances > 1 {
+        blocks.push_str(&render_instances(
+            &served_name,
+            &input.deployment.gpu.name,
+            &flags,
+            p.offload.max_local_cpu_size_gib,
+            p.tp,
+            input.instances,
+            input.gpus_per_node,
+        ));
+    }
     for w in &p.warnings {
         eprintln!("warning: {}", warning_text(w));
     }
@@ -264,7 +289,7 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
             &p,
             &dep.model,
             &dep.gpu,
-            args.gpus_per_node,
+            p.tp.min(args.gpus_per_node) * input.instances_per_node(),
             &input.workload,
         );
         let predicted = match &predictions {
@@ -326,6 +351,8 @@ pub(crate) fn plan_json(
         },
         "gpu": { "name": d.gpu.name, "memory_bytes": d.gpu.memory_bytes, "num_gpus": input.num_gpus,
                  "gpus_per_node": input.gpus_per_node },
+        "instances": { "count": input.instances, "per_node": input.instances_per_node(),
+                       "gpus": input.instances * p.tp },
         "vllm_version": d.knobs.version.to_string(),
         "tensor_parallel_size": p.tp,
         "upstream_tp_rule": p.tp_rule.as_ref().map(|r| json!({

@@ -162,6 +162,7 @@ fn recommend(args: &AbArgs, gpu: GpuSpec) -> anyhow::Result<Sizing> {
         lmcache_cpu_gib: d.lmcache_cpu_gib()?,
         cpu_ram_bytes,
         memlock_bytes: None,
+        instances: 1,
         workload: RecWorkload {
             document_length: args.document_length as u64,
             output_len: u64::from(args.output_len),
