@@ -565,3 +565,71 @@ fn sweep_replays_a_trace_along_the_cpu_tier() {
         .code(2)
         .stderr(contains("--lmcache-cpu-gib"));
 }
+
+/// `sweep --trace` along the cluster: `--router` with several values on 2 instances (round
+/// robin computes each document once per instance, cache-aware once), `--instances` with
+/// several (one instance caches like cache-aware on two); two cluster axes at once, or
+/// several values given to `predict`, are refused.
+#[test]
+fn sweep_replays_a_trace_along_the_router_and_the_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = three_documents_four_times(&dir);
+    let vllm_cached = |flags: &[&str]| -> Vec<(String, u64)> {
+        let out = ldqa()
+            .arg("sweep")
+            .args(flags)
+            .arg("--trace")
+            .arg(&trace)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("sweep_trace.json")).unwrap())
+                .unwrap();
+        report["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["value"].to_string(),
+                    p["vllm"]["cached_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        vllm_cached(&["--instances", "2", "--router", "round-robin,cache-aware"]),
+        [
+            ("\"round-robin\"".to_string(), 6 * 1008),
+            ("\"cache-aware\"".to_string(), 9 * 1008)
+        ]
+    );
+    assert_eq!(
+        vllm_cached(&["--instances", "1,2", "--router", "round-robin"]),
+        [("1".to_string(), 9 * 1008), ("2".to_string(), 6 * 1008)]
+    );
+    ldqa()
+        .args([
+            "sweep",
+            "--instances",
+            "1,2",
+            "--router",
+            "round-robin,kv-aware",
+            "--trace",
+        ])
+        .arg(&trace)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "--instances and --router were given several values",
+        ));
+    ldqa()
+        .args(["predict", "--instances", "1,2", "--trace"])
+        .arg(&trace)
+        .assert()
+        .code(2)
+        .stderr(contains("predict simulates one cluster"));
+}

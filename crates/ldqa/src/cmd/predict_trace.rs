@@ -47,29 +47,33 @@ pub struct TraceArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Simulate this many instances of the deployment, each with its own GPU cache, LMCache
-    /// tier and front end, behind a router (--router).
+    /// tier and front end, behind a router (--router). `sweep --trace` takes several
+    /// (1,2,4,8) as its axis.
     #[arg(
         long,
-        default_value_t = 1,
+        default_value = "1",
+        value_delimiter = ',',
         value_name = "N",
         requires = "trace",
         help_heading = "Many instances"
     )]
-    pub instances: usize,
+    pub instances: Vec<usize>,
 
     /// How the router picks an instance: round-robin, least-loaded (fewest in flight at
     /// the router), cache-aware (vllm-router's: the instance it sent the longest shared
     /// prefix, unless loads are out of balance), kv-aware (the instance whose GPU cache
-    /// holds the longest prefix). docs/cluster.md describes each.
+    /// holds the longest prefix). docs/cluster.md describes each. `sweep --trace` takes
+    /// several as its axis.
     #[arg(
         long,
         value_enum,
-        default_value_t = RouterArg::RoundRobin,
+        default_value = "round-robin",
+        value_delimiter = ',',
         value_name = "POLICY",
         requires = "trace",
         help_heading = "Many instances"
     )]
-    pub router: RouterArg,
+    pub router: Vec<RouterArg>,
 
     /// A remote KV tier of this many GiB that every instance's LMCache shares (as
     /// LMCache's remote backends: an LMCache server, Redis, Mooncake store): chunks the
@@ -108,14 +112,51 @@ pub enum RouterArg {
 }
 
 impl ClusterArgs {
+    /// Instances: the first value (`sweep` takes the others one at a time, [`ClusterArgs::at`]).
+    pub fn instance_count(&self) -> usize {
+        self.instances.first().copied().unwrap_or(1)
+    }
+
+    /// The router: the first value.
+    pub fn router_arg(&self) -> RouterArg {
+        self.router
+            .first()
+            .copied()
+            .unwrap_or(RouterArg::RoundRobin)
+    }
+
+    /// The same cluster with `instances` behind `router`.
+    pub fn at(&self, instances: usize, router: RouterArg) -> ClusterArgs {
+        ClusterArgs {
+            instances: vec![instances],
+            router: vec![router],
+            ..self.clone()
+        }
+    }
+
+    /// Refuses several values where one cluster is simulated (`predict`).
+    pub fn check_single(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.instances.len() == 1 && self.router.len() == 1,
+            "predict simulates one cluster: give one --instances and one --router (ldqa sweep --trace takes several)"
+        );
+        for &n in &self.instances {
+            anyhow::ensure!(
+                (1..=1024).contains(&n),
+                "--instances must be 1 to 1024, not {n}"
+            );
+        }
+        Ok(())
+    }
+
     /// The routing policy, checked with the instance count.
     pub fn policy(&self) -> anyhow::Result<RoutingPolicy> {
+        let n = self.instance_count();
         anyhow::ensure!(
-            (1..=1024).contains(&self.instances),
-            "--instances must be 1 to 1024, not {}",
-            self.instances
+            (1..=1024).contains(&n),
+            "--instances must be 1 to 1024, not {n}"
         );
-        Ok(match self.router {
+        Ok(match self.router_arg() {
             RouterArg::RoundRobin => RoutingPolicy::RoundRobin,
             RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
             RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
@@ -155,7 +196,7 @@ impl ClusterArgs {
             }
         };
         Ok(ClusterSpec {
-            instances: self.instances,
+            instances: self.instance_count(),
             policy: self.policy()?,
             remote,
         })
@@ -164,10 +205,10 @@ impl ClusterArgs {
     /// What the cluster is, in words (nothing for one engine alone).
     pub fn describe(&self) -> Option<String> {
         let mut parts = Vec::new();
-        if self.instances > 1 {
+        if self.instance_count() > 1 {
             parts.push(format!(
                 "{} instances behind a {} router",
-                self.instances,
+                self.instance_count(),
                 self.policy().ok()?.name()
             ));
         }
@@ -192,8 +233,9 @@ impl ClusterArgs {
         let out = simulate_trace_on_cluster(scenario, trace, options, &self.spec(scenario)?)
             .with_context(|| format!("replaying the trace on {name}"))?;
         let mut summary = EngineReplay::of(name, &out.records, out.duration_ns());
-        if self.instances > 1 {
-            summary.instances = (0..self.instances)
+        let n = self.instance_count();
+        if n > 1 {
+            summary.instances = (0..n)
                 .map(|k| {
                     let mine: Vec<RequestRecord> = out
                         .records
@@ -206,7 +248,7 @@ impl ClusterArgs {
                 })
                 .collect();
             let busiest = summary.instances.iter().map(|i| i.requests).max();
-            let mean = summary.requests as f64 / self.instances as f64;
+            let mean = summary.requests as f64 / n as f64;
             summary.load_imbalance = busiest.map(|b| b as f64 / mean.max(f64::MIN_POSITIVE));
         }
         Ok(summary)
@@ -429,6 +471,7 @@ pub(crate) struct TracePrediction {
 pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     let t = &args.trace;
     let options = t.options(args.workload.max_concurrency)?;
+    t.cluster.check_single()?;
     t.cluster.policy()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let path = t.trace.as_ref().context("invariant: --trace given")?;

@@ -15,6 +15,7 @@ use super::axes::{Axis, Grid, Setting, Value};
 use super::SweepArgs;
 
 /// One deployment's two engines, as simulated (and as described for servers).
+#[derive(Clone)]
 pub(super) struct Engines {
     /// The deployment both run (for the servers `--start` starts).
     pub deployment: ldqa_recommend::Deployment,

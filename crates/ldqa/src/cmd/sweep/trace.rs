@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::axes::{Axis, Value};
 use super::{points, SweepArgs};
-use crate::cmd::predict_trace::EngineReplay;
+use crate::cmd::predict_trace::{ClusterArgs, EngineReplay, RouterArg};
 use crate::exit::ExitStatus;
 
 /// One value of the axis: both engines' replays.
@@ -38,9 +38,71 @@ struct TraceSweep {
     points: Vec<TracePoint>,
 }
 
+/// What a trace sweep runs along: a deployment axis, or the simulated cluster's size or
+/// router.
+enum TraceAxis {
+    Deployment(Axis, Vec<Value>),
+    Instances(Vec<usize>),
+    Router(Vec<RouterArg>),
+}
+
+impl TraceAxis {
+    fn flag(&self) -> &'static str {
+        match self {
+            TraceAxis::Deployment(a, _) => a.flag(),
+            TraceAxis::Instances(_) => "--instances",
+            TraceAxis::Router(_) => "--router",
+        }
+    }
+}
+
+/// Every point's value, engines and cluster, all resolved (their flags checked) before
+/// anything runs.
+fn settings(
+    args: &SweepArgs,
+    axis: &TraceAxis,
+) -> anyhow::Result<Vec<(AxisValue, points::Engines, ClusterArgs)>> {
+    let cluster = &args.trace.cluster;
+    let base = args.base_setting();
+    let at = |n: usize, r: RouterArg| -> anyhow::Result<ClusterArgs> {
+        let c = cluster.at(n, r);
+        c.policy()?;
+        Ok(c)
+    };
+    match axis {
+        TraceAxis::Deployment(a, values) => values
+            .iter()
+            .map(|v| {
+                let s = base.with(*a, v);
+                let engines = points::resolve_engines(args, &s)?;
+                Ok((s.get(*a), engines, cluster.clone()))
+            })
+            .collect(),
+        TraceAxis::Instances(ns) => {
+            let engines = points::resolve_engines(args, &base)?;
+            ns.iter()
+                .map(|&n| {
+                    let value = AxisValue::Whole(n as u64);
+                    Ok((value, engines.clone(), at(n, cluster.router_arg())?))
+                })
+                .collect()
+        }
+        TraceAxis::Router(rs) => {
+            let engines = points::resolve_engines(args, &base)?;
+            rs.iter()
+                .map(|&r| {
+                    let c = at(cluster.instance_count(), r)?;
+                    let value = AxisValue::Name(c.policy()?.name().to_string());
+                    Ok((value, engines.clone(), c))
+                })
+                .collect()
+        }
+    }
+}
+
 /// Entry point of `ldqa sweep --trace`.
 pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
-    let (axis, values) = swept_axis(args)?;
+    let axis = swept_axis(args)?;
     args.trace.selection.validate()?;
     let sel = &args.trace.selection;
     let options = TraceOptions {
@@ -51,26 +113,16 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
     };
     let trace = Trace::read(path, args.trace.trace_format)
         .with_context(|| format!("--trace {}", path.display()))?;
-    let base = args.base_setting();
-    // Every deployment is resolved (and its flags checked) before anything runs.
-    let settings = values
-        .iter()
-        .map(|v| {
-            let s = base.with(axis, v);
-            let engines = points::resolve_engines(args, &s)?;
-            Ok((s.get(axis), engines))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = settings(args, &axis)?;
     eprintln!(
         "Sweeping {} on {} values of {}",
         path.display(),
         settings.len(),
         axis.flag()
     );
-    let replay = |(value, e): &(AxisValue, points::Engines)| -> anyhow::Result<TracePoint> {
+    let replay = |(value, e, cluster): &(AxisValue, points::Engines, ClusterArgs)| -> anyhow::Result<TracePoint> {
         let arm = |s: &ldqa_sim::Scenario, name: &str| -> anyhow::Result<EngineReplay> {
-            args.trace
-                .cluster
+            cluster
                 .replay(name, s, &trace, &options)
                 .with_context(|| format!("at {value}"))
         };
@@ -102,8 +154,9 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The one deployment axis given several values; the Long Doc QA axes are refused.
-fn swept_axis(args: &SweepArgs) -> anyhow::Result<(Axis, Vec<Value>)> {
+/// The one axis given several values: a deployment axis, `--instances` or `--router`; the
+/// Long Doc QA axes are refused.
+fn swept_axis(args: &SweepArgs) -> anyhow::Result<TraceAxis> {
     if args.num_documents.is_some() || args.hit_miss_ratio.is_some() {
         anyhow::bail!(
             "--trace replaces the Long Doc QA workload: leave out --num-documents and --hit-miss-ratio"
@@ -119,20 +172,28 @@ fn swept_axis(args: &SweepArgs) -> anyhow::Result<(Axis, Vec<Value>)> {
             a.flag()
         );
     }
-    let mut swept: Vec<(Axis, Vec<Value>)> = given
+    let cluster = &args.trace.cluster;
+    let mut swept: Vec<TraceAxis> = given
         .into_iter()
         .filter(|(a, v)| a.changes_deployment() && v.len() > 1)
+        .map(|(a, v)| TraceAxis::Deployment(a, v))
         .collect();
+    if cluster.instances.len() > 1 {
+        swept.push(TraceAxis::Instances(cluster.instances.clone()));
+    }
+    if cluster.router.len() > 1 {
+        swept.push(TraceAxis::Router(cluster.router.clone()));
+    }
     match swept.len() {
         1 => Ok(swept.remove(0)),
         0 => anyhow::bail!(
-            "give the axis to sweep the trace along several values: --lmcache-cpu-gib 30,66,120, --gpu h100-80gb,h200, --tensor-parallel-size 1,2 or --model A,B"
+            "give the axis to sweep the trace along several values: --lmcache-cpu-gib 30,66,120, --gpu h100-80gb,h200, --tensor-parallel-size 1,2, --model A,B, --instances 1,2,4 or --router round-robin,cache-aware"
         ),
         _ => anyhow::bail!(
             "--trace sweeps one axis at a time: {} were given several values",
             swept
                 .iter()
-                .map(|(a, _)| a.flag())
+                .map(TraceAxis::flag)
                 .collect::<Vec<_>>()
                 .join(" and ")
         ),
