@@ -2,7 +2,8 @@
 //! instances, a shared-prefix trace replayed through it with `round_robin` and with
 //! `cache_aware`, and the simulated cluster (`predict --trace --instances 2 --router …`)
 //! predicting the same thing: every request's cached tokens, and each instance's share,
-//! read from the instances' own `/metrics`, adding up to what the client saw.
+//! read from the instances' own `/metrics` (by the test, and by `replay --metrics-url`),
+//! adding up to what the client saw.
 //!
 //! Ignored by a plain `cargo test`: it needs the router, which `scripts/test` installs
 //! (`scripts/vllm-router install`) and names in `LDQA_VLLM_ROUTER`.
@@ -133,12 +134,23 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
         let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
             .args(["replay", "--speedup", "4", "--base-url"])
             .arg(format!("http://127.0.0.1:{}/v1", router.port))
+            .args(servers.iter().flat_map(|s| {
+                [
+                    "--metrics-url".to_string(),
+                    format!("http://127.0.0.1:{}/metrics", s.port),
+                ]
+            }))
             .arg("--output-dir")
             .arg(dir.path())
             .arg(&trace)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", common::output_log(&out));
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("they add up to what the client saw"),
+            "{table}"
+        );
         drop(router);
         let replayed: Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("replay.json")).unwrap())
@@ -178,6 +190,22 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
                 (now.0 - b.0, now.1 - b.1)
             })
             .collect();
+        // `replay --metrics-url` read the same counters, instance by instance.
+        let reported: Vec<(u64, u64)> = replayed["instance_counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["requests"].as_u64().unwrap(),
+                    c["prefix_cache_hits_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            reported, measured,
+            "{policy}: replay's per-instance counters"
+        );
         let total = measured.iter().fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
         assert_eq!(
             total,

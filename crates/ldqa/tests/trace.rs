@@ -447,8 +447,10 @@ fn replay_round_robins_over_several_servers() {
     );
     let (a, b) = (common::start_serve(&[]), common::start_serve(&[]));
     let url = |s: &common::Server| format!("http://127.0.0.1:{}/v1", s.port);
+    let metrics = |s: &common::Server| format!("http://127.0.0.1:{}/metrics", s.port);
     let out = ldqa()
         .args(["replay", "--base-url", &url(&a), "--base-url", &url(&b)])
+        .args(["--metrics-url", &metrics(&a), "--metrics-url", &metrics(&b)])
         .arg("--output-dir")
         .arg(dir.path())
         .arg(&trace)
@@ -473,6 +475,49 @@ fn replay_round_robins_over_several_servers() {
     for e in engines {
         assert_eq!(e["shed"], 0);
     }
+    // Each instance's own counters: what the client saw, split as it was sent.
+    let counters = report["instance_counters"].as_array().unwrap();
+    let own = |k: usize, field: &str| counters[k][field].as_u64().unwrap();
+    assert_eq!((own(0, "requests"), own(1, "requests")), (2, 1));
+    assert_eq!(
+        (
+            own(0, "prefix_cache_hits_tokens"),
+            own(1, "prefix_cache_hits_tokens")
+        ),
+        (1008, 0)
+    );
+    assert!(
+        table.contains("they add up to what the client saw"),
+        "{table}"
+    );
+}
+
+/// A `--metrics-url` that does not answer stops the replay before anything is sent.
+#[test]
+fn an_unreadable_metrics_url_stops_the_replay_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = three_documents_four_times(&dir);
+    let server = common::start_serve(&[]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/metrics", closed.local_addr().unwrap());
+    drop(closed);
+    ldqa()
+        .args(["replay", "--base-url"])
+        .arg(format!("http://127.0.0.1:{}/v1", server.port))
+        .args(["--metrics-url", &dead])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg(&trace)
+        .assert()
+        .code(2)
+        .stderr(contains(format!("--metrics-url {dead}")));
+    let (_, text) = common::http("GET", &format!("127.0.0.1:{}", server.port), "/metrics");
+    let sent: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("vllm:request_success_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(sent, 0.0, "nothing was sent");
 }
 
 #[test]

@@ -375,6 +375,16 @@ impl EngineReplay {
         self.p90_ttft_s
     }
 
+    /// Requests that failed.
+    pub(crate) fn failed(&self) -> usize {
+        self.failed
+    }
+
+    /// Prompt tokens served from a cache.
+    pub(crate) fn cached_tokens(&self) -> u64 {
+        self.cached_tokens
+    }
+
     /// Cached over prompt tokens.
     pub(crate) fn hit_rate(&self) -> f64 {
         self.hit_rate
@@ -465,6 +475,9 @@ pub(crate) struct TracePrediction {
     pub description: String,
     pub speedup: f64,
     pub engines: Vec<EngineReplay>,
+    /// `replay --metrics-url`: each instance's own counters over the replay.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_counters: Vec<super::instance_counters::InstanceCounters>,
 }
 
 /// Entry point of `ldqa predict --trace`.
@@ -496,6 +509,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
         description: resolved.description.clone(),
         speedup: t.selection.speedup,
         engines,
+        instance_counters: Vec::new(),
     };
     let dir = &args.workload.output_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -33,6 +33,13 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "URL", required = true, action = clap::ArgAction::Append)]
     pub base_url: Vec<String>,
 
+    /// An instance's Prometheus endpoint (e.g. http://localhost:8001/metrics), once per
+    /// instance behind the router: each one's requests and prefix-cache hits over the
+    /// replay are read before and after, printed under the table and checked against what
+    /// the client saw.
+    #[arg(long, value_name = "URL", action = clap::ArgAction::Append)]
+    pub metrics_url: Vec<String>,
+
     /// Model name to send (default: the first the server lists).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
@@ -147,6 +154,9 @@ fn per_instance(
 impl ReplayArgs {
     fn validate(&self) -> anyhow::Result<()> {
         self.selection.validate()?;
+        for url in &self.metrics_url {
+            Endpoint::new(url, None).with_context(|| format!("--metrics-url {url}"))?;
+        }
         anyhow::ensure!(
             self.max_concurrency >= 1,
             "--max-concurrency must be at least 1"
@@ -172,7 +182,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let format = trace.format;
     let args2 = args.clone();
-    let (record, model) = crate::runtime::run(async move {
+    let (record, model, counters) = crate::runtime::run(async move {
         let args = args2;
         let first = endpoints
             .first()
@@ -205,6 +215,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             config.model,
             args.selection.speedup
         );
+        let counters = super::instance_counters::before(&clients[0], &args.metrics_url).await?;
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
         let round = run_scheduled(
@@ -217,7 +228,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             &cancel,
         )
         .await;
-        Ok((round, config.model))
+        let counters = counters.since(&clients[0]).await;
+        Ok((round, config.model, counters))
     })?;
     let prediction = TracePrediction {
         schema: "ldqa-trace-replay",
@@ -227,6 +239,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         description: format!("Measured: {} (model {model})", args.base_url.join(", ")),
         speedup: args.selection.speedup,
         engines: per_instance(&record.requests, record.duration_ns, args.base_url.len()),
+        instance_counters: counters,
     };
     let dir = &args.output_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -234,7 +247,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
     let json = serde_json::to_string_pretty(&prediction)? + "\n";
     ldqa_report::write_atomically(&path, json.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    crate::stdout::write(&table(&prediction))?;
+    let all = &prediction.engines[0];
+    let answered = all.requests() - all.failed();
+    let lines = super::instance_counters::lines(
+        &prediction.instance_counters,
+        answered,
+        all.cached_tokens(),
+    );
+    crate::stdout::write(&(table(&prediction) + &lines))?;
     eprintln!("wrote {}", path.display());
     if record.interrupted {
         return Ok(ExitStatus::Interrupted);
