@@ -8,6 +8,7 @@
 //! Ignored by a plain `cargo test`: it needs the router, which `scripts/test` installs
 //! (`scripts/vllm-router install`) and names in `LDQA_VLLM_ROUTER`.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,56 @@ fn per_request_cached(report: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// `ldqa replay` of `trace` through `router`, reading each server's counters
+/// (`--metrics-url`): `replay.json`.
+fn replay_through(router: &Router, servers: &[common::Server], trace: &Path, dir: &Path) -> Value {
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["replay", "--speedup", "4", "--base-url"])
+        .arg(format!("http://127.0.0.1:{}/v1", router.port))
+        .args(servers.iter().flat_map(|s| {
+            [
+                "--metrics-url".to_string(),
+                format!("http://127.0.0.1:{}/metrics", s.port),
+            ]
+        }))
+        .arg("--output-dir")
+        .arg(dir)
+        .arg(trace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_log(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("they add up to what the client saw"),
+        "{table}"
+    );
+    serde_json::from_slice(&std::fs::read(dir.join("replay.json")).unwrap()).unwrap()
+}
+
+/// `ldqa predict --instances 2 --router ROUTER` of `trace`: `trace_prediction.json`.
+fn predict_cluster(router: &str, trace: &Path, dir: &Path) -> Value {
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["predict", "--engine", "vllm", "--speedup", "4"])
+        .args(["--instances", "2", "--router", router, "--trace"])
+        .arg(trace)
+        .arg("--output-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_log(&out));
+    serde_json::from_slice(&std::fs::read(dir.join("trace_prediction.json")).unwrap()).unwrap()
+}
+
+/// (requests, `tokens`) of each entry of a JSON array.
+fn pairs(entries: &Value, tokens: &str) -> Vec<(u64, u64)> {
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["requests"].as_u64().unwrap(), e[tokens].as_u64().unwrap()))
+        .collect()
+}
+
 /// Three documents of two 512-token blocks asked four times in turn, 0.5 s apart: each
 /// request is done before the next. Round robin over two instances sends each document to
 /// both (half the requests hit); cache-aware routing keeps each on one (three misses).
@@ -131,44 +182,9 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
         }
         let before: Vec<(u64, u64)> = servers.iter().map(|s| served(s.port)).collect();
         let router = start_router(policy, &workers);
-        let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
-            .args(["replay", "--speedup", "4", "--base-url"])
-            .arg(format!("http://127.0.0.1:{}/v1", router.port))
-            .args(servers.iter().flat_map(|s| {
-                [
-                    "--metrics-url".to_string(),
-                    format!("http://127.0.0.1:{}/metrics", s.port),
-                ]
-            }))
-            .arg("--output-dir")
-            .arg(dir.path())
-            .arg(&trace)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", common::output_log(&out));
-        let table = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            table.contains("they add up to what the client saw"),
-            "{table}"
-        );
+        let replayed = replay_through(&router, &servers, &trace, dir.path());
         drop(router);
-        let replayed: Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("replay.json")).unwrap())
-                .unwrap();
-
-        let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
-            .args(["predict", "--engine", "vllm", "--speedup", "4"])
-            .args(["--instances", "2", "--router", simulated, "--trace"])
-            .arg(&trace)
-            .arg("--output-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", common::output_log(&out));
-        let predicted: Value = serde_json::from_slice(
-            &std::fs::read(dir.path().join("trace_prediction.json")).unwrap(),
-        )
-        .unwrap();
+        let predicted = predict_cluster(simulated, &trace, dir.path());
 
         let real = per_request_cached(&replayed);
         assert_eq!(
@@ -191,17 +207,7 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
             })
             .collect();
         // `replay --metrics-url` read the same counters, instance by instance.
-        let reported: Vec<(u64, u64)> = replayed["instance_counters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["requests"].as_u64().unwrap(),
-                    c["prefix_cache_hits_tokens"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let reported = pairs(&replayed["instance_counters"], "prefix_cache_hits_tokens");
         assert_eq!(
             reported, measured,
             "{policy}: replay's per-instance counters"
@@ -212,17 +218,7 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
             (12, real.iter().sum::<u64>()),
             "{policy}: {measured:?}"
         );
-        let mut simulated_split: Vec<(u64, u64)> = predicted["engines"][0]["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["requests"].as_u64().unwrap(),
-                    i["cached_tokens"].as_u64().unwrap(),
-                )
-            })
-            .collect();
+        let mut simulated_split = pairs(&predicted["engines"][0]["instances"], "cached_tokens");
         measured.sort_unstable();
         simulated_split.sort_unstable();
         assert_eq!(measured, simulated_split, "{policy}: per instance");
