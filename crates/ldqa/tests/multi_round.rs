@@ -225,3 +225,58 @@ fn sharegpt_conversations_set_the_questions_and_answer_lengths() {
         .code(2)
         .stderr(contains("--sharegpt"));
 }
+
+/// `--base-url` twice: each user talks to one instance (user `u` to the `u mod 2`-th), so
+/// its history stays cached where its next question goes; each instance's own counters
+/// show exactly its users' questions, and the JSON has a line per instance.
+#[test]
+fn several_instances_keep_each_user_on_one() {
+    let servers = [common::start_serve(&[]), common::start_serve(&[])];
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = ldqa();
+    cmd.args(WORKLOAD).arg("--no-warmup");
+    for s in &servers {
+        cmd.args(["--base-url", &format!("http://127.0.0.1:{}/v1", s.port)]);
+    }
+    let out = cmd
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg("--output")
+        .arg(dir.path().join("summary.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_log(&out));
+    let all = cached_by_question(dir.path(), 0);
+    assert!(all.len() >= 6, "{all:?}");
+    for k in 0..2u64 {
+        let mine = cached_by_question(dir.path(), 1 + k as usize);
+        let expected: Cached = all
+            .iter()
+            .filter(|((user, _), _)| user % 2 == k)
+            .map(|(q, v)| (*q, *v))
+            .collect();
+        assert_eq!(mine, expected, "instance {}", k + 1);
+        let (_, text) = common::http(
+            "GET",
+            &format!("127.0.0.1:{}", servers[k as usize].port),
+            "/metrics",
+        );
+        let finished: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("vllm:request_success_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(finished as usize, expected.len(), "instance {}", k + 1);
+    }
+    // Every later turn hits its whole previous turn, on the user's own instance.
+    let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();
+    for (&(user, q), &v) in &all {
+        by_user.entry(user).or_default().push((q, v));
+    }
+    for turns in by_user.values() {
+        for pair in turns.windows(2) {
+            let ((_, (prev_prompt, _)), (_, (_, hit))) = (pair[0], pair[1]);
+            assert_eq!(hit, (prev_prompt + 50 - 1) / 16 * 16, "{turns:?}");
+        }
+    }
+}

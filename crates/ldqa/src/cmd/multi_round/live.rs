@@ -22,35 +22,72 @@ use super::summary::{performance_block, QaRequest, QaRun};
 use super::{log_events, log_info, warmup_prompt, MultiRoundArgs, Runs};
 use super::{WARMUP_MAX_TOKENS, WARMUP_REQUESTS};
 
-/// Runs the workload against `--base-url`; returns the description and the one run.
+/// Runs the workload against `--base-url` (each user on one instance when several are
+/// given); returns the description and the run, then with several instances each one's
+/// share.
 pub fn run(
     args: &MultiRoundArgs,
     config: &MultiRoundConfig,
     questions: Option<ShareGpt>,
 ) -> anyhow::Result<(String, Runs)> {
-    let base_url = args
+    let key = std::env::var("OPENAI_API_KEY").ok();
+    let endpoints = args
         .base_url
-        .clone()
+        .iter()
+        .map(|url| Endpoint::new(url, key.clone()).with_context(|| format!("--base-url {url}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = endpoints
+        .first()
+        .cloned()
         .context("invariant: --base-url given without --predict")?;
-    let endpoint =
-        Endpoint::new(&base_url, std::env::var("OPENAI_API_KEY").ok()).context("--base-url")?;
     let args = args.clone();
     let config = config.clone();
     crate::runtime::run(async move {
-        let mut client_config = ClientConfig::new(endpoint, String::new(), Api::Chat, 1);
+        let mut client_config = ClientConfig::new(first, String::new(), Api::Chat, 1);
         client_config.model =
             crate::cmd::model_to_send(&client_config, args.served_model.as_deref()).await?;
-        let client = Client::new(client_config.clone())?;
+        let clients = endpoints
+            .into_iter()
+            .map(|endpoint| {
+                Client::new(ClientConfig {
+                    endpoint,
+                    ..client_config.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
         if !args.no_warmup {
             log_info("Warming up the engine");
-            warm_up(&client).await;
+            for client in &clients {
+                warm_up(client).await;
+            }
         }
         let sessions = Sessions::with_questions(config, questions);
-        let run = drive(&client, sessions, &args, &cancel).await;
-        let description = format!("{base_url} (model {})", client_config.model);
-        Ok((description, vec![("server".to_string(), run)]))
+        let run = drive(&clients, sessions, &args, &cancel).await;
+        let description = format!(
+            "{} (model {})",
+            args.base_url.join(", "),
+            client_config.model
+        );
+        let mut runs = vec![("server".to_string(), run)];
+        if clients.len() > 1 {
+            let n = clients.len() as u64;
+            for k in 0..n {
+                let whole = &runs[0].1;
+                let share = QaRun {
+                    requests: whole
+                        .requests
+                        .iter()
+                        .filter(|r| r.user_id % n == k)
+                        .cloned()
+                        .collect(),
+                    ..*whole
+                };
+                runs.push((format!("server {}", k + 1), share));
+            }
+        }
+        Ok((description, runs))
     })
 }
 
@@ -82,7 +119,7 @@ type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Answer> + Send 
 /// The client's loop: steps the sessions every 0.1 s, sends what they launch, hands back
 /// answers, prints upstream's block every --log-interval.
 async fn drive(
-    client: &Client,
+    clients: &[Client],
     mut sessions: Sessions,
     args: &MultiRoundArgs,
     cancel: &Cancel,
@@ -121,6 +158,8 @@ async fn drive(
                 for launch in sessions.step(now_s, &mut events) {
                     let sent_ns = start.elapsed().as_nanos() as u64;
                     sent.push((launch.user_id, launch.question_no, sent_ns));
+                    // A user's conversation stays on one instance.
+                    let client = &clients[(launch.user_id % clients.len() as u64) as usize];
                     in_flight.push(Box::pin(ask(client, launch, start, run.requests.len())));
                 }
                 log_events(&mut events);

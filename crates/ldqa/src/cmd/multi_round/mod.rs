@@ -55,9 +55,17 @@ pub struct MultiRoundArgs {
     #[arg(long = "model", value_name = "NAME")]
     pub served_model: Option<String>,
 
-    /// Base URL of the serving engine endpoint, e.g. http://localhost:8000/v1.
-    #[arg(long, value_name = "URL", required_unless_present = "predict")]
-    pub base_url: Option<String>,
+    /// Base URL of the serving engine endpoint, e.g. http://localhost:8000/v1 (a router's,
+    /// or one instance's). Given several times, each user talks to one instance, user `u`
+    /// to the `u mod N`-th (client-side session affinity), and the table gains a line per
+    /// instance.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "predict",
+        action = clap::ArgAction::Append
+    )]
+    pub base_url: Vec<String>,
 
     /// The time to run the simulation in seconds (default: until Ctrl-C; required with
     /// --predict).
