@@ -244,7 +244,7 @@ impl ClusterArgs {
                         .filter(|&(_, &i)| i as usize == k)
                         .map(|(r, _)| r.clone())
                         .collect();
-                    EngineReplay::of(&format!("  #{}", k + 1), &mine, out.duration_ns())
+                    EngineReplay::of(&format!("  #{}", k + 1), &mine, span_ns(&mine))
                 })
                 .collect();
             let busiest = summary.instances.iter().map(|i| i.requests).max();
@@ -316,6 +316,13 @@ impl TraceArgs {
             max_concurrency,
         })
     }
+}
+
+/// From the first send to the last end of `records` (one instance's share of a run), ns.
+pub(crate) fn span_ns(records: &[RequestRecord]) -> u64 {
+    let first = records.iter().map(|r| r.sent_ns).min().unwrap_or(0);
+    let last = records.iter().map(|r| r.end_ns).max().unwrap_or(0);
+    last.saturating_sub(first)
 }
 
 /// One engine's replay (simulated or measured), summed up.

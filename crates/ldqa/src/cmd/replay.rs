@@ -16,7 +16,7 @@ use ldqa_model::{Api, RequestRecord, RequestSpec, RoundKind};
 use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
 use ldqa_trace::{Trace, TraceFormat, TraceRequest};
 
-use super::predict_trace::{table, EngineReplay, TracePrediction, TraceSelection};
+use super::predict_trace::{span_ns, table, EngineReplay, TracePrediction, TraceSelection};
 use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa replay`.
@@ -144,7 +144,7 @@ fn per_instance(
             out.push(EngineReplay::of(
                 &format!("server {}", k + 1),
                 &mine,
-                duration_ns,
+                span_ns(&mine),
             ));
         }
     }
