@@ -149,7 +149,9 @@ fn pairs(entries: &Value, tokens: &str) -> Vec<(u64, u64)> {
 
 /// Three documents of two 512-token blocks asked four times in turn, 0.5 s apart: each
 /// request is done before the next. Round robin over two instances sends each document to
-/// both (half the requests hit); cache-aware routing keeps each on one (three misses).
+/// both (half the requests hit); cache-aware routing keeps each on one (three misses). (For
+/// replay's token-id prompts `vllm-router`'s tree matches nothing, so here its cache-aware
+/// choice is the least loaded instance, always the same idle one: docs/cluster.md.)
 #[test]
 #[ignore = "needs vllm-router: scripts/test installs it (scripts/vllm-router) and sets LDQA_VLLM_ROUTER"]
 fn the_real_router_caches_what_the_simulated_cluster_predicts() {
