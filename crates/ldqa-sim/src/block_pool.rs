@@ -9,8 +9,29 @@
 //! queue when the pool is built), so `N` blocks hold `N − 1` blocks of KV.
 
 use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::cpu_tier::HashIndex;
+/// A hasher for keys that are already well-mixed 64-bit hashes.
+#[derive(Default)]
+pub struct PremixedHasher(u64);
+
+impl Hasher for PremixedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map keyed by premixed hashes.
+pub type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
 
 /// One block's state, in one record so that allocating, touching or freeing a block
 /// reads one cache line (the pool is the simulator's hottest memory).

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::remote_tier::{RemoteTier, RemoteTierConfig, SharedRemoteTier};
+use crate::remote_tier::{RemoteTier, RemoteTierConfig};
 use crate::round::{Backend, Frontend, FrontendQueue};
 use crate::{Engine, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
 
@@ -152,7 +152,6 @@ pub struct Cluster {
     /// Requests routed so far: the round robin's turn and the trees' clock.
     routed: u64,
     scratch: Vec<Event>,
-    remote: Option<SharedRemoteTier>,
 }
 
 impl Cluster {
@@ -166,9 +165,8 @@ impl Cluster {
                 reason: format!("must be 1 to 1024, not {instances}"),
             });
         }
-        let remote = spec.remote.map(RemoteTier::shared);
         let mut engines = vec![engine.clone(); instances];
-        if let Some(r) = &remote {
+        if let Some(r) = spec.remote.map(RemoteTier::shared) {
             for e in &mut engines {
                 e.attach_remote_tier(r.clone());
             }
@@ -181,38 +179,28 @@ impl Cluster {
             trees: vec![RoutedTree::default(); instances],
             routed: 0,
             scratch: Vec::new(),
-            remote,
         })
     }
 
-    /// The instances, in order.
-    pub fn engines(&self) -> &[Engine] {
-        &self.engines
-    }
-
-    /// Tokens retrieved from the shared remote tier so far (0 without one).
-    pub fn remote_hit_tokens(&self) -> u64 {
-        self.remote.as_ref().map_or(0, |r| {
-            r.lock().unwrap_or_else(|e| e.into_inner()).hit_tokens
-        })
+    /// The instance with the fewest requests in flight at the router, the first on ties.
+    fn least_loaded(&self) -> usize {
+        (0..self.in_flight.len())
+            .min_by_key(|&k| (self.in_flight[k], k))
+            .expect("invariant: at least one instance")
     }
 
     fn route(&mut self, req: &SimRequest) -> usize {
         self.routed += 1;
         let n = self.engines.len();
-        let least_loaded = |in_flight: &[u32]| {
-            (0..n)
-                .min_by_key(|&k| (in_flight[k], k))
-                .expect("invariant: at least one instance")
-        };
         match self.policy {
             RoutingPolicy::RoundRobin => ((self.routed - 1) % n as u64) as usize,
-            RoutingPolicy::LeastLoaded => least_loaded(&self.in_flight),
+            RoutingPolicy::LeastLoaded => self.least_loaded(),
             RoutingPolicy::KvAware => {
+                let hashes = self.prompt_block_hashes(req);
                 let hits: Vec<u64> = self
                     .engines
                     .iter()
-                    .map(|e| e.gpu_prefix_hit_tokens(req))
+                    .map(|e| e.gpu_prefix_hit_tokens(&hashes, req.prompt_tokens))
                     .collect();
                 (0..n)
                     .min_by_key(|&k| (std::cmp::Reverse(hits[k]), self.in_flight[k], k))
@@ -222,36 +210,40 @@ impl Cluster {
         }
     }
 
+    /// The hashes of the prompt's full engine blocks, as every instance names them.
+    fn prompt_block_hashes(&self, req: &SimRequest) -> Vec<u64> {
+        let bs = self.engines[0].config().block_size_tokens;
+        let mut hashes = Vec::new();
+        req.key
+            .block_hashes(req.prompt_tokens / u64::from(bs), bs, &mut hashes);
+        hashes
+    }
+
     fn route_cache_aware(&mut self, req: &SimRequest, p: &CacheAwareParams) -> usize {
         let n = self.engines.len();
-        let bs = self.engines[0].config().block_size_tokens;
-        let blocks = req.prompt_tokens / u64::from(bs);
-        let mut hashes = Vec::new();
-        req.key.block_hashes(blocks, bs, &mut hashes);
+        let bs = u64::from(self.engines[0].config().block_size_tokens);
+        let hashes = self.prompt_block_hashes(req);
         let (max, min) = (
             *self.in_flight.iter().max().unwrap_or(&0),
             *self.in_flight.iter().min().unwrap_or(&0),
         );
         let imbalanced =
             max - min > p.balance_abs && f64::from(max) > f64::from(min) * p.balance_rel;
-        let least_loaded = (0..n)
-            .min_by_key(|&k| (self.in_flight[k], k))
-            .expect("invariant: at least one instance");
         let k = if imbalanced {
-            least_loaded
+            self.least_loaded()
         } else {
             let (best, (matched, _)) = (0..n)
                 .map(|k| (k, self.trees[k].matched(&hashes)))
                 .max_by_key(|&(k, m)| (m, std::cmp::Reverse(k)))
                 .expect("invariant: at least one instance");
-            let share = (matched as u64 * u64::from(bs)) as f64 / req.prompt_tokens.max(1) as f64;
+            let share = (matched as u64 * bs) as f64 / req.prompt_tokens.max(1) as f64;
             if share > p.cache_threshold {
                 best
             } else {
-                least_loaded
+                self.least_loaded()
             }
         };
-        self.trees[k].insert(&hashes, u64::from(bs), p.max_tree_tokens, self.routed);
+        self.trees[k].insert(&hashes, bs, p.max_tree_tokens, self.routed);
         k
     }
 }

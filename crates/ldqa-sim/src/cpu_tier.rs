@@ -5,31 +5,8 @@
 //! used in suffix-to-prefix order (so the prefix ends up the most recent); a store
 //! evicts least recently used chunks to make room; only whole chunks are stored.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
+use crate::block_pool::HashIndex;
 use crate::lru::LruList;
-
-/// A hasher for keys that are already well-mixed 64-bit hashes.
-#[derive(Default)]
-pub struct PremixedHasher(u64);
-
-impl Hasher for PremixedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A map keyed by premixed hashes.
-pub type HashIndex<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
 
 /// The CPU tier of one replica (all TP ranks hold symmetric shards).
 #[derive(Debug, Clone)]

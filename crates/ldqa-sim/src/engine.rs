@@ -299,16 +299,18 @@ impl Engine {
         ok
     }
 
-    /// Prompt tokens of `req` its GPU prefix cache holds now (full blocks, at most the
-    /// prompt less one token), without touching anything: what a KV-aware router learns
-    /// from the engine's KV events.
-    pub fn gpu_prefix_hit_tokens(&self, req: &SimRequest) -> u64 {
-        let bs = self.config.block_size_tokens;
-        let limit = req.prompt_tokens.saturating_sub(1) / u64::from(bs);
-        let hits = (0..limit)
-            .take_while(|&i| self.pool.lookup(req.key.block_hash(i, bs)).is_some())
+    /// Prompt tokens its GPU prefix cache holds now of a prompt of `prompt_tokens` whose
+    /// full blocks hash to `block_hashes` (full blocks, at most the prompt less one token),
+    /// without touching anything: what a KV-aware router learns from the engine's KV events.
+    pub fn gpu_prefix_hit_tokens(&self, block_hashes: &[u64], prompt_tokens: u64) -> u64 {
+        let bs = u64::from(self.config.block_size_tokens);
+        let limit = usize::try_from(prompt_tokens.saturating_sub(1) / bs).unwrap_or(usize::MAX);
+        let hits = block_hashes
+            .iter()
+            .take(limit)
+            .take_while(|&&h| self.pool.lookup(h).is_some())
             .count() as u64;
-        hits * u64::from(bs)
+        hits * bs
     }
 
     /// When something next happens: the end of the running step, the start of the next
