@@ -23,7 +23,7 @@ pub mod sweep;
 pub mod trace;
 
 /// The model to name in requests: `given`, or the first the server at `config` lists.
-pub(crate) async fn model_to_send(
+async fn model_to_send(
     config: &ldqa_loadgen::ClientConfig,
     given: Option<&str>,
 ) -> anyhow::Result<String> {
@@ -39,4 +39,43 @@ pub(crate) async fn model_to_send(
         .first()
         .cloned()
         .context("the server lists no models (--model to name one)")
+}
+
+/// The endpoints of `--base-url` given once or more, with `OPENAI_API_KEY`; a bad URL is
+/// an error naming it.
+pub(crate) fn base_url_endpoints(urls: &[String]) -> anyhow::Result<Vec<ldqa_loadgen::Endpoint>> {
+    use anyhow::Context;
+    let key = std::env::var("OPENAI_API_KEY").ok();
+    urls.iter()
+        .map(|url| {
+            ldqa_loadgen::Endpoint::new(url, key.clone())
+                .with_context(|| format!("--base-url {url}"))
+        })
+        .collect()
+}
+
+/// A client per endpoint, all speaking `api` and naming the same model: `given`, or the
+/// first the first endpoint lists.
+pub(crate) async fn clients_for(
+    endpoints: Vec<ldqa_loadgen::Endpoint>,
+    api: ldqa_model::Api,
+    given: Option<&str>,
+) -> anyhow::Result<(Vec<ldqa_loadgen::Client>, String)> {
+    use anyhow::Context;
+    let first = endpoints
+        .first()
+        .cloned()
+        .context("invariant: at least one --base-url")?;
+    let mut config = ldqa_loadgen::ClientConfig::new(first, String::new(), api, 1);
+    config.model = model_to_send(&config, given).await?;
+    let clients = endpoints
+        .into_iter()
+        .map(|endpoint| {
+            ldqa_loadgen::Client::new(ldqa_loadgen::ClientConfig {
+                endpoint,
+                ..config.clone()
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((clients, config.model))
 }

@@ -134,72 +134,74 @@ impl ClusterArgs {
         }
     }
 
-    /// Refuses several values where one cluster is simulated (`predict`).
-    pub fn check_single(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.instances.len() == 1 && self.router.len() == 1,
-            "predict simulates one cluster: give one --instances and one --router (ldqa sweep --trace takes several)"
-        );
+    /// Checks every value (each --instances, the remote tier's flags); the error names
+    /// the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
         for &n in &self.instances {
             anyhow::ensure!(
                 (1..=1024).contains(&n),
                 "--instances must be 1 to 1024, not {n}"
             );
         }
+        if let Some(gib) = self.remote_gib {
+            let positive = |v: f64| v.is_finite() && v > 0.0;
+            anyhow::ensure!(
+                positive(gib),
+                "--remote-gib must be a positive number, not {gib}"
+            );
+            anyhow::ensure!(
+                positive(self.remote_gbps),
+                "--remote-gbps must be a positive number, not {}",
+                self.remote_gbps
+            );
+            anyhow::ensure!(
+                self.remote_latency_ms.is_finite() && self.remote_latency_ms >= 0.0,
+                "--remote-latency-ms must be 0 or more, not {}",
+                self.remote_latency_ms
+            );
+        }
         Ok(())
     }
 
-    /// The routing policy, checked with the instance count.
-    pub fn policy(&self) -> anyhow::Result<RoutingPolicy> {
-        let n = self.instance_count();
+    /// [`ClusterArgs::validate`], and one value each where one cluster is simulated
+    /// (`predict`).
+    pub fn check_single(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            (1..=1024).contains(&n),
-            "--instances must be 1 to 1024, not {n}"
+            self.instances.len() == 1 && self.router.len() == 1,
+            "predict simulates one cluster: give one --instances and one --router (ldqa sweep --trace takes several)"
         );
-        Ok(match self.router_arg() {
+        self.validate()
+    }
+
+    /// The routing policy.
+    pub fn policy(&self) -> RoutingPolicy {
+        match self.router_arg() {
             RouterArg::RoundRobin => RoutingPolicy::RoundRobin,
             RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
             RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
             RouterArg::KvAware => RoutingPolicy::KvAware,
-        })
+        }
     }
 
-    /// The cluster `scenario`'s engines form (the remote tier sized for its model), checked.
-    pub fn spec(&self, scenario: &ldqa_sim::Scenario) -> anyhow::Result<ClusterSpec> {
-        let remote = match self.remote_gib {
-            None => None,
-            Some(gib) => {
-                let positive = |v: f64| v.is_finite() && v > 0.0;
-                anyhow::ensure!(
-                    positive(gib),
-                    "--remote-gib must be a positive number, not {gib}"
-                );
-                anyhow::ensure!(
-                    positive(self.remote_gbps),
-                    "--remote-gbps must be a positive number, not {}",
-                    self.remote_gbps
-                );
-                anyhow::ensure!(
-                    self.remote_latency_ms.is_finite() && self.remote_latency_ms >= 0.0,
-                    "--remote-latency-ms must be 0 or more, not {}",
-                    self.remote_latency_ms
-                );
-                let bytes_per_token = scenario.config.model.kv_bytes_per_token.max(1);
-                let chunk = u64::from(scenario.config.lmcache_chunk_tokens);
-                let tokens = gib * f64::from(1u32 << 30) / bytes_per_token as f64;
-                Some(RemoteTierConfig {
-                    capacity_chunks: (tokens / chunk as f64) as u64,
-                    bytes_per_token,
-                    bytes_per_s: self.remote_gbps * 1e9 / 8.0,
-                    latency_ns: (self.remote_latency_ms * 1e6).round() as u64,
-                })
+    /// The cluster `scenario`'s engines form (the remote tier sized for its model); the
+    /// values were checked by [`ClusterArgs::validate`].
+    pub fn spec(&self, scenario: &ldqa_sim::Scenario) -> ClusterSpec {
+        let remote = self.remote_gib.map(|gib| {
+            let bytes_per_token = scenario.config.model.kv_bytes_per_token.max(1);
+            let chunk = u64::from(scenario.config.lmcache_chunk_tokens);
+            let tokens = gib * f64::from(1u32 << 30) / bytes_per_token as f64;
+            RemoteTierConfig {
+                capacity_chunks: (tokens / chunk as f64) as u64,
+                bytes_per_token,
+                bytes_per_s: self.remote_gbps * 1e9 / 8.0,
+                latency_ns: (self.remote_latency_ms * 1e6).round() as u64,
             }
-        };
-        Ok(ClusterSpec {
+        });
+        ClusterSpec {
             instances: self.instance_count(),
-            policy: self.policy()?,
+            policy: self.policy(),
             remote,
-        })
+        }
     }
 
     /// What the cluster is, in words (nothing for one engine alone).
@@ -209,7 +211,7 @@ impl ClusterArgs {
             parts.push(format!(
                 "{} instances behind a {} router",
                 self.instance_count(),
-                self.policy().ok()?.name()
+                self.policy().name()
             ));
         }
         if let Some(gib) = self.remote_gib {
@@ -230,23 +232,17 @@ impl ClusterArgs {
         trace: &Trace,
         options: &TraceOptions,
     ) -> anyhow::Result<EngineReplay> {
-        let out = simulate_trace_on_cluster(scenario, trace, options, &self.spec(scenario)?)
+        let out = simulate_trace_on_cluster(scenario, trace, options, &self.spec(scenario))
             .with_context(|| format!("replaying the trace on {name}"))?;
         let mut summary = EngineReplay::of(name, &out.records, out.duration_ns());
         let n = self.instance_count();
         if n > 1 {
-            summary.instances = (0..n)
-                .map(|k| {
-                    let mine: Vec<RequestRecord> = out
-                        .records
-                        .iter()
-                        .zip(&out.instances)
-                        .filter(|&(_, &i)| i as usize == k)
-                        .map(|(r, _)| r.clone())
-                        .collect();
-                    EngineReplay::of(&format!("  #{}", k + 1), &mine, span_ns(&mine))
-                })
-                .collect();
+            summary.instances = shares(
+                &out.records,
+                n,
+                |i, _| out.instances[i] as usize,
+                |k| format!("  #{}", k + 1),
+            );
             let busiest = summary.instances.iter().map(|i| i.requests).max();
             let mean = summary.requests as f64 / n as f64;
             summary.load_imbalance = busiest.map(|b| b as f64 / mean.max(f64::MIN_POSITIVE));
@@ -318,8 +314,29 @@ impl TraceArgs {
     }
 }
 
+/// Each of `n` instances' share of `records` (request `i` went to `instance_of(i, record)`),
+/// summed up as `name(k)`, each over its own span.
+pub(crate) fn shares(
+    records: &[RequestRecord],
+    n: usize,
+    instance_of: impl Fn(usize, &RequestRecord) -> usize,
+    name: impl Fn(usize) -> String,
+) -> Vec<EngineReplay> {
+    (0..n)
+        .map(|k| {
+            let mine: Vec<RequestRecord> = records
+                .iter()
+                .enumerate()
+                .filter(|&(i, r)| instance_of(i, r) == k)
+                .map(|(_, r)| r.clone())
+                .collect();
+            EngineReplay::of(&name(k), &mine, span_ns(&mine))
+        })
+        .collect()
+}
+
 /// From the first send to the last end of `records` (one instance's share of a run), ns.
-pub(crate) fn span_ns(records: &[RequestRecord]) -> u64 {
+fn span_ns(records: &[RequestRecord]) -> u64 {
     let first = records.iter().map(|r| r.sent_ns).min().unwrap_or(0);
     let last = records.iter().map(|r| r.end_ns).max().unwrap_or(0);
     last.saturating_sub(first)
@@ -492,7 +509,6 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     let t = &args.trace;
     let options = t.options(args.workload.max_concurrency)?;
     t.cluster.check_single()?;
-    t.cluster.policy()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let path = t.trace.as_ref().context("invariant: --trace given")?;
     let trace =

@@ -11,12 +11,12 @@ use anyhow::Context;
 use clap::Args;
 use ldqa_loadgen::schedule::{run_scheduled, RequestBodies, ScheduledRequest};
 use ldqa_loadgen::NoObserver;
-use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint};
+use ldqa_loadgen::{Cancel, Client, Endpoint};
 use ldqa_model::{Api, RequestRecord, RequestSpec, RoundKind};
 use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
 use ldqa_trace::{Trace, TraceFormat, TraceRequest};
 
-use super::predict_trace::{span_ns, table, EngineReplay, TracePrediction, TraceSelection};
+use super::predict_trace::{shares, table, EngineReplay, TracePrediction, TraceSelection};
 use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa replay`.
@@ -135,18 +135,12 @@ fn per_instance(
 ) -> Vec<EngineReplay> {
     let mut out = vec![EngineReplay::of("server", records, duration_ns)];
     if instances > 1 {
-        for k in 0..instances {
-            let mine: Vec<RequestRecord> = records
-                .iter()
-                .filter(|r| r.prompt_id % instances == k)
-                .cloned()
-                .collect();
-            out.push(EngineReplay::of(
-                &format!("server {}", k + 1),
-                &mine,
-                span_ns(&mine),
-            ));
-        }
+        out.extend(shares(
+            records,
+            instances,
+            |_, r| r.prompt_id % instances,
+            |k| format!("server {}", k + 1),
+        ));
     }
     out
 }
@@ -174,31 +168,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
     args.validate()?;
     let trace = Trace::read(&args.trace, args.format)
         .with_context(|| format!("trace {}", args.trace.display()))?;
-    let key = std::env::var("OPENAI_API_KEY").ok();
-    let endpoints = args
-        .base_url
-        .iter()
-        .map(|url| Endpoint::new(url, key.clone()).with_context(|| format!("--base-url {url}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let endpoints = super::base_url_endpoints(&args.base_url)?;
     let format = trace.format;
     let args2 = args.clone();
     let (record, model, counters) = crate::runtime::run(async move {
         let args = args2;
-        let first = endpoints
-            .first()
-            .cloned()
-            .context("invariant: --base-url given")?;
-        let mut config = ClientConfig::new(first, "auto".into(), Api::Completions, 1);
-        config.model = crate::cmd::model_to_send(&config, args.model.as_deref()).await?;
-        let clients = endpoints
-            .into_iter()
-            .map(|endpoint| {
-                Client::new(ClientConfig {
-                    endpoint,
-                    ..config.clone()
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (clients, model) =
+            super::clients_for(endpoints, Api::Completions, args.model.as_deref()).await?;
         let sel = &args.selection;
         let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
         let requests = scheduled_requests(&schedule);
@@ -212,7 +188,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             requests.len(),
             args.trace.display(),
             args.base_url.join(", "),
-            config.model,
+            model,
             args.selection.speedup
         );
         let counters = super::instance_counters::before(&clients[0], &args.metrics_url).await?;
@@ -229,7 +205,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         )
         .await;
         let counters = counters.since(&clients[0]).await;
-        Ok((round, config.model, counters))
+        Ok((round, model, counters))
     })?;
     let prediction = TracePrediction {
         schema: "ldqa-trace-replay",

@@ -11,9 +11,8 @@ use std::io::IsTerminal;
 use std::pin::Pin;
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use ldqa_loadgen::{Cancel, Client, ClientConfig, Endpoint};
+use ldqa_loadgen::{Cancel, Client};
 use ldqa_model::{Api, RequestRecord, RequestSpec};
 use ldqa_workload::multi_round::{Launch, MultiRoundConfig, Sessions, ShareGpt, STEP_S};
 use tokio::time::Instant;
@@ -30,31 +29,12 @@ pub fn run(
     config: &MultiRoundConfig,
     questions: Option<ShareGpt>,
 ) -> anyhow::Result<(String, Runs)> {
-    let key = std::env::var("OPENAI_API_KEY").ok();
-    let endpoints = args
-        .base_url
-        .iter()
-        .map(|url| Endpoint::new(url, key.clone()).with_context(|| format!("--base-url {url}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let first = endpoints
-        .first()
-        .cloned()
-        .context("invariant: --base-url given without --predict")?;
+    let endpoints = crate::cmd::base_url_endpoints(&args.base_url)?;
     let args = args.clone();
     let config = config.clone();
     crate::runtime::run(async move {
-        let mut client_config = ClientConfig::new(first, String::new(), Api::Chat, 1);
-        client_config.model =
-            crate::cmd::model_to_send(&client_config, args.served_model.as_deref()).await?;
-        let clients = endpoints
-            .into_iter()
-            .map(|endpoint| {
-                Client::new(ClientConfig {
-                    endpoint,
-                    ..client_config.clone()
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (clients, model) =
+            crate::cmd::clients_for(endpoints, Api::Chat, args.served_model.as_deref()).await?;
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
         if !args.no_warmup {
@@ -65,11 +45,7 @@ pub fn run(
         }
         let sessions = Sessions::with_questions(config, questions);
         let run = drive(&clients, sessions, &args, &cancel).await;
-        let description = format!(
-            "{} (model {})",
-            args.base_url.join(", "),
-            client_config.model
-        );
+        let description = format!("{} (model {model})", args.base_url.join(", "));
         let mut runs = vec![("server".to_string(), run)];
         if clients.len() > 1 {
             let n = clients.len() as u64;

@@ -63,12 +63,8 @@ fn settings(
     axis: &TraceAxis,
 ) -> anyhow::Result<Vec<(AxisValue, points::Engines, ClusterArgs)>> {
     let cluster = &args.trace.cluster;
+    cluster.validate()?;
     let base = args.base_setting();
-    let at = |n: usize, r: RouterArg| -> anyhow::Result<ClusterArgs> {
-        let c = cluster.at(n, r);
-        c.policy()?;
-        Ok(c)
-    };
     match axis {
         TraceAxis::Deployment(a, values) => values
             .iter()
@@ -83,7 +79,7 @@ fn settings(
             ns.iter()
                 .map(|&n| {
                     let value = AxisValue::Whole(n as u64);
-                    Ok((value, engines.clone(), at(n, cluster.router_arg())?))
+                    Ok((value, engines.clone(), cluster.at(n, cluster.router_arg())))
                 })
                 .collect()
         }
@@ -91,8 +87,8 @@ fn settings(
             let engines = points::resolve_engines(args, &base)?;
             rs.iter()
                 .map(|&r| {
-                    let c = at(cluster.instance_count(), r)?;
-                    let value = AxisValue::Name(c.policy()?.name().to_string());
+                    let c = cluster.at(cluster.instance_count(), r);
+                    let value = AxisValue::Name(c.policy().name().to_string());
                     Ok((value, engines.clone(), c))
                 })
                 .collect()
