@@ -247,6 +247,11 @@ impl PlanInput {
         let per_node = (self.gpus_per_node / self.deployment.tp.max(1)).max(1);
         self.instances.clamp(1, per_node)
     }
+
+    /// GPUs of one node that pin LMCache's host memory: every rank of its instances.
+    pub fn gpus_pinning_per_node(&self) -> u32 {
+        self.deployment.tp.min(self.gpus_per_node.max(1)) * self.instances_per_node()
+    }
 }
 
 /// A typed warning, printed after the results.
@@ -307,7 +312,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, RecommendError> {
         Some(gib) => given_offload(kv, gib),
         None => upstream_offload(
             kv,
-            tp.min(input.gpus_per_node.max(1)) * input.instances_per_node(),
+            input.gpus_pinning_per_node(),
             input.cpu_ram_bytes,
             input.memlock_bytes,
         ),

@@ -289,7 +289,7 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
             &p,
             &dep.model,
             &dep.gpu,
-            p.tp.min(args.gpus_per_node) * input.instances_per_node(),
+            input.gpus_pinning_per_node(),
             &input.workload,
         );
         let predicted = match &predictions {
