@@ -256,16 +256,7 @@ fn several_instances_keep_each_user_on_one() {
             .map(|(q, v)| (*q, *v))
             .collect();
         assert_eq!(mine, expected, "instance {}", k + 1);
-        let (_, text) = common::http(
-            "GET",
-            &format!("127.0.0.1:{}", servers[k as usize].port),
-            "/metrics",
-        );
-        let finished: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("vllm:request_success_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
+        let finished = common::counter(servers[k as usize].port, "vllm:request_success_total");
         assert_eq!(finished as usize, expected.len(), "instance {}", k + 1);
     }
     // Every later turn hits its whole previous turn, on the user's own instance.

@@ -71,20 +71,11 @@ fn start_router(policy: &str, workers: &[String]) -> Router {
     }
 }
 
-/// A counter of `ldqa serve`'s `/metrics`, summed over its label sets.
-fn counter(port: u16, name: &str) -> f64 {
-    let (_, text) = common::http("GET", &format!("127.0.0.1:{port}"), "/metrics");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// (requests finished, prefix-cache hit tokens) of an instance so far.
 fn served(port: u16) -> (u64, u64) {
     (
-        counter(port, "vllm:request_success_total") as u64,
-        counter(port, "vllm:prefix_cache_hits_total") as u64,
+        common::counter(port, "vllm:request_success_total") as u64,
+        common::counter(port, "vllm:prefix_cache_hits_total") as u64,
     )
 }
 
@@ -156,19 +147,7 @@ fn pairs(entries: &Value, tokens: &str) -> Vec<(u64, u64)> {
 #[ignore = "needs vllm-router: scripts/test installs it (scripts/vllm-router) and sets LDQA_VLLM_ROUTER"]
 fn the_real_router_caches_what_the_simulated_cluster_predicts() {
     let dir = tempfile::tempdir().unwrap();
-    let lines: String = (0..12)
-        .map(|i| {
-            let doc = i % 3;
-            format!(
-                "{{\"timestamp\": {}, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [{}, {}]}}\n",
-                i * 2000,
-                doc * 10,
-                doc * 10 + 1
-            )
-        })
-        .collect();
-    let trace = dir.path().join("t.jsonl");
-    std::fs::write(&trace, lines).unwrap();
+    let trace = common::three_documents_four_times(dir.path());
     let servers = [common::start_serve(&[]), common::start_serve(&[])];
     let workers: Vec<String> = servers
         .iter()

@@ -506,13 +506,7 @@ fn several_instances_have_their_own_engines_and_stop_together() {
         ports.push(port);
     }
     assert_ne!(ports[0], ports[1]);
-    let finished = |port: u16| -> f64 {
-        let (_, text) = get(port, "/metrics");
-        text.lines()
-            .filter(|l| l.starts_with("vllm:request_success_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let finished = |port: u16| common::counter(port, "vllm:request_success_total");
     let (_, models) = get(ports[0], "/v1/models");
     let model: serde_json::Value = serde_json::from_str(&models).unwrap();
     let body = serde_json::json!({

@@ -204,22 +204,6 @@ fn predict_trace_flags_are_checked() {
         .stderr(contains("/nonexistent/t.jsonl"));
 }
 
-/// Three documents of two 512-token blocks, asked four times in turn, 2 s apart.
-fn three_documents_four_times(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let lines: String = (0..12)
-        .map(|i| {
-            let doc = i % 3;
-            format!(
-                "{{\"timestamp\": {}, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [{}, {}]}}\n",
-                i * 2000,
-                doc * 10,
-                doc * 10 + 1
-            )
-        })
-        .collect();
-    write(dir, "m.jsonl", &lines)
-}
-
 /// `--instances N --router P`: the table and the JSON gain a section per instance, whose
 /// requests and cached tokens add up to the arm's; a prefix-aware router keeps a repeated
 /// document where it was cached, so it hits where round robin misses. Without `--trace`
@@ -227,7 +211,7 @@ fn three_documents_four_times(dir: &tempfile::TempDir) -> std::path::PathBuf {
 #[test]
 fn predict_simulates_instances_behind_a_router() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = three_documents_four_times(&dir);
+    let trace = common::three_documents_four_times(dir.path());
     let cached_by = |router: &str| -> serde_json::Value {
         let out = ldqa()
             .args([
@@ -280,7 +264,7 @@ fn predict_simulates_instances_behind_a_router() {
 #[test]
 fn a_shared_remote_tier_serves_every_instance() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = three_documents_four_times(&dir);
+    let trace = common::three_documents_four_times(dir.path());
     let lmcache_cached = |extra: &[&str]| -> u64 {
         let out = ldqa()
             .args([
@@ -496,7 +480,7 @@ fn replay_round_robins_over_several_servers() {
 #[test]
 fn an_unreadable_metrics_url_stops_the_replay_first() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = three_documents_four_times(&dir);
+    let trace = common::three_documents_four_times(dir.path());
     let server = common::start_serve(&[]);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/metrics", closed.local_addr().unwrap());
@@ -511,12 +495,7 @@ fn an_unreadable_metrics_url_stops_the_replay_first() {
         .assert()
         .code(2)
         .stderr(contains(format!("--metrics-url {dead}")));
-    let (_, text) = common::http("GET", &format!("127.0.0.1:{}", server.port), "/metrics");
-    let sent: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("vllm:request_success_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let sent = common::counter(server.port, "vllm:request_success_total");
     assert_eq!(sent, 0.0, "nothing was sent");
 }
 
@@ -618,7 +597,7 @@ fn sweep_replays_a_trace_along_the_cpu_tier() {
 #[test]
 fn sweep_replays_a_trace_along_the_router_and_the_instances() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = three_documents_four_times(&dir);
+    let trace = common::three_documents_four_times(dir.path());
     let vllm_cached = |flags: &[&str]| -> Vec<(String, u64)> {
         let out = ldqa()
             .arg("sweep")

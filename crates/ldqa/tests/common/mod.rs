@@ -149,3 +149,31 @@ pub fn output_log(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A counter of the `/metrics` of the server on `127.0.0.1:port`, summed over its label sets.
+pub fn counter(port: u16, name: &str) -> f64 {
+    let (_, text) = http("GET", &format!("127.0.0.1:{port}"), "/metrics");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Writes `t.jsonl` in `dir`: a Mooncake trace of three documents of two 512-token blocks,
+/// asked four times in turn, 2 s apart; returns its path.
+pub fn three_documents_four_times(dir: &std::path::Path) -> std::path::PathBuf {
+    let lines: String = (0..12)
+        .map(|i| {
+            let doc = i % 3;
+            format!(
+                "{{\"timestamp\": {}, \"input_length\": 1024, \"output_length\": 2, \"hash_ids\": [{}, {}]}}\n",
+                i * 2000,
+                doc * 10,
+                doc * 10 + 1
+            )
+        })
+        .collect();
+    let path = dir.join("t.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    path
+}
