@@ -6,12 +6,13 @@
 //! when it gets the slot. The OpenAI front end (HTTP, chat template, tokenisation)
 //! delays its arrival at the engine ([`FrontendQueue`]).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+mod drive;
 
-use ldqa_model::{Failure, FailureKind, RequestRecord, Usage};
+pub use drive::{drive_stream, RecordSink, RoundSpan, TimedRequest};
 
-use crate::{Efficiencies, Engine, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
+use ldqa_model::{Failure, FailureKind, RequestRecord};
+
+use crate::{Efficiencies, Engine, Event, ReqId, SimError, SimRequest, SimTime};
 
 /// Cost of the server's front end before a request reaches the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -179,16 +180,13 @@ pub fn kv_capacity_message(needed_tokens: u64, capacity_tokens: u64) -> String {
     )
 }
 
-/// Why the engine refused `req`, worded as `ldqa serve` (and vLLM) answer it: HTTP 400.
-fn rejection(config: &crate::EngineConfig, req: &SimRequest) -> Failure {
-    let needed = req.prompt_tokens + u64::from(req.max_output_tokens);
+/// Why the engine refused a request of `prompt_tokens` asking for `max_tokens`, worded as
+/// `ldqa serve` (and vLLM) answer it: HTTP 400.
+fn rejection(config: &crate::EngineConfig, prompt_tokens: u64, max_tokens: u32) -> Failure {
+    let needed = prompt_tokens + u64::from(max_tokens);
     let message = if needed > config.max_model_len_tokens {
-        context_length_message(
-            config.max_model_len_tokens,
-            req.prompt_tokens,
-            req.max_output_tokens,
-        )
-    } else if req.prompt_tokens == 0 || req.max_output_tokens == 0 {
+        context_length_message(config.max_model_len_tokens, prompt_tokens, max_tokens)
+    } else if prompt_tokens == 0 || max_tokens == 0 {
         "the prompt and max_tokens must both be at least 1".to_string()
     } else {
         kv_capacity_message(needed, config.gpu_kv_tokens)
@@ -196,11 +194,6 @@ fn rejection(config: &crate::EngineConfig, req: &SimRequest) -> Failure {
     let mut failure = Failure::new(FailureKind::HttpStatus, message);
     failure.http_status = Some(400);
     failure
-}
-
-struct InFlight {
-    index: usize,
-    id: ReqId,
 }
 
 /// Runs `requests` as one round on `engine`, starting at the engine's clock, with at
@@ -216,7 +209,7 @@ pub fn run_round(
         engine,
         front: FrontendQueue::new(*frontend),
     };
-    drive(&mut single, requests, None, None, max_inflight)
+    collect(&mut single, requests, |_| (0, None), max_inflight)
 }
 
 /// When and after what the requests of an open-loop round are sent.
@@ -264,155 +257,42 @@ pub fn run_scheduled_on(
         });
     }
     let cap = schedule.max_concurrency.unwrap_or(usize::MAX);
-    let after = (!schedule.after.is_empty()).then_some(schedule.after);
-    drive(backend, requests, Some(schedule.send_at_ns), after, cap)
+    let at = |i: usize| {
+        let after = schedule.after.get(i).copied().flatten().filter(|&p| p < i);
+        (schedule.send_at_ns[i], after)
+    };
+    collect(backend, requests, at, cap)
 }
 
-/// The client's event loop: sends each request when it is due (all at the start without
-/// a schedule) and a slot is free, and records the engine's events.
-#[allow(
-    clippy::too_many_lines,
-    reason = "the event loop of the virtual-time client; its send and event arms share the in-flight table"
-)]
-fn drive(
-    engine: &mut impl Backend,
+/// Drives `requests` (request `i` due and following as `at(i)` says) and keeps every
+/// record, in order.
+fn collect(
+    backend: &mut impl Backend,
     requests: &[RoundRequest],
-    schedule: Option<&[u64]>,
-    after: Option<&[Option<usize>]>,
+    at: impl Fn(usize) -> (u64, Option<usize>),
     max_inflight: usize,
 ) -> Result<RoundOutcome, SimError> {
-    if max_inflight == 0 {
-        return Err(SimError::InvalidConfig {
-            field: "max_inflight",
-            reason: "must be ≥ 1".into(),
-        });
-    }
-    // Finish whatever is left from before, so the round starts on an idle engine.
-    let mut events: Vec<Event> = Vec::new();
-    engine.run_to_idle(&mut events)?;
-    events.clear();
-    let start = engine.now();
-    let due = |i: usize| schedule.map_or(start, |s| start.plus_ns(s[i]));
     let mut records: Vec<RequestRecord> = requests
         .iter()
         .map(|r| RequestRecord::new(r.prompt_id, r.document_id, r.is_miss))
         .collect();
-    // In-flight requests by engine slot (the low 32 bits of the id).
-    let mut by_slot: Vec<Option<InFlight>> = Vec::new();
-    // Requests free to go, by (when due, position): all but those waiting for another.
-    let mut ready: BinaryHeap<Reverse<(SimTime, usize)>> = BinaryHeap::new();
-    let mut followers: Vec<Vec<usize>> = Vec::new();
-    for i in 0..requests.len() {
-        match after.and_then(|a| a[i]).filter(|&p| p < i) {
-            Some(p) => {
-                if followers.len() <= p {
-                    followers.resize_with(p + 1, Vec::new);
-                }
-                followers[p].push(i);
-            }
-            None => ready.push(Reverse((due(i), i))),
-        }
-    }
-    let mut in_flight = 0usize;
-    let mut last_end = start;
-    let mut now = start;
     let mut instances = vec![0u32; requests.len()];
-
-    let mut send = |engine: &mut dyn Backend,
-                    by_slot: &mut Vec<Option<InFlight>>,
-                    records: &mut [RequestRecord],
-                    index: usize,
-                    at: SimTime|
-     -> Result<(), SimError> {
-        let r = &requests[index];
-        let (id, arrival) = engine.send(at, r.request.clone())?;
-        instances[index] = engine.instance_of(id);
-        let rec = &mut records[index];
-        // Open loop: when it was due (a full in-flight cap sends it late).
-        rec.queued_ns = schedule.map_or(0, |s| s[index]);
-        rec.sent_ns = at.ns_since(start);
-        rec.first_byte_ns = Some(arrival.ns_since(start));
-        let slot = (id.0 & 0xffff_ffff) as usize;
-        if by_slot.len() <= slot {
-            by_slot.resize_with(slot + 1, || None);
+    let source = requests.iter().enumerate().map(|(i, r)| {
+        let (due_ns, after) = at(i);
+        TimedRequest {
+            request: r.clone(),
+            due_ns,
+            after,
         }
-        by_slot[slot] = Some(InFlight { index, id });
-        Ok(())
-    };
-
-    loop {
-        // Sent after the last batch of events: a new request may reuse an engine slot
-        // whose events were in it.
-        while in_flight < max_inflight {
-            match ready.peek() {
-                Some(&Reverse((at, i))) if at <= now => {
-                    ready.pop();
-                    send(&mut *engine, &mut by_slot, &mut records, i, now)?;
-                    in_flight += 1;
-                }
-                _ => break,
-            }
-        }
-        let next_due = ready
-            .peek()
-            .filter(|_| in_flight < max_inflight)
-            .map(|&Reverse((at, _))| at);
-        let t = match (engine.next_event_time(), next_due) {
-            (None, None) => break,
-            (Some(a), None) => a,
-            (None, Some(b)) => b,
-            (Some(a), Some(b)) => a.min(b),
-        };
-        engine.advance_to(t, &mut events)?;
-        now = t;
-        for &ev in &events {
-            let slot = (ev.req.0 & 0xffff_ffff) as usize;
-            let Some(Some(f)) = by_slot.get_mut(slot) else {
-                continue;
-            };
-            if f.id != ev.req {
-                continue;
-            }
-            let at_ns = ev.at.ns_since(start);
-            let rec = &mut records[f.index];
-            match ev.kind {
-                EventKind::Token { .. } => {
-                    rec.on_content(at_ns);
-                    continue;
-                }
-                EventKind::Finished {
-                    prefix,
-                    output_tokens,
-                    ..
-                } => {
-                    rec.usage = Some(Usage {
-                        prompt_tokens: Some(requests[f.index].request.prompt_tokens),
-                        completion_tokens: Some(u64::from(output_tokens)),
-                        cached_tokens: Some(prefix.gpu_hit_tokens + prefix.cpu_hit_tokens),
-                    });
-                    rec.prefix = Some(prefix);
-                }
-                EventKind::Rejected => {
-                    rec.failure = Some(rejection(engine.config(), &requests[f.index].request));
-                }
-                EventKind::Aborted => {
-                    rec.failure = Some(Failure::new(FailureKind::Cancelled, "aborted"));
-                }
-            }
-            rec.end_ns = at_ns;
-            last_end = last_end.max(ev.at);
-            for &next in followers.get(f.index).map_or(&[][..], Vec::as_slice) {
-                ready.push(Reverse((due(next).max(ev.at), next)));
-            }
-            by_slot[slot] = None;
-            in_flight -= 1;
-        }
-        events.clear();
-    }
+    });
+    let span = drive_stream(backend, source, max_inflight, &mut |i, instance, record| {
+        records[i] = record;
+        instances[i] = instance;
+    })?;
     Ok(RoundOutcome {
         records,
-        start,
-        end: last_end,
+        start: span.start,
+        end: span.end,
         instances,
     })
 }
