@@ -4,12 +4,15 @@
 //! block size and LMCache's chunk size. A Bailian conversation's next turn waits for the
 //! previous turn's answer (a slower engine delays it past its recorded arrival).
 
-use ldqa_trace::Trace;
+use std::borrow::Borrow;
+
+use ldqa_trace::{ChatLinks, ScheduleCut, Trace, TraceFormat, TraceRequest};
 
 use crate::cluster::{Cluster, ClusterSpec};
 use crate::prompt::{BlockChain, PromptKey};
 use crate::round::{
-    run_scheduled, run_scheduled_on, Frontend, RoundOutcome, RoundRequest, Schedule,
+    drive_stream, Frontend, RecordSink, RoundOutcome, RoundRequest, RoundSpan, SingleEngine,
+    TimedRequest,
 };
 use crate::{Engine, Scenario, SimError, SimRequest};
 
@@ -39,31 +42,35 @@ impl Default for TraceOptions {
     }
 }
 
-/// The requests of `trace` that `options` keep, when each is due (ns from the first), and
-/// the earlier request each follows in its conversation (Bailian's `parent_chat_id`).
-pub fn trace_requests(
-    trace: &Trace,
+/// The requests of a trace (in `format`, in arrival order) that `options` keep, each when
+/// it is due (ns from the first) and after the earlier request it follows in its
+/// conversation (Bailian's `parent_chat_id`), one at a time.
+pub fn timed_requests<R: Borrow<TraceRequest>>(
+    format: TraceFormat,
+    requests: impl IntoIterator<Item = R>,
     options: &TraceOptions,
-) -> (Vec<RoundRequest>, Vec<u64>, Vec<Option<usize>>) {
-    let block = u32::try_from(trace.block_tokens()).unwrap_or(u32::MAX);
-    let schedule = trace.schedule(options.speedup, options.max_requests, options.time_window_s);
-    let after = ldqa_trace::followed(&schedule);
-    let mut requests = Vec::with_capacity(schedule.len());
-    let mut send_at = Vec::with_capacity(schedule.len());
-    for (i, (r, at_ns)) in schedule.into_iter().enumerate() {
-        requests.push(RoundRequest {
-            prompt_id: i,
-            document_id: i,
-            is_miss: false,
-            request: SimRequest {
-                key: PromptKey::Blocks(BlockChain::new(&r.hash_ids, block, r.input_length)),
-                prompt_tokens: r.input_length,
-                max_output_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
+) -> impl Iterator<Item = TimedRequest> {
+    let block = u32::try_from(format.block_tokens()).unwrap_or(u32::MAX);
+    let mut cut = ScheduleCut::new(options.speedup, options.max_requests, options.time_window_s);
+    let mut links = ChatLinks::default();
+    requests.into_iter().enumerate().map_while(move |(i, r)| {
+        let r = r.borrow();
+        let due_ns = cut.send_at_ns(r)?;
+        Some(TimedRequest {
+            request: RoundRequest {
+                prompt_id: i,
+                document_id: i,
+                is_miss: false,
+                request: SimRequest {
+                    key: PromptKey::Blocks(BlockChain::new(&r.hash_ids, block, r.input_length)),
+                    prompt_tokens: r.input_length,
+                    max_output_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
+                },
             },
-        });
-        send_at.push(at_ns);
-    }
-    (requests, send_at, after)
+            due_ns,
+            after: links.parent(r),
+        })
+    })
 }
 
 /// `trace` on `scenario`'s engine, from an idle engine: every request's record, in the
@@ -85,25 +92,62 @@ pub fn simulate_trace_on_cluster(
     options: &TraceOptions,
     cluster: &ClusterSpec,
 ) -> Result<RoundOutcome, SimError> {
+    let mut records = Vec::new();
+    let mut instances = Vec::new();
+    let span = stream_trace(
+        scenario,
+        trace.format,
+        &trace.requests,
+        options,
+        cluster,
+        &mut |i, instance, record| {
+            if records.len() <= i {
+                records.resize_with(i + 1, || None);
+                instances.resize(i + 1, 0);
+            }
+            records[i] = Some(record);
+            instances[i] = instance;
+        },
+    )?;
+    Ok(RoundOutcome {
+        records: records.into_iter().flatten().collect(),
+        start: span.start,
+        end: span.end,
+        instances,
+    })
+}
+
+/// [`simulate_trace_on_cluster`] with the trace's requests read as they fall due (in
+/// arrival order) and each record handed to `sink` as its request ends (its position, its
+/// instance): the memory of what is in flight, whatever the trace's length.
+pub fn stream_trace<R: Borrow<TraceRequest>>(
+    scenario: &Scenario,
+    format: TraceFormat,
+    requests: impl IntoIterator<Item = R>,
+    options: &TraceOptions,
+    cluster: &ClusterSpec,
+    sink: &mut RecordSink<'_>,
+) -> Result<RoundSpan, SimError> {
     if !(options.speedup.is_finite() && options.speedup > 0.0) {
         return Err(SimError::InvalidConfig {
             field: "speedup",
             reason: format!("must be a positive number, not {}", options.speedup),
         });
     }
-    let (requests, send_at, after) = trace_requests(trace, options);
+    let source = timed_requests(format, requests, options);
+    let cap = options.max_concurrency.unwrap_or(usize::MAX);
     let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
     let frontend = Frontend::from_efficiencies(&scenario.efficiencies);
-    let schedule = Schedule {
-        send_at_ns: &send_at,
-        after: &after,
-        max_concurrency: options.max_concurrency,
-    };
     if cluster.instances == 1 && cluster.remote.is_none() {
-        return run_scheduled(&mut engine, &requests, &schedule, &frontend);
+        return drive_stream(
+            &mut SingleEngine::new(&mut engine, frontend),
+            source,
+            cap,
+            sink,
+        );
     }
     let mut cluster = Cluster::new(&engine, cluster, &frontend)?;
-    run_scheduled_on(&mut cluster, &requests, &schedule)
+    drive_stream(&mut cluster, source, cap, sink)
 }
 
 #[cfg(test)]
@@ -208,11 +252,12 @@ mod tests {
             time_window_s: Some(3.5),
             ..TraceOptions::default()
         };
-        assert_eq!(trace_requests(&trace, &window).0.len(), 4);
+        let kept = |o: &TraceOptions| timed_requests(trace.format, &trace.requests, o).count();
+        assert_eq!(kept(&window), 4);
         let count = TraceOptions {
             max_requests: Some(2),
             ..window
         };
-        assert_eq!(trace_requests(&trace, &count).0.len(), 2);
+        assert_eq!(kept(&count), 2);
     }
 }

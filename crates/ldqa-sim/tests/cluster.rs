@@ -1,9 +1,9 @@
 //! The simulated cluster: N engines behind a router.
 
 use ldqa_sim::cluster::{CacheAwareParams, Cluster, ClusterSpec, RoutingPolicy};
-use ldqa_sim::round::{run_scheduled, run_scheduled_on, Frontend, RoundOutcome, Schedule};
+use ldqa_sim::round::{drive_stream, Frontend, RoundOutcome, SingleEngine};
 use ldqa_sim::scenario::{self, EngineMode};
-use ldqa_sim::trace::{simulate_trace_on_cluster, trace_requests, TraceOptions};
+use ldqa_sim::trace::{simulate_trace_on_cluster, timed_requests, TraceOptions};
 use ldqa_sim::{Engine, Scenario};
 use ldqa_trace::{Trace, TraceFormat, TraceRequest};
 
@@ -69,15 +69,18 @@ fn one_instance_is_the_engine_alone() {
     let s = seed(EngineMode::Lmcache {
         cpu_gib_per_rank: None,
     });
-    let (requests, send_at, after) = trace_requests(&trace, &TraceOptions::default());
-    let schedule = Schedule {
-        send_at_ns: &send_at,
-        after: &after,
-        max_concurrency: None,
-    };
     let frontend = Frontend::from_efficiencies(&s.efficiencies);
+    let requests = || timed_requests(trace.format, &trace.requests, &TraceOptions::default());
     let mut engine = Engine::new(s.config.clone(), &s.efficiencies).unwrap();
-    let alone = run_scheduled(&mut engine, &requests, &schedule, &frontend).unwrap();
+    let mut alone = Vec::new();
+    let alone_span = drive_stream(
+        &mut SingleEngine::new(&mut engine, frontend),
+        requests(),
+        usize::MAX,
+        &mut |i, k, r| alone.push((i, k, r)),
+    )
+    .unwrap();
+    assert_eq!(alone.len(), trace.requests.len());
     for policy in [
         RoutingPolicy::RoundRobin,
         RoutingPolicy::CacheAware(CacheAwareParams::default()),
@@ -90,10 +93,39 @@ fn one_instance_is_the_engine_alone() {
             remote: None,
         };
         let mut cluster = Cluster::new(&idle, &spec, &frontend).unwrap();
-        let out = run_scheduled_on(&mut cluster, &requests, &schedule).unwrap();
-        assert_eq!(out.records, alone.records, "{policy:?}");
-        assert_eq!(out.end, alone.end);
+        let mut out = Vec::new();
+        let span = drive_stream(&mut cluster, requests(), usize::MAX, &mut |i, k, r| {
+            out.push((i, k, r));
+        })
+        .unwrap();
+        assert_eq!(out, alone, "{policy:?}");
+        assert_eq!(span, alone_span);
     }
+}
+
+/// The client reads a request only when it falls due and hands each record over when its
+/// request ends: a long trace is never held whole.
+#[test]
+fn requests_are_read_when_due_and_records_leave_when_they_end() {
+    let trace = repeated_documents(50, 1, 1, 1000.0);
+    let read = std::cell::Cell::new(0usize);
+    let source = timed_requests(trace.format, &trace.requests, &TraceOptions::default())
+        .inspect(|_| read.set(read.get() + 1));
+    let idle = seed(EngineMode::Vllm);
+    let mut engine = Engine::new(idle.config.clone(), &idle.efficiencies).unwrap();
+    let frontend = Frontend::from_efficiencies(&idle.efficiencies);
+    let mut ended = Vec::new();
+    drive_stream(
+        &mut SingleEngine::new(&mut engine, frontend),
+        source,
+        usize::MAX,
+        &mut |i, _, _| ended.push((i, read.get())),
+    )
+    .unwrap();
+    // A 512-token prompt ends well within the second before the next is due; the client
+    // has looked at the one after it (to know when it falls due), no further.
+    let expected: Vec<(usize, usize)> = (0..50).map(|i| (i, (i + 2).min(50))).collect();
+    assert_eq!(ended, expected);
 }
 
 /// Round robin deals requests in turn; each instance's records are its own requests.

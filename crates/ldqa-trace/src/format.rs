@@ -143,36 +143,12 @@ impl Trace {
         reader: impl BufRead,
         format: Option<TraceFormat>,
     ) -> Result<Trace, TraceError> {
-        let mut format = format;
+        let mut lines = TraceLines::new(reader, format);
         let mut requests = Vec::new();
-        for (i, line) in reader.lines().enumerate() {
-            let line_no = i + 1;
-            let line = line.map_err(|source| match source.kind() {
-                std::io::ErrorKind::InvalidData => TraceError::Line {
-                    line: line_no,
-                    message: "not UTF-8 text: a trace is JSON lines".into(),
-                },
-                _ => TraceError::Io { source },
-            })?;
-            let text = line.trim();
-            if text.is_empty() {
-                continue;
-            }
-            let f = match format {
-                Some(f) => f,
-                None => {
-                    let f = detect(text).ok_or(TraceError::UnknownFormat { line: line_no })?;
-                    format = Some(f);
-                    f
-                }
-            };
-            let request = parse_line(text, f).map_err(|message| TraceError::Line {
-                line: line_no,
-                message,
-            })?;
-            requests.push(request);
+        for request in lines.by_ref() {
+            requests.push(request?);
         }
-        let format = format.ok_or(TraceError::Empty)?;
+        let format = lines.format().ok_or(TraceError::Empty)?;
         if requests.is_empty() {
             return Err(TraceError::Empty);
         }
@@ -194,17 +170,46 @@ impl Trace {
         max_requests: Option<usize>,
         time_window_s: Option<f64>,
     ) -> Vec<(&TraceRequest, u64)> {
-        let first_ms = self.requests.first().map_or(0.0, |r| r.arrival_ms);
-        let window_ms = time_window_s.map_or(f64::INFINITY, |s| s * 1000.0);
+        let mut cut = ScheduleCut::new(speedup, max_requests, time_window_s);
         self.requests
             .iter()
-            .take(max_requests.unwrap_or(usize::MAX))
-            .take_while(|r| r.arrival_ms - first_ms < window_ms)
-            .map(|r| {
-                let offset_ms = (r.arrival_ms - first_ms) / speedup;
-                (r, (offset_ms * 1e6).round() as u64)
-            })
+            .map_while(|r| Some((r, cut.send_at_ns(r)?)))
             .collect()
+    }
+}
+
+/// [`Trace::schedule`] one request at a time, for a trace read as it is replayed.
+#[derive(Debug, Clone)]
+pub struct ScheduleCut {
+    speedup: f64,
+    left: usize,
+    window_ms: f64,
+    first_ms: Option<f64>,
+}
+
+impl ScheduleCut {
+    /// The first `max_requests`, within `time_window_s` of the first, `speedup` times
+    /// faster.
+    pub fn new(speedup: f64, max_requests: Option<usize>, time_window_s: Option<f64>) -> Self {
+        ScheduleCut {
+            speedup,
+            left: max_requests.unwrap_or(usize::MAX),
+            window_ms: time_window_s.map_or(f64::INFINITY, |s| s * 1000.0),
+            first_ms: None,
+        }
+    }
+
+    /// When the next request, `r`, is sent (ns after the first); `None` once the count
+    /// or the window is past (every later request too, the trace being in order).
+    pub fn send_at_ns(&mut self, r: &TraceRequest) -> Option<u64> {
+        let first_ms = *self.first_ms.get_or_insert(r.arrival_ms);
+        if self.left == 0 || r.arrival_ms - first_ms >= self.window_ms {
+            self.left = 0;
+            return None;
+        }
+        self.left -= 1;
+        let offset_ms = (r.arrival_ms - first_ms) / self.speedup;
+        Some((offset_ms * 1e6).round() as u64)
     }
 }
 
@@ -213,17 +218,102 @@ impl Trace {
 /// conversation's next turn is asked only once the previous one is answered. Requests whose
 /// parent is not replayed (outside the window) have none.
 pub fn followed(schedule: &[(&TraceRequest, u64)]) -> Vec<Option<usize>> {
-    let mut position = std::collections::HashMap::new();
-    schedule
-        .iter()
-        .enumerate()
-        .map(|(i, (r, _))| {
-            let chat = r.chat?;
-            let parent = chat.parent_chat_id.and_then(|p| position.get(&p).copied());
-            position.insert(chat.chat_id, i);
-            parent
-        })
-        .collect()
+    let mut links = ChatLinks::default();
+    schedule.iter().map(|(r, _)| links.parent(r)).collect()
+}
+
+/// [`followed`] one request at a time: each conversation's latest position (16 bytes
+/// per Bailian conversation; nothing for Mooncake).
+#[derive(Debug, Clone, Default)]
+pub struct ChatLinks {
+    position: std::collections::HashMap<i64, usize>,
+    seen: usize,
+}
+
+impl ChatLinks {
+    /// The position of the earlier request the next one, `r`, follows.
+    pub fn parent(&mut self, r: &TraceRequest) -> Option<usize> {
+        let i = self.seen;
+        self.seen += 1;
+        let chat = r.chat?;
+        let parent = chat
+            .parent_chat_id
+            .and_then(|p| self.position.get(&p).copied());
+        self.position.insert(chat.chat_id, i);
+        parent
+    }
+}
+
+/// A trace's requests as its lines are read, in the file's order (not sorted), the format
+/// detected from the first unless named.
+pub struct TraceLines<R> {
+    lines: std::io::Lines<R>,
+    line_no: usize,
+    format: Option<TraceFormat>,
+}
+
+impl<R: BufRead> TraceLines<R> {
+    /// The requests of `reader`, in `format` or the first line's.
+    pub fn new(reader: R, format: Option<TraceFormat>) -> Self {
+        TraceLines {
+            lines: reader.lines(),
+            line_no: 0,
+            format,
+        }
+    }
+
+    /// The format: named, or detected once a request has been read.
+    pub fn format(&self) -> Option<TraceFormat> {
+        self.format
+    }
+
+    fn request(
+        &mut self,
+        line: std::io::Result<String>,
+    ) -> Option<Result<TraceRequest, TraceError>> {
+        let line_no = self.line_no;
+        let line = match line {
+            Ok(line) => line,
+            Err(source) if source.kind() == std::io::ErrorKind::InvalidData => {
+                return Some(Err(TraceError::Line {
+                    line: line_no,
+                    message: "not UTF-8 text: a trace is JSON lines".into(),
+                }))
+            }
+            Err(source) => return Some(Err(TraceError::Io { source })),
+        };
+        let text = line.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let format = match self.format {
+            Some(f) => f,
+            None => match detect(text) {
+                Some(f) => *self.format.insert(f),
+                None => return Some(Err(TraceError::UnknownFormat { line: line_no })),
+            },
+        };
+        Some(
+            parse_line(text, format).map_err(|message| TraceError::Line {
+                line: line_no,
+                message,
+            }),
+        )
+    }
+}
+
+impl<R: BufRead> Iterator for TraceLines<R> {
+    type Item = Result<TraceRequest, TraceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = self.lines.next()?;
+            self.line_no += 1;
+            if let Some(request) = self.request(line) {
+                return Some(request);
+            }
+        }
+    }
 }
 
 fn detect(text: &str) -> Option<TraceFormat> {
@@ -266,7 +356,7 @@ fn parse_line(text: &str, format: TraceFormat) -> Result<TraceRequest, String> {
         }
     };
     check(&request, format)?;
-    // The whole trace is held: no spare capacity per request (a third of it otherwise).
+    // A trace may be held whole: no spare capacity per request (a third of it otherwise).
     request.hash_ids.shrink_to_fit();
     Ok(request)
 }

@@ -118,11 +118,16 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
 
     /// Sends request `r` at `at`.
     fn send(&mut self, engine: &mut impl Backend, r: Ready, at: SimTime) -> Result<(), SimError> {
-        let (prompt_tokens, max_output_tokens) =
-            (r.request.request.prompt_tokens, r.request.request.max_output_tokens);
+        let (prompt_tokens, max_output_tokens) = (
+            r.request.request.prompt_tokens,
+            r.request.request.max_output_tokens,
+        );
         let (id, arrival) = engine.send(at, r.request.request)?;
-        let mut record =
-            RequestRecord::new(r.request.prompt_id, r.request.document_id, r.request.is_miss);
+        let mut record = RequestRecord::new(
+            r.request.prompt_id,
+            r.request.document_id,
+            r.request.is_miss,
+        );
         // Open loop: when it was due (a full in-flight cap sends it late).
         record.queued_ns = r.due_ns;
         record.sent_ns = at.ns_since(self.start);

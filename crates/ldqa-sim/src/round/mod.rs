@@ -94,9 +94,19 @@ pub trait Backend {
 }
 
 /// One engine behind one front end.
-struct SingleEngine<'a> {
+pub struct SingleEngine<'a> {
     engine: &'a mut Engine,
     front: FrontendQueue,
+}
+
+impl<'a> SingleEngine<'a> {
+    /// `engine` behind an idle `frontend`.
+    pub fn new(engine: &'a mut Engine, frontend: Frontend) -> Self {
+        SingleEngine {
+            engine,
+            front: FrontendQueue::new(frontend),
+        }
+    }
 }
 
 impl Backend for SingleEngine<'_> {

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod compare;
 pub mod deployment_args;
 pub mod engine_args;
+mod engine_replay;
 mod instance_counters;
 pub mod multi_round;
 pub mod predict;

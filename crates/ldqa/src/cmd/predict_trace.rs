@@ -8,14 +8,13 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use ldqa_metrics::Stats;
-use ldqa_model::RequestRecord;
 use ldqa_sim::cluster::{CacheAwareParams, ClusterSpec, RoutingPolicy};
 use ldqa_sim::remote_tier::RemoteTierConfig;
-use ldqa_sim::trace::{simulate_trace_on_cluster, TraceOptions};
-use ldqa_trace::{Trace, TraceFormat};
+use ldqa_sim::trace::{stream_trace, TraceOptions};
+use ldqa_trace::{TraceFormat, TraceSource};
 use serde::Serialize;
 
+use super::engine_replay::{finish_shares, EngineReplay, Tally};
 use super::predict::PredictArgs;
 use crate::exit::ExitStatus;
 
@@ -224,30 +223,43 @@ impl ClusterArgs {
     }
 
     /// `trace` on `scenario`, on the instances behind the router: the arm's summary named
-    /// `name`, with one per instance when there are several.
+    /// `name`, with one per instance when there are several. The trace is read as it is
+    /// replayed and each record folded in as its request ends.
     pub(crate) fn replay(
         &self,
         name: &str,
         scenario: &ldqa_sim::Scenario,
-        trace: &Trace,
+        trace: &TraceSource,
         options: &TraceOptions,
     ) -> anyhow::Result<EngineReplay> {
-        let out = simulate_trace_on_cluster(scenario, trace, options, &self.spec(scenario))
-            .with_context(|| format!("replaying the trace on {name}"))?;
-        let mut summary = EngineReplay::of(name, &out.records, out.duration_ns());
         let n = self.instance_count();
-        if n > 1 {
-            summary.instances = shares(
-                &out.records,
-                n,
-                |i, _| out.instances[i] as usize,
-                |k| format!("  #{}", k + 1),
-            );
-            let busiest = summary.instances.iter().map(|i| i.requests).max();
-            let mean = summary.requests as f64 / n as f64;
-            summary.load_imbalance = busiest.map(|b| b as f64 / mean.max(f64::MIN_POSITIVE));
+        let mut total = Tally::default();
+        let mut each: Vec<Tally> = (0..n).map(|_| Tally::default()).collect();
+        let mut read_error = None;
+        let requests = trace.requests(&mut read_error)?;
+        let span = stream_trace(
+            scenario,
+            trace.format(),
+            requests,
+            options,
+            &self.spec(scenario),
+            &mut |i, instance, record| {
+                total.add(i, &record);
+                if let Some(t) = each.get_mut(instance as usize).filter(|_| n > 1) {
+                    t.add(i, &record);
+                }
+            },
+        )
+        .with_context(|| format!("replaying the trace on {name}"))?;
+        if let Some(e) = read_error {
+            return Err(e).context("the trace changed while it was replayed");
         }
-        Ok(summary)
+        let summary = total.finish(name, span.end.ns_since(span.start));
+        Ok(if n > 1 {
+            summary.with_instances(finish_shares(each, |k| format!("  #{}", k + 1)))
+        } else {
+            summary
+        })
     }
 }
 
@@ -314,181 +326,6 @@ impl TraceArgs {
     }
 }
 
-/// Each of `n` instances' share of `records` (request `i` went to `instance_of(i, record)`),
-/// summed up as `name(k)`, each over its own span.
-pub(crate) fn shares(
-    records: &[RequestRecord],
-    n: usize,
-    instance_of: impl Fn(usize, &RequestRecord) -> usize,
-    name: impl Fn(usize) -> String,
-) -> Vec<EngineReplay> {
-    (0..n)
-        .map(|k| {
-            let mine: Vec<RequestRecord> = records
-                .iter()
-                .enumerate()
-                .filter(|&(i, r)| instance_of(i, r) == k)
-                .map(|(_, r)| r.clone())
-                .collect();
-            EngineReplay::of(&name(k), &mine, span_ns(&mine))
-        })
-        .collect()
-}
-
-/// From the first send to the last end of `records` (one instance's share of a run), ns.
-fn span_ns(records: &[RequestRecord]) -> u64 {
-    let first = records.iter().map(|r| r.sent_ns).min().unwrap_or(0);
-    let last = records.iter().map(|r| r.end_ns).max().unwrap_or(0);
-    last.saturating_sub(first)
-}
-
-/// One engine's replay (simulated or measured), summed up.
-#[derive(Debug, Serialize)]
-pub(crate) struct EngineReplay {
-    engine: String,
-    requests: usize,
-    failed: usize,
-    /// Of the failed, those a server shed (HTTP 429 or 503), as routers do near saturation.
-    shed: usize,
-    mean_ttft_s: f64,
-    p50_ttft_s: f64,
-    p90_ttft_s: f64,
-    p99_ttft_s: f64,
-    mean_latency_s: f64,
-    /// From the first send to the last end, seconds.
-    makespan_s: f64,
-    prompt_tokens: u64,
-    /// Prompt tokens served from a cache, whichever tier.
-    cached_tokens: u64,
-    /// The split by tier, when the engine says it (the simulator; not a server's usage).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gpu_hit_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpu_hit_tokens: Option<u64>,
-    computed_tokens: u64,
-    hit_rate: f64,
-    /// Each request's cached tokens, in the trace's order (none for a failed request).
-    cached_tokens_per_request: Vec<Option<u64>>,
-    /// Open loop: how late requests were sent after they were due (a client that cannot
-    /// keep the schedule), 99th percentile and largest, seconds; none in the simulator.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    send_lag_p99_s: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    send_lag_max_s: Option<f64>,
-    /// Behind a router: the same summary for each instance, in order (`  #1`, `  #2`, …).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    instances: Vec<EngineReplay>,
-    /// Behind a router: the busiest instance's requests over the mean (1: even).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    load_imbalance: Option<f64>,
-}
-
-impl EngineReplay {
-    /// Requests replayed.
-    pub(crate) fn requests(&self) -> usize {
-        self.requests
-    }
-
-    /// Mean TTFT of the successful requests, seconds (NaN when none).
-    pub(crate) fn mean_ttft_s(&self) -> f64 {
-        self.mean_ttft_s
-    }
-
-    /// 90th percentile TTFT, seconds.
-    pub(crate) fn p90_ttft_s(&self) -> f64 {
-        self.p90_ttft_s
-    }
-
-    /// Requests that failed.
-    pub(crate) fn failed(&self) -> usize {
-        self.failed
-    }
-
-    /// Prompt tokens served from a cache.
-    pub(crate) fn cached_tokens(&self) -> u64 {
-        self.cached_tokens
-    }
-
-    /// Cached over prompt tokens.
-    pub(crate) fn hit_rate(&self) -> f64 {
-        self.hit_rate
-    }
-
-    /// Prompt tokens from LMCache's CPU tier, when the engine says.
-    pub(crate) fn cpu_hit_tokens(&self) -> Option<u64> {
-        self.cpu_hit_tokens
-    }
-
-    /// The summary of `records` (one per request, in order) over `duration_ns`.
-    pub(crate) fn of(engine: &str, records: &[RequestRecord], duration_ns: u64) -> EngineReplay {
-        let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.failure.is_none()).collect();
-        let ttfts: Vec<u64> = ok.iter().filter_map(|r| r.ttft_ns()).collect();
-        let stats = Stats::from_ns(&ttfts);
-        let stat = |f: fn(&Stats) -> f64| stats.as_ref().map_or(f64::NAN, f);
-        let latencies: Vec<u64> = ok
-            .iter()
-            .map(|r| r.end_ns.saturating_sub(r.sent_ns))
-            .collect();
-        let split_known = ok.iter().all(|r| r.prefix.is_some());
-        let (mut gpu, mut cpu, mut cached, mut prompt) = (0, 0, 0, 0);
-        for r in &ok {
-            if let Some(p) = r.prefix {
-                gpu += p.gpu_hit_tokens;
-                cpu += p.cpu_hit_tokens;
-            }
-            let u = r.usage.unwrap_or_default();
-            cached += u.cached_tokens.unwrap_or(0);
-            prompt += u.prompt_tokens.unwrap_or(0);
-        }
-        let lags: Vec<u64> = records
-            .iter()
-            .map(|r| r.sent_ns.saturating_sub(r.queued_ns))
-            .collect();
-        let lag_stats = Stats::from_ns(&lags);
-        let measured = !split_known;
-        EngineReplay {
-            engine: engine.to_string(),
-            requests: records.len(),
-            failed: records.len() - ok.len(),
-            shed: records
-                .iter()
-                .filter_map(|r| r.failure.as_ref()?.http_status)
-                .filter(|s| matches!(s, 429 | 503))
-                .count(),
-            mean_ttft_s: stat(Stats::mean_s),
-            p50_ttft_s: stat(Stats::p50_s),
-            p90_ttft_s: stat(Stats::p90_s),
-            p99_ttft_s: stat(Stats::p99_s),
-            mean_latency_s: latencies.iter().sum::<u64>() as f64
-                / latencies.len().max(1) as f64
-                / 1e9,
-            makespan_s: duration_ns as f64 / 1e9,
-            prompt_tokens: prompt,
-            cached_tokens: cached,
-            gpu_hit_tokens: split_known.then_some(gpu),
-            cpu_hit_tokens: split_known.then_some(cpu),
-            computed_tokens: prompt.saturating_sub(cached),
-            hit_rate: cached as f64 / prompt.max(1) as f64,
-            cached_tokens_per_request: records
-                .iter()
-                .map(|r| {
-                    r.failure
-                        .is_none()
-                        .then(|| r.usage.and_then(|u| u.cached_tokens))
-                        .flatten()
-                })
-                .collect(),
-            send_lag_p99_s: lag_stats.as_ref().filter(|_| measured).map(Stats::p99_s),
-            send_lag_max_s: lag_stats
-                .as_ref()
-                .filter(|_| measured)
-                .map(|s| s.max_ns as f64 / 1e9),
-            instances: Vec::new(),
-            load_imbalance: None,
-        }
-    }
-}
-
 /// The JSON document (`trace_prediction.json`, `replay.json`).
 #[derive(Debug, Serialize)]
 pub(crate) struct TracePrediction {
@@ -511,8 +348,8 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
     t.cluster.check_single()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let path = t.trace.as_ref().context("invariant: --trace given")?;
-    let trace =
-        Trace::read(path, t.trace_format).with_context(|| format!("--trace {}", path.display()))?;
+    let trace = TraceSource::open(path, t.trace_format)
+        .with_context(|| format!("--trace {}", path.display()))?;
     eprintln!("Simulating: {}", resolved.description);
     if let Some(cluster) = t.cluster.describe() {
         eprintln!("  × {cluster}");
@@ -528,7 +365,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<ExitStatus> {
         schema: "ldqa-trace-prediction",
         schema_version: 1,
         trace: path.display().to_string(),
-        format: trace.format,
+        format: trace.format(),
         description: resolved.description.clone(),
         speedup: t.selection.speedup,
         engines,

@@ -16,7 +16,8 @@ use ldqa_model::{Api, RequestRecord, RequestSpec, RoundKind};
 use ldqa_sim::prompt::{fnv1a, mix, FNV_OFFSET};
 use ldqa_trace::{Trace, TraceFormat, TraceRequest};
 
-use super::predict_trace::{shares, table, EngineReplay, TracePrediction, TraceSelection};
+use super::engine_replay::{shares, EngineReplay};
+use super::predict_trace::{table, TracePrediction, TraceSelection};
 use crate::exit::ExitStatus;
 
 /// Arguments of `ldqa replay`.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use ldqa_model::RequestRecord;
 use serde::Serialize;
 
-use crate::cmd::predict_trace::EngineReplay;
+use crate::cmd::engine_replay::EngineReplay;
 
 /// One question and its answer.
 #[derive(Debug, Clone)]

@@ -9,12 +9,13 @@ use std::path::Path;
 use anyhow::Context;
 use ldqa_metrics::AxisValue;
 use ldqa_sim::trace::TraceOptions;
-use ldqa_trace::{Trace, TraceFormat};
+use ldqa_trace::{TraceFormat, TraceSource};
 use serde::Serialize;
 
 use super::axes::{Axis, Value};
 use super::{points, SweepArgs};
-use crate::cmd::predict_trace::{ClusterArgs, EngineReplay, RouterArg};
+use crate::cmd::engine_replay::EngineReplay;
+use crate::cmd::predict_trace::{ClusterArgs, RouterArg};
 use crate::exit::ExitStatus;
 
 /// One value of the axis: both engines' replays.
@@ -107,7 +108,7 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
         time_window_s: sel.time_window,
         max_concurrency: None,
     };
-    let trace = Trace::read(path, args.trace.trace_format)
+    let trace = TraceSource::open(path, args.trace.trace_format)
         .with_context(|| format!("--trace {}", path.display()))?;
     let settings = settings(args, &axis)?;
     eprintln!(
@@ -134,7 +135,7 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
         schema: "ldqa-sweep-trace",
         schema_version: 1,
         trace: path.display().to_string(),
-        format: trace.format,
+        format: trace.format(),
         speedup: sel.speedup,
         axis: axis.flag(),
         points,
