@@ -44,4 +44,4 @@ pub use client::{Client, ClientConfig, ServerModels, Slot};
 pub use endpoint::Endpoint;
 pub use error::LoadgenError;
 pub use protocol::{run_protocol, ProtocolOptions, ProtocolOutcome};
-pub use runner::{run_round, NoObserver, RoundObserver};
+pub use runner::{run_round, run_round_on, NoObserver, RoundObserver};

@@ -103,7 +103,10 @@ pub fn delta(before: &Snapshot, after: &Snapshot) -> ServerEvidence {
         })
         .map(|(name, v)| (name.clone(), v - before.get(name).copied().unwrap_or(0.0)))
         .collect();
-    ServerEvidence { deltas }
+    ServerEvidence {
+        deltas,
+        instances: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,23 @@ use ldqa_model::{Arrival, Plan, PlannedRound, PromptSource, RoundKind, RoundReco
 
 use crate::prometheus::{self, Snapshot};
 use crate::schedule::{run_scheduled, PromptBodies, ScheduledRequest};
-use crate::{run_round, Cancel, Client, RoundObserver};
+use crate::{run_round_on, Cancel, Client, RoundObserver};
 
 /// How the protocol runs, beyond the plan itself.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolOptions {
-    /// Where to read Prometheus metrics; `None` skips them.
-    pub metrics_url: Option<String>,
+    /// Where to read Prometheus metrics, one URL per server (none: skipped). With several,
+    /// a round's evidence is their sum, with each server's own beside it.
+    pub metrics_urls: Vec<String>,
+}
+
+impl ProtocolOptions {
+    /// Metrics read from `url`, if any.
+    pub fn metrics_at(url: Option<String>) -> Self {
+        ProtocolOptions {
+            metrics_urls: url.into_iter().collect(),
+        }
+    }
 }
 
 /// What a protocol run produced. Rounds that did not start are absent.
@@ -49,8 +59,10 @@ impl ProtocolOutcome {
 
 /// Runs every round of `plan`. Never fails: failed requests are in the records, a
 /// metrics endpoint that cannot be read becomes a warning, and cancellation ends it early.
+/// With several `clients` (one per server), request `i` of a round goes to
+/// `clients[i % n]`: client-side round robin.
 pub async fn run_protocol(
-    client: &Client,
+    clients: &[Client],
     plan: &Plan,
     prompts: &dyn PromptSource,
     options: &ProtocolOptions,
@@ -62,16 +74,19 @@ pub async fn run_protocol(
         metrics_warning: None,
         planned: plan.rounds.len(),
     };
+    let Some(client) = clients.first() else {
+        return outcome;
+    };
     let mut metrics = MetricsReader {
         client,
-        url: options.metrics_url.clone(),
+        urls: options.metrics_urls.clone(),
         warning: None,
     };
     for round in &plan.rounds {
         if cancel.is_cancelled() || !pause(round, cancel).await {
             break;
         }
-        let record = run_planned(client, round, prompts, &mut metrics, observer, cancel).await;
+        let record = run_planned(clients, round, prompts, &mut metrics, observer, cancel).await;
         outcome.rounds.push(record);
     }
     outcome.metrics_warning = metrics.warning;
@@ -90,7 +105,7 @@ async fn pause(round: &PlannedRound, cancel: &Cancel) -> bool {
 }
 
 async fn run_planned(
-    client: &Client,
+    clients: &[Client],
     round: &PlannedRound,
     prompts: &dyn PromptSource,
     metrics: &mut MetricsReader<'_>,
@@ -101,8 +116,8 @@ async fn run_planned(
     let before = if reported { metrics.read().await } else { None };
     let mut record = match round.arrival {
         Arrival::ClosedLoop { max_inflight } => {
-            run_round(
-                client,
+            run_round_on(
+                clients,
                 round.kind,
                 &round.requests,
                 prompts,
@@ -120,12 +135,12 @@ async fn run_planned(
                 .map(|(spec, &send_at_ns)| ScheduledRequest {
                     spec: spec.clone(),
                     send_at_ns,
-                    max_tokens: client.config().output_len,
+                    max_tokens: clients[0].config().output_len,
                     after: None,
                 })
                 .collect();
             run_scheduled(
-                std::slice::from_ref(client),
+                clients,
                 round.kind,
                 &scheduled,
                 &PromptBodies(prompts),
@@ -142,30 +157,42 @@ async fn run_planned(
 
 struct MetricsReader<'a> {
     client: &'a Client,
-    url: Option<String>,
+    urls: Vec<String>,
     warning: Option<String>,
 }
 
 impl MetricsReader<'_> {
-    /// One scrape; the first failure disables metrics for the rest of the run.
-    async fn read(&mut self) -> Option<Snapshot> {
-        let url = self.url.as_ref()?;
-        match self.client.get_text(url).await {
-            Ok(text) => Some(prometheus::parse(&text)),
-            Err(e) => {
-                self.warning = Some(format!("server metrics not read from {url} ({e})"));
-                self.url = None;
-                None
+    /// One scrape of every server; the first failure disables metrics for the rest of
+    /// the run.
+    async fn read(&mut self) -> Option<Vec<Snapshot>> {
+        if self.urls.is_empty() {
+            return None;
+        }
+        let mut snapshots = Vec::with_capacity(self.urls.len());
+        for url in &self.urls {
+            match self.client.get_text(url).await {
+                Ok(text) => snapshots.push(prometheus::parse(&text)),
+                Err(e) => {
+                    self.warning = Some(format!("server metrics not read from {url} ({e})"));
+                    self.urls.clear();
+                    return None;
+                }
             }
         }
+        Some(snapshots)
     }
 
     async fn delta_since(
         &mut self,
-        before: Option<&Snapshot>,
+        before: Option<&Vec<Snapshot>>,
     ) -> Option<ldqa_model::ServerEvidence> {
         let before = before?;
         let after = self.read().await?;
-        Some(prometheus::delta(before, &after))
+        let each: Vec<ldqa_model::ServerEvidence> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| prometheus::delta(b, a))
+            .collect();
+        Some(ldqa_model::ServerEvidence::summed(each))
     }
 }

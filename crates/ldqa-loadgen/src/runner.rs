@@ -51,13 +51,44 @@ pub async fn run_round(
     observer: &dyn RoundObserver,
     cancel: &Cancel,
 ) -> RoundRecord {
+    let clients = std::slice::from_ref(client);
+    run_round_on(
+        clients,
+        kind,
+        specs,
+        prompts,
+        max_inflight,
+        observer,
+        cancel,
+    )
+    .await
+}
+
+/// [`run_round`] on several servers, one client each: request `i` goes to
+/// `clients[i % n]` (client-side round robin; the cap is the round's, over all of them).
+/// Nothing is sent without a client.
+pub async fn run_round_on(
+    clients: &[Client],
+    kind: RoundKind,
+    specs: &[RequestSpec],
+    prompts: &dyn PromptSource,
+    max_inflight: usize,
+    observer: &dyn RoundObserver,
+    cancel: &Cancel,
+) -> RoundRecord {
     let started_unix_ns = unix_now_ns();
     let start = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
-    let workers = max_inflight.clamp(1, specs.len().max(1));
-    let per_worker = futures_util::future::join_all(
-        (0..workers).map(|_| worker(client, kind, specs, prompts, start, &next, observer, cancel)),
-    )
+    let workers = if clients.is_empty() {
+        0
+    } else {
+        max_inflight.clamp(1, specs.len().max(1))
+    };
+    let per_worker = futures_util::future::join_all((0..workers).map(|_| {
+        worker(
+            clients, kind, specs, prompts, start, &next, observer, cancel,
+        )
+    }))
     .await;
     round_of(kind, started_unix_ns, start, per_worker, cancel)
 }
@@ -93,7 +124,7 @@ pub(crate) fn round_of(
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
 async fn worker(
-    client: &Client,
+    clients: &[Client],
     kind: RoundKind,
     specs: &[RequestSpec],
     prompts: &dyn PromptSource,
@@ -103,7 +134,8 @@ async fn worker(
     cancel: &Cancel,
 ) -> Vec<RequestRecord> {
     let mut records = Vec::new();
-    let mut slot = client.slot();
+    // One slot per server: each keeps its own connection.
+    let mut slots: Vec<_> = clients.iter().map(Client::slot).collect();
     let mut prompt = String::new();
     let mut text = String::new();
     let wants_text = observer.wants_text();
@@ -113,12 +145,13 @@ async fn worker(
         }
         let i = next.fetch_add(1, Ordering::SeqCst);
         let Some(spec) = specs.get(i) else { break };
+        let server = i % clients.len();
         prompts.write_prompt(spec, &mut prompt);
-        let body = client.body(&prompt);
+        let body = clients[server].body(&prompt);
         text.clear();
         observer.on_sent(kind, spec);
         let sent_ns = ns_since(start, Instant::now());
-        let send = slot.send(spec, body, start, 0, wants_text.then_some(&mut text));
+        let send = slots[server].send(spec, body, start, 0, wants_text.then_some(&mut text));
         let record = tokio::select! {
             biased;
             record = send => record,

@@ -370,10 +370,17 @@ async fn protocol_reads_metrics_around_each_round() {
             planned(RoundKind::Query, 5, 10_000_000),
         ],
     };
-    let options = ProtocolOptions {
-        metrics_url: Some(format!("http://{}/metrics", server.addr())),
-    };
-    let outcome = run_protocol(&c, &plan, &Prompts, &options, &NoObserver, &Cancel::new()).await;
+    let options = ProtocolOptions::metrics_at(Some(format!("http://{}/metrics", server.addr())));
+    let clients = std::slice::from_ref(&c);
+    let outcome = run_protocol(
+        clients,
+        &plan,
+        &Prompts,
+        &options,
+        &NoObserver,
+        &Cancel::new(),
+    )
+    .await;
     assert!(!outcome.interrupted());
     assert!(outcome.metrics_warning.is_none());
     assert!(outcome

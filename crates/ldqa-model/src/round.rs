@@ -78,11 +78,32 @@ impl RoundRecord {
 /// summed over label sets; values are `after − before`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ServerEvidence {
-    /// `after − before` per metric name.
+    /// `after − before` per metric name (with several servers, their sum).
     pub deltas: BTreeMap<String, f64>,
+    /// With several servers, each one's own deltas, in the order of their metrics URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<ServerEvidence>,
 }
 
 impl ServerEvidence {
+    /// One server's evidence as it is; several servers' summed name by name, each kept
+    /// in `instances`.
+    pub fn summed(mut each: Vec<ServerEvidence>) -> ServerEvidence {
+        if each.len() == 1 {
+            return each.remove(0);
+        }
+        let mut deltas = BTreeMap::new();
+        for e in &each {
+            for (name, v) in &e.deltas {
+                *deltas.entry(name.clone()).or_insert(0.0) += v;
+            }
+        }
+        ServerEvidence {
+            deltas,
+            instances: each,
+        }
+    }
+
     /// The delta of the first of `names` present (servers renamed some counters across versions).
     pub fn first_of(&self, names: &[&str]) -> Option<f64> {
         names.iter().find_map(|n| self.deltas.get(*n).copied())

@@ -104,9 +104,9 @@ async fn check(lmcache: bool, shape: Shape) -> Vec<String> {
     .unwrap();
     let plan = workload.plan(inflight, 0);
     let client = common::client(&base, output);
-    let options = ProtocolOptions { metrics_url: None };
+    let options = ProtocolOptions::default();
     let served = run_protocol(
-        &client,
+        std::slice::from_ref(&client),
         &plan,
         &workload,
         &options,

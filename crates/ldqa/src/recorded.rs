@@ -62,8 +62,11 @@ pub struct RunConfig {
     pub command: &'static str,
     /// The model the requests named.
     pub model: String,
-    /// The server's API root.
+    /// The server's API root (the first, with several).
     pub base_url: String,
+    /// With several servers: every API root, in `--base-url` order.
+    #[serde(skip_serializing_if = "fewer_than_two")]
+    pub base_urls: Vec<String>,
     /// The workload.
     #[serde(flatten)]
     pub workload: WorkloadRecord,
@@ -73,8 +76,15 @@ pub struct RunConfig {
     pub request_timeout_s: Option<f64>,
     /// Longest silence of a stream, seconds (`None`: none).
     pub stall_timeout_s: Option<f64>,
-    /// Where server metrics were read.
+    /// Where server metrics were read (the first server's, with several).
     pub metrics_url: Option<String>,
+    /// With several servers: where each one's metrics were read.
+    #[serde(skip_serializing_if = "fewer_than_two")]
+    pub metrics_urls: Vec<String>,
+}
+
+fn fewer_than_two(urls: &[String]) -> bool {
+    urls.len() < 2
 }
 
 /// `ldqa predict`'s configuration, one engine.

@@ -544,3 +544,65 @@ fn several_instances_have_their_own_engines_and_stop_together() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--instances must be 1 to 64"));
 }
+
+/// `ldqa run` with two `--base-url`s: request i of each round goes to server i mod 2, so in
+/// tile order every document's query lands where its warmup did and hits; the section per
+/// server splits the rounds, and each server's own counters add up to what the client saw.
+#[test]
+fn run_spreads_rounds_over_several_servers() {
+    let servers = [
+        common::start_serve(&["--time-scale", "20"]),
+        common::start_serve(&["--time-scale", "20"]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let base = |s: &common::Server| format!("http://127.0.0.1:{}/v1", s.port);
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
+        .args(["run", "--base-url", &base(&servers[0])])
+        .args(["--base-url", &base(&servers[1])])
+        .args(["--num-documents", "4", "--document-length", "1000"])
+        .args([
+            "--output-len",
+            "4",
+            "--repeat-count",
+            "1",
+            "--repeat-mode",
+            "tile",
+        ])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let log = common::output_log(&out);
+    assert!(out.status.success(), "{log}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Per server (client-side round robin over 2 servers"),
+        "{log}"
+    );
+    assert_eq!(
+        stdout.matches("they add up to what the client saw").count(),
+        2,
+        "{log}"
+    );
+    let records = std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap();
+    let mut sent = [0.0; 2];
+    for line in records.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let r = &v["record"];
+        let server = r["prompt_id"].as_u64().unwrap() as usize % 2;
+        sent[server] += 1.0;
+        if v["round"] == "query" {
+            let u = &r["usage"];
+            let (prompt, cached) = (u["prompt_tokens"].as_u64(), u["cached_tokens"].as_u64());
+            // All but the prompt's last, partial block (16 tokens a block).
+            assert_eq!(cached, prompt.map(|p| (p - 1) / 16 * 16), "{line}");
+        }
+    }
+    for (k, s) in servers.iter().enumerate() {
+        assert_eq!(
+            common::counter(s.port, "vllm:request_success_total"),
+            sent[k],
+            "server {k}"
+        );
+    }
+}

@@ -464,3 +464,47 @@ fn bad_ranges_and_flags_exit_2_naming_them() {
         assert!(!dir.path().join("sweep.json").exists(), "{args:?}");
     }
 }
+
+/// `--vllm-url` twice: each round is spread over both servers (request i to server i mod
+/// 2), so in tile order each holds half the documents and the cliff moves out: 8 documents
+/// of 300 tokens overflow one 1,600-token cache (only the chat template's first block hits)
+/// but fit two.
+#[test]
+fn a_sweep_on_two_servers_has_twice_the_cache() {
+    let serve = || {
+        common::start_serve(&[
+            "--engine",
+            "vllm",
+            "--num-gpu-blocks",
+            "100",
+            "--time-scale",
+            "10",
+        ])
+    };
+    let servers = [serve(), serve()];
+    let url = |s: &common::Server| format!("http://127.0.0.1:{}/v1", s.port);
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |urls: &[&common::Server], name: &str| -> serde_json::Value {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin!("ldqa"));
+        c.arg("sweep");
+        for s in urls {
+            c.args(["--vllm-url", &url(s)]);
+        }
+        let out = c
+            .args(["--num-documents", "8", "--document-length", "300"])
+            .args(["--output-len", "2", "--repeat-mode", "tile", "--json"])
+            .args(["--max-inflight-requests", "1", "--output-dir"])
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::output_log(&out));
+        json(&out.stdout)
+    };
+    let hit = |report: &serde_json::Value| {
+        report["points"][0]["vllm"]["query"]["prefix"]["gpu_hit_tokens"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no cached tokens in {report}"))
+    };
+    assert_eq!(hit(&sweep(&[&servers[0]], "one")), 8 * 16);
+    assert!(hit(&sweep(&[&servers[0], &servers[1]], "two")) >= 8 * 256);
+}

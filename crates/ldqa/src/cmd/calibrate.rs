@@ -252,7 +252,7 @@ async fn run_workload(
     let workload = Workload::build(&config).context("building the documents")?;
     let plan = workload.plan(in_flight, 0);
     let outcome = run_protocol(
-        client,
+        std::slice::from_ref(client),
         &plan,
         &workload,
         &ProtocolOptions::default(),

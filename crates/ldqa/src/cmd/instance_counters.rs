@@ -64,24 +64,34 @@ impl Before {
                 .ok()
                 .map(|t| prometheus::parse(&t));
             let ev = after.map(|a| prometheus::delta(before, &a));
-            let summary = ev.as_ref().map(EvidenceSummary::from_evidence);
-            let whole = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0).map(|x| x as u64);
-            out.push(InstanceCounters {
-                metrics_url: url,
-                requests: whole(ev.as_ref().and_then(|e| e.first_of(REQUESTS))),
-                prefix_cache_queries_tokens: whole(
-                    summary.as_ref().and_then(|s| s.prefix_cache_queries_tokens),
-                ),
-                prefix_cache_hits_tokens: whole(
-                    summary.as_ref().and_then(|s| s.prefix_cache_hits_tokens),
-                ),
-                external_cache_hits_tokens: whole(
-                    summary.as_ref().and_then(|s| s.external_cache_hits_tokens),
-                ),
-                lmcache_hit_tokens: whole(summary.as_ref().and_then(|s| s.lmcache_hit_tokens)),
-            });
+            out.push(InstanceCounters::from_evidence(url, ev.as_ref()));
         }
         out
+    }
+}
+
+impl InstanceCounters {
+    /// The counters in one instance's deltas (`None`: they could not be read).
+    pub(crate) fn from_evidence(
+        metrics_url: String,
+        ev: Option<&ldqa_model::ServerEvidence>,
+    ) -> InstanceCounters {
+        let summary = ev.map(EvidenceSummary::from_evidence);
+        let whole = |v: Option<f64>| v.filter(|x| x.is_finite() && *x >= 0.0).map(|x| x as u64);
+        InstanceCounters {
+            metrics_url,
+            requests: whole(ev.and_then(|e| e.first_of(REQUESTS))),
+            prefix_cache_queries_tokens: whole(
+                summary.as_ref().and_then(|s| s.prefix_cache_queries_tokens),
+            ),
+            prefix_cache_hits_tokens: whole(
+                summary.as_ref().and_then(|s| s.prefix_cache_hits_tokens),
+            ),
+            external_cache_hits_tokens: whole(
+                summary.as_ref().and_then(|s| s.external_cache_hits_tokens),
+            ),
+            lmcache_hit_tokens: whole(summary.as_ref().and_then(|s| s.lmcache_hit_tokens)),
+        }
     }
 }
 

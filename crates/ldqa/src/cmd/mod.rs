@@ -11,6 +11,7 @@ pub mod engine_args;
 mod engine_replay;
 mod instance_counters;
 pub mod multi_round;
+mod per_server;
 pub mod predict;
 pub mod predict_trace;
 pub mod recommend;
@@ -55,11 +56,12 @@ pub(crate) fn base_url_endpoints(urls: &[String]) -> anyhow::Result<Vec<ldqa_loa
         .collect()
 }
 
-/// A client per endpoint, all speaking `api` and naming the same model: `given`, or the
-/// first the first endpoint lists.
+/// A client per endpoint, all speaking `api`, asking `output_len` tokens where a request
+/// does not say, and naming the same model: `given`, or the first the first endpoint lists.
 pub(crate) async fn clients_for(
     endpoints: Vec<ldqa_loadgen::Endpoint>,
     api: ldqa_model::Api,
+    output_len: u32,
     given: Option<&str>,
 ) -> anyhow::Result<(Vec<ldqa_loadgen::Client>, String)> {
     use anyhow::Context;
@@ -67,7 +69,7 @@ pub(crate) async fn clients_for(
         .first()
         .cloned()
         .context("invariant: at least one --base-url")?;
-    let mut config = ldqa_loadgen::ClientConfig::new(first, String::new(), api, 1);
+    let mut config = ldqa_loadgen::ClientConfig::new(first, String::new(), api, output_len);
     config.model = model_to_send(&config, given).await?;
     let clients = endpoints
         .into_iter()

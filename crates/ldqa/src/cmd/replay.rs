@@ -175,7 +175,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
     let (record, model, counters) = crate::runtime::run(async move {
         let args = args2;
         let (clients, model) =
-            super::clients_for(endpoints, Api::Completions, args.model.as_deref()).await?;
+            super::clients_for(endpoints, Api::Completions, 1, args.model.as_deref()).await?;
         let sel = &args.selection;
         let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
         let requests = scheduled_requests(&schedule);

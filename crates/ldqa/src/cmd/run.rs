@@ -13,6 +13,7 @@ use ldqa_model::RoundRecord;
 use ldqa_report::Environment;
 use ldqa_workload::{Workload, WorkloadConfig};
 
+use super::per_server;
 use super::run_args::seconds;
 pub use super::run_args::RunArgs;
 use crate::exit::ExitStatus;
@@ -26,8 +27,10 @@ use crate::recorded::{self, RunConfig, WorkloadRecord};
 pub struct RunPlan {
     pub args: RunArgs,
     pub workload: WorkloadConfig,
-    pub endpoint: Endpoint,
-    pub metrics_url: Option<String>,
+    /// The servers, in `--base-url` order (one without it: `--host`/`--port`).
+    pub endpoints: Vec<Endpoint>,
+    /// Where each server's metrics are read, in the same order (none: not read).
+    pub metrics_urls: Vec<String>,
     pub request_timeout: Option<Duration>,
     /// `None`: `--stall-timeout 0`, wait forever.
     pub stall_timeout: Option<Duration>,
@@ -46,34 +49,63 @@ impl RunPlan {
         let stall_timeout =
             Some(seconds("--stall-timeout", args.stall_timeout, true)?).filter(|d| !d.is_zero());
         let api_key = args.api_key.clone().filter(|k| !k.is_empty());
-        let endpoint = match &args.base_url {
-            Some(url) => Endpoint::new(url, api_key).context("--base-url")?,
-            None => Endpoint::from_host_port(args.host.as_deref(), args.port, api_key)
-                .context("--host/--port")?,
+        let endpoints = if args.base_url.is_empty() {
+            vec![
+                Endpoint::from_host_port(args.host.as_deref(), args.port, api_key)
+                    .context("--host/--port")?,
+            ]
+        } else {
+            args.base_url
+                .iter()
+                .map(|url| {
+                    Endpoint::new(url, api_key.clone()).with_context(|| format!("--base-url {url}"))
+                })
+                .collect::<anyhow::Result<_>>()?
         };
-        let metrics_url = match (&args.metrics_url, args.no_metrics) {
-            (_, true) => None,
-            (Some(url), false) => Some(
-                Endpoint::new(url, None)
-                    .context("--metrics-url")?
-                    .base()
-                    .to_owned(),
-            ),
-            (None, false) => Some(endpoint.default_metrics_url()),
-        };
+        let metrics_urls = metrics_urls(&args, &endpoints)?;
         if args.model.trim().is_empty() {
             bail!("--model must name a model, or be `auto`");
         }
         Ok(Self {
             args,
             workload,
-            endpoint,
-            metrics_url,
+            endpoints,
+            metrics_urls,
             request_timeout,
             stall_timeout,
             sleep_after_warmup,
         })
     }
+}
+
+/// Where each server's metrics are read: none with `--no-metrics`, `/metrics` beside each
+/// API by default, else `--metrics-url` once per server.
+fn metrics_urls(args: &RunArgs, endpoints: &[Endpoint]) -> anyhow::Result<Vec<String>> {
+    if args.no_metrics {
+        return Ok(Vec::new());
+    }
+    if args.metrics_url.is_empty() {
+        return Ok(endpoints
+            .iter()
+            .map(Endpoint::default_metrics_url)
+            .collect());
+    }
+    if args.metrics_url.len() != endpoints.len() {
+        bail!(
+            "--metrics-url is given for {} of {} servers: give it once per --base-url, in the same order (or not at all, for /metrics beside each)",
+            args.metrics_url.len(),
+            endpoints.len()
+        );
+    }
+    args.metrics_url
+        .iter()
+        .map(|url| {
+            Ok(Endpoint::new(url, None)
+                .with_context(|| format!("--metrics-url {url}"))?
+                .base()
+                .to_owned())
+        })
+        .collect()
 }
 
 /// Entry point of `ldqa run`.
@@ -85,7 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitStatus> {
 async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     let args = &plan.args;
     let Connected {
-        client,
+        clients,
         mut warnings,
         time_scale,
     } = connect(&plan).await?;
@@ -99,12 +131,12 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     let cancel = Cancel::new();
     crate::runtime::on_interrupt(cancel.clone(), "stopping, writing what was measured", || {});
     let options = ProtocolOptions {
-        metrics_url: plan.metrics_url.clone(),
+        metrics_urls: plan.metrics_urls.clone(),
     };
     let pause_ns = u64::try_from(plan.sleep_after_warmup.as_nanos()).unwrap_or(u64::MAX);
     let request_plan = args.workload.plan(&workload, pause_ns)?;
     let outcome = run_protocol(
-        &client,
+        &clients,
         &request_plan,
         &workload,
         &options,
@@ -115,7 +147,7 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     let responses_error = observer.finish();
     warnings.extend(outcome.metrics_warning.as_ref().map(|w| {
         // What to do about it depends on whether the URL was ours or the user's.
-        let hint = if args.metrics_url.is_some() {
+        let hint = if !args.metrics_url.is_empty() {
             "check --metrics-url, or pass --no-metrics"
         } else {
             "point --metrics-url at the server's Prometheus endpoint, or pass --no-metrics"
@@ -137,9 +169,9 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     for r in &mut rounds {
         r.scale_time(time_scale);
     }
-    let model = client.config().model.as_str();
+    let model = clients[0].config().model.as_str();
     let config = recorded::to_value(&run_config(&plan, model));
-    let environment = Environment::detect(Some(plan.endpoint.base()), Some(model));
+    let environment = Environment::detect(Some(plan.endpoints[0].base()), Some(model));
     let report = Report::new(
         config,
         environment,
@@ -150,6 +182,13 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     );
     report.write_files(&outputs, args.workload.visualize)?;
     report.write_stdout(args.workload.json_output)?;
+    if clients.len() > 1 && !args.workload.json_output {
+        crate::stdout::write(&per_server::section(
+            &rounds,
+            &plan.metrics_urls,
+            clients.len(),
+        ))?;
+    }
     report.eprint_failures();
     if let (Some(e), Some(path)) = (responses_error, &args.output) {
         // `--output -` read by `| head`: the reader has what it wanted (exit 0, quietly).
@@ -166,8 +205,8 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
 }
 
 /// A 404 on `…/models` from a base URL without `/v1` is most likely that.
-fn with_v1_hint(e: ldqa_loadgen::LoadgenError, plan: &RunPlan) -> anyhow::Error {
-    let base = plan.endpoint.base();
+fn with_v1_hint(e: ldqa_loadgen::LoadgenError, endpoint: &Endpoint) -> anyhow::Error {
+    let base = endpoint.base();
     let missing_v1 = matches!(e, ldqa_loadgen::LoadgenError::BadStatus { status: 404, .. })
         && !base.ends_with("/v1");
     if missing_v1 {
@@ -179,20 +218,21 @@ fn with_v1_hint(e: ldqa_loadgen::LoadgenError, plan: &RunPlan) -> anyhow::Error 
 
 /// The server, once it answered `/v1/models`.
 struct Connected {
-    client: Client,
+    /// One per server, in `--base-url` order.
+    clients: Vec<Client>,
     warnings: Vec<Notice>,
     /// Simulated seconds per wall second of an `ldqa serve --time-scale F` (1 otherwise):
     /// every time reported is multiplied by it, so results are in the server's time.
     time_scale: f64,
 }
 
-/// The client, once the server answered `/v1/models` (an unreachable server is an error
-/// before any work) and the model is chosen; a `--model` the server does not list is an
-/// error, one it cannot list a warning.
+/// The clients, once every server answered `/v1/models` (an unreachable server is an
+/// error before any work) and the model is chosen from the first; a `--model` a server
+/// does not list is an error, one it cannot list a warning.
 async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
     let args = &plan.args;
     let mut config = ClientConfig::new(
-        plan.endpoint.clone(),
+        plan.endpoints[0].clone(),
         args.model.clone(),
         args.workload.api(),
         args.workload.output_len,
@@ -200,15 +240,55 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
     config.eos_token_id = args.workload.eos_token_id;
     config.request_timeout = plan.request_timeout;
     config.stall_timeout = plan.stall_timeout;
-    eprintln!("Using base URL: {}", plan.endpoint.base());
-    let listed = Client::new(config.clone())?.server_models().await;
     let mut warnings = Vec::new();
-    let time_scale = match (listed, args.model.as_str()) {
+    let mut time_scale = None;
+    for endpoint in &plan.endpoints {
+        eprintln!("Using base URL: {}", endpoint.base());
+        let config = &mut config;
+        config.endpoint = endpoint.clone();
+        let scale = check_server(config, &mut warnings).await?;
+        time_scale = time_scale.or(scale);
+    }
+    let time_scale = time_scale.unwrap_or(1.0);
+    if time_scale != 1.0 {
+        eprintln!(
+            "The server is an `ldqa serve --time-scale {time_scale}`: it runs {time_scale}× faster than the wall clock, so every time reported is simulated (wall time × {time_scale})"
+        );
+        warnings.push(Notice::Note(format!(
+            "times are the server's simulated seconds (it ran {time_scale}× faster than the wall clock)"
+        )));
+    }
+    let clients = plan
+        .endpoints
+        .iter()
+        .map(|endpoint| {
+            Client::new(ClientConfig {
+                endpoint: endpoint.clone(),
+                ..config.clone()
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Connected {
+        clients,
+        warnings,
+        time_scale,
+    })
+}
+
+/// Asks the server at `config.endpoint` for its models: `auto` becomes the first it lists;
+/// a model it lists but not this one is an error. Returns the time scale it announces.
+async fn check_server(
+    config: &mut ClientConfig,
+    warnings: &mut Vec<Notice>,
+) -> anyhow::Result<Option<f64>> {
+    let listed = Client::new(config.clone())?.server_models().await;
+    let endpoint = &config.endpoint;
+    Ok(match (listed, config.model.as_str()) {
         (Ok(models), "auto") => {
             let Some(first) = models.ids.first() else {
                 bail!(
                     "{} lists no models: pass --model NAME",
-                    plan.endpoint.url("models")
+                    endpoint.url("models")
                 );
             };
             eprintln!("Auto-selected model: {first}");
@@ -219,7 +299,7 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
         (Ok(models), model) if !models.ids.is_empty() && !models.ids.iter().any(|m| m == model) => {
             bail!(
                 "--model {model} is not served; {} lists {}",
-                plan.endpoint.url("models"),
+                endpoint.url("models"),
                 models.ids.join(", ")
             )
         }
@@ -227,25 +307,12 @@ async fn connect(plan: &RunPlan) -> anyhow::Result<Connected> {
         // With a model named, the list is only a check: say why it was skipped and go on.
         (Err(e @ ldqa_loadgen::LoadgenError::BadStatus { .. }), model) if model != "auto" => {
             warnings.push(Notice::Warning(format!(
-                "could not check --model against the server's list: {e}"
+                "could not check --model against {}'s list: {e}",
+                endpoint.base()
             )));
             None
         }
-        (Err(e), _) => return Err(with_v1_hint(e, plan)),
-    };
-    let time_scale = time_scale.unwrap_or(1.0);
-    if time_scale != 1.0 {
-        eprintln!(
-            "The server is an `ldqa serve --time-scale {time_scale}`: it runs {time_scale}× faster than the wall clock, so every time reported is simulated (wall time × {time_scale})"
-        );
-        warnings.push(Notice::Note(format!(
-            "times are the server's simulated seconds (it ran {time_scale}× faster than the wall clock)"
-        )));
-    }
-    Ok(Connected {
-        client: Client::new(config)?,
-        warnings,
-        time_scale,
+        (Err(e), _) => return Err(with_v1_hint(e, endpoint)),
     })
 }
 
@@ -288,11 +355,17 @@ fn run_config(plan: &RunPlan, model: &str) -> RunConfig {
     RunConfig {
         command: "run",
         model: model.to_string(),
-        base_url: plan.endpoint.base().to_string(),
+        base_url: plan.endpoints[0].base().to_string(),
+        base_urls: plan
+            .endpoints
+            .iter()
+            .map(|e| e.base().to_string())
+            .collect(),
         workload: WorkloadRecord::new(&a.workload, &plan.workload),
         eos_token_id: a.workload.eos_token_id,
         request_timeout_s: a.request_timeout,
         stall_timeout_s: (a.stall_timeout > 0.0).then_some(a.stall_timeout),
-        metrics_url: plan.metrics_url.clone(),
+        metrics_url: plan.metrics_urls.first().cloned(),
+        metrics_urls: plan.metrics_urls.clone(),
     }
 }

@@ -27,9 +27,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Server", conflicts_with = "base_url")]
     pub port: Option<u16>,
 
-    /// API root, e.g. http://localhost:8000/v1 (exclusive with --host/--port).
+    /// API root, e.g. http://localhost:8000/v1 (exclusive with --host/--port). Give it once
+    /// per server to spread each round over several (request i to server i mod N: a
+    /// client-side round robin), with a section per server in the output.
     #[arg(long, value_name = "URL", help_heading = "Server")]
-    pub base_url: Option<String>,
+    pub base_url: Vec<String>,
 
     /// Model name, or `auto` for the first model the server lists at /v1/models.
     #[arg(long, default_value = "auto", help_heading = "Server")]
@@ -66,8 +68,9 @@ pub struct RunArgs {
     pub stall_timeout: f64,
 
     /// Prometheus endpoint read around each round (default: /metrics beside the API).
+    /// With several --base-url, once per server in the same order.
     #[arg(long, value_name = "URL", help_heading = "Server")]
-    pub metrics_url: Option<String>,
+    pub metrics_url: Vec<String>,
 
     /// Do not read the server's /metrics.
     #[arg(long, conflicts_with = "metrics_url", help_heading = "Server")]

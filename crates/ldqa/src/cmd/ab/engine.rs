@@ -362,10 +362,18 @@ async fn measure(
         settings.time_scale,
     );
     let options = ProtocolOptions {
-        metrics_url: Some(client.config().endpoint.default_metrics_url()),
+        metrics_urls: vec![client.config().endpoint.default_metrics_url()],
     };
     let plan = w.plan(settings.max_inflight, 0);
-    let outcome = run_protocol(client, &plan, w, &options, &observer, cancel).await;
+    let outcome = run_protocol(
+        std::slice::from_ref(client),
+        &plan,
+        w,
+        &options,
+        &observer,
+        cancel,
+    )
+    .await;
     observer.finish();
     Ok(outcome)
 }

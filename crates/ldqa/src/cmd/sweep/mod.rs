@@ -121,15 +121,16 @@ pub struct SweepArgs {
 
     /// Measure the vLLM arm on this running server (its OpenAI base URL) instead: its
     /// prefix cache is emptied (POST /reset_prefix_cache) before every point. Describe it
-    /// with the deployment flags, for the capacities and the table. With --start: where
+    /// with the deployment flags, for the capacities and the table. Given once per server,
+    /// each round is spread over them (request i to server i mod N). With --start: where
     /// the started server listens.
     #[arg(long, value_name = "URL", help_heading = "Target")]
-    pub vllm_url: Option<String>,
+    pub vllm_url: Vec<String>,
 
-    /// Measure the LMCache arm on this running server (vLLM + LMCache), the same way. An
-    /// arm given no URL is left out when the other has one.
+    /// Measure the LMCache arm on this running server (vLLM + LMCache), the same way
+    /// (several: once each). An arm given no URL is left out when the other has one.
     #[arg(long, value_name = "URL", help_heading = "Target")]
-    pub lmcache_url: Option<String>,
+    pub lmcache_url: Vec<String>,
 
     /// Keep the points an earlier run of this same sweep wrote to --output-dir's
     /// sweep.json (e.g. one stopped with Ctrl-C) and run only the others.
@@ -184,6 +185,10 @@ impl SweepArgs {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.repeat_count >= 1, "--repeat-count must be at least 1");
         anyhow::ensure!(self.output_len >= 1, "--output-len must be at least 1");
+        anyhow::ensure!(
+            self.start.is_none() || (self.vllm_url.len() <= 1 && self.lmcache_url.len() <= 1),
+            "--start starts one server per arm: give --vllm-url and --lmcache-url at most once each with it"
+        );
         for (value, flag, needs) in [
             (
                 self.time_scale,
@@ -264,7 +269,7 @@ impl SweepArgs {
 
     /// Whether servers were given by URL (one deployment).
     fn given_servers(&self) -> bool {
-        self.start.is_none() && (self.vllm_url.is_some() || self.lmcache_url.is_some())
+        self.start.is_none() && !(self.vllm_url.is_empty() && self.lmcache_url.is_empty())
     }
 }
 
@@ -365,7 +370,10 @@ fn describe(args: &SweepArgs, tasks: &[Task], changing: &[&str]) -> String {
         return format!("Measured on servers started per deployment: {servers}; {first}{varying}");
     }
     if args.on_servers() {
-        let arm = |url: &Option<String>| url.as_deref().unwrap_or("not measured").to_string();
+        let arm = |urls: &[String]| match urls {
+            [] => "not measured".to_string(),
+            urls => urls.join(" + "),
+        };
         format!(
             "Measured: vLLM {}, LMCache {}; capacities as described: {first}",
             arm(&args.vllm_url),
@@ -408,12 +416,12 @@ fn measure_on_servers(
     crate::runtime::run(async move {
         let (args, report, kept) = (&args, &report, &kept);
         let tasks: Vec<&Task> = tasks.iter().collect();
-        let connect = |url: &Option<String>| {
-            let url = url.clone();
+        let connect = |urls: &[String]| {
+            let urls = urls.to_vec();
             async move {
-                match url {
-                    Some(u) => servers::Server::connect(&u, args).await.map(Some),
-                    None => Ok(None),
+                match urls.is_empty() {
+                    false => servers::Server::connect(&urls, args).await.map(Some),
+                    true => Ok(None),
                 }
             }
         };

@@ -4,9 +4,7 @@
 //! finishes, and Ctrl-C stops the sweep after what finished, which is kept.
 
 use anyhow::Context;
-use ldqa_loadgen::{
-    run_protocol, Cancel, Client, ClientConfig, Endpoint, NoObserver, ProtocolOptions,
-};
+use ldqa_loadgen::{run_protocol, Cancel, Client, NoObserver, ProtocolOptions};
 use ldqa_metrics::{ArmPoint, SweepPoint};
 use ldqa_model::Api;
 use ldqa_workload::Workload;
@@ -15,32 +13,27 @@ use super::axes::Setting;
 use super::points::Task;
 use super::SweepArgs;
 
-/// A running server standing in for one arm.
+/// The running servers standing in for one arm (several: each round spread over them).
 pub(super) struct Server {
-    client: Client,
+    clients: Vec<Client>,
     /// An `ldqa serve --time-scale F` runs F times faster than the wall clock: its times
     /// are scaled back to simulated seconds, as `ldqa run` reports them.
     time_scale: f64,
 }
 
 impl Server {
-    /// Connects to `url` (an OpenAI base URL) and finds the model it serves.
-    pub async fn connect(url: &str, args: &SweepArgs) -> anyhow::Result<Server> {
-        let endpoint = Endpoint::new(url, std::env::var("OPENAI_API_KEY").ok())?;
+    /// Connects to `urls` (OpenAI base URLs) and finds the model the first serves.
+    pub async fn connect(urls: &[String], args: &SweepArgs) -> anyhow::Result<Server> {
+        let endpoints = crate::cmd::base_url_endpoints(urls)?;
         let api = if args.completions {
             Api::Completions
         } else {
             Api::Chat
         };
-        let mut config = ClientConfig::new(endpoint.clone(), "auto".into(), api, args.output_len);
-        let listed = Client::new(config.clone())?.server_models().await?;
-        config.model = listed
-            .ids
-            .first()
-            .cloned()
-            .with_context(|| format!("{} lists no models", endpoint.url("models")))?;
+        let (clients, _) = crate::cmd::clients_for(endpoints, api, args.output_len, None).await?;
+        let listed = clients[0].server_models().await?;
         Ok(Server {
-            client: Client::new(config)?,
+            clients,
             time_scale: listed.time_scale.unwrap_or(1.0),
         })
     }
@@ -54,13 +47,15 @@ impl Server {
         lmcache: bool,
         cancel: &Cancel,
     ) -> anyhow::Result<Option<ArmPoint>> {
-        self.client.reset_prefix_cache().await?;
+        for client in &self.clients {
+            client.reset_prefix_cache().await?;
+        }
         let num_documents = setting.num_documents;
         let workload = Workload::build(&args.workload(setting))
             .with_context(|| format!("building {num_documents} documents"))?;
         let plan = workload.plan(setting.max_inflight_requests, 0);
         let mut outcome = run_protocol(
-            &self.client,
+            &self.clients,
             &plan,
             &workload,
             &ProtocolOptions::default(),

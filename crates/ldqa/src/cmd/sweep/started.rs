@@ -59,13 +59,13 @@ pub(super) async fn measure(
         let vllm_arm = Arm {
             name: "vllm",
             command: &vllm,
-            url: args.vllm_url.as_deref(),
+            url: args.vllm_url.first().map(String::as_str),
         };
         let vllm_points = run_one(args, part, group, &vllm_arm, cancel).await?;
         let lmcache_arm = Arm {
             name: "lmcache",
             command: &lmcache,
-            url: args.lmcache_url.as_deref(),
+            url: args.lmcache_url.first().map(String::as_str),
         };
         let lmcache_points = match vllm_points.len() == part.len() {
             true => run_one(args, part, group, &lmcache_arm, cancel).await?,
@@ -178,7 +178,7 @@ async fn run_one(
         }
     };
     let measured = async {
-        let client = Server::connect(&base, args).await?;
+        let client = Server::connect(std::slice::from_ref(&base), args).await?;
         let (v, l) = match name {
             "vllm" => (Some(&client), None),
             _ => (None, Some(&client)),

@@ -1,0 +1,51 @@
+//! `ldqa run` (and `sweep`) with several `--base-url`s: each round's requests split by the
+//! server that answered them (request `i` went to server `i mod N`, the client-side round
+//! robin), and each server's own counters over the round beside what the client saw.
+
+use ldqa_model::{RoundKind, RoundRecord};
+
+use super::engine_replay::{shares, EngineReplay};
+use super::instance_counters::{self, InstanceCounters};
+use super::predict_trace::engine_table;
+
+/// The section printed under the results: per round, a line for all servers and one per
+/// server, then each server's counters when they were read.
+pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: usize) -> String {
+    let mut out = format!(
+        "\nPer server (client-side round robin over {servers} servers: request i to server i mod {servers})\n"
+    );
+    for round in rounds.iter().filter(|r| r.kind != RoundKind::PreWarmup) {
+        let all = EngineReplay::of("all", &round.requests, round.duration_ns);
+        let each = shares(
+            &round.requests,
+            servers,
+            |_, r| r.prompt_id % servers,
+            |k| format!("server {}", k + 1),
+        );
+        let rows: Vec<&EngineReplay> = std::iter::once(&all).chain(&each).collect();
+        out.push_str(&engine_table(
+            &format!("{} round\n", round.kind.as_str()),
+            &rows,
+        ));
+        let counters = round_counters(round, metrics_urls);
+        out.push_str(&instance_counters::lines(
+            &counters,
+            all.requests() - all.failed(),
+            all.cached_tokens(),
+        ));
+    }
+    out
+}
+
+/// Each server's counters over `round`, from the evidence read around it (none when the
+/// metrics were not read).
+fn round_counters(round: &RoundRecord, metrics_urls: &[String]) -> Vec<InstanceCounters> {
+    let Some(evidence) = &round.evidence else {
+        return Vec::new();
+    };
+    metrics_urls
+        .iter()
+        .zip(&evidence.instances)
+        .map(|(url, e)| InstanceCounters::from_evidence(url.clone(), Some(e)))
+        .collect()
+}
