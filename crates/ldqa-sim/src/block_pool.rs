@@ -12,6 +12,8 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::kv_events::KvEvent;
+
 /// A hasher for keys that are already well-mixed 64-bit hashes.
 #[derive(Default)]
 pub struct PremixedHasher(u64);
@@ -60,6 +62,8 @@ pub struct BlockPool {
     /// vLLM ≥ 0.32: freed blocks without a hash go to the front of the free queue.
     uncached_first: bool,
     scratch_front: Vec<u32>,
+    /// KV events since they were last taken, when recorded.
+    events: Option<Vec<KvEvent>>,
 }
 
 impl BlockPool {
@@ -83,6 +87,7 @@ impl BlockPool {
             cached: HashIndex::default(),
             uncached_first: false,
             scratch_front: Vec::new(),
+            events: None,
         };
         pool.blocks[NULL_BLOCK as usize].ref_cnt = 1;
         for b in 1..num_blocks {
@@ -95,6 +100,30 @@ impl BlockPool {
     /// (reused first), cached ones to the back (vLLM ≥ 0.32's `free_blocks`).
     pub fn reuse_uncached_first(&mut self, on: bool) {
         self.uncached_first = on;
+    }
+
+    /// Records KV events from now on (or stops, dropping those not taken).
+    pub fn record_events(&mut self, on: bool) {
+        self.events = on.then(Vec::new);
+    }
+
+    /// Whether KV events are recorded.
+    pub fn records_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// Records `event` when events are recorded.
+    pub fn note(&mut self, event: KvEvent) {
+        if let Some(events) = &mut self.events {
+            events.push(event);
+        }
+    }
+
+    /// Moves the events recorded since the last call to `out`.
+    pub fn take_events(&mut self, out: &mut Vec<KvEvent>) {
+        if let Some(events) = &mut self.events {
+            out.append(events);
+        }
     }
 
     /// Blocks that can hold KV: all but the null block.
@@ -147,25 +176,30 @@ impl BlockPool {
             if let Entry::Occupied(e) = self.cached.entry(hash) {
                 if *e.get() == b {
                     e.remove();
+                    if let Some(events) = &mut self.events {
+                        events.push(KvEvent::Removed { hash });
+                    }
                 }
             }
         }
         Some(b)
     }
 
-    /// Records that `block` holds the full block `hash`. A hash already cached in
-    /// another block is left there (the duplicate stays uncached, as in vLLM).
-    pub fn cache(&mut self, block: u32, hash: u64) {
+    /// Records that `block` holds the full block `hash`; true when it was not cached
+    /// before. A hash already cached in another block is left there (the duplicate stays
+    /// uncached, as in vLLM).
+    pub fn cache(&mut self, block: u32, hash: u64) -> bool {
         if self.blocks[block as usize].cached {
-            return;
+            return false;
         }
         match self.cached.entry(hash) {
-            Entry::Occupied(_) => return,
+            Entry::Occupied(_) => return false,
             Entry::Vacant(e) => e.insert(block),
         };
         let rec = &mut self.blocks[block as usize];
         rec.hash = hash;
         rec.cached = true;
+        true
     }
 
     /// Releases a request's blocks, tail first, as vLLM's `free_blocks(reversed(...))`.
@@ -200,6 +234,7 @@ impl BlockPool {
         }
         self.cached.clear();
         self.blocks.iter_mut().for_each(|b| b.cached = false);
+        self.note(KvEvent::Cleared);
         true
     }
 

@@ -28,9 +28,11 @@ pub enum RoutingPolicy {
     /// balance (the gap over `balance_abs` and the largest over `balance_rel` times the
     /// smallest), the least loaded.
     CacheAware(CacheAwareParams),
-    /// `vllm-router --policy kv_aware`: the instance whose GPU prefix cache holds the
-    /// longest prefix of the prompt (as the engines' KV events report it), the least loaded
-    /// among equals and when none holds a block; no balance check.
+    /// `vllm-router --policy kv_aware` (0.1.17, temperature 0): the instance of least
+    /// cost, `(new prefill + prefill in flight) × (requests in flight + 1)`, the first among
+    /// equals, where the new prefill is the prompt less the prefix its GPU prefix cache holds
+    /// (as the engines' KV events report it) and the prefill in flight is that of the
+    /// requests the router sent it that have not produced a token yet; no balance check.
     KvAware,
 }
 
@@ -148,6 +150,10 @@ pub struct Cluster {
     policy: RoutingPolicy,
     /// Requests in flight per instance, as the router counts them.
     in_flight: Vec<u32>,
+    /// `kv_aware`: the new prefill tokens of requests sent to each instance that have
+    /// not produced a token yet, and each such request's share (by cluster id).
+    prefilling: Vec<u64>,
+    prefill_of: HashMap<ReqId, (usize, u64)>,
     trees: Vec<RoutedTree>,
     /// Requests routed so far: the round robin's turn and the trees' clock.
     routed: u64,
@@ -176,6 +182,8 @@ impl Cluster {
             fronts: vec![FrontendQueue::new(*frontend); instances],
             policy,
             in_flight: vec![0; instances],
+            prefilling: vec![0; instances],
+            prefill_of: HashMap::new(),
             trees: vec![RoutedTree::default(); instances],
             routed: 0,
             scratch: Vec::new(),
@@ -189,25 +197,35 @@ impl Cluster {
             .expect("invariant: at least one instance")
     }
 
-    fn route(&mut self, req: &SimRequest) -> usize {
+    /// The instance for `req`, and (`kv_aware`) the prefill it will have to compute there.
+    fn route(&mut self, req: &SimRequest) -> (usize, Option<u64>) {
         self.routed += 1;
         let n = self.engines.len();
         match self.policy {
-            RoutingPolicy::RoundRobin => ((self.routed - 1) % n as u64) as usize,
-            RoutingPolicy::LeastLoaded => self.least_loaded(),
+            RoutingPolicy::RoundRobin => (((self.routed - 1) % n as u64) as usize, None),
+            RoutingPolicy::LeastLoaded => (self.least_loaded(), None),
             RoutingPolicy::KvAware => {
-                let hashes = self.prompt_block_hashes(req);
-                let hits: Vec<u64> = self
-                    .engines
-                    .iter()
-                    .map(|e| e.gpu_prefix_hit_tokens(&hashes, req.prompt_tokens))
-                    .collect();
-                (0..n)
-                    .min_by_key(|&k| (std::cmp::Reverse(hits[k]), self.in_flight[k], k))
-                    .expect("invariant: at least one instance")
+                let (k, prefill) = self.route_kv_aware(req);
+                (k, Some(prefill))
             }
-            RoutingPolicy::CacheAware(p) => self.route_cache_aware(req, &p),
+            RoutingPolicy::CacheAware(p) => (self.route_cache_aware(req, &p), None),
         }
+    }
+
+    /// `kv_aware`'s least cost (see [`RoutingPolicy::KvAware`]), the first on ties.
+    fn route_kv_aware(&self, req: &SimRequest) -> (usize, u64) {
+        let hashes = self.prompt_block_hashes(req);
+        (0..self.engines.len())
+            .map(|k| {
+                let cached = self.engines[k].gpu_prefix_hit_tokens(&hashes, req.prompt_tokens);
+                let prefill = req.prompt_tokens - cached;
+                let cost =
+                    u128::from(prefill + self.prefilling[k]) * u128::from(self.in_flight[k] + 1);
+                (cost, k, prefill)
+            })
+            .min()
+            .map(|(_, k, prefill)| (k, prefill))
+            .expect("invariant: at least one instance")
     }
 
     /// The hashes of the prompt's full engine blocks, as every instance names them.
@@ -265,11 +283,15 @@ impl Backend for Cluster {
     }
 
     fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError> {
-        let k = self.route(&req);
+        let (k, prefill) = self.route(&req);
         let arrival = self.fronts[k].arrival(received, req.prompt_tokens);
-        let id = self.engines[k].submit(arrival, req)?;
+        let id = cluster_id(self.engines[k].submit(arrival, req)?, k, self.engines.len());
         self.in_flight[k] += 1;
-        Ok((cluster_id(id, k, self.engines.len()), arrival))
+        if let Some(prefill) = prefill {
+            self.prefilling[k] += prefill;
+            self.prefill_of.insert(id, (k, prefill));
+        }
+        Ok((id, arrival))
     }
 
     fn instance_of(&self, id: ReqId) -> u32 {
@@ -289,10 +311,16 @@ impl Backend for Cluster {
         for k in 0..n {
             self.engines[k].advance_to(t, &mut self.scratch)?;
             for mut ev in self.scratch.drain(..) {
+                ev.req = cluster_id(ev.req, k, n);
+                let first_token = matches!(ev.kind, EventKind::Token { index: 0 });
                 if !matches!(ev.kind, EventKind::Token { .. }) {
                     self.in_flight[k] = self.in_flight[k].saturating_sub(1);
                 }
-                ev.req = cluster_id(ev.req, k, n);
+                if first_token || ev.kind.is_terminal() {
+                    if let Some((k, prefill)) = self.prefill_of.remove(&ev.req) {
+                        self.prefilling[k] -= prefill;
+                    }
+                }
                 out.push(ev);
             }
         }

@@ -299,6 +299,17 @@ impl Engine {
         ok
     }
 
+    /// Records the changes to the GPU prefix cache from now on, for
+    /// [`Engine::take_kv_events`] (or stops).
+    pub fn record_kv_events(&mut self, on: bool) {
+        self.pool.record_events(on);
+    }
+
+    /// Moves the KV events recorded since the last call to `out`, in order.
+    pub fn take_kv_events(&mut self, out: &mut Vec<crate::kv_events::KvEvent>) {
+        self.pool.take_events(out);
+    }
+
     /// Prompt tokens its GPU prefix cache holds now of a prompt of `prompt_tokens` whose
     /// full blocks hash to `block_hashes` (full blocks, at most the prompt less one token),
     /// without touching anything: what a KV-aware router learns from the engine's KV events.

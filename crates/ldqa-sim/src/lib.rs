@@ -50,6 +50,7 @@ pub mod engine;
 mod error;
 mod kernel_cost;
 pub mod kernels;
+pub mod kv_events;
 mod lru;
 pub mod profile;
 pub mod prompt;

@@ -15,6 +15,7 @@ use ldqa_model::PrefixSource;
 
 use crate::cost::{context_sum, StepWork};
 use crate::engine::{Engine, Status};
+use crate::kv_events::KvEvent;
 use crate::{Event, EventKind};
 
 impl Engine {
@@ -311,7 +312,17 @@ impl Engine {
         let full = (computed + n).min(st.total_tokens()) / bs;
         for idx in st.num_hashed_blocks..full {
             let h = st.block_hash(idx, self.config.block_size_tokens);
-            self.pool.cache(st.blocks[idx as usize], h);
+            if self.pool.cache(st.blocks[idx as usize], h) && self.pool.records_events() {
+                let parent = idx
+                    .checked_sub(1)
+                    .map(|p| st.block_hash(p, self.config.block_size_tokens));
+                self.pool.note(KvEvent::Stored {
+                    req: st.id,
+                    index: idx,
+                    hash: h,
+                    parent,
+                });
+            }
         }
         st.num_hashed_blocks = st.num_hashed_blocks.max(full);
     }

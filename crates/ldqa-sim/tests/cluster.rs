@@ -257,3 +257,35 @@ fn a_shared_remote_tier_serves_what_another_instance_stored() {
         "{gap} ms, expected {expected} ms"
     );
 }
+
+/// `kv_aware` weighs hits against load as `vllm-router` 0.1.17 does: the same document
+/// sent again while its first copy still prefills goes to the idle instance (the busy
+/// one's cost counts the prefill in flight and the request running), and once both are
+/// idle and both hold it, to the first.
+#[test]
+fn kv_aware_weighs_hits_against_the_prefill_in_flight() {
+    // The first reaches its engine at 13 ms and prefills until 104 ms; its blocks are
+    // cached (and announced) when its prefill is scheduled, so at 60 ms instance 0 would
+    // hit all but the last block: the longest prefix alone would pick it.
+    let requests = [0.0, 60.0, 10_000.0]
+        .map(|at_ms| TraceRequest {
+            arrival_ms: at_ms,
+            input_length: 8 * 512,
+            output_length: 8,
+            hash_ids: (0..8).collect(),
+            chat: None,
+        })
+        .to_vec();
+    let trace = Trace {
+        format: TraceFormat::Mooncake,
+        requests,
+    };
+    let out = run(&trace, 2, RoutingPolicy::KvAware);
+    assert_eq!(out.instances, [0, 1, 0]);
+    let cached: Vec<u64> = out
+        .records
+        .iter()
+        .map(|r| r.usage.unwrap().cached_tokens.unwrap())
+        .collect();
+    assert_eq!(cached, [0, 0, 8 * 512 - 16]);
+}
