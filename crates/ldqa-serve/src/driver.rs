@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldqa_model::PrefixSource;
+use ldqa_sim::kv_events::KvEvent;
 use ldqa_sim::round::{Frontend, FrontendQueue};
 use ldqa_sim::{Engine, Event, EventKind, ReqId, SimRequest, SimTime};
 use std::sync::mpsc as std_mpsc;
@@ -26,6 +27,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::kv_events::{KvEventPublisher, WireEvent};
 use crate::metrics::{FinishedTimes, Metrics};
 
 /// What a request's stream receives.
@@ -58,6 +60,8 @@ pub(crate) enum Command {
     Submit {
         ticket: Ticket,
         request: SimRequest,
+        /// The prompt's token ids, when KV events need them.
+        tokens: Option<Arc<[u64]>>,
         received: Instant,
         events: mpsc::UnboundedSender<StreamEvent>,
     },
@@ -100,6 +104,16 @@ struct Live {
     /// Its first and latest tokens so far (virtual time).
     first_token: Option<SimTime>,
     last_token: Option<SimTime>,
+    /// The prompt's token ids (KV events only).
+    tokens: Option<Arc<[u64]>>,
+}
+
+/// Where the engine's KV events go, and what turns them into vLLM's.
+pub(crate) struct KvSink {
+    pub publisher: KvEventPublisher,
+    pub block_size: u32,
+    /// The token every output position holds.
+    pub output_token: u64,
 }
 
 pub(crate) struct Driver {
@@ -110,6 +124,8 @@ pub(crate) struct Driver {
     live: HashMap<ReqId, Live>,
     by_ticket: HashMap<Ticket, ReqId>,
     events: Vec<Event>,
+    kv: Option<KvSink>,
+    kv_events: Vec<KvEvent>,
 }
 
 impl Driver {
@@ -118,6 +134,7 @@ impl Driver {
         clock: Clock,
         frontend: Frontend,
         metrics: Arc<Metrics>,
+        kv: Option<KvSink>,
     ) -> Self {
         Driver {
             engine,
@@ -127,6 +144,8 @@ impl Driver {
             live: HashMap::new(),
             by_ticket: HashMap::new(),
             events: Vec::new(),
+            kv,
+            kv_events: Vec::new(),
         }
     }
 
@@ -156,6 +175,7 @@ impl Driver {
             Command::Submit {
                 ticket,
                 request,
+                tokens,
                 received,
                 events,
             } => {
@@ -175,6 +195,7 @@ impl Driver {
                                 queued: at,
                                 first_token: None,
                                 last_token: None,
+                                tokens,
                             },
                         );
                     }
@@ -196,6 +217,7 @@ impl Driver {
             }
             Command::ResetPrefixCache(reply) => {
                 let _ = reply.send(self.engine.reset_prefix_cache());
+                self.publish_kv_events();
             }
         }
         self.publish();
@@ -218,8 +240,65 @@ impl Driver {
         if self.engine.advance_to(t, &mut self.events).is_err() {
             return;
         }
+        // Before the events: a request that ends in them still has its tokens.
+        self.publish_kv_events();
         self.forward_events();
         self.publish();
+    }
+
+    /// Sends the engine's KV events since the last call as one batch, each cached block
+    /// with its tokens, a request's consecutive blocks in one `BlockStored`.
+    fn publish_kv_events(&mut self) {
+        let Some(kv) = &self.kv else {
+            return;
+        };
+        self.engine.take_kv_events(&mut self.kv_events);
+        let mut wire: Vec<WireEvent> = Vec::new();
+        for ev in self.kv_events.drain(..) {
+            match ev {
+                KvEvent::Stored {
+                    req,
+                    index,
+                    hash,
+                    parent,
+                } => {
+                    let Some(tokens) = self.live.get(&req).and_then(|l| l.tokens.as_deref()) else {
+                        continue;
+                    };
+                    let bs = u64::from(kv.block_size);
+                    let token = |p: u64| {
+                        let id = usize::try_from(p)
+                            .ok()
+                            .and_then(|p| tokens.get(p))
+                            .copied()
+                            .unwrap_or(kv.output_token);
+                        u32::try_from(id).unwrap_or(u32::MAX)
+                    };
+                    let ids = (index * bs..(index + 1) * bs).map(token);
+                    match wire.last_mut() {
+                        // The block after the last one stored: the same run.
+                        Some(WireEvent::Stored {
+                            hashes, token_ids, ..
+                        }) if parent.is_some() && hashes.last() == parent.as_ref() => {
+                            hashes.push(hash);
+                            token_ids.extend(ids);
+                        }
+                        _ => wire.push(WireEvent::Stored {
+                            hashes: vec![hash],
+                            parent,
+                            token_ids: ids.collect(),
+                            block_size: kv.block_size,
+                        }),
+                    }
+                }
+                KvEvent::Removed { hash } => match wire.last_mut() {
+                    Some(WireEvent::Removed { hashes }) => hashes.push(hash),
+                    _ => wire.push(WireEvent::Removed { hashes: vec![hash] }),
+                },
+                KvEvent::Cleared => wire.push(WireEvent::Cleared),
+            }
+        }
+        kv.publisher.send(wire);
     }
 
     /// Sends the buffered engine events to their requests' streams, and records their

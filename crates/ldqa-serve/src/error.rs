@@ -24,6 +24,9 @@ pub enum ServeError {
     /// The fault injection settings are invalid, or its log cannot be opened.
     #[error("{0}")]
     Faults(String),
+    /// The KV event publisher could not start (`--kv-events-config`).
+    #[error("KV events: {0}")]
+    KvEvents(String),
     /// Serving failed (accept loop).
     #[error("server: {0}")]
     Io(#[from] std::io::Error),

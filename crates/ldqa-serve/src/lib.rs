@@ -37,6 +37,7 @@ pub mod driver;
 pub mod error;
 pub mod faults;
 mod inject;
+pub mod kv_events;
 pub mod metrics;
 pub mod openai;
 mod routes;
@@ -92,6 +93,8 @@ pub struct ServerConfig {
     /// began waiting for it is closed (hyper's default, 30 s; it also ends idle
     /// keep-alive connections, which vLLM's server does after 5 s).
     pub header_read_timeout: std::time::Duration,
+    /// Where the engine's KV cache events go (`--kv-events-config`), if anywhere.
+    pub kv_events: Option<kv_events::KvEventPublisher>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -128,6 +131,7 @@ impl ServerConfig {
             faults: None,
             vllm_version: "0.10.1".into(),
             header_read_timeout: std::time::Duration::from_secs(30),
+            kv_events: None,
         }
     }
 
@@ -161,7 +165,8 @@ pub fn router(config: ServerConfig) -> Result<Router, ServeError> {
 /// [`router`], also returning the metrics handle (for benchmarks and tests).
 pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandles), ServeError> {
     config.validate()?;
-    let engine = Engine::new(config.engine.clone(), &config.efficiencies)?;
+    let mut engine = Engine::new(config.engine.clone(), &config.efficiencies)?;
+    engine.record_kv_events(config.kv_events.is_some());
     let injector = match config.faults.clone() {
         Some(f) if f.rate > 0.0 => Some(faults::Injector::new(f)?),
         _ => None,
@@ -172,7 +177,12 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
     let (tx, rx) = std::sync::mpsc::channel();
     let clock = driver::Clock::new(std::time::Instant::now(), config.time_scale);
     let frontend = Frontend::from_efficiencies(&config.efficiencies);
-    let drv = driver::Driver::new(engine, clock, frontend, metrics.clone());
+    let kv = config.kv_events.clone().map(|publisher| driver::KvSink {
+        publisher,
+        block_size: config.engine.block_size_tokens,
+        output_token: config.token_counter.output_token(),
+    });
+    let drv = driver::Driver::new(engine, clock, frontend, metrics.clone(), kv);
     std::thread::Builder::new()
         .name("ldqa-serve-engine".into())
         .spawn(move || drv.run(rx))?;
@@ -183,6 +193,7 @@ pub fn router_with_handles(config: ServerConfig) -> Result<(Router, ServerHandle
         model: config.served_model_name,
         api_key: config.api_key,
         output_token: config.token_counter.output_token(),
+        keep_tokens: config.kv_events.is_some(),
         counter: config.token_counter,
         chat: config.chat_format,
         commands: tx,

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub chat: ChatFormat,
     /// The simulated model's output token, as the counter names it.
     pub output_token: u64,
+    /// Whether requests carry their token ids to the engine (for KV events).
+    pub keep_tokens: bool,
     pub commands: std::sync::mpsc::Sender<Command>,
     pub metrics: Arc<Metrics>,
     pub next_ticket: AtomicU64,
@@ -262,6 +264,9 @@ async fn generate(
 
     let ticket = state.next_ticket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
+    let kept = state
+        .keep_tokens
+        .then(|| Arc::<[u64]>::from(tokens.as_slice()));
     let request = SimRequest {
         key: PromptKey::Tokens(TokenChain::new(tokens).then_output(state.output_token)),
         prompt_tokens,
@@ -272,6 +277,7 @@ async fn generate(
         .send(Command::Submit {
             ticket,
             request,
+            tokens: kept,
             received,
             events: tx,
         })

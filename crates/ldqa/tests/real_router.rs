@@ -40,8 +40,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `vllm-router --policy POLICY` in front of `workers`, once it answers `/v1/models`.
-fn start_router(policy: &str, workers: &[String]) -> Router {
+/// `vllm-router --policy POLICY [EXTRA…]` in front of `workers`, once it answers
+/// `/v1/models`.
+fn start_router(policy: &str, workers: &[String], extra: &[String]) -> Router {
     let exe = std::env::var("LDQA_VLLM_ROUTER").unwrap_or_else(|_| panic!("{NEEDS}"));
     let port = free_port();
     let child = Command::new(exe)
@@ -50,6 +51,7 @@ fn start_router(policy: &str, workers: &[String]) -> Router {
         .args(["--policy", policy, "--worker-startup-check-interval", "1"])
         .arg("--worker-urls")
         .args(workers)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -162,7 +164,7 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
             assert_eq!(common::http("POST", &host, "/reset_prefix_cache").0, 200);
         }
         let before: Vec<(u64, u64)> = servers.iter().map(|s| served(s.port)).collect();
-        let router = start_router(policy, &workers);
+        let router = start_router(policy, &workers, &[]);
         let replayed = replay_through(&router, &servers, &trace, dir.path());
         drop(router);
         let predicted = predict_cluster(simulated, &trace, dir.path());
@@ -204,4 +206,70 @@ fn the_real_router_caches_what_the_simulated_cluster_predicts() {
         simulated_split.sort_unstable();
         assert_eq!(measured, simulated_split, "{policy}: per instance");
     }
+}
+
+/// `kv_aware` fed by `ldqa serve`'s KV events (`--kv-events-config`, vLLM's ZMQ/msgpack
+/// format): document A, then B while A is still in flight, then each again twice, one at
+/// a time. B goes to the idle instance (the busy one's cost counts A's prefill), and every
+/// repeat goes where its document is cached, which the router learns only from the events
+/// (without them a repeat of B would tie and go to the first instance, and miss). The
+/// simulated cluster with `--router kv-aware` predicts every request's cached tokens.
+#[test]
+#[ignore = "needs vllm-router: scripts/test installs it (scripts/vllm-router) and sets LDQA_VLLM_ROUTER"]
+fn kv_aware_routes_on_the_served_engines_kv_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("two.jsonl");
+    // (arrival ms before the replay's ×4, document, output tokens): the first A answers
+    // 40 tokens, in flight for about 250 ms, so B (5 ms later after the speed-up) finds it
+    // busy however late the client sends it, and it has ended by the repeats (500 ms on).
+    let lines: String = [
+        (0, 1, 40),
+        (20, 2, 2),
+        (2000, 1, 2),
+        (2500, 2, 2),
+        (3000, 1, 2),
+        (3500, 2, 2),
+    ]
+    .iter()
+    .map(|(at_ms, doc, out)| {
+        format!(
+            "{{\"timestamp\": {at_ms}, \"input_length\": 1024, \"output_length\": {out}, \"hash_ids\": [{}, {}]}}\n",
+            doc * 10,
+            doc * 10 + 1
+        )
+    })
+    .collect();
+    std::fs::write(&trace, lines).unwrap();
+    let event_ports = [free_port(), free_port()];
+    let servers = event_ports.map(|port| {
+        let config = format!(
+            r#"{{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://127.0.0.1:{port}", "topic": ""}}"#
+        );
+        common::start_serve(&["--kv-events-config", &config])
+    });
+    let workers: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://127.0.0.1:{}", s.port))
+        .collect();
+    let mut sources = Vec::new();
+    for (worker, port) in workers.iter().zip(event_ports) {
+        sources.push("--kv-event-source".to_string());
+        sources.push(format!("{worker}=tcp://127.0.0.1:{port}"));
+    }
+    sources.extend(["--kv-event-block-size", "16", "--kv-event-model", "m"].map(String::from));
+    let router = start_router("kv_aware", &workers, &sources);
+    // Its subscribers connect as it starts; give them a moment to be told of every block.
+    std::thread::sleep(Duration::from_secs(1));
+    let replayed = replay_through(&router, &servers, &trace, dir.path());
+    drop(router);
+    let predicted = predict_cluster("kv-aware", &trace, dir.path());
+    let real = per_request_cached(&replayed);
+    assert_eq!(real, [0, 0, 1008, 1008, 1008, 1008]);
+    assert_eq!(real, per_request_cached(&predicted));
+    let measured = pairs(&replayed["instance_counters"], "prefix_cache_hits_tokens");
+    assert_eq!(measured, [(3, 2016), (3, 2016)]);
+    assert_eq!(
+        pairs(&predicted["engines"][0]["instances"], "cached_tokens"),
+        measured
+    );
 }

@@ -10,6 +10,7 @@ pub mod deployment_args;
 pub mod engine_args;
 mod engine_replay;
 mod instance_counters;
+mod kv_events_config;
 pub mod multi_round;
 mod per_server;
 pub mod predict;

@@ -57,6 +57,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub instances: u16,
 
+    /// Publish the engine's KV cache events as vLLM does with the same flag (JSON:
+    /// `{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:5557",
+    /// "topic": ""}`), for KV-aware routers; with --instances, instance k on the port + k.
+    #[arg(long, value_name = "JSON")]
+    pub kv_events_config: Option<String>,
+
     /// Model id clients must send (default: the simulated model's name).
     #[arg(long, value_name = "NAME")]
     pub served_model_name: Option<String>,
@@ -187,7 +193,8 @@ pub fn prompt_format(
     Ok((chat, counter))
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
+/// Checks the numeric flags, before any work.
+fn check_numbers(args: &ServeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=64).contains(&args.instances),
         "--instances must be 1 to 64, not {}",
@@ -205,7 +212,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             args.drain_timeout
         );
     }
-    let drain = Duration::from_secs_f64(args.drain_timeout);
     if !(args.header_timeout.is_finite()
         && args.header_timeout > 0.0
         && args.header_timeout <= 86_400.0)
@@ -215,7 +221,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             args.header_timeout
         );
     }
+    Ok(())
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
+    check_numbers(&args)?;
+    let drain = Duration::from_secs_f64(args.drain_timeout);
     let faults = args.fault_config()?;
+    let kv_events =
+        super::kv_events_config::parse(args.kv_events_config.as_deref(), args.instances)?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     let scenario = resolved.single()?.clone();
     let model = args
@@ -264,13 +278,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
                 IpAddr::V6(ip) => format!("[{ip}]"),
                 IpAddr::V4(ip) => ip.to_string(),
             };
+            let mut config = config.clone();
+            let mut kv_note = String::new();
+            if let Some(c) = kv_events.get(k) {
+                let publisher = ldqa_serve::kv_events::KvEventPublisher::start(c)
+                    .with_context(|| format!("--kv-events-config, instance {}", k + 1))?;
+                kv_note = format!(", KV events on {}", publisher.endpoint());
+                config.kv_events = Some(publisher);
+            }
             let instance = if count > 1 {
                 format!(", instance {} of {count}", k + 1)
             } else {
                 String::new()
             };
             eprintln!(
-                "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {}{fault_note}{instance})",
+                "ldqa serve: listening on http://{host}:{} (model {model}, engine {}, time scale {}, {}{fault_note}{kv_note}{instance})",
                 addr.port(),
                 config.engine.mode.kind().as_str(),
                 args.time_scale,
@@ -280,7 +302,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitStatus> {
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            servers.spawn(ldqa_serve::serve(listener, config.clone(), stopped));
+            servers.spawn(ldqa_serve::serve(listener, config, stopped));
         }
         while let Some(done) = servers.join_next().await {
             done.context("a server task failed")?.context("serving")?;
