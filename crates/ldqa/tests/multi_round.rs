@@ -228,7 +228,8 @@ fn sharegpt_conversations_set_the_questions_and_answer_lengths() {
 
 /// `--base-url` twice: each user talks to one instance (user `u` to the `u mod 2`-th), so
 /// its history stays cached where its next question goes; each instance's own counters
-/// show exactly its users' questions, and the JSON has a line per instance.
+/// show exactly its users' questions (read by the test, and by `--metrics-url`, whose
+/// lines say they add up), and the JSON has a line per instance.
 #[test]
 fn several_instances_keep_each_user_on_one() {
     let servers = [common::start_serve(&[]), common::start_serve(&[])];
@@ -237,6 +238,7 @@ fn several_instances_keep_each_user_on_one() {
     cmd.args(WORKLOAD).arg("--no-warmup");
     for s in &servers {
         cmd.args(["--base-url", &format!("http://127.0.0.1:{}/v1", s.port)]);
+        cmd.args(["--metrics-url", &format!("http://127.0.0.1:{}/metrics", s.port)]);
     }
     let out = cmd
         .arg("--output-dir")
@@ -246,9 +248,18 @@ fn several_instances_keep_each_user_on_one() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::output_log(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("they add up to what the client saw"),
+        "{stdout}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("multi_round_qa.json")).unwrap())
+            .unwrap();
     let all = cached_by_question(dir.path(), 0);
     assert!(all.len() >= 6, "{all:?}");
     for k in 0..2u64 {
+        let counted = &doc["instance_counters"][k as usize]["requests"];
         let mine = cached_by_question(dir.path(), 1 + k as usize);
         let expected: Cached = all
             .iter()
@@ -258,6 +269,7 @@ fn several_instances_keep_each_user_on_one() {
         assert_eq!(mine, expected, "instance {}", k + 1);
         let finished = common::counter(servers[k as usize].port, "vllm:request_success_total");
         assert_eq!(finished as usize, expected.len(), "instance {}", k + 1);
+        assert_eq!(counted.as_u64(), Some(finished as u64), "instance {}", k + 1);
     }
     // Every later turn hits its whole previous turn, on the user's own instance.
     let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::summary::{performance_block, QaRequest, QaRun};
 use super::{log_events, log_info, warmup_prompt, MultiRoundArgs, Runs};
+use crate::cmd::instance_counters::{self, InstanceCounters};
 use super::{WARMUP_MAX_TOKENS, WARMUP_REQUESTS};
 
 /// Runs the workload against `--base-url` (each user on one instance when several are
@@ -28,7 +29,7 @@ pub fn run(
     args: &MultiRoundArgs,
     config: &MultiRoundConfig,
     questions: Option<ShareGpt>,
-) -> anyhow::Result<(String, Runs)> {
+) -> anyhow::Result<(String, Runs, Vec<InstanceCounters>)> {
     let endpoints = crate::cmd::base_url_endpoints(&args.base_url)?;
     let args = args.clone();
     let config = config.clone();
@@ -44,7 +45,9 @@ pub fn run(
             }
         }
         let sessions = Sessions::with_questions(config, questions);
+        let counters = instance_counters::before(&clients[0], &args.metrics_url).await?;
         let run = drive(&clients, sessions, &args, &cancel).await;
+        let counters = counters.since(&clients[0]).await;
         let description = format!("{} (model {model})", args.base_url.join(", "));
         let mut runs = vec![("server".to_string(), run)];
         if clients.len() > 1 {
@@ -63,7 +66,7 @@ pub fn run(
                 runs.push((format!("server {}", k + 1), share));
             }
         }
-        Ok((description, runs))
+        Ok((description, runs, counters))
     })
 }
 

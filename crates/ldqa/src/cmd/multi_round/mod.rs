@@ -67,6 +67,12 @@ pub struct MultiRoundArgs {
     )]
     pub base_url: Vec<String>,
 
+    /// A server's Prometheus endpoint, once per instance (ldqa's, not upstream's): each
+    /// instance's own requests and prefix-cache hits over the run, printed under the table
+    /// with whether they add up to what the client saw.
+    #[arg(long, value_name = "URL", conflicts_with = "predict")]
+    pub metrics_url: Vec<String>,
+
     /// The time to run the simulation in seconds (default: until Ctrl-C; required with
     /// --predict).
     #[arg(long, value_name = "SECONDS", required_if_eq("predict", "true"))]
@@ -192,8 +198,12 @@ pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
         config.gap_between_requests_s(),
         config.session_alive_s()
     ));
-    let (description, runs) = if args.predict {
-        predict::run(&args, &config, questions.as_ref())?
+    for url in &args.metrics_url {
+        ldqa_loadgen::Endpoint::new(url, None).with_context(|| format!("--metrics-url {url}"))?;
+    }
+    let (description, runs, counters) = if args.predict {
+        let (description, runs) = predict::run(&args, &config, questions.as_ref())?;
+        (description, runs, Vec::new())
     } else {
         live::run(&args, &config, questions)?
     };
@@ -222,6 +232,7 @@ pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
         user_history_prompt: config.user_history_prompt,
         answer_len: config.answer_len,
         engines: runs.iter().map(|(e, r)| EngineRun::of(e, r)).collect(),
+        instance_counters: counters,
     };
     write_document(&args.output_dir, &doc)?;
     Ok(if interrupted {
@@ -251,7 +262,13 @@ fn write_document(dir: &std::path::Path, doc: &QaDocument) -> anyhow::Result<()>
         "Multi-round QA: {} users × {} rounds at {} QPS — {}\n",
         doc.num_users, doc.num_rounds, doc.qps, doc.description
     );
-    crate::stdout::write(&super::predict_trace::engine_table(&title, &engines))?;
+    let all = engines.first();
+    let lines = super::instance_counters::lines(
+        &doc.instance_counters,
+        all.map_or(0, |a| a.requests() - a.failed()),
+        all.map_or(0, |a| a.cached_tokens()),
+    );
+    crate::stdout::write(&(super::predict_trace::engine_table(&title, &engines) + &lines))?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -246,6 +246,9 @@ pub struct QaDocument {
     pub user_history_prompt: u32,
     pub answer_len: u32,
     pub engines: Vec<EngineRun>,
+    /// `--metrics-url`: each instance's own counters over the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_counters: Vec<crate::cmd::instance_counters::InstanceCounters>,
 }
 
 #[cfg(test)]
