@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 prompt_tokens: 1_000,
                 max_output_tokens: 100,
             },
+            session: None,
         })
         .collect();
     let mut engine = Engine::new(sc.lmcache.config.clone(), &eff)?;

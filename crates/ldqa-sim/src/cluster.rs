@@ -34,7 +34,18 @@ pub enum RoutingPolicy {
     /// (as the engines' KV events report it) and the prefill in flight is that of the
     /// requests the router sent it that have not produced a token yet; no balance check.
     KvAware,
+    /// production-stack's `--routing-logic session` (`routing_logic.py`): a request of a
+    /// session (a conversation) goes to the instance its session id hashes to, so a
+    /// conversation stays on one instance; one without a session to the instance with the
+    /// fewest requests sent to it in the last minute (its router-observed QPS), an instance
+    /// never sent one first. The hash is not production-stack's ring placement of the URLs,
+    /// only the same kind of fixed, even spread.
+    Session,
 }
+
+/// How far back `session`'s fallback counts an instance's requests (production-stack's
+/// `--request-stats-window`, 60 s by default).
+const QPS_WINDOW_NS: u64 = 60_000_000_000;
 
 /// A cluster: how many instances, how requests are routed, and the KV tier they share.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,6 +104,7 @@ impl RoutingPolicy {
             RoutingPolicy::LeastLoaded => "least-loaded",
             RoutingPolicy::CacheAware(_) => "cache-aware",
             RoutingPolicy::KvAware => "kv-aware",
+            RoutingPolicy::Session => "session",
         }
     }
 }
@@ -154,6 +166,10 @@ pub struct Cluster {
     /// not produced a token yet, and each such request's share (by cluster id).
     prefilling: Vec<u64>,
     prefill_of: HashMap<ReqId, (usize, u64)>,
+    /// `session`'s fallback: when each instance was sent its requests of the last minute,
+    /// and whether it was ever sent one.
+    recent: Vec<std::collections::VecDeque<SimTime>>,
+    ever_sent: Vec<bool>,
     trees: Vec<RoutedTree>,
     /// Requests routed so far: the round robin's turn and the trees' clock.
     routed: u64,
@@ -184,6 +200,8 @@ impl Cluster {
             in_flight: vec![0; instances],
             prefilling: vec![0; instances],
             prefill_of: HashMap::new(),
+            recent: vec![std::collections::VecDeque::new(); instances],
+            ever_sent: vec![false; instances],
             trees: vec![RoutedTree::default(); instances],
             routed: 0,
             scratch: Vec::new(),
@@ -197,11 +215,18 @@ impl Cluster {
             .expect("invariant: at least one instance")
     }
 
-    /// The instance for `req`, and (`kv_aware`) the prefill it will have to compute there.
-    fn route(&mut self, req: &SimRequest) -> (usize, Option<u64>) {
+    /// The instance for `req` (of `session`, sent at `at`), and (`kv_aware`) the prefill it
+    /// will have to compute there.
+    fn route(
+        &mut self,
+        req: &SimRequest,
+        session: Option<u64>,
+        at: SimTime,
+    ) -> (usize, Option<u64>) {
         self.routed += 1;
         let n = self.engines.len();
         match self.policy {
+            RoutingPolicy::Session => (self.route_session(session, at), None),
             RoutingPolicy::RoundRobin => (((self.routed - 1) % n as u64) as usize, None),
             RoutingPolicy::LeastLoaded => (self.least_loaded(), None),
             RoutingPolicy::KvAware => {
@@ -210,6 +235,31 @@ impl Cluster {
             }
             RoutingPolicy::CacheAware(p) => (self.route_cache_aware(req, &p), None),
         }
+    }
+
+    /// `session`: the session's hash, else the lowest router-observed QPS.
+    fn route_session(&mut self, session: Option<u64>, at: SimTime) -> usize {
+        let n = self.engines.len();
+        let k = match session {
+            Some(s) => (crate::prompt::mix(s) % n as u64) as usize,
+            None => {
+                let since = SimTime(at.0.saturating_sub(QPS_WINDOW_NS));
+                for recent in &mut self.recent {
+                    while recent.front().is_some_and(|&t| t < since) {
+                        recent.pop_front();
+                    }
+                }
+                match self.ever_sent.iter().position(|&sent| !sent) {
+                    Some(fresh) => fresh,
+                    None => (0..n)
+                        .min_by_key(|&k| (self.recent[k].len(), k))
+                        .expect("invariant: at least one instance"),
+                }
+            }
+        };
+        self.recent[k].push_back(at);
+        self.ever_sent[k] = true;
+        k
     }
 
     /// `kv_aware`'s least cost (see [`RoutingPolicy::KvAware`]), the first on ties.
@@ -282,8 +332,13 @@ impl Backend for Cluster {
         self.engines[0].config()
     }
 
-    fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError> {
-        let (k, prefill) = self.route(&req);
+    fn send(
+        &mut self,
+        received: SimTime,
+        req: SimRequest,
+        session: Option<u64>,
+    ) -> Result<(ReqId, SimTime), SimError> {
+        let (k, prefill) = self.route(&req, session, received);
         let arrival = self.fronts[k].arrival(received, req.prompt_tokens);
         let id = cluster_id(self.engines[k].submit(arrival, req)?, k, self.engines.len());
         self.in_flight[k] += 1;

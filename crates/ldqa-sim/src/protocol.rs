@@ -94,6 +94,7 @@ pub fn engine_request(spec: &RequestSpec, client: &SimClient) -> RoundRequest {
             prompt_tokens: spec.prompt_tokens + client.template.added_tokens,
             max_output_tokens: client.output_len,
         },
+        session: None,
     }
 }
 

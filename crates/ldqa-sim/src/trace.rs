@@ -56,6 +56,7 @@ pub fn timed_requests<R: Borrow<TraceRequest>>(
     requests.into_iter().enumerate().map_while(move |(i, r)| {
         let r = r.borrow();
         let due_ns = cut.send_at_ns(r)?;
+        let (after, conversation) = links.link(r);
         Some(TimedRequest {
             request: RoundRequest {
                 prompt_id: i,
@@ -66,9 +67,10 @@ pub fn timed_requests<R: Borrow<TraceRequest>>(
                     prompt_tokens: r.input_length,
                     max_output_tokens: u32::try_from(r.output_length.max(1)).unwrap_or(u32::MAX),
                 },
+                session: conversation.map(|c| c as u64),
             },
             due_ns,
-            after: links.parent(r),
+            after,
         })
     })
 }

@@ -289,3 +289,58 @@ fn kv_aware_weighs_hits_against_the_prefill_in_flight() {
         .collect();
     assert_eq!(cached, [0, 0, 8 * 512 - 16]);
 }
+
+/// `session` (production-stack): every turn of a conversation goes to the instance its
+/// conversation hashes to, so later turns hit their history; requests without a session
+/// go first to an instance never sent one, then to the one sent the fewest in the last
+/// minute.
+#[test]
+fn session_keeps_a_conversation_on_one_instance() {
+    let turn = |chat_id: i64, parent: Option<i64>, at_ms: f64, ids: &[u64]| TraceRequest {
+        arrival_ms: at_ms,
+        input_length: ids.len() as u64 * 16,
+        output_length: 2,
+        hash_ids: ids.to_vec(),
+        chat: Some(ldqa_trace::format::ChatLink {
+            chat_id,
+            parent_chat_id: parent,
+            turn: 1 + u32::from(parent.is_some()),
+        }),
+    };
+    // Eight conversations of three turns, each turn its history plus 4 blocks.
+    let mut requests = Vec::new();
+    for round in 0..3u64 {
+        for c in 0..8u64 {
+            let id = (round * 8 + c + 1) as i64;
+            let parent = (round > 0).then(|| id - 8);
+            let ids: Vec<u64> = (0..4 * (round + 1)).map(|b| c * 1000 + b).collect();
+            requests.push(turn(id, parent, (round * 8 + c) as f64 * 1000.0, &ids));
+        }
+    }
+    let trace = Trace {
+        format: TraceFormat::Bailian,
+        requests,
+    };
+    let out = run(&trace, 3, RoutingPolicy::Session);
+    for c in 0..8 {
+        let mine: Vec<u32> = (0..3).map(|round| out.instances[round * 8 + c]).collect();
+        assert!(
+            mine.iter().all(|&k| k == mine[0]),
+            "conversation {c}: {mine:?}"
+        );
+        // Later turns hit the whole previous turn, on the conversation's instance.
+        for round in 1..3 {
+            let cached = out.records[round * 8 + c].usage.unwrap().cached_tokens;
+            assert_eq!(cached, Some(round as u64 * 64), "conversation {c}");
+        }
+    }
+    let used: std::collections::BTreeSet<u32> = out.instances.iter().copied().collect();
+    assert!(
+        used.len() > 1,
+        "every conversation on one instance: {used:?}"
+    );
+
+    let no_sessions = repeated_documents(5, 1, 1, 1000.0);
+    let out = run(&no_sessions, 3, RoutingPolicy::Session);
+    assert_eq!(out.instances, [0, 1, 2, 0, 1]);
+}

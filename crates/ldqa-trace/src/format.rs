@@ -222,25 +222,35 @@ pub fn followed(schedule: &[(&TraceRequest, u64)]) -> Vec<Option<usize>> {
     schedule.iter().map(|(r, _)| links.parent(r)).collect()
 }
 
-/// [`followed`] one request at a time: each conversation's latest position (16 bytes
-/// per Bailian conversation; nothing for Mooncake).
+/// [`followed`] one request at a time: each request's position and conversation (about 32
+/// bytes per Bailian request; nothing for Mooncake).
 #[derive(Debug, Clone, Default)]
 pub struct ChatLinks {
-    position: std::collections::HashMap<i64, usize>,
+    /// By `chat_id`: its position, and the `chat_id` its conversation started with.
+    seen_chats: std::collections::HashMap<i64, (usize, i64)>,
     seen: usize,
 }
 
 impl ChatLinks {
     /// The position of the earlier request the next one, `r`, follows.
     pub fn parent(&mut self, r: &TraceRequest) -> Option<usize> {
+        self.link(r).0
+    }
+
+    /// The position of the earlier request the next one, `r`, follows, and the
+    /// conversation it belongs to (the `chat_id` of its first turn replayed).
+    pub fn link(&mut self, r: &TraceRequest) -> (Option<usize>, Option<i64>) {
         let i = self.seen;
         self.seen += 1;
-        let chat = r.chat?;
+        let Some(chat) = r.chat else {
+            return (None, None);
+        };
         let parent = chat
             .parent_chat_id
-            .and_then(|p| self.position.get(&p).copied());
-        self.position.insert(chat.chat_id, i);
-        parent
+            .and_then(|p| self.seen_chats.get(&p).copied());
+        let root = parent.map_or(chat.chat_id, |(_, root)| root);
+        self.seen_chats.insert(chat.chat_id, (i, root));
+        (parent.map(|(position, _)| position), Some(root))
     }
 }
 

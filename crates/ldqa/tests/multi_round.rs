@@ -238,7 +238,10 @@ fn several_instances_keep_each_user_on_one() {
     cmd.args(WORKLOAD).arg("--no-warmup");
     for s in &servers {
         cmd.args(["--base-url", &format!("http://127.0.0.1:{}/v1", s.port)]);
-        cmd.args(["--metrics-url", &format!("http://127.0.0.1:{}/metrics", s.port)]);
+        cmd.args([
+            "--metrics-url",
+            &format!("http://127.0.0.1:{}/metrics", s.port),
+        ]);
     }
     let out = cmd
         .arg("--output-dir")
@@ -269,7 +272,12 @@ fn several_instances_keep_each_user_on_one() {
         assert_eq!(mine, expected, "instance {}", k + 1);
         let finished = common::counter(servers[k as usize].port, "vllm:request_success_total");
         assert_eq!(finished as usize, expected.len(), "instance {}", k + 1);
-        assert_eq!(counted.as_u64(), Some(finished as u64), "instance {}", k + 1);
+        assert_eq!(
+            counted.as_u64(),
+            Some(finished as u64),
+            "instance {}",
+            k + 1
+        );
     }
     // Every later turn hits its whole previous turn, on the user's own instance.
     let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();

@@ -122,7 +122,7 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
             r.request.request.prompt_tokens,
             r.request.request.max_output_tokens,
         );
-        let (id, arrival) = engine.send(at, r.request.request)?;
+        let (id, arrival) = engine.send(at, r.request.request, r.request.session)?;
         let mut record = RequestRecord::new(
             r.request.prompt_id,
             r.request.document_id,

@@ -76,8 +76,14 @@ pub trait Backend {
     fn now(&self) -> SimTime;
     /// The engines' configuration (the same for every instance).
     fn config(&self) -> &crate::EngineConfig;
-    /// A request the client sent at `received`: its id and when it reaches an engine.
-    fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError>;
+    /// A request the client sent at `received` (in `session`, if any): its id and when it
+    /// reaches an engine.
+    fn send(
+        &mut self,
+        received: SimTime,
+        req: SimRequest,
+        session: Option<u64>,
+    ) -> Result<(ReqId, SimTime), SimError>;
     /// The instance that took request `id` (0 for a single engine).
     fn instance_of(&self, id: ReqId) -> u32;
     /// When something next happens, `None` when idle.
@@ -116,7 +122,12 @@ impl Backend for SingleEngine<'_> {
     fn config(&self) -> &crate::EngineConfig {
         self.engine.config()
     }
-    fn send(&mut self, received: SimTime, req: SimRequest) -> Result<(ReqId, SimTime), SimError> {
+    fn send(
+        &mut self,
+        received: SimTime,
+        req: SimRequest,
+        _session: Option<u64>,
+    ) -> Result<(ReqId, SimTime), SimError> {
         let arrival = self.front.arrival(received, req.prompt_tokens);
         Ok((self.engine.submit(arrival, req)?, arrival))
     }
@@ -142,6 +153,9 @@ pub struct RoundRequest {
     pub is_miss: bool,
     /// What the engine is asked.
     pub request: SimRequest,
+    /// The session it belongs to (a conversation), for routers that keep a session on one
+    /// instance; none for a request on its own.
+    pub session: Option<u64>,
 }
 
 /// A finished round.

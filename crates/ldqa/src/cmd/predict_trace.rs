@@ -60,9 +60,10 @@ pub struct ClusterArgs {
 
     /// How the router picks an instance: round-robin, least-loaded (fewest in flight at
     /// the router), cache-aware (vllm-router's: the instance it sent the longest shared
-    /// prefix, unless loads are out of balance), kv-aware (the instance whose GPU cache
-    /// holds the longest prefix). docs/cluster.md describes each. `sweep --trace` takes
-    /// several as its axis.
+    /// prefix, unless loads are out of balance), kv-aware (vllm-router's: the least new
+    /// prefill times load, from what each GPU cache holds), session (production-stack's:
+    /// a conversation on one instance). docs/cluster.md describes each. `sweep --trace`
+    /// takes several as its axis.
     #[arg(
         long,
         value_enum,
@@ -108,6 +109,7 @@ pub enum RouterArg {
     LeastLoaded,
     CacheAware,
     KvAware,
+    Session,
 }
 
 impl ClusterArgs {
@@ -179,6 +181,7 @@ impl ClusterArgs {
             RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
             RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
             RouterArg::KvAware => RoutingPolicy::KvAware,
+            RouterArg::Session => RoutingPolicy::Session,
         }
     }
 

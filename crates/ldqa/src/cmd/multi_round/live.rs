@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use super::summary::{performance_block, QaRequest, QaRun};
 use super::{log_events, log_info, warmup_prompt, MultiRoundArgs, Runs};
-use crate::cmd::instance_counters::{self, InstanceCounters};
 use super::{WARMUP_MAX_TOKENS, WARMUP_REQUESTS};
+use crate::cmd::instance_counters::{self, InstanceCounters};
 
 /// Runs the workload against `--base-url` (each user on one instance when several are
 /// given); returns the description and the run, then with several instances each one's
