@@ -239,6 +239,8 @@ pub struct PlanInput {
     /// Instances of the deployment (replicas behind a router), 1 for one; those on one node
     /// share its host RAM.
     pub instances: u32,
+    /// A remote KV tier all instances' LMCache share, GiB (none: each has its own tiers).
+    pub remote_gib: Option<u64>,
 }
 
 impl PlanInput {

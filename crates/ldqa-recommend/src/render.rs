@@ -37,18 +37,42 @@ pub fn render_blocks(
     s
 }
 
+/// What the fourth block plans: `instances` replicas of `model_name` at TP `tp`.
+#[derive(Debug, Clone, Copy)]
+pub struct InstancesBlock<'a> {
+    /// The model as `vllm serve` names it.
+    pub model_name: &'a str,
+    /// The GPU, as `ldqa predict --gpu` takes it.
+    pub gpu_name: &'a str,
+    /// `vllm serve`'s flags for one instance.
+    pub serve_flags: &'a [String],
+    /// LMCache's CPU tier per instance, GiB.
+    pub max_local_cpu_size_gib: u64,
+    /// Tensor parallelism of each instance.
+    pub tp: u32,
+    /// How many instances.
+    pub instances: u32,
+    /// GPUs a node has.
+    pub gpus_per_node: u32,
+    /// A shared remote KV tier of this many GiB (LMCache's Redis backend), if any.
+    pub remote_gib: Option<u64>,
+}
+
 /// The fourth block, for `instances` > 1: each instance's LMCache `vllm serve` line on its
-/// own GPUs and port (`CUDA_VISIBLE_DEVICES` counted per node), `vllm-router` in front of
+/// own GPUs and port (`CUDA_VISIBLE_DEVICES` counted per node), with the shared tier's
+/// settings when there is one (and its `redis-server` line), `vllm-router` in front of
 /// them, and the simulated cluster's prediction and a replay through the router.
-pub fn render_instances(
-    model_name: &str,
-    gpu_name: &str,
-    serve_flags: &[String],
-    max_local_cpu_size_gib: u64,
-    tp: u32,
-    instances: u32,
-    gpus_per_node: u32,
-) -> String {
+pub fn render_instances(plan: &InstancesBlock<'_>) -> String {
+    let InstancesBlock {
+        model_name,
+        gpu_name,
+        serve_flags,
+        max_local_cpu_size_gib,
+        tp,
+        instances,
+        gpus_per_node,
+        remote_gib,
+    } = *plan;
     let flags = serve_flags.join(" \\\n");
     let per_node = (gpus_per_node / tp.max(1)).max(1);
     let mut s = String::new();
@@ -65,6 +89,18 @@ pub fn render_instances(
              multi-node tensor parallelism or pipeline parallelism, which this plan does not set up.\n"
         );
     }
+    let remote_env = match remote_gib {
+        Some(g) => {
+            let _ = write!(
+                s,
+                "\n# the shared KV tier every instance's LMCache uses (LMCache's Redis backend; \
+                 REDIS: its host), {g} GiB, least recently used out\n\
+                 redis-server --port 6379 --maxmemory {g}gb --maxmemory-policy allkeys-lru\n"
+            );
+            "LMCACHE_REMOTE_URL=redis://REDIS:6379 \\\nLMCACHE_REMOTE_SERDE=naive \\\n"
+        }
+        None => "",
+    };
     for k in 0..instances {
         let node = k / per_node + 1;
         let first = (k % per_node) * tp;
@@ -72,7 +108,7 @@ pub fn render_instances(
         let _ = write!(
             s,
             "\n# instance {} on node {node}\nCUDA_VISIBLE_DEVICES={} \\\nPYTHONHASHSEED=0 \\\n\
-             LMCACHE_MAX_LOCAL_CPU_SIZE={max_local_cpu_size_gib} \\\nvllm serve {model_name} \\\n\
+             LMCACHE_MAX_LOCAL_CPU_SIZE={max_local_cpu_size_gib} \\\n{remote_env}vllm serve {model_name} \\\n\
              {flags} \\\n--port {} \\\n--load-format dummy \\\n--kv-transfer-config \\\n\
              '{{\"kv_connector\": \"LMCacheConnectorV1\", \"kv_role\": \"kv_both\"}}'\n",
             k + 1,
@@ -80,6 +116,7 @@ pub fn render_instances(
             8000 + k % per_node
         );
     }
+    let remote_flag = remote_gib.map_or(String::new(), |g| format!(" --remote-gib {g}"));
     let urls: Vec<String> = (0..instances)
         .map(|k| format!("http://NODE{}:{}", k / per_node + 1, 8000 + k % per_node))
         .collect();
@@ -89,7 +126,7 @@ pub fn render_instances(
          vllm-router --port 30000 --policy cache_aware \\\n--worker-urls {}\n\n\
          # what it should give, simulated, and measured through the router\n\
          ldqa predict --model {model_name} --gpu {gpu_name} --tensor-parallel-size {tp} \\\n\
-         --trace TRACE --engine lmcache --instances {instances} --router cache-aware\n\
+         --trace TRACE --engine lmcache --instances {instances} --router cache-aware{remote_flag}\n\
          ldqa replay --base-url http://ROUTER:30000/v1 TRACE\n",
         urls.join(" ")
     );

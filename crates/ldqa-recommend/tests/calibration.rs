@@ -153,6 +153,7 @@ fn seed_examples() {
             memlock_bytes: None,
             workload: Workload::default(),
             instances: 1,
+            remote_gib: None,
         })
     };
     let p = run("meta-llama/Meta-Llama-3.1-8B-Instruct", None).unwrap();

@@ -474,4 +474,47 @@ fn instances_are_planned_with_their_gpus_ports_and_router() {
         .assert()
         .code(2)
         .stderr(contains("--instances must be 1 to 1024"));
+    ldqa()
+        .args(args)
+        .args(["--remote-gib", "100"])
+        .assert()
+        .code(2)
+        .stderr(contains("pass --instances N too"));
+}
+
+/// `--remote-gib G` with several instances: a Redis of G GiB (least recently used out), and
+/// every instance's LMCache pointed at it; the prediction command and the JSON carry it.
+#[test]
+fn a_shared_tier_is_planned_with_lmcache_remote_settings() {
+    let args = [
+        "recommend",
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h100-80gb",
+        "--cpu-ram-gib",
+        "1000",
+        "--instances",
+        "2",
+        "--remote-gib",
+        "200",
+    ];
+    let text = stdout(&args);
+    assert!(
+        text.contains("redis-server --port 6379 --maxmemory 200gb --maxmemory-policy allkeys-lru"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("LMCACHE_REMOTE_URL=redis://REDIS:6379 \\\nLMCACHE_REMOTE_SERDE=naive")
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains("--router cache-aware --remote-gib 200"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&[&args[..], &["--json"]].concat())).unwrap();
+    assert_eq!(json["instances"]["remote_gib"], 200);
 }

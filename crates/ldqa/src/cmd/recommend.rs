@@ -3,7 +3,9 @@
 
 use anyhow::{bail, Context};
 use ldqa_recommend::hardware::{self, GpuSource};
-use ldqa_recommend::render::{render_blocks, render_explanation, render_instances, warning_text};
+use ldqa_recommend::render::{
+    render_blocks, render_explanation, render_instances, warning_text, InstancesBlock,
+};
 use ldqa_recommend::{plan, PlanInput, Workload};
 use ldqa_specs::{catalog, GpuSpec};
 use serde_json::json;
@@ -56,6 +58,10 @@ pub struct RecommendArgs {
         help_heading = "Machine"
     )]
     instances: u32,
+    /// With --instances: a remote KV tier of this many GiB that every instance's LMCache
+    /// shares (a Redis, with LMCache's remote-backend settings on each `vllm serve`).
+    #[arg(long, value_name = "GIB", help_heading = "Machine")]
+    remote_gib: Option<u64>,
     /// Host RAM for LMCache, GiB per node (default: this machine's MemAvailable).
     #[arg(
         long,
@@ -210,6 +216,13 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
     if !(1..=1024).contains(&args.instances) {
         bail!("--instances must be 1 to 1024, not {}", args.instances);
     }
+    match args.remote_gib {
+        Some(0) => bail!("--remote-gib must be at least 1"),
+        Some(_) if args.instances < 2 => {
+            bail!("--remote-gib is a tier several instances share: pass --instances N too")
+        }
+        _ => {}
+    }
     let d = &args.deployment;
     let model = d.model_spec()?;
     // A short catalog alias (`llama-3.1-8b`) is no name `vllm serve` knows: print the
@@ -229,6 +242,7 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
         cpu_ram_bytes,
         memlock_bytes: hw.memlock_bytes,
         instances: args.instances,
+        remote_gib: args.remote_gib,
         workload: Workload {
             document_length: args.document_length,
             output_len: args.output_len,
@@ -259,15 +273,16 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
         &input.workload,
     );
     if input.instances > 1 {
-        blocks.push_str(&render_instances(
-            &served_name,
-            &input.deployment.gpu.name,
-            &flags,
-            p.offload.max_local_cpu_size_gib,
-            p.tp,
-            input.instances,
-            input.gpus_per_node,
-        ));
+        blocks.push_str(&render_instances(&InstancesBlock {
+            model_name: &served_name,
+            gpu_name: &input.deployment.gpu.name,
+            serve_flags: &flags,
+            max_local_cpu_size_gib: p.offload.max_local_cpu_size_gib,
+            tp: p.tp,
+            instances: input.instances,
+            gpus_per_node: input.gpus_per_node,
+            remote_gib: input.remote_gib,
+        }));
     }
     for w in &p.warnings {
         eprintln!("warning: {}", warning_text(w));
@@ -352,7 +367,7 @@ pub(crate) fn plan_json(
         "gpu": { "name": d.gpu.name, "memory_bytes": d.gpu.memory_bytes, "num_gpus": input.num_gpus,
                  "gpus_per_node": input.gpus_per_node },
         "instances": { "count": input.instances, "per_node": input.instances_per_node(),
-                       "gpus": input.instances * p.tp },
+                       "gpus": input.instances * p.tp, "remote_gib": input.remote_gib },
         "vllm_version": d.knobs.version.to_string(),
         "tensor_parallel_size": p.tp,
         "upstream_tp_rule": p.tp_rule.as_ref().map(|r| json!({
