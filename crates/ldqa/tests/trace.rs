@@ -446,17 +446,19 @@ fn replay_round_robins_over_several_servers() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("replay.json")).unwrap()).unwrap();
     let engines = report["engines"].as_array().unwrap();
-    assert_eq!(engines.len(), 3);
+    assert_eq!(engines.len(), 1);
     // A whole-prompt hit recomputes its last block (vLLM computes at least one token).
     assert_eq!(
         engines[0]["cached_tokens_per_request"],
         serde_json::json!([0, 0, 1008])
     );
-    assert_eq!(engines[1]["requests"], 2);
-    assert_eq!(engines[2]["requests"], 1);
-    assert_eq!(engines[1]["cached_tokens"], 1008);
-    assert_eq!(engines[2]["cached_tokens"], 0);
-    for e in engines {
+    let each = engines[0]["instances"].as_array().unwrap();
+    assert_eq!(each[0]["requests"], 2);
+    assert_eq!(each[1]["requests"], 1);
+    assert_eq!(each[0]["cached_tokens"], 1008);
+    assert_eq!(each[1]["cached_tokens"], 0);
+    assert_eq!(engines[0]["load_imbalance"], 2.0 / 1.5);
+    for e in std::iter::once(&engines[0]).chain(each) {
         assert_eq!(e["shed"], 0);
     }
     // Each instance's own counters: what the client saw, split as it was sent.
@@ -474,6 +476,48 @@ fn replay_round_robins_over_several_servers() {
         table.contains("they add up to what the client saw"),
         "{table}"
     );
+}
+
+/// A server that sheds load (HTTP 429, injected) is reported as such, per instance: in
+/// the JSON and in a line under the table.
+#[test]
+fn requests_a_server_sheds_are_counted_per_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..4)
+        .map(|i| format!("{{\"timestamp\": {}, \"input_length\": 64, \"output_length\": 2, \"hash_ids\": [{i}]}}\n", i * 100))
+        .collect();
+    let trace = write(&dir, "m.jsonl", &lines);
+    let ok = common::start_serve(&[]);
+    let shedding = common::start_serve(&["--fault-rate", "1", "--faults", "http429"]);
+    let url = |s: &common::Server| format!("http://127.0.0.1:{}/v1", s.port);
+    let out = ldqa()
+        .args([
+            "replay",
+            "--base-url",
+            &url(&ok),
+            "--base-url",
+            &url(&shedding),
+        ])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("server 2: 2 of its 2 failed requests were shed (HTTP 429 or 503)"),
+        "{}",
+        common::output_log(&out)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("replay.json")).unwrap()).unwrap();
+    let all = &report["engines"][0];
+    assert_eq!(
+        (all["failed"].as_u64(), all["shed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(all["instances"][0]["shed"], 0);
+    assert_eq!(all["instances"][1]["shed"], 2);
 }
 
 /// A `--metrics-url` that does not answer stops the replay before anything is sent.

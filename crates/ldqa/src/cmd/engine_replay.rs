@@ -92,6 +92,30 @@ impl EngineReplay {
         tally.finish(engine, duration_ns)
     }
 
+    /// The lines under a table for this engine: how uneven its instances' shares were,
+    /// and the requests a server shed (HTTP 429/503), which routers produce near
+    /// saturation and which count next to latency.
+    pub(crate) fn notes(&self) -> String {
+        let mut out = String::new();
+        if let Some(x) = self.load_imbalance {
+            out.push_str(&format!(
+                "{}: the busiest instance took {x:.2}× the mean number of requests\n",
+                self.engine
+            ));
+        }
+        for e in std::iter::once(self).chain(&self.instances) {
+            if e.shed > 0 {
+                out.push_str(&format!(
+                    "{}: {} of its {} failed requests were shed (HTTP 429 or 503)\n",
+                    e.engine.trim(),
+                    e.shed,
+                    e.failed
+                ));
+            }
+        }
+        out
+    }
+
     /// Sets the per-instance summaries (`instances`, in order) and the load imbalance.
     pub(crate) fn with_instances(mut self, instances: Vec<EngineReplay>) -> EngineReplay {
         let busiest = instances.iter().map(|i| i.requests).max();

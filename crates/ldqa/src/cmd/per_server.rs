@@ -15,18 +15,19 @@ pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: 
         "\nPer server (client-side round robin over {servers} servers: request i to server i mod {servers})\n"
     );
     for round in rounds.iter().filter(|r| r.kind != RoundKind::PreWarmup) {
-        let all = EngineReplay::of("all", &round.requests, round.duration_ns);
         let each = shares(
             &round.requests,
             servers,
             |_, r| r.prompt_id % servers,
             |k| format!("server {}", k + 1),
         );
-        let rows: Vec<&EngineReplay> = std::iter::once(&all).chain(&each).collect();
+        let all = EngineReplay::of("all", &round.requests, round.duration_ns).with_instances(each);
+        let rows: Vec<&EngineReplay> = std::iter::once(&all).chain(&all.instances).collect();
         out.push_str(&engine_table(
             &format!("{} round\n", round.kind.as_str()),
             &rows,
         ));
+        out.push_str(&all.notes());
         let counters = round_counters(round, metrics_urls);
         out.push_str(&instance_counters::lines(
             &counters,

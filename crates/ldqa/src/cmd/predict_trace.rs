@@ -401,12 +401,7 @@ pub(crate) fn table(p: &TracePrediction) -> String {
         .collect();
     let mut out = engine_table(&title, &engines);
     for e in &p.engines {
-        if let Some(x) = e.load_imbalance {
-            out.push_str(&format!(
-                "{}: the busiest instance took {x:.2}× the mean number of requests\n",
-                e.engine
-            ));
-        }
+        out.push_str(&e.notes());
     }
     out
 }

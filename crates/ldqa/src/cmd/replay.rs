@@ -126,24 +126,25 @@ fn scheduled_requests(schedule: &[(&TraceRequest, u64)]) -> Vec<ScheduledRequest
         .collect()
 }
 
-/// The summary of all requests, then, with several instances, one per instance: request
-/// `i` went to instance `i % instances` (the round robin of `run_scheduled`), named
+/// The summary of all requests, with several instances one per instance inside it:
+/// request `i` went to instance `i % instances` (the round robin of `run_scheduled`), named
 /// `server 1`, `server 2`, … in `--base-url` order.
 fn per_instance(
     records: &[RequestRecord],
     duration_ns: u64,
     instances: usize,
 ) -> Vec<EngineReplay> {
-    let mut out = vec![EngineReplay::of("server", records, duration_ns)];
-    if instances > 1 {
-        out.extend(shares(
-            records,
-            instances,
-            |_, r| r.prompt_id % instances,
-            |k| format!("server {}", k + 1),
-        ));
+    let all = EngineReplay::of("server", records, duration_ns);
+    if instances < 2 {
+        return vec![all];
     }
-    out
+    let each = shares(
+        records,
+        instances,
+        |_, r| r.prompt_id % instances,
+        |k| format!("server {}", k + 1),
+    );
+    vec![all.with_instances(each)]
 }
 
 impl ReplayArgs {
