@@ -10,7 +10,10 @@
 
 use ldqa_model::{Arrival, PlannedRound, PromptTemplate, RequestSpec, RoundRecord};
 
-use crate::round::{run_round, run_scheduled, Frontend, RoundRequest, Schedule};
+use crate::cluster::{Cluster, ClusterSpec};
+use crate::round::{
+    run_round_on, run_scheduled_on, Backend, Frontend, RoundRequest, Schedule, SingleEngine,
+};
 use crate::{Engine, PromptKey, Scenario, SimError, SimRequest};
 
 /// What the client side adds to every planned request.
@@ -28,25 +31,47 @@ pub fn run_protocol(
     plan: &ldqa_model::Plan,
     client: &SimClient,
 ) -> Result<Vec<RoundRecord>, SimError> {
+    let (rounds, _) = run_protocol_on_cluster(scenario, plan, client, &ClusterSpec::single())?;
+    Ok(rounds)
+}
+
+/// [`run_protocol`] on `cluster.instances` fresh engines behind its router: the rounds,
+/// and the instance that served each request of each round (all 0 on one engine).
+pub fn run_protocol_on_cluster(
+    scenario: &Scenario,
+    plan: &ldqa_model::Plan,
+    client: &SimClient,
+    cluster: &ClusterSpec,
+) -> Result<(Vec<RoundRecord>, Vec<Vec<u32>>), SimError> {
     let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
     let frontend = Frontend::from_efficiencies(&scenario.efficiencies);
-    plan.rounds
-        .iter()
-        .map(|round| run_planned(&mut engine, &frontend, round, client))
-        .collect()
+    let outcomes: Vec<(RoundRecord, Vec<u32>)> =
+        if cluster.instances == 1 && cluster.remote.is_none() {
+            let mut single = SingleEngine::new(&mut engine, frontend);
+            plan.rounds
+                .iter()
+                .map(|round| run_planned(&mut single, round, client))
+                .collect::<Result<_, _>>()?
+        } else {
+            let mut many = Cluster::new(&engine, cluster, &frontend)?;
+            plan.rounds
+                .iter()
+                .map(|round| run_planned(&mut many, round, client))
+                .collect::<Result<_, _>>()?
+        };
+    Ok(outcomes.into_iter().unzip())
 }
 
 fn run_planned(
-    engine: &mut Engine,
-    frontend: &Frontend,
+    backend: &mut impl Backend,
     round: &PlannedRound,
     client: &SimClient,
-) -> Result<RoundRecord, SimError> {
+) -> Result<(RoundRecord, Vec<u32>), SimError> {
     if round.pause_before_ns > 0 {
         let mut events = Vec::new();
-        engine.run_to_idle(&mut events)?;
-        let until = engine.now().plus_ns(round.pause_before_ns);
-        engine.advance_to(until, &mut events)?;
+        backend.run_to_idle(&mut events)?;
+        let until = backend.now().plus_ns(round.pause_before_ns);
+        backend.advance_to(until, &mut events)?;
     }
     let requests: Vec<RoundRequest> = round
         .requests
@@ -55,20 +80,19 @@ fn run_planned(
         .collect();
     let outcome = match round.arrival {
         Arrival::ClosedLoop { max_inflight } => {
-            run_round(engine, &requests, max_inflight.max(1), frontend)?
+            run_round_on(backend, &requests, max_inflight.max(1))?
         }
-        Arrival::OpenLoop { max_concurrency } => run_scheduled(
-            engine,
+        Arrival::OpenLoop { max_concurrency } => run_scheduled_on(
+            backend,
             &requests,
             &Schedule {
                 send_at_ns: &round.send_at_ns,
                 after: &[],
                 max_concurrency,
             },
-            frontend,
         )?,
     };
-    Ok(RoundRecord {
+    let record = RoundRecord {
         kind: round.kind,
         // Virtual time: the round's start on the simulated clock, so output is reproducible.
         started_unix_ns: u128::from(outcome.start.0),
@@ -76,7 +100,8 @@ fn run_planned(
         interrupted: false,
         requests: outcome.records,
         evidence: None,
-    })
+    };
+    Ok((record, outcome.instances))
 }
 
 /// The engine's view of one planned request.

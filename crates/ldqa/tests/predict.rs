@@ -331,3 +331,60 @@ fn both_engines_name_their_files_and_print_one_json_line_last() {
     let v: serde_json::Value = serde_json::from_str(json_lines[0]).unwrap();
     assert!(v["vllm"].is_object() && v["lmcache"].is_object(), "{v}");
 }
+
+/// `--instances 2` on the Long Doc QA workload: a section per instance under the results.
+/// In random order round robin sends a document's query to the other instance about half
+/// the time (a miss), while the kv-aware router sends each where it is cached.
+#[test]
+fn long_doc_qa_on_several_instances_behind_a_router() {
+    let query_hit_rate = |router: &str| -> f64 {
+        let dir = tempfile::tempdir().unwrap();
+        let out = ldqa()
+            .args([
+                "predict",
+                "--num-documents",
+                "8",
+                "--document-length",
+                "2000",
+            ])
+            .args([
+                "--output-len",
+                "4",
+                "--repeat-count",
+                "1",
+                "--repeat-mode",
+                "random",
+            ])
+            .args(["--instances", "2", "--router", router, "--output-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let heading = format!("Per instance (2 behind a {router} router)");
+        let section = text
+            .split_once(&heading)
+            .unwrap_or_else(|| panic!("{text}"))
+            .1;
+        let query = section.split_once("query round").unwrap().1;
+        assert!(query.contains("  #1") && query.contains("  #2"), "{query}");
+        let all = query.lines().find(|l| l.starts_with("all ")).unwrap();
+        all.split_whitespace()
+            .rev()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{all}"))
+    };
+    let (rr, kv) = (query_hit_rate("round-robin"), query_hit_rate("kv-aware"));
+    assert!(kv > 99.0, "kv-aware {kv}");
+    assert!(rr < 90.0, "round robin {rr}");
+}
+
+#[test]
+fn sweep_takes_instances_only_along_a_trace() {
+    ldqa()
+        .args(["sweep", "--sim", "--instances", "2"])
+        .assert()
+        .code(2)
+        .stderr(contains("use predict --instances"));
+}

@@ -236,6 +236,15 @@ pub fn run_round(
     collect(&mut single, requests, |_| (0, None), max_inflight)
 }
 
+/// [`run_round`] on any [`Backend`] (a cluster of engines behind a router).
+pub fn run_round_on(
+    backend: &mut impl Backend,
+    requests: &[RoundRequest],
+    max_inflight: usize,
+) -> Result<RoundOutcome, SimError> {
+    collect(backend, requests, |_| (0, None), max_inflight)
+}
+
 /// When and after what the requests of an open-loop round are sent.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule<'a> {

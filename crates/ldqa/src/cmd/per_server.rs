@@ -11,15 +11,58 @@ use super::predict_trace::engine_table;
 /// The section printed under the results: per round, a line for all servers and one per
 /// server, then each server's counters when they were read.
 pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: usize) -> String {
-    let mut out = format!(
+    let heading = format!(
         "\nPer server (client-side round robin over {servers} servers: request i to server i mod {servers})\n"
     );
+    let mut out = heading;
     for round in rounds.iter().filter(|r| r.kind != RoundKind::PreWarmup) {
+        let by_turn: Vec<usize> = round
+            .requests
+            .iter()
+            .map(|r| r.prompt_id % servers)
+            .collect();
+        out.push_str(&split(
+            "",
+            std::slice::from_ref(round),
+            &[by_turn],
+            servers,
+            "server ",
+        ));
+        let counters = round_counters(round, metrics_urls);
+        let answered = round.requests.iter().filter(|r| r.failure.is_none());
+        let cached = answered
+            .clone()
+            .filter_map(|r| r.usage?.cached_tokens)
+            .sum();
+        out.push_str(&instance_counters::lines(
+            &counters,
+            answered.count(),
+            cached,
+        ));
+    }
+    out
+}
+
+/// `rounds` split by the instance that served each request (`instances[r][i]`, request
+/// `i` of round `r`), under `heading`: per reported round, a line for all and one per
+/// instance (`{name}k`), with the load imbalance and any requests shed.
+pub(crate) fn split(
+    heading: &str,
+    rounds: &[RoundRecord],
+    instances: &[Vec<usize>],
+    n: usize,
+    name: &str,
+) -> String {
+    let mut out = heading.to_string();
+    for (round, of) in rounds.iter().zip(instances) {
+        if round.kind == RoundKind::PreWarmup {
+            continue;
+        }
         let each = shares(
             &round.requests,
-            servers,
-            |_, r| r.prompt_id % servers,
-            |k| format!("server {}", k + 1),
+            n,
+            |i, _| of.get(i).copied().unwrap_or(0),
+            |k| format!("{name}{}", k + 1),
         );
         let all = EngineReplay::of("all", &round.requests, round.duration_ns).with_instances(each);
         let rows: Vec<&EngineReplay> = std::iter::once(&all).chain(&all.instances).collect();
@@ -28,12 +71,6 @@ pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: 
             &rows,
         ));
         out.push_str(&all.notes());
-        let counters = round_counters(round, metrics_urls);
-        out.push_str(&instance_counters::lines(
-            &counters,
-            all.requests() - all.failed(),
-            all.cached_tokens(),
-        ));
     }
     out
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use ldqa_model::{PromptTemplate, RoundKind, RoundRecord};
 use ldqa_report::Environment;
-use ldqa_sim::protocol::{run_protocol, SimClient};
+use ldqa_sim::protocol::{run_protocol_on_cluster, SimClient};
 use ldqa_sim::Scenario;
 use ldqa_workload::{Workload, WorkloadConfig};
 
@@ -86,8 +86,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let config = args.workload.config()?;
     let sleep_ns = u64::try_from(args.workload.sleep_after_warmup()?.as_nanos())
         .context("--sleep-time-after-warmup is too large")?;
+    let cluster = &args.trace.cluster;
+    cluster.check_single()?;
     let resolved = args.engine.resolve(args.engine_choice.kinds())?;
     eprintln!("Simulating: {}", resolved.description);
+    if let Some(c) = cluster.describe() {
+        eprintln!("  × {c}");
+    }
     if !resolved.calibrated() {
         eprintln!(
             "warning: nothing was measured on {} (no kernel tables, no fitted efficiencies): the prediction is uncalibrated",
@@ -107,8 +112,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let mut rows = Vec::new();
     let mut json_lines = Vec::new();
     for (kind, scenario) in &resolved.engines {
-        let rounds = run_protocol(scenario, &plan, &client)
-            .with_context(|| format!("simulating {}", kind.as_str()))?;
+        let (rounds, instances) =
+            run_protocol_on_cluster(scenario, &plan, &client, &cluster.spec(scenario))
+                .with_context(|| format!("simulating {}", kind.as_str()))?;
         let p = Predicted { rounds };
         let (dir, save) = if both {
             (
@@ -128,6 +134,24 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
             crate::stdout::write(&format!("\n##### {} #####\n", kind.as_str()))?;
         }
         let (code, json) = report(&args, &config, *kind, scenario, &p, &dir, save.as_deref())?;
+        let n = cluster.instance_count();
+        if n > 1 && !args.workload.json_output {
+            let heading = format!(
+                "\nPer instance ({n} behind a {} router)\n",
+                cluster.policy().name()
+            );
+            let by_request: Vec<Vec<usize>> = instances
+                .iter()
+                .map(|round| round.iter().map(|&k| k as usize).collect())
+                .collect();
+            crate::stdout::write(&super::per_server::split(
+                &heading,
+                &p.rounds,
+                &by_request,
+                n,
+                "  #",
+            ))?;
+        }
         if let Some(path) = &save {
             eprintln!("wrote {}", path.display());
         }
@@ -328,6 +352,7 @@ fn side_by_side(rows: &[(EngineKind, Predicted)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ldqa_sim::protocol::run_protocol;
 
     #[test]
     fn engine_suffix_keeps_the_extension() {

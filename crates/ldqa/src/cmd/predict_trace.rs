@@ -46,14 +46,13 @@ pub struct TraceArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Simulate this many instances of the deployment, each with its own GPU cache, LMCache
-    /// tier and front end, behind a router (--router). `sweep --trace` takes several
-    /// (1,2,4,8) as its axis.
+    /// tier and front end, behind a router (--router): a trace, or the Long Doc QA workload.
+    /// `sweep --trace` takes several (1,2,4,8) as its axis.
     #[arg(
         long,
         default_value = "1",
         value_delimiter = ',',
         value_name = "N",
-        requires = "trace",
         help_heading = "Many instances"
     )]
     pub instances: Vec<usize>,
@@ -70,7 +69,6 @@ pub struct ClusterArgs {
         default_value = "round-robin",
         value_delimiter = ',',
         value_name = "POLICY",
-        requires = "trace",
         help_heading = "Many instances"
     )]
     pub router: Vec<RouterArg>,
@@ -204,6 +202,12 @@ impl ClusterArgs {
             policy: self.policy(),
             remote,
         }
+    }
+
+    /// Whether this is one engine alone: one instance, no remote tier (the router then
+    /// decides nothing).
+    pub fn is_single_engine(&self) -> bool {
+        self.instances.iter().all(|&n| n == 1) && self.remote_gib.is_none()
     }
 
     /// What the cluster is, in words (nothing for one engine alone).

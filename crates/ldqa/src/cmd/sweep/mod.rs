@@ -283,6 +283,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
         );
         return trace::run(&args, path);
     }
+    anyhow::ensure!(
+        args.trace.cluster.is_single_engine() && args.trace.cluster.router.len() == 1,
+        "--instances, --router and --remote-gib are swept along a trace (--trace); for the Long Doc QA workload on several instances, use predict --instances"
+    );
     let base = args.base_setting();
     let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
     let changing = grid.deployment_axes();
