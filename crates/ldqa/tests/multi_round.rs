@@ -291,3 +291,52 @@ fn several_instances_keep_each_user_on_one() {
         }
     }
 }
+
+/// `--predict --instances 2 --router session`: each user is a session, so all its
+/// questions go to one instance (a line per instance in the table and the JSON) and every
+/// later turn hits its whole previous turn there; round robin splits a user's turns
+/// between the instances and loses some of those hits.
+#[test]
+fn a_simulated_cluster_keeps_each_session_on_one_instance() {
+    let run = |router: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = ldqa()
+            .args(WORKLOAD)
+            .args(["--predict", "--instances", "2", "--router", router])
+            .arg("--output-dir")
+            .arg(dir.path())
+            .arg("--output")
+            .arg(dir.path().join("summary.csv"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::output_log(&out));
+        let each = [1, 2].map(|k| cached_by_question(dir.path(), k));
+        (cached_by_question(dir.path(), 0), each)
+    };
+    let (all, each) = run("session");
+    let users = |c: &Cached| {
+        c.keys()
+            .map(|(u, _)| *u)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(users(&each[0]).is_disjoint(&users(&each[1])), "{each:?}");
+    assert_eq!(each[0].len() + each[1].len(), all.len());
+    let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();
+    for (&(user, q), &v) in &all {
+        by_user.entry(user).or_default().push((q, v));
+    }
+    for turns in by_user.values() {
+        for pair in turns.windows(2) {
+            let ((_, (prev_prompt, _)), (_, (_, hit))) = (pair[0], pair[1]);
+            assert_eq!(hit, (prev_prompt + 50 - 1) / 16 * 16, "{turns:?}");
+        }
+    }
+    let cached = |c: &Cached| c.values().map(|(_, hit)| hit).sum::<u64>();
+    let (rr, _) = run("round-robin");
+    assert!(
+        cached(&rr) < cached(&all),
+        "{} against {}",
+        cached(&rr),
+        cached(&all)
+    );
+}

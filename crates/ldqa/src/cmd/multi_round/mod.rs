@@ -127,6 +127,11 @@ pub struct MultiRoundArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
 
+    /// With --predict: the simulated engines behind a router (--instances, --router,
+    /// --remote-gib); each user is a session.
+    #[command(flatten)]
+    pub cluster: crate::cmd::predict_trace::ClusterArgs,
+
     /// With --predict: vllm, lmcache, or both side by side.
     #[arg(
         long = "engine",
@@ -198,6 +203,13 @@ pub fn run(args: MultiRoundArgs) -> anyhow::Result<ExitStatus> {
         config.gap_between_requests_s(),
         config.session_alive_s()
     ));
+    anyhow::ensure!(
+        args.predict || args.cluster.is_single_engine(),
+        "--instances and --remote-gib simulate a cluster: with --predict (against servers, give --base-url once per instance, or a router's)"
+    );
+    if args.predict {
+        args.cluster.check_single()?;
+    }
     for url in &args.metrics_url {
         ldqa_loadgen::Endpoint::new(url, None).with_context(|| format!("--metrics-url {url}"))?;
     }

@@ -15,8 +15,9 @@ use ldqa_model::{Failure, FailureKind, RequestRecord, Usage};
 use ldqa_serve::openai::TOKEN_TEXT;
 use ldqa_serve::tokens::PromptText;
 use ldqa_serve::{ChatFormat, TokenCounter};
-use ldqa_sim::round::{Frontend, FrontendQueue};
-use ldqa_sim::{Engine, EventKind, PromptKey, ReqId, Scenario, SimRequest, SimTime, TokenChain};
+use ldqa_sim::cluster::Cluster;
+use ldqa_sim::round::{Backend, Frontend, SingleEngine};
+use ldqa_sim::{Engine, EventKind, PromptKey, ReqId, SimRequest, SimTime, TokenChain};
 use ldqa_workload::multi_round::{
     Launch, Message, MultiRoundConfig, Role, Sessions, ShareGpt, STEP_S,
 };
@@ -80,42 +81,91 @@ pub fn run(
         .time
         .context("invariant: --time given with --predict")?;
     log_info(&format!("Simulating: {}", resolved.description));
+    let cluster = &args.cluster;
+    let mut description = resolved.description.clone();
+    if let Some(c) = cluster.describe() {
+        description.push_str(&format!(" × {c}"));
+    }
     let mut runs = Vec::new();
     for (kind, scenario) in &resolved.engines {
         let sessions = Sessions::with_questions(config.clone(), questions.cloned());
-        let run = simulate(
-            scenario,
-            sessions,
-            &tokenizing,
+        let options = Simulation {
+            tokenizing: &tokenizing,
             time_s,
-            !args.no_warmup,
-            args.verbose,
-        )
+            warmup: !args.no_warmup,
+            verbose: args.verbose,
+        };
+        let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
+        let frontend = Frontend::from_efficiencies(&scenario.efficiencies);
+        let (run, instances) = if cluster.is_single_engine() {
+            simulate(
+                &mut SingleEngine::new(&mut engine, frontend),
+                sessions,
+                &options,
+            )
+        } else {
+            let mut many = Cluster::new(&engine, &cluster.spec(scenario), &frontend)?;
+            simulate(&mut many, sessions, &options)
+        }
         .with_context(|| format!("simulating {}", kind.as_str()))?;
-        runs.push((kind.as_str().to_string(), run));
+        let name = kind.as_str();
+        let n = cluster.instance_count();
+        let shares: Vec<(String, QaRun)> = (0..n)
+            .filter(|_| n > 1)
+            .map(|k| {
+                let mine = run
+                    .requests
+                    .iter()
+                    .zip(&instances)
+                    .filter(|(_, &i)| i as usize == k)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                (
+                    format!("  #{}", k + 1),
+                    QaRun {
+                        requests: mine,
+                        ..run
+                    },
+                )
+            })
+            .collect();
+        runs.push((name.to_string(), run));
+        runs.extend(shares);
     }
-    Ok((resolved.description, runs))
+    Ok((description, runs))
 }
 
-/// A question in the engine: who asked, and its record.
+/// How the simulation runs, beyond the engine.
+struct Simulation<'a> {
+    tokenizing: &'a Tokenizing,
+    time_s: f64,
+    warmup: bool,
+    verbose: bool,
+}
+
+/// A question in the engine: who asked, where it went, and its record.
 struct Asked {
     id: ReqId,
+    instance: u32,
     user_id: u64,
     question_no: u32,
     record: RequestRecord,
     prompt_tokens: u64,
 }
 
+/// The run on `engine` (one engine, or a cluster behind its router, each user a
+/// session), and the instance that answered each of its requests.
 fn simulate(
-    scenario: &Scenario,
+    engine: &mut impl Backend,
     mut sessions: Sessions,
-    tokenizing: &Tokenizing,
-    time_s: f64,
-    warmup: bool,
-    verbose: bool,
-) -> anyhow::Result<QaRun> {
-    let mut engine = Engine::new(scenario.config.clone(), &scenario.efficiencies)?;
-    let mut front = FrontendQueue::new(Frontend::from_efficiencies(&scenario.efficiencies));
+    options: &Simulation<'_>,
+) -> anyhow::Result<(QaRun, Vec<u32>)> {
+    let Simulation {
+        tokenizing,
+        time_s,
+        warmup,
+        verbose,
+    } = *options;
     let mut events = Vec::new();
     if warmup {
         for i in 0..WARMUP_REQUESTS {
@@ -124,15 +174,15 @@ fn simulate(
                 content: warmup_prompt(i),
             };
             let req = tokenizing.request(&[message], WARMUP_MAX_TOKENS)?;
-            let at = front.arrival(engine.now(), req.prompt_tokens);
-            engine.submit(at, req)?;
+            let now = engine.now();
+            engine.send(now, req, None)?;
         }
         engine.run_to_idle(&mut events)?;
         events.clear();
     }
     let start = engine.now();
     let mut asked: HashMap<ReqId, Asked> = HashMap::new();
-    let mut done: Vec<QaRequest> = Vec::new();
+    let mut done: Vec<(QaRequest, u32)> = Vec::new();
     let mut session_events = Vec::new();
     let mut tick = 0u64;
     loop {
@@ -151,7 +201,7 @@ fn simulate(
             break;
         }
         for launch in sessions.step(now_s, &mut session_events) {
-            let a = submit(&mut engine, &mut front, tokenizing, launch, now, start)?;
+            let a = submit(engine, tokenizing, launch, now, start)?;
             asked.insert(a.id, a);
         }
         // In virtual time the joins and leaves are all logged at once: only with --verbose.
@@ -171,19 +221,20 @@ fn simulate(
         start,
         verbose,
     );
-    done.sort_by_key(|r| r.record.sent_ns);
-    let duration_ns = done.iter().map(|r| r.record.end_ns).max().unwrap_or(0);
-    Ok(QaRun {
-        requests: done,
+    done.sort_by_key(|(r, _)| r.record.sent_ns);
+    let duration_ns = done.iter().map(|(r, _)| r.record.end_ns).max().unwrap_or(0);
+    let (requests, instances) = done.into_iter().unzip();
+    let run = QaRun {
+        requests,
         start_unix_ns: u64::try_from(ldqa_loadgen::runner::unix_now_ns()).unwrap_or(u64::MAX),
         duration_ns,
         interrupted: false,
-    })
+    };
+    Ok((run, instances))
 }
 
 fn submit(
-    engine: &mut Engine,
-    front: &mut FrontendQueue,
+    engine: &mut impl Backend,
     tokenizing: &Tokenizing,
     launch: Launch,
     now: SimTime,
@@ -191,14 +242,15 @@ fn submit(
 ) -> anyhow::Result<Asked> {
     let req = tokenizing.request(&launch.messages, launch.max_tokens)?;
     let prompt_tokens = req.prompt_tokens;
-    let arrival = front.arrival(now, prompt_tokens);
-    let id = engine.submit(arrival, req)?;
+    // A user is a session (upstream sends its id as `x-user-id`).
+    let (id, arrival) = engine.send(now, req, Some(launch.user_id))?;
     let mut record = RequestRecord::new(0, launch.user_id as usize, false);
     record.sent_ns = now.ns_since(start);
     record.queued_ns = record.sent_ns;
     record.first_byte_ns = Some(arrival.ns_since(start));
     Ok(Asked {
         id,
+        instance: engine.instance_of(id),
         user_id: launch.user_id,
         question_no: launch.question_no,
         record,
@@ -211,7 +263,7 @@ fn submit(
 fn settle(
     events: &mut Vec<ldqa_sim::Event>,
     asked: &mut HashMap<ReqId, Asked>,
-    done: &mut Vec<QaRequest>,
+    done: &mut Vec<(QaRequest, u32)>,
     sessions: &mut Sessions,
     start: SimTime,
     verbose: bool,
@@ -257,10 +309,13 @@ fn settle(
         let Some(a) = asked.remove(&ev.req) else {
             continue;
         };
-        done.push(QaRequest {
-            user_id: a.user_id,
-            question_no: a.question_no,
-            record: a.record,
-        });
+        done.push((
+            QaRequest {
+                user_id: a.user_id,
+                question_no: a.question_no,
+                record: a.record,
+            },
+            a.instance,
+        ));
     }
 }
