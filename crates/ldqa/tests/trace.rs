@@ -206,8 +206,8 @@ fn predict_trace_flags_are_checked() {
 
 /// `--instances N --router P`: the table and the JSON gain a section per instance, whose
 /// requests and cached tokens add up to the arm's; a prefix-aware router keeps a repeated
-/// document where it was cached, so it hits where round robin misses. Without `--trace`
-/// the flags are refused, not ignored.
+/// document where it was cached, so it hits where round robin misses. `predict` simulates
+/// one cluster: several values (a sweep's axis) are refused, not ignored.
 #[test]
 fn predict_simulates_instances_behind_a_router() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,12 +250,21 @@ fn predict_simulates_instances_behind_a_router() {
     assert_eq!(cached_by("cache-aware")["cached_tokens"], 9 * 1008);
     assert_eq!(cached_by("kv-aware")["cached_tokens"], 9 * 1008);
     ldqa()
-        .args(["predict", "--instances", "2"])
+        .args(["predict", "--instances", "2,4"])
+        .arg("--trace")
+        .arg(&trace)
         .arg("--output-dir")
         .arg(dir.path())
         .assert()
         .code(2)
-        .stderr(contains("--trace"));
+        .stderr(contains("predict simulates one cluster"));
+    ldqa()
+        .args(["predict", "--router", "kv-aware,session"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(contains("predict simulates one cluster"));
 }
 
 /// `--remote-gib`: LMCache behind round robin, each instance's tiers serve only what it
