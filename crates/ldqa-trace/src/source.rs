@@ -103,6 +103,18 @@ mod tests {
         f
     }
 
+    /// The first hash id of each request, in the order the source gives them.
+    fn first_ids(source: &TraceSource) -> Vec<u64> {
+        let mut error = None;
+        let ids = source
+            .requests(&mut error)
+            .unwrap()
+            .map(|r| r.hash_ids[0])
+            .collect();
+        assert!(error.is_none(), "{error:?}");
+        ids
+    }
+
     const IN_ORDER: &str = "{\"timestamp\": 3, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [1]}\n\n{\"timestamp\": 9, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [2]}\n";
 
     #[test]
@@ -112,14 +124,7 @@ mod tests {
         assert!(!source.is_held());
         assert_eq!((source.format(), source.len()), (TraceFormat::Mooncake, 2));
         for _ in 0..2 {
-            let mut error = None;
-            let ids: Vec<u64> = source
-                .requests(&mut error)
-                .unwrap()
-                .map(|r| r.hash_ids[0])
-                .collect();
-            assert_eq!(ids, [1, 2]);
-            assert!(error.is_none());
+            assert_eq!(first_ids(&source), [1, 2]);
         }
     }
 
@@ -128,13 +133,7 @@ mod tests {
         let f = file("{\"timestamp\": 9, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [1]}\n{\"timestamp\": 3, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [2]}\n");
         let source = TraceSource::open(f.path(), None).unwrap();
         assert!(source.is_held());
-        let mut error = None;
-        let ids: Vec<u64> = source
-            .requests(&mut error)
-            .unwrap()
-            .map(|r| r.hash_ids[0])
-            .collect();
-        assert_eq!(ids, [2, 1]);
+        assert_eq!(first_ids(&source), [2, 1]);
     }
 
     #[test]

@@ -43,6 +43,21 @@ type Cached = BTreeMap<(u64, u64), (u64, u64)>;
 /// A user's turns: (question number, (prompt tokens, cached tokens)).
 type Turns = Vec<(u64, (u64, u64))>;
 
+/// Every later turn of a user hits its whole previous turn (its prompt and its 50-token
+/// answer, in whole 16-token blocks).
+fn every_later_turn_hits_the_previous(all: &Cached) {
+    let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();
+    for (&(user, q), &v) in all {
+        by_user.entry(user).or_default().push((q, v));
+    }
+    for turns in by_user.values() {
+        for pair in turns.windows(2) {
+            let ((_, (prev_prompt, _)), (_, (_, hit))) = (pair[0], pair[1]);
+            assert_eq!(hit, (prev_prompt + 50 - 1) / 16 * 16, "{turns:?}");
+        }
+    }
+}
+
 fn cached_by_question(dir: &Path, engine: usize) -> Cached {
     let doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("multi_round_qa.json")).unwrap()).unwrap();
@@ -280,16 +295,7 @@ fn several_instances_keep_each_user_on_one() {
         );
     }
     // Every later turn hits its whole previous turn, on the user's own instance.
-    let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();
-    for (&(user, q), &v) in &all {
-        by_user.entry(user).or_default().push((q, v));
-    }
-    for turns in by_user.values() {
-        for pair in turns.windows(2) {
-            let ((_, (prev_prompt, _)), (_, (_, hit))) = (pair[0], pair[1]);
-            assert_eq!(hit, (prev_prompt + 50 - 1) / 16 * 16, "{turns:?}");
-        }
-    }
+    every_later_turn_hits_the_previous(&all);
 }
 
 /// `--predict --instances 2 --router session`: each user is a session, so all its
@@ -321,16 +327,7 @@ fn a_simulated_cluster_keeps_each_session_on_one_instance() {
     };
     assert!(users(&each[0]).is_disjoint(&users(&each[1])), "{each:?}");
     assert_eq!(each[0].len() + each[1].len(), all.len());
-    let mut by_user: BTreeMap<u64, Turns> = BTreeMap::new();
-    for (&(user, q), &v) in &all {
-        by_user.entry(user).or_default().push((q, v));
-    }
-    for turns in by_user.values() {
-        for pair in turns.windows(2) {
-            let ((_, (prev_prompt, _)), (_, (_, hit))) = (pair[0], pair[1]);
-            assert_eq!(hit, (prev_prompt + 50 - 1) / 16 * 16, "{turns:?}");
-        }
-    }
+    every_later_turn_hits_the_previous(&all);
     let cached = |c: &Cached| c.values().map(|(_, hit)| hit).sum::<u64>();
     let (rr, _) = run("round-robin");
     assert!(

@@ -51,20 +51,13 @@ pub fn run(
         let description = format!("{} (model {model})", args.base_url.join(", "));
         let mut runs = vec![("server".to_string(), run)];
         if clients.len() > 1 {
-            let n = clients.len() as u64;
-            for k in 0..n {
-                let whole = &runs[0].1;
-                let share = QaRun {
-                    requests: whole
-                        .requests
-                        .iter()
-                        .filter(|r| r.user_id % n == k)
-                        .cloned()
-                        .collect(),
-                    ..*whole
-                };
-                runs.push((format!("server {}", k + 1), share));
-            }
+            let n = clients.len();
+            let shares = runs[0].1.shares(
+                n,
+                |_, r| (r.user_id % n as u64) as usize,
+                |k| format!("server {}", k + 1),
+            );
+            runs.extend(shares);
         }
         Ok((description, runs, counters))
     })

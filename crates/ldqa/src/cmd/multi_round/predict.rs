@@ -110,25 +110,11 @@ pub fn run(
         .with_context(|| format!("simulating {}", kind.as_str()))?;
         let name = kind.as_str();
         let n = cluster.instance_count();
-        let shares: Vec<(String, QaRun)> = (0..n)
-            .filter(|_| n > 1)
-            .map(|k| {
-                let mine = run
-                    .requests
-                    .iter()
-                    .zip(&instances)
-                    .filter(|(_, &i)| i as usize == k)
-                    .map(|(r, _)| r.clone())
-                    .collect();
-                (
-                    format!("  #{}", k + 1),
-                    QaRun {
-                        requests: mine,
-                        ..run
-                    },
-                )
-            })
-            .collect();
+        let shares = if n > 1 {
+            run.shares(n, |i, _| instances[i] as usize, |k| format!("  #{}", k + 1))
+        } else {
+            Vec::new()
+        };
         runs.push((name.to_string(), run));
         runs.extend(shares);
     }

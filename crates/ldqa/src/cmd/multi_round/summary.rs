@@ -58,6 +58,30 @@ pub struct QaRun {
     pub interrupted: bool,
 }
 
+impl QaRun {
+    /// Each of `n` instances' share of the run (request `i` went to `instance_of(i, r)`),
+    /// named `name(k)`.
+    pub fn shares(
+        &self,
+        n: usize,
+        instance_of: impl Fn(usize, &QaRequest) -> usize,
+        name: impl Fn(usize) -> String,
+    ) -> Vec<(String, QaRun)> {
+        (0..n)
+            .map(|k| {
+                let requests = self
+                    .requests
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, r)| instance_of(i, r) == k)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                (name(k), QaRun { requests, ..*self })
+            })
+            .collect()
+    }
+}
+
 /// Upstream's performance block over `[from_s, to_s]` (seconds from the start): requests
 /// that finished in the window, the configured and actual request rates, and
 /// `waiting` users. `color`: upstream's ANSI colours (on a terminal).
