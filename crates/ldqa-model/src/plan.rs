@@ -67,6 +67,23 @@ impl Plan {
     pub fn round(&self, kind: RoundKind) -> Option<&PlannedRound> {
         self.rounds.iter().find(|r| r.kind == kind)
     }
+
+    /// The same plan with its times (arrivals, pauses) for a server whose clock runs
+    /// `time_scale` simulated seconds per wall second (`ldqa serve --time-scale`): a gap
+    /// of one simulated second waits `1 / time_scale` wall seconds, so the server sees the
+    /// schedule a prediction of the plan simulates.
+    pub fn in_wall_time(mut self, time_scale: f64) -> Plan {
+        if time_scale > 0.0 && time_scale != 1.0 {
+            let wall = |ns: u64| (ns as f64 / time_scale).round() as u64;
+            for round in &mut self.rounds {
+                round.pause_before_ns = wall(round.pause_before_ns);
+                for at in &mut round.send_at_ns {
+                    *at = wall(*at);
+                }
+            }
+        }
+        self
+    }
 }
 
 /// What an OpenAI-compatible server adds around a prompt before the engine sees it: the
@@ -134,5 +151,24 @@ mod tests {
             PromptTemplate::for_api(crate::Api::Completions),
             PromptTemplate::NONE
         );
+    }
+
+    #[test]
+    fn a_plan_in_wall_time_stretches_arrivals_and_pauses_by_the_time_scale() {
+        let plan = Plan {
+            rounds: vec![PlannedRound {
+                kind: RoundKind::Query,
+                requests: Vec::new(),
+                arrival: Arrival::OpenLoop {
+                    max_concurrency: None,
+                },
+                pause_before_ns: 1_000,
+                send_at_ns: vec![0, 100, 250],
+            }],
+        };
+        let slow = plan.clone().in_wall_time(0.25);
+        assert_eq!(slow.rounds[0].send_at_ns, [0, 400, 1_000]);
+        assert_eq!(slow.rounds[0].pause_before_ns, 4_000);
+        assert_eq!(plan.clone().in_wall_time(1.0), plan);
     }
 }

@@ -67,6 +67,14 @@ pub(crate) enum Command {
     },
     Abort(Ticket),
     ResetPrefixCache(oneshot::Sender<bool>),
+    /// A `/tokenize` of `prompt_tokens` received at `received`: it takes the front end as
+    /// a generation request's preparation does (vLLM's API server renders and tokenizes
+    /// both alike), and `reply` gets the wall instant it is done.
+    Tokenize {
+        prompt_tokens: u64,
+        received: Instant,
+        reply: oneshot::Sender<Instant>,
+    },
 }
 
 /// Maps virtual time to wall time.
@@ -218,6 +226,15 @@ impl Driver {
             Command::ResetPrefixCache(reply) => {
                 let _ = reply.send(self.engine.reset_prefix_cache());
                 self.publish_kv_events();
+            }
+            Command::Tokenize {
+                prompt_tokens,
+                received,
+                reply,
+            } => {
+                let now = self.clock.virtual_at(received).max(self.engine.now());
+                let done = self.frontend.arrival(now, prompt_tokens);
+                let _ = reply.send(self.clock.wall_at(done));
             }
         }
         self.publish();

@@ -22,11 +22,11 @@ pub enum RoutingPolicy {
     RoundRobin,
     /// The instance with the fewest requests in flight at the router, the first on ties.
     LeastLoaded,
-    /// `vllm-router --policy cache_aware`: the instance whose tree of prompts it was sent
-    /// shares the longest prefix with this one (the most recently sent among equals), when
-    /// that share is over `cache_threshold`; otherwise, or whenever the loads are out of
-    /// balance (the gap over `balance_abs` and the largest over `balance_rel` times the
-    /// smallest), the least loaded.
+    /// `vllm-router --policy cache_aware` (0.1.17): the instance whose tree of the prompts
+    /// it was sent shares the longest prefix with this one (the least loaded among equals),
+    /// when that share of the prompt's tokens is over `cache_threshold`; otherwise, or
+    /// whenever the loads are out of balance (the gap over `balance_abs` and the largest
+    /// over `balance_rel` times the smallest), the least loaded.
     CacheAware(CacheAwareParams),
     /// `vllm-router --policy kv_aware` (0.1.17, temperature 0): the instance of least
     /// cost, `(new prefill + prefill in flight) × (requests in flight + 1)`, the first among
@@ -56,7 +56,19 @@ pub struct ClusterSpec {
     pub policy: RoutingPolicy,
     /// A remote KV tier all instances' LMCache share; none: each has only its own tiers.
     pub remote: Option<RemoteTierConfig>,
+    /// The client sends prompts as text (chat messages, a string), not token ids. A
+    /// prefix-aware router (`cache-aware`, `kv-aware`) then asks every instance for the
+    /// prompt's tokens (`/tokenize`) before it routes: each instance's front end prepares
+    /// it once more, and the router decides when the last has answered (or after
+    /// [`TOKENIZE_BUDGET_NS`], without the late ones).
+    pub text_prompts: bool,
 }
+
+/// How long `vllm-router` 0.1.17 waits for the instances' tokens of a text prompt
+/// (`prepare_http_kv_inputs`' budget); an instance that has not answered by then is
+/// routed to as if it held nothing (`kv_aware`), or the request goes to the least loaded
+/// instance (`cache_aware`).
+pub const TOKENIZE_BUDGET_NS: u64 = 1_000_000_000;
 
 impl ClusterSpec {
     /// One engine, no router, no remote tier.
@@ -65,6 +77,7 @@ impl ClusterSpec {
             instances: 1,
             policy: RoutingPolicy::RoundRobin,
             remote: None,
+            text_prompts: false,
         }
     }
 }
@@ -80,8 +93,11 @@ pub struct CacheAwareParams {
     pub balance_abs: u32,
     /// ...and is more than this many times the smallest.
     pub balance_rel: f64,
-    /// Tokens each instance's tree keeps (least recently routed prompts forgotten first).
+    /// Tokens each instance's tree keeps after an eviction (least recently routed prompts
+    /// forgotten first).
     pub max_tree_tokens: u64,
+    /// How often the trees are cut back to `max_tree_tokens` (`--eviction-interval-secs`).
+    pub eviction_interval_ns: u64,
 }
 
 impl Default for CacheAwareParams {
@@ -90,8 +106,11 @@ impl Default for CacheAwareParams {
             cache_threshold: 0.3,
             balance_abs: 64,
             balance_rel: 1.5,
-            // The router counts characters, 2^25 per instance: about 4 a token.
-            max_tree_tokens: 1 << 23,
+            // 2^25 characters per instance; the router keys a prompt by its token ids (a
+            // token-id prompt as sent, a text prompt as the worker's /tokenize gives it),
+            // 8 hex characters a token.
+            max_tree_tokens: 1 << 22,
+            eviction_interval_ns: 120_000_000_000,
         }
     }
 }
@@ -107,11 +126,16 @@ impl RoutingPolicy {
             RoutingPolicy::Session => "session",
         }
     }
+
+    /// Whether it reads the prompt's tokens (from every instance, for a text prompt).
+    fn reads_prompt_tokens(&self) -> bool {
+        matches!(self, RoutingPolicy::CacheAware(_) | RoutingPolicy::KvAware)
+    }
 }
 
 /// The prompts the router sent to one instance, as its approximate tree: the prompt's
-/// blocks by hash (the router's tree holds characters; a block is the simulator's unit),
-/// with when each was last sent, least recently sent first out when over the size.
+/// blocks by hash (the router's tree holds token ids; a block is the simulator's unit), with
+/// when each was last sent.
 #[derive(Debug, Clone, Default)]
 struct RoutedTree {
     last_routed: HashMap<u64, u64>,
@@ -119,37 +143,37 @@ struct RoutedTree {
 }
 
 impl RoutedTree {
-    /// Leading blocks of `hashes` the tree holds, and when the last of them was sent.
-    fn matched(&self, hashes: &[u64]) -> (usize, u64) {
-        let mut last = 0;
-        let n = hashes
+    /// How many leading blocks of `hashes` the tree holds.
+    fn matched(&self, hashes: &[u64]) -> usize {
+        hashes
             .iter()
-            .map_while(|h| self.last_routed.get(h))
-            .inspect(|&&t| last = t)
-            .count();
-        (n, last)
+            .take_while(|h| self.last_routed.contains_key(h))
+            .count()
     }
 
-    fn insert(&mut self, hashes: &[u64], block_tokens: u64, max_tokens: u64, now: u64) {
+    fn insert(&mut self, hashes: &[u64], block_tokens: u64, now: u64) {
         for &h in hashes {
             if self.last_routed.insert(h, now).is_none() {
                 self.tokens += block_tokens;
             }
         }
-        if self.tokens > max_tokens {
-            // Forget the least recently routed blocks down to 90 % of the size, as the
-            // router's periodic eviction does.
-            let mut by_age: Vec<(u64, u64)> =
-                self.last_routed.iter().map(|(&h, &t)| (t, h)).collect();
-            by_age.sort_unstable();
-            let target = max_tokens / 10 * 9;
-            for (_, h) in by_age {
-                if self.tokens <= target {
-                    break;
-                }
-                self.last_routed.remove(&h);
-                self.tokens -= block_tokens;
+    }
+
+    /// Forgets the least recently sent blocks until it holds at most `max_tokens`, as the
+    /// router's periodic eviction does (a prompt's later blocks are never sent before its
+    /// earlier ones, so the oldest block is a leaf).
+    fn evict_to(&mut self, max_tokens: u64, block_tokens: u64) {
+        if self.tokens <= max_tokens {
+            return;
+        }
+        let mut by_age: Vec<(u64, u64)> = self.last_routed.iter().map(|(&h, &t)| (t, h)).collect();
+        by_age.sort_unstable();
+        for (_, h) in by_age {
+            if self.tokens <= max_tokens {
+                break;
             }
+            self.last_routed.remove(&h);
+            self.tokens -= block_tokens;
         }
     }
 }
@@ -171,8 +195,15 @@ pub struct Cluster {
     recent: Vec<std::collections::VecDeque<SimTime>>,
     ever_sent: Vec<bool>,
     trees: Vec<RoutedTree>,
+    /// `cache_aware`: when the trees are next cut back (the first request's time plus the
+    /// interval, then every interval).
+    next_eviction: Option<SimTime>,
     /// Requests routed so far: the round robin's turn and the trees' clock.
     routed: u64,
+    /// Whether prompts are text, which a prefix-aware router has every instance tokenize.
+    text_prompts: bool,
+    /// For the request being routed: which instances gave its tokens in time.
+    answered: Vec<bool>,
     scratch: Vec<Event>,
 }
 
@@ -203,7 +234,10 @@ impl Cluster {
             recent: vec![std::collections::VecDeque::new(); instances],
             ever_sent: vec![false; instances],
             trees: vec![RoutedTree::default(); instances],
+            next_eviction: None,
             routed: 0,
+            text_prompts: spec.text_prompts,
+            answered: vec![true; instances],
             scratch: Vec::new(),
         })
     }
@@ -233,7 +267,7 @@ impl Cluster {
                 let (k, prefill) = self.route_kv_aware(req);
                 (k, Some(prefill))
             }
-            RoutingPolicy::CacheAware(p) => (self.route_cache_aware(req, &p), None),
+            RoutingPolicy::CacheAware(p) => (self.route_cache_aware(req, &p, at), None),
         }
     }
 
@@ -267,7 +301,11 @@ impl Cluster {
         let hashes = self.prompt_block_hashes(req);
         (0..self.engines.len())
             .map(|k| {
-                let cached = self.engines[k].gpu_prefix_hit_tokens(&hashes, req.prompt_tokens);
+                let cached = if self.answered[k] {
+                    self.engines[k].gpu_prefix_hit_tokens(&hashes, req.prompt_tokens)
+                } else {
+                    0
+                };
                 let prefill = req.prompt_tokens - cached;
                 let cost =
                     u128::from(prefill + self.prefilling[k]) * u128::from(self.in_flight[k] + 1);
@@ -287,32 +325,69 @@ impl Cluster {
         hashes
     }
 
-    fn route_cache_aware(&mut self, req: &SimRequest, p: &CacheAwareParams) -> usize {
-        let n = self.engines.len();
+    /// `cache_aware` (see [`RoutingPolicy::CacheAware`]), as `vllm-router` 0.1.17's
+    /// `select_prepared` decides: each instance's own matched share, the least loaded among
+    /// the best (the first on ties) when the best is over the threshold and the loads are in
+    /// balance, else the least loaded of all; the prompt joins the chosen one's tree.
+    fn route_cache_aware(&mut self, req: &SimRequest, p: &CacheAwareParams, at: SimTime) -> usize {
+        self.evict_trees_when_due(p, at);
+        if self.answered.contains(&false) {
+            return self.least_loaded(); // "missing_tokens": no tree, no insert
+        }
         let bs = u64::from(self.engines[0].config().block_size_tokens);
         let hashes = self.prompt_block_hashes(req);
+        let matched: Vec<usize> = self.trees.iter().map(|t| t.matched(&hashes)).collect();
+        let best = matched.iter().copied().max().unwrap_or(0);
+        let share = (best as u64 * bs) as f64 / req.prompt_tokens.max(1) as f64;
         let (max, min) = (
             *self.in_flight.iter().max().unwrap_or(&0),
             *self.in_flight.iter().min().unwrap_or(&0),
         );
         let imbalanced =
             max - min > p.balance_abs && f64::from(max) > f64::from(min) * p.balance_rel;
-        let k = if imbalanced {
-            self.least_loaded()
-        } else {
-            let (best, (matched, _)) = (0..n)
-                .map(|k| (k, self.trees[k].matched(&hashes)))
-                .max_by_key(|&(k, m)| (m, std::cmp::Reverse(k)))
-                .expect("invariant: at least one instance");
-            let share = (matched as u64 * bs) as f64 / req.prompt_tokens.max(1) as f64;
-            if share > p.cache_threshold {
-                best
-            } else {
-                self.least_loaded()
-            }
-        };
-        self.trees[k].insert(&hashes, bs, p.max_tree_tokens, self.routed);
+        let use_prefix = !imbalanced && share > p.cache_threshold;
+        let k = (0..self.engines.len())
+            .filter(|&k| !use_prefix || matched[k] == best)
+            .min_by_key(|&k| (self.in_flight[k], k))
+            .expect("invariant: at least one instance");
+        self.trees[k].insert(&hashes, bs, self.routed);
         k
+    }
+
+    /// The router's eviction thread, in virtual time: every interval from the first request.
+    fn evict_trees_when_due(&mut self, p: &CacheAwareParams, at: SimTime) {
+        let interval = p.eviction_interval_ns.max(1);
+        let due = *self
+            .next_eviction
+            .get_or_insert(SimTime(at.0.saturating_add(interval)));
+        if at < due {
+            return;
+        }
+        let bs = u64::from(self.engines[0].config().block_size_tokens);
+        for tree in &mut self.trees {
+            tree.evict_to(p.max_tree_tokens, bs);
+        }
+        let periods = (at.0 - due.0) / interval + 1;
+        self.next_eviction = Some(SimTime(due.0.saturating_add(periods * interval)));
+    }
+}
+
+impl Cluster {
+    /// A prefix-aware router's `/tokenize` of a text prompt received at `received` on every
+    /// instance: each front end prepares it in turn with its other work, and the router
+    /// decides when the last answers, or when its budget ends (then without the late
+    /// ones, marked in `answered`). The decision itself takes the router's state when the
+    /// prompt was received, a simplification: a request decided during another's wait
+    /// sees the loads of its own reception.
+    fn tokenize_everywhere(&mut self, received: SimTime, prompt_tokens: u64) -> SimTime {
+        let deadline = received.plus_ns(TOKENIZE_BUDGET_NS);
+        let mut decided = received;
+        for (front, answered) in self.fronts.iter_mut().zip(&mut self.answered) {
+            let done = front.arrival(received, prompt_tokens);
+            *answered = done <= deadline;
+            decided = decided.max(done.min(deadline));
+        }
+        decided
     }
 }
 
@@ -338,8 +413,13 @@ impl Backend for Cluster {
         req: SimRequest,
         session: Option<u64>,
     ) -> Result<(ReqId, SimTime), SimError> {
-        let (k, prefill) = self.route(&req, session, received);
-        let arrival = self.fronts[k].arrival(received, req.prompt_tokens);
+        let decided = if self.text_prompts && self.policy.reads_prompt_tokens() {
+            self.tokenize_everywhere(received, req.prompt_tokens)
+        } else {
+            received
+        };
+        let (k, prefill) = self.route(&req, session, decided);
+        let arrival = self.fronts[k].arrival(decided, req.prompt_tokens);
         let id = cluster_id(self.engines[k].submit(arrival, req)?, k, self.engines.len());
         self.in_flight[k] += 1;
         if let Some(prefill) = prefill {
@@ -382,5 +462,24 @@ impl Backend for Cluster {
         // One timeline: by time, instance order among equals (the sort is stable).
         out[first..].sort_by_key(|ev| ev.at);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoutedTree;
+
+    #[test]
+    fn eviction_forgets_the_least_recently_sent_blocks_first() {
+        let mut tree = RoutedTree::default();
+        tree.insert(&[1, 2], 16, 1); // A
+        tree.insert(&[7, 8], 16, 2); // B
+        tree.insert(&[1, 2, 3], 16, 3); // A, and one block more
+        assert_eq!((tree.matched(&[7, 8]), tree.tokens), (2, 80));
+        tree.evict_to(80, 16);
+        assert_eq!(tree.tokens, 80, "at the size: nothing to do");
+        tree.evict_to(48, 16);
+        assert_eq!(tree.matched(&[7, 8]), 0, "B, the oldest, is gone");
+        assert_eq!(tree.matched(&[1, 2, 3, 4]), 3, "A is kept whole");
     }
 }

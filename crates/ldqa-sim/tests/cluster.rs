@@ -44,6 +44,7 @@ fn run(trace: &Trace, instances: usize, policy: RoutingPolicy) -> RoundOutcome {
         instances,
         policy,
         remote: None,
+        text_prompts: false,
     };
     simulate_trace_on_cluster(
         &seed(EngineMode::Vllm),
@@ -91,6 +92,7 @@ fn one_instance_is_the_engine_alone() {
             instances: 1,
             policy,
             remote: None,
+            text_prompts: false,
         };
         let mut cluster = Cluster::new(&idle, &spec, &frontend).unwrap();
         let mut out = Vec::new();
@@ -212,6 +214,24 @@ fn load_balancing_spreads_a_burst() {
     );
 }
 
+/// Among instances whose trees match a prompt equally, `vllm-router` 0.1.17's cache-aware
+/// policy takes the least loaded (the first on ties), not the one sent it last. With any
+/// difference in load counting as imbalance, four copies of one prompt at once: the first
+/// to instance 0, the second to the idle instance 1 (imbalance), so both trees hold it; the
+/// third finds the loads even and both matching, and goes to instance 0; the fourth, with
+/// instance 0 busier, to instance 1.
+#[test]
+fn cache_aware_breaks_a_tie_of_matches_by_load() {
+    let trace = repeated_documents(1, 2, 4, 0.0);
+    let params = CacheAwareParams {
+        balance_abs: 0,
+        balance_rel: 1.0,
+        ..CacheAwareParams::default()
+    };
+    let out = run(&trace, 2, RoutingPolicy::CacheAware(params));
+    assert_eq!(out.instances, [0, 1, 0, 1]);
+}
+
 /// A shared remote tier: one document asked on instance 1 is found there by instance 2,
 /// after the CPU tier of instance 2 misses, and the wait for it is the link's: the same
 /// trace with a slower link gives a later first token, and without the tier nothing hits.
@@ -228,6 +248,7 @@ fn a_shared_remote_tier_serves_what_another_instance_stored() {
             instances: 2,
             policy: RoutingPolicy::RoundRobin,
             remote,
+            text_prompts: false,
         };
         simulate_trace_on_cluster(&lmcache, &trace, &TraceOptions::default(), &spec).unwrap()
     };

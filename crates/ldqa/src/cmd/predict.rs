@@ -113,7 +113,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitStatus> {
     let mut json_lines = Vec::new();
     for (kind, scenario) in &resolved.engines {
         let (rounds, instances) =
-            run_protocol_on_cluster(scenario, &plan, &client, &cluster.spec(scenario))
+            run_protocol_on_cluster(scenario, &plan, &client, &cluster.spec(scenario, true))
                 .with_context(|| format!("simulating {}", kind.as_str()))?;
         let p = Predicted { rounds };
         let (dir, save) = if both {

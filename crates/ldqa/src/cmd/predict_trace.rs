@@ -183,9 +183,10 @@ impl ClusterArgs {
         }
     }
 
-    /// The cluster `scenario`'s engines form (the remote tier sized for its model); the
-    /// values were checked by [`ClusterArgs::validate`].
-    pub fn spec(&self, scenario: &ldqa_sim::Scenario) -> ClusterSpec {
+    /// The cluster `scenario`'s engines form (the remote tier sized for its model), for a
+    /// client that sends `text_prompts` (or token ids); the values were checked by
+    /// [`ClusterArgs::validate`].
+    pub fn spec(&self, scenario: &ldqa_sim::Scenario, text_prompts: bool) -> ClusterSpec {
         let remote = self.remote_gib.map(|gib| {
             let bytes_per_token = scenario.config.model.kv_bytes_per_token.max(1);
             let chunk = u64::from(scenario.config.lmcache_chunk_tokens);
@@ -201,6 +202,7 @@ impl ClusterArgs {
             instances: self.instance_count(),
             policy: self.policy(),
             remote,
+            text_prompts,
         }
     }
 
@@ -249,7 +251,8 @@ impl ClusterArgs {
             trace.format(),
             requests,
             options,
-            &self.spec(scenario),
+            // `ldqa replay` sends token ids.
+            &self.spec(scenario, false),
             &mut |i, instance, record| {
                 total.add(i, &record);
                 if let Some(t) = each.get_mut(instance as usize).filter(|_| n > 1) {

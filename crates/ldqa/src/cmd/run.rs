@@ -134,7 +134,11 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
         metrics_urls: plan.metrics_urls.clone(),
     };
     let pause_ns = u64::try_from(plan.sleep_after_warmup.as_nanos()).unwrap_or(u64::MAX);
-    let request_plan = args.workload.plan(&workload, pause_ns)?;
+    // The plan's times are the server's: a time-scaled `ldqa serve` gets them in wall time.
+    let request_plan = args
+        .workload
+        .plan(&workload, pause_ns)?
+        .in_wall_time(time_scale);
     let outcome = run_protocol(
         &clients,
         &request_plan,

@@ -104,7 +104,7 @@ pub fn run(
                 &options,
             )
         } else {
-            let mut many = Cluster::new(&engine, &cluster.spec(scenario), &frontend)?;
+            let mut many = Cluster::new(&engine, &cluster.spec(scenario, true), &frontend)?;
             simulate(&mut many, sessions, &options)
         }
         .with_context(|| format!("simulating {}", kind.as_str()))?;
