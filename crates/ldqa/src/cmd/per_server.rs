@@ -1,6 +1,7 @@
 //! `ldqa run` (and `sweep`) with several `--base-url`s: each round's requests split by the
 //! server that answered them (request `i` went to server `i mod N`, the client-side round
-//! robin), and each server's own counters over the round beside what the client saw.
+//! robin), and each server's own counters over the round beside what the client saw; or,
+//! through one router, each instance's counters alone.
 
 use ldqa_model::{RoundKind, RoundRecord};
 
@@ -28,19 +29,34 @@ pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: 
             servers,
             "server ",
         ));
-        let counters = round_counters(round, metrics_urls);
-        let answered = round.requests.iter().filter(|r| r.failure.is_none());
-        let cached = answered
-            .clone()
-            .filter_map(|r| r.usage?.cached_tokens)
-            .sum();
-        out.push_str(&instance_counters::lines(
-            &counters,
-            answered.count(),
-            cached,
-        ));
+        out.push_str(&client_and_counters(round, metrics_urls));
     }
     out
+}
+
+/// `ldqa run` through a router with `--metrics-url` once per instance behind it: which
+/// instance answered a request only the instances know, so per round, each instance's own
+/// counters, and whether they add up to what the client saw.
+pub(crate) fn behind_a_router(rounds: &[RoundRecord], metrics_urls: &[String]) -> String {
+    let n = metrics_urls.len();
+    let mut out = format!("\nPer instance (behind the router: each one's own counters over the round, {n} --metrics-url)\n");
+    for round in rounds.iter().filter(|r| r.kind != RoundKind::PreWarmup) {
+        out.push_str(&format!("{} round\n", round.kind.as_str()));
+        out.push_str(&client_and_counters(round, metrics_urls));
+    }
+    out
+}
+
+/// Each server's counters over `round` beside the client's count of requests answered
+/// and tokens cached (nothing when the metrics were not read).
+fn client_and_counters(round: &RoundRecord, metrics_urls: &[String]) -> String {
+    let counters = round_counters(round, metrics_urls);
+    let answered = round.requests.iter().filter(|r| r.failure.is_none());
+    let cached = answered
+        .clone()
+        .filter_map(|r| r.usage?.cached_tokens)
+        .sum();
+    instance_counters::lines(&counters, answered.count(), cached)
 }
 
 /// `rounds` split by the instance that served each request (`instances[r][i]`, request

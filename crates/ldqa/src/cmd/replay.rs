@@ -179,7 +179,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
             super::clients_for(endpoints, Api::Completions, 1, args.model.as_deref()).await?;
         let sel = &args.selection;
         let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
-        let requests = scheduled_requests(&schedule);
+        // An `ldqa serve --time-scale` runs its own clock: the arrivals are its times.
+        let time_scale = clients[0]
+            .server_models()
+            .await
+            .ok()
+            .and_then(|m| m.time_scale)
+            .filter(|&s| s > 0.0)
+            .unwrap_or(1.0);
+        let mut requests = scheduled_requests(&schedule);
+        for r in &mut requests {
+            r.send_at_ns = (r.send_at_ns as f64 / time_scale).round() as u64;
+        }
         let tokens = TraceTokens {
             requests: schedule.iter().map(|(r, _)| *r).collect(),
             block_tokens: trace.block_tokens(),
@@ -196,7 +207,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         let counters = super::instance_counters::before(&clients[0], &args.metrics_url).await?;
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});
-        let round = run_scheduled(
+        let mut round = run_scheduled(
             &clients,
             RoundKind::Query,
             &requests,
@@ -207,6 +218,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
         )
         .await;
         let counters = counters.since(&clients[0]).await;
+        if time_scale != 1.0 {
+            round.scale_time(time_scale);
+            eprintln!(
+                "note: times are the server's simulated seconds (it ran {time_scale}× faster than the wall clock)"
+            );
+        }
         Ok((round, model, counters))
     })?;
     let prediction = TracePrediction {

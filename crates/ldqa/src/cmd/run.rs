@@ -90,7 +90,9 @@ fn metrics_urls(args: &RunArgs, endpoints: &[Endpoint]) -> anyhow::Result<Vec<St
             .map(Endpoint::default_metrics_url)
             .collect());
     }
-    if args.metrics_url.len() != endpoints.len() {
+    // One API (a router) and several endpoints: the instances behind it.
+    let behind_a_router = endpoints.len() == 1;
+    if args.metrics_url.len() != endpoints.len() && !behind_a_router {
         bail!(
             "--metrics-url is given for {} of {} servers: give it once per --base-url, in the same order (or not at all, for /metrics beside each)",
             args.metrics_url.len(),
@@ -186,12 +188,16 @@ async fn execute(plan: RunPlan) -> anyhow::Result<ExitStatus> {
     );
     report.write_files(&outputs, args.workload.visualize)?;
     report.write_stdout(args.workload.json_output)?;
-    if clients.len() > 1 && !args.workload.json_output {
-        crate::stdout::write(&per_server::section(
-            &rounds,
-            &plan.metrics_urls,
-            clients.len(),
-        ))?;
+    if !args.workload.json_output {
+        if clients.len() > 1 {
+            crate::stdout::write(&per_server::section(
+                &rounds,
+                &plan.metrics_urls,
+                clients.len(),
+            ))?;
+        } else if plan.metrics_urls.len() > 1 {
+            crate::stdout::write(&per_server::behind_a_router(&rounds, &plan.metrics_urls))?;
+        }
     }
     report.eprint_failures();
     if let (Some(e), Some(path)) = (responses_error, &args.output) {

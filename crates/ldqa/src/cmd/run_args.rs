@@ -68,7 +68,8 @@ pub struct RunArgs {
     pub stall_timeout: f64,
 
     /// Prometheus endpoint read around each round (default: /metrics beside the API).
-    /// With several --base-url, once per server in the same order.
+    /// With several --base-url, once per server in the same order; through a router (one
+    /// --base-url), once per instance behind it, for a section of each one's counters.
     #[arg(long, value_name = "URL", help_heading = "Server")]
     pub metrics_url: Vec<String>,
 

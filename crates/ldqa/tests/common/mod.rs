@@ -27,8 +27,15 @@ impl Drop for Server {
 /// Starts `ldqa serve --port 0 ARGS…` and reads its one listening line; stderr is then
 /// drained on a thread so the server never blocks on a full pipe.
 pub fn start_serve(args: &[&str]) -> Server {
+    start_serve_instances(1, args).0
+}
+
+/// Starts `ldqa serve --port 0 --instances N ARGS…` (one process) and reads its N
+/// listening lines: the server (its first instance's port and line) and every instance's
+/// port.
+pub fn start_serve_instances(n: usize, args: &[&str]) -> (Server, Vec<u16>) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("ldqa"))
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--instances", &n.to_string()])
         .args(args)
         .env_remove("LDQA_SERVE_API_KEY")
         .stdin(Stdio::null())
@@ -40,35 +47,45 @@ pub fn start_serve(args: &[&str]) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stderr);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
+        for _ in 0..n {
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+        }
         let mut sink = Vec::new();
         let _ = reader.read_to_end(&mut sink);
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("ldqa serve printed no listening line within 120 s");
-    let rest = line
-        .strip_prefix("ldqa serve: listening on http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    let port: u16 = rest
-        .split(' ')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    let model = rest
+    let lines: Vec<String> = (0..n)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(120))
+                .expect("ldqa serve printed no listening line within 120 s")
+        })
+        .collect();
+    let ports: Vec<u16> = lines.iter().map(|l| listening_port(l)).collect();
+    let line = lines[0].clone();
+    let model = line
         .split("(model ")
         .nth(1)
         .and_then(|r| r.split(',').next())
         .unwrap_or_else(|| panic!("no model in {line:?}"))
         .to_owned();
-    Server {
+    let server = Server {
         child,
-        port,
+        port: ports[0],
         model,
         line,
-    }
+    };
+    (server, ports)
+}
+
+/// The port of a listening line.
+fn listening_port(line: &str) -> u16 {
+    line.strip_prefix("ldqa serve: listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .split(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
 }
 
 /// One HTTP/1.1 request with an empty body to `host` (`127.0.0.1:PORT`), the connection
