@@ -8,10 +8,10 @@
 //! instance, never the engines' caches, except the KV-aware policy, which the engines' KV
 //! events tell exactly what each GPU holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::remote_tier::{RemoteTier, RemoteTierConfig};
-use crate::round::{Backend, Frontend, FrontendQueue};
+use crate::round::{Backend, Frontend, FrontendQueue, Placement};
 use crate::{Engine, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
 
 /// How the router picks an instance.
@@ -204,7 +204,33 @@ pub struct Cluster {
     text_prompts: bool,
     /// For the request being routed: which instances gave its tokens in time.
     answered: Vec<bool>,
+    /// Text prompts under a prefix-aware router: requests whose tokens the router is still
+    /// waiting for, in the order it will decide them.
+    waiting: VecDeque<Waiting>,
+    /// The client's ids: a slot per request (reused once it has ended), where it went.
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    sent: u64,
+    /// Per instance, the engine's request slot → the client's slot.
+    client_slot: Vec<Vec<u32>>,
     scratch: Vec<Event>,
+}
+
+/// A request the router has not placed yet: it decides at `decided`.
+#[derive(Debug)]
+struct Waiting {
+    decided: SimTime,
+    slot: u32,
+    req: SimRequest,
+    session: Option<u64>,
+    answered: Vec<bool>,
+}
+
+/// One client id's slot: the request's number (the id's high bits) and where it went.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sent: u64,
+    placement: Option<Placement>,
 }
 
 impl Cluster {
@@ -238,6 +264,11 @@ impl Cluster {
             routed: 0,
             text_prompts: spec.text_prompts,
             answered: vec![true; instances],
+            waiting: VecDeque::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            sent: 0,
+            client_slot: vec![Vec::new(); instances],
             scratch: Vec::new(),
         })
     }
@@ -376,9 +407,8 @@ impl Cluster {
     /// A prefix-aware router's `/tokenize` of a text prompt received at `received` on every
     /// instance: each front end prepares it in turn with its other work, and the router
     /// decides when the last answers, or when its budget ends (then without the late
-    /// ones, marked in `answered`). The decision itself takes the router's state when the
-    /// prompt was received, a simplification: a request decided during another's wait
-    /// sees the loads of its own reception.
+    /// ones, marked in `answered`). The front ends take jobs in the order they arrive: the
+    /// request's own preparation waits for the decision ([`Cluster::advance_to`]).
     fn tokenize_everywhere(&mut self, received: SimTime, prompt_tokens: u64) -> SimTime {
         let deadline = received.plus_ns(TOKENIZE_BUDGET_NS);
         let mut decided = received;
@@ -391,11 +421,82 @@ impl Cluster {
     }
 }
 
-/// A cluster request id: the engine's slot and the instance in the low 32 bits (so the
-/// client's table by slot stays dense), the engine's sequence number above.
-fn cluster_id(id: ReqId, instance: usize, instances: usize) -> ReqId {
-    let slot = id.0 & 0xffff_ffff;
-    ReqId((id.0 & !0xffff_ffff) | (slot * instances as u64 + instance as u64))
+impl Cluster {
+    /// A slot for a new request, and its id.
+    fn new_id(&mut self) -> (u32, ReqId) {
+        self.sent += 1;
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(Slot {
+                sent: 0,
+                placement: None,
+            });
+            (self.slots.len() - 1) as u32
+        });
+        self.slots[slot as usize] = Slot {
+            sent: self.sent,
+            placement: None,
+        };
+        (slot, self.id_of(slot))
+    }
+
+    /// The client's id of the request in `slot`: its number above, the slot below (so the
+    /// client's table by slot stays dense).
+    fn id_of(&self, slot: u32) -> ReqId {
+        ReqId((self.slots[slot as usize].sent << 32) | u64::from(slot))
+    }
+
+    /// Routes the request in `slot` at `at` and hands it to the chosen instance's front end.
+    fn place(
+        &mut self,
+        slot: u32,
+        req: SimRequest,
+        session: Option<u64>,
+        at: SimTime,
+    ) -> Result<(), SimError> {
+        let (k, prefill) = self.route(&req, session, at);
+        let arrival = self.fronts[k].arrival(at, req.prompt_tokens);
+        let engine_slot = (self.engines[k].submit(arrival, req)?.0 & 0xffff_ffff) as usize;
+        let map = &mut self.client_slot[k];
+        if map.len() <= engine_slot {
+            map.resize(engine_slot + 1, u32::MAX);
+        }
+        map[engine_slot] = slot;
+        self.slots[slot as usize].placement = Some(Placement {
+            instance: k as u32,
+            arrival,
+        });
+        self.in_flight[k] += 1;
+        if let Some(prefill) = prefill {
+            self.prefilling[k] += prefill;
+            let id = self.id_of(slot);
+            self.prefill_of.insert(id, (k, prefill));
+        }
+        Ok(())
+    }
+
+    /// Runs every engine up to `t`; their events, under the client's ids, to `out`.
+    fn advance_engines(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
+        for k in 0..self.engines.len() {
+            self.engines[k].advance_to(t, &mut self.scratch)?;
+            for mut ev in std::mem::take(&mut self.scratch) {
+                let slot = self.client_slot[k][(ev.req.0 & 0xffff_ffff) as usize];
+                ev.req = self.id_of(slot);
+                let first_token = matches!(ev.kind, EventKind::Token { index: 0 });
+                if !matches!(ev.kind, EventKind::Token { .. }) {
+                    self.in_flight[k] = self.in_flight[k].saturating_sub(1);
+                    // Its placement stays readable until the slot is taken again.
+                    self.free_slots.push(slot);
+                }
+                if first_token || ev.kind.is_terminal() {
+                    if let Some((k, prefill)) = self.prefill_of.remove(&ev.req) {
+                        self.prefilling[k] -= prefill;
+                    }
+                }
+                out.push(ev);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Backend for Cluster {
@@ -412,53 +513,53 @@ impl Backend for Cluster {
         received: SimTime,
         req: SimRequest,
         session: Option<u64>,
-    ) -> Result<(ReqId, SimTime), SimError> {
-        let decided = if self.text_prompts && self.policy.reads_prompt_tokens() {
-            self.tokenize_everywhere(received, req.prompt_tokens)
+    ) -> Result<ReqId, SimError> {
+        let (slot, id) = self.new_id();
+        if self.text_prompts && self.policy.reads_prompt_tokens() {
+            // Decided when the instances have answered: by then requests sent meanwhile
+            // have queued their own /tokenize ahead of this one's preparation.
+            let decided = self.tokenize_everywhere(received, req.prompt_tokens);
+            self.waiting.push_back(Waiting {
+                decided,
+                slot,
+                req,
+                session,
+                answered: self.answered.clone(),
+            });
         } else {
-            received
-        };
-        let (k, prefill) = self.route(&req, session, decided);
-        let arrival = self.fronts[k].arrival(decided, req.prompt_tokens);
-        let id = cluster_id(self.engines[k].submit(arrival, req)?, k, self.engines.len());
-        self.in_flight[k] += 1;
-        if let Some(prefill) = prefill {
-            self.prefilling[k] += prefill;
-            self.prefill_of.insert(id, (k, prefill));
+            self.place(slot, req, session, received)?;
         }
-        Ok((id, arrival))
+        Ok(id)
     }
 
-    fn instance_of(&self, id: ReqId) -> u32 {
-        ((id.0 & 0xffff_ffff) % self.engines.len() as u64) as u32
+    fn placement(&self, id: ReqId) -> Option<Placement> {
+        let slot = self.slots.get((id.0 & 0xffff_ffff) as usize)?;
+        (slot.sent == id.0 >> 32).then_some(slot.placement)?
     }
 
     fn next_event_time(&self) -> Option<SimTime> {
+        let decision = self.waiting.front().map(|w| w.decided);
         self.engines
             .iter()
             .filter_map(Engine::next_event_time)
+            .chain(decision)
             .min()
     }
 
     fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
-        let n = self.engines.len();
         let first = out.len();
-        for k in 0..n {
-            self.engines[k].advance_to(t, &mut self.scratch)?;
-            for mut ev in self.scratch.drain(..) {
-                ev.req = cluster_id(ev.req, k, n);
-                let first_token = matches!(ev.kind, EventKind::Token { index: 0 });
-                if !matches!(ev.kind, EventKind::Token { .. }) {
-                    self.in_flight[k] = self.in_flight[k].saturating_sub(1);
-                }
-                if first_token || ev.kind.is_terminal() {
-                    if let Some((k, prefill)) = self.prefill_of.remove(&ev.req) {
-                        self.prefilling[k] -= prefill;
-                    }
-                }
-                out.push(ev);
+        // A request's decision comes in time among the engines' events: they run up to it,
+        // then the router places it (the loads it sees are those of that moment).
+        while let Some(w) = self.waiting.pop_front() {
+            if w.decided > t {
+                self.waiting.push_front(w);
+                break;
             }
+            self.advance_engines(w.decided, out)?;
+            self.answered.clone_from(&w.answered);
+            self.place(w.slot, w.req, w.session, w.decided)?;
         }
+        self.advance_engines(t, out)?;
         // One timeline: by time, instance order among equals (the sort is stable).
         out[first..].sort_by_key(|ev| ev.at);
         Ok(())

@@ -122,7 +122,7 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
             r.request.request.prompt_tokens,
             r.request.request.max_output_tokens,
         );
-        let (id, arrival) = engine.send(at, r.request.request, r.request.session)?;
+        let id = engine.send(at, r.request.request, r.request.session)?;
         let mut record = RequestRecord::new(
             r.request.prompt_id,
             r.request.document_id,
@@ -131,7 +131,6 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
         // Open loop: when it was due (a full in-flight cap sends it late).
         record.queued_ns = r.due_ns;
         record.sent_ns = at.ns_since(self.start);
-        record.first_byte_ns = Some(arrival.ns_since(self.start));
         let slot = (id.0 & 0xffff_ffff) as usize;
         if self.by_slot.len() <= slot {
             self.by_slot.resize_with(slot + 1, || None);
@@ -139,7 +138,7 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
         self.by_slot[slot] = Some(InFlight {
             index: r.index,
             id,
-            instance: engine.instance_of(id),
+            instance: 0, // known when it ends (a router may still be deciding)
             prompt_tokens,
             max_output_tokens,
             record,
@@ -148,8 +147,10 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
         Ok(())
     }
 
-    /// Applies one engine event; returns the request it ended, if it ended one.
-    fn on_event(&mut self, ev: Event, config: &crate::EngineConfig) -> Option<InFlight> {
+    /// Applies one engine event; returns the request it ended, if it ended one, with where
+    /// it went.
+    fn on_event(&mut self, ev: Event, engine: &impl Backend) -> Option<InFlight> {
+        let config = engine.config();
         let slot = (ev.req.0 & 0xffff_ffff) as usize;
         let entry = self.by_slot.get_mut(slot)?;
         let f = entry.as_mut().filter(|f| f.id == ev.req)?;
@@ -180,6 +181,10 @@ impl<I: Iterator<Item = TimedRequest>> Client<I> {
             }
         }
         rec.end_ns = at_ns;
+        if let Some(p) = engine.placement(f.id) {
+            rec.first_byte_ns = Some(p.arrival.ns_since(self.start));
+            f.instance = p.instance;
+        }
         self.in_flight -= 1;
         let ended = entry.take()?;
         for mut next in self.live.remove(&ended.index).unwrap_or_default() {
@@ -249,7 +254,7 @@ pub fn drive_stream(
         // answer that ends in them.
         client.read_due(now);
         for &ev in &events {
-            if let Some(ended) = client.on_event(ev, engine.config()) {
+            if let Some(ended) = client.on_event(ev, engine) {
                 last_end = last_end.max(ev.at);
                 sink(ended.index, ended.instance, ended.record);
             }

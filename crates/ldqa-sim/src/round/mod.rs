@@ -76,16 +76,17 @@ pub trait Backend {
     fn now(&self) -> SimTime;
     /// The engines' configuration (the same for every instance).
     fn config(&self) -> &crate::EngineConfig;
-    /// A request the client sent at `received` (in `session`, if any): its id and when it
-    /// reaches an engine.
+    /// A request the client sent at `received` (in `session`, if any): its id, which its
+    /// events carry.
     fn send(
         &mut self,
         received: SimTime,
         req: SimRequest,
         session: Option<u64>,
-    ) -> Result<(ReqId, SimTime), SimError>;
-    /// The instance that took request `id` (0 for a single engine).
-    fn instance_of(&self, id: ReqId) -> u32;
+    ) -> Result<ReqId, SimError>;
+    /// Where request `id` went and when it reached that engine; `None` while a router is
+    /// still deciding. Still known when its last event has been handed out.
+    fn placement(&self, id: ReqId) -> Option<Placement>;
     /// When something next happens, `None` when idle.
     fn next_event_time(&self) -> Option<SimTime>;
     /// Runs up to `t`, appending the events to `out` in time order.
@@ -99,10 +100,21 @@ pub trait Backend {
     }
 }
 
+/// Where a request went: the instance (0 for a single engine) and when it reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The instance that took it.
+    pub instance: u32,
+    /// When it reached that instance's engine (after the front end).
+    pub arrival: SimTime,
+}
+
 /// One engine behind one front end.
 pub struct SingleEngine<'a> {
     engine: &'a mut Engine,
     front: FrontendQueue,
+    /// When each request reached the engine, by the engine's slot.
+    arrivals: Vec<SimTime>,
 }
 
 impl<'a> SingleEngine<'a> {
@@ -111,6 +123,7 @@ impl<'a> SingleEngine<'a> {
         SingleEngine {
             engine,
             front: FrontendQueue::new(frontend),
+            arrivals: Vec::new(),
         }
     }
 }
@@ -127,12 +140,22 @@ impl Backend for SingleEngine<'_> {
         received: SimTime,
         req: SimRequest,
         _session: Option<u64>,
-    ) -> Result<(ReqId, SimTime), SimError> {
+    ) -> Result<ReqId, SimError> {
         let arrival = self.front.arrival(received, req.prompt_tokens);
-        Ok((self.engine.submit(arrival, req)?, arrival))
+        let id = self.engine.submit(arrival, req)?;
+        let slot = (id.0 & 0xffff_ffff) as usize;
+        if self.arrivals.len() <= slot {
+            self.arrivals.resize(slot + 1, SimTime::ZERO);
+        }
+        self.arrivals[slot] = arrival;
+        Ok(id)
     }
-    fn instance_of(&self, _id: ReqId) -> u32 {
-        0
+    fn placement(&self, id: ReqId) -> Option<Placement> {
+        let arrival = *self.arrivals.get((id.0 & 0xffff_ffff) as usize)?;
+        Some(Placement {
+            instance: 0,
+            arrival,
+        })
     }
     fn next_event_time(&self) -> Option<SimTime> {
         self.engine.next_event_time()
@@ -229,10 +252,7 @@ pub fn run_round(
     max_inflight: usize,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
-    let mut single = SingleEngine {
-        engine,
-        front: FrontendQueue::new(*frontend),
-    };
+    let mut single = SingleEngine::new(engine, *frontend);
     collect(&mut single, requests, |_| (0, None), max_inflight)
 }
 
@@ -265,10 +285,7 @@ pub fn run_scheduled(
     schedule: &Schedule<'_>,
     frontend: &Frontend,
 ) -> Result<RoundOutcome, SimError> {
-    let mut single = SingleEngine {
-        engine,
-        front: FrontendQueue::new(*frontend),
-    };
+    let mut single = SingleEngine::new(engine, *frontend);
     run_scheduled_on(&mut single, requests, schedule)
 }
 

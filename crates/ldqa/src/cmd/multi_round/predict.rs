@@ -177,6 +177,7 @@ fn simulate(
         engine.advance_to(now, &mut events)?;
         settle(
             &mut events,
+            engine,
             &mut asked,
             &mut done,
             &mut sessions,
@@ -201,6 +202,7 @@ fn simulate(
     engine.run_to_idle(&mut events)?;
     settle(
         &mut events,
+        engine,
         &mut asked,
         &mut done,
         &mut sessions,
@@ -229,14 +231,13 @@ fn submit(
     let req = tokenizing.request(&launch.messages, launch.max_tokens)?;
     let prompt_tokens = req.prompt_tokens;
     // A user is a session (upstream sends its id as `x-user-id`).
-    let (id, arrival) = engine.send(now, req, Some(launch.user_id))?;
+    let id = engine.send(now, req, Some(launch.user_id))?;
     let mut record = RequestRecord::new(0, launch.user_id as usize, false);
     record.sent_ns = now.ns_since(start);
     record.queued_ns = record.sent_ns;
-    record.first_byte_ns = Some(arrival.ns_since(start));
     Ok(Asked {
         id,
-        instance: engine.instance_of(id),
+        instance: 0, // known when it ends (a router may still be deciding)
         user_id: launch.user_id,
         question_no: launch.question_no,
         record,
@@ -248,6 +249,7 @@ fn submit(
 /// (the simulated model's text) back to its user.
 fn settle(
     events: &mut Vec<ldqa_sim::Event>,
+    engine: &impl Backend,
     asked: &mut HashMap<ReqId, Asked>,
     done: &mut Vec<(QaRequest, u32)>,
     sessions: &mut Sessions,
@@ -292,6 +294,10 @@ fn settle(
             }
         }
         a.record.end_ns = at_ns;
+        if let Some(p) = engine.placement(ev.req) {
+            a.record.first_byte_ns = Some(p.arrival.ns_since(start));
+            a.instance = p.instance;
+        }
         let Some(a) = asked.remove(&ev.req) else {
             continue;
         };
