@@ -214,6 +214,25 @@ pub struct SweepPoint {
     pub vllm: Option<ArmPoint>,
     /// vLLM + LMCache.
     pub lmcache: Option<ArmPoint>,
+    /// Measured on servers with `--vllm-metrics-url`/`--lmcache-metrics-url`: each
+    /// instance's own counters over each round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_counters: Vec<InstanceRound>,
+}
+
+/// One instance's counters over one round of one arm, read from its Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRound {
+    /// `vllm` or `lmcache`.
+    pub arm: String,
+    /// `warmup` or `query`.
+    pub round: String,
+    /// Where its counters were read.
+    pub metrics_url: String,
+    /// Requests it finished.
+    pub requests: Option<u64>,
+    /// Prompt tokens its GPU prefix cache held.
+    pub prefix_cache_hits_tokens: Option<u64>,
 }
 
 impl SweepPoint {
@@ -441,6 +460,7 @@ mod tests {
             },
             vllm: Some(arm(vllm)),
             lmcache: Some(arm(lmcache)),
+            instance_counters: Vec::new(),
         }
     }
 

@@ -451,6 +451,21 @@ fn bad_ranges_and_flags_exit_2_naming_them() {
             vec!["--start", "vllm", "--time-scale", "4"],
             "--time-scale is for servers the sweep starts (--start sim)",
         ),
+        (
+            vec![
+                "--vllm-url",
+                "http://127.0.0.1:9/v1",
+                "--vllm-url",
+                "http://127.0.0.1:10/v1",
+                "--vllm-metrics-url",
+                "http://127.0.0.1:9/metrics",
+            ],
+            "--vllm-metrics-url is given for 1 of 2 servers",
+        ),
+        (
+            vec!["--vllm-metrics-url", "http://127.0.0.1:9/metrics"],
+            "--vllm-url",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         ldqa()
@@ -468,7 +483,8 @@ fn bad_ranges_and_flags_exit_2_naming_them() {
 /// `--vllm-url` twice: each round is spread over both servers (request i to server i mod
 /// 2), so in tile order each holds half the documents and the cliff moves out: 8 documents
 /// of 300 tokens overflow one 1,600-token cache (only the chat template's first block hits)
-/// but fit two.
+/// but fit two. With `--vllm-metrics-url` once per server, each point keeps each server's
+/// counters per round: 4 requests each, their hits adding up to what the client saw.
 #[test]
 fn a_sweep_on_two_servers_has_twice_the_cache() {
     let serve = || {
@@ -490,6 +506,14 @@ fn a_sweep_on_two_servers_has_twice_the_cache() {
         for s in urls {
             c.args(["--vllm-url", &url(s)]);
         }
+        if urls.len() > 1 {
+            for s in urls {
+                c.args([
+                    "--vllm-metrics-url",
+                    &format!("http://127.0.0.1:{}/metrics", s.port),
+                ]);
+            }
+        }
         let out = c
             .args(["--num-documents", "8", "--document-length", "300"])
             .args(["--output-len", "2", "--repeat-mode", "tile", "--json"])
@@ -506,5 +530,18 @@ fn a_sweep_on_two_servers_has_twice_the_cache() {
             .unwrap_or_else(|| panic!("no cached tokens in {report}"))
     };
     assert_eq!(hit(&sweep(&[&servers[0]], "one")), 8 * 16);
-    assert!(hit(&sweep(&[&servers[0], &servers[1]], "two")) >= 8 * 256);
+    let two = sweep(&[&servers[0], &servers[1]], "two");
+    assert!(hit(&two) >= 8 * 256);
+    let query: Vec<&serde_json::Value> = two["points"][0]["instance_counters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no instance counters in {two}"))
+        .iter()
+        .filter(|c| c["arm"] == "vllm" && c["round"] == "query")
+        .collect();
+    let each = |k: &str| -> Vec<u64> { query.iter().map(|c| c[k].as_u64().unwrap()).collect() };
+    assert_eq!(each("requests"), [4, 4]);
+    assert_eq!(
+        each("prefix_cache_hits_tokens").iter().sum::<u64>(),
+        hit(&two)
+    );
 }

@@ -132,6 +132,26 @@ pub struct SweepArgs {
     #[arg(long, value_name = "URL", help_heading = "Target")]
     pub lmcache_url: Vec<String>,
 
+    /// Read this Prometheus endpoint of the vLLM arm around each round, for each point's
+    /// per-instance counters (requests, prefix-cache hits; in sweep.json and on stderr):
+    /// once per --vllm-url, or, behind a router, once per instance behind it.
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Target",
+        requires = "vllm_url"
+    )]
+    pub vllm_metrics_url: Vec<String>,
+
+    /// The same for the LMCache arm's instances.
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Target",
+        requires = "lmcache_url"
+    )]
+    pub lmcache_metrics_url: Vec<String>,
+
     /// Keep the points an earlier run of this same sweep wrote to --output-dir's
     /// sweep.json (e.g. one stopped with Ctrl-C) and run only the others.
     #[arg(long, help_heading = "Target")]
@@ -189,6 +209,25 @@ impl SweepArgs {
             self.start.is_none() || (self.vllm_url.len() <= 1 && self.lmcache_url.len() <= 1),
             "--start starts one server per arm: give --vllm-url and --lmcache-url at most once each with it"
         );
+        for (urls, metrics, flag) in [
+            (&self.vllm_url, &self.vllm_metrics_url, "--vllm"),
+            (&self.lmcache_url, &self.lmcache_metrics_url, "--lmcache"),
+        ] {
+            anyhow::ensure!(
+                metrics.is_empty() || self.start.is_none(),
+                "{flag}-metrics-url is for servers already running, not with --start"
+            );
+            anyhow::ensure!(
+                metrics.is_empty() || urls.len() == 1 || metrics.len() == urls.len(),
+                "{flag}-metrics-url is given for {} of {} servers: once per {flag}-url, in the same order (or, through one router, once per instance behind it)",
+                metrics.len(),
+                urls.len()
+            );
+            for url in metrics {
+                ldqa_loadgen::Endpoint::new(url, None)
+                    .with_context(|| format!("{flag}-metrics-url {url}"))?;
+            }
+        }
         for (value, flag, needs) in [
             (
                 self.time_scale,
@@ -420,11 +459,13 @@ fn measure_on_servers(
     crate::runtime::run(async move {
         let (args, report, kept) = (&args, &report, &kept);
         let tasks: Vec<&Task> = tasks.iter().collect();
-        let connect = |urls: &[String]| {
-            let urls = urls.to_vec();
+        let connect = |urls: &[String], metrics: &[String]| {
+            let (urls, metrics) = (urls.to_vec(), metrics.to_vec());
             async move {
                 match urls.is_empty() {
-                    false => servers::Server::connect(&urls, args).await.map(Some),
+                    false => servers::Server::connect(&urls, metrics, args)
+                        .await
+                        .map(Some),
                     true => Ok(None),
                 }
             }
@@ -450,8 +491,12 @@ fn measure_on_servers(
         let points = match args.start {
             Some(kind) => started::measure(args, kind, &tasks, &cancel, &save).await?,
             None => {
-                let vllm = connect(&args.vllm_url).await.context("--vllm-url")?;
-                let lmcache = connect(&args.lmcache_url).await.context("--lmcache-url")?;
+                let vllm = connect(&args.vllm_url, &args.vllm_metrics_url)
+                    .await
+                    .context("--vllm-url")?;
+                let lmcache = connect(&args.lmcache_url, &args.lmcache_metrics_url)
+                    .await
+                    .context("--lmcache-url")?;
                 servers::measure_points(
                     args,
                     &tasks,

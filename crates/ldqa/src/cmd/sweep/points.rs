@@ -250,6 +250,7 @@ pub(crate) fn simulate(
                 .sum()
         });
     Ok(SweepPoint {
+        instance_counters: Vec::new(),
         x: AxisValue::Whole(num_documents as u64),
         series: None,
         num_documents,

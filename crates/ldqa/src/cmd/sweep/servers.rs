@@ -1,21 +1,27 @@
 //! The sweep on running servers: at every point each server's prefix cache is emptied
-//! (`POST /reset_prefix_cache`), then the point's plan runs against it as `ldqa run` would
+//! (`POST /reset_prefix_cache`; behind a router, each instance given by its metrics URL), then the point's plan runs against it as `ldqa run` would
 //! send it. Points run one after the other (a server is one machine); each is saved as it
 //! finishes, and Ctrl-C stops the sweep after what finished, which is kept.
 
 use anyhow::Context;
 use ldqa_loadgen::{run_protocol, Cancel, Client, NoObserver, ProtocolOptions};
-use ldqa_metrics::{ArmPoint, SweepPoint};
+use ldqa_metrics::{ArmPoint, InstanceRound, SweepPoint};
 use ldqa_model::Api;
 use ldqa_workload::Workload;
 
 use super::axes::Setting;
 use super::points::Task;
 use super::SweepArgs;
+use crate::cmd::instance_counters::InstanceCounters;
 
 /// The running servers standing in for one arm (several: each round spread over them).
 pub(super) struct Server {
     clients: Vec<Client>,
+    /// The instances' Prometheus endpoints, read around each round.
+    metrics_urls: Vec<String>,
+    /// Behind one router, the instances themselves (at their metrics URLs' origins), whose
+    /// prefix caches are emptied one by one: the router passes a reset to one of them.
+    instances: Vec<Client>,
     /// An `ldqa serve --time-scale F` runs F times faster than the wall clock: its times
     /// are scaled back to simulated seconds, as `ldqa run` reports them.
     time_scale: f64,
@@ -23,7 +29,11 @@ pub(super) struct Server {
 
 impl Server {
     /// Connects to `urls` (OpenAI base URLs) and finds the model the first serves.
-    pub async fn connect(urls: &[String], args: &SweepArgs) -> anyhow::Result<Server> {
+    pub async fn connect(
+        urls: &[String],
+        metrics_urls: Vec<String>,
+        args: &SweepArgs,
+    ) -> anyhow::Result<Server> {
         let endpoints = crate::cmd::base_url_endpoints(urls)?;
         let api = if args.completions {
             Api::Completions
@@ -32,22 +42,39 @@ impl Server {
         };
         let (clients, _) = crate::cmd::clients_for(endpoints, api, args.output_len, None).await?;
         let listed = clients[0].server_models().await?;
+        let behind_a_router = clients.len() == 1 && metrics_urls.len() > 1;
+        let instances = match behind_a_router {
+            false => Vec::new(),
+            true => metrics_urls
+                .iter()
+                .map(|url| {
+                    let endpoint = ldqa_loadgen::Endpoint::new(url, None)?;
+                    Ok(Client::new(ldqa_loadgen::ClientConfig {
+                        endpoint,
+                        ..clients[0].config().clone()
+                    })?)
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
         Ok(Server {
             clients,
+            metrics_urls,
+            instances,
             time_scale: listed.time_scale.unwrap_or(1.0),
         })
     }
 
-    /// One point: the cache emptied, then its warmup and query rounds. `lmcache`: the
-    /// server has LMCache's tier too (its cached tokens may come from either).
+    /// One point: the cache emptied, then its warmup and query rounds, and each
+    /// instance's counters over them. `lmcache`: the server has LMCache's tier too (its
+    /// cached tokens may come from either).
     async fn measure(
         &self,
         args: &SweepArgs,
         setting: &Setting,
         lmcache: bool,
         cancel: &Cancel,
-    ) -> anyhow::Result<Option<ArmPoint>> {
-        for client in &self.clients {
+    ) -> anyhow::Result<Option<(ArmPoint, Vec<InstanceRound>)>> {
+        for client in self.clients.iter().chain(&self.instances) {
             client.reset_prefix_cache().await?;
         }
         let num_documents = setting.num_documents;
@@ -58,7 +85,9 @@ impl Server {
             &self.clients,
             &plan,
             &workload,
-            &ProtocolOptions::default(),
+            &ProtocolOptions {
+                metrics_urls: self.metrics_urls.clone(),
+            },
             &NoObserver,
             cancel,
         )
@@ -81,7 +110,47 @@ impl Server {
         for round in &mut outcome.rounds {
             round.scale_time(self.time_scale);
         }
-        Ok(ArmPoint::of(&outcome.rounds, !lmcache))
+        let arm = if lmcache { "lmcache" } else { "vllm" };
+        let counters = outcome
+            .reported()
+            .flat_map(|round| {
+                let each = round
+                    .evidence
+                    .as_ref()
+                    .map_or(&[][..], |e| &e.instances[..]);
+                self.metrics_urls.iter().zip(each).map(|(url, e)| {
+                    let c = InstanceCounters::from_evidence(url.clone(), Some(e));
+                    InstanceRound {
+                        arm: arm.to_owned(),
+                        round: round.kind.as_str().to_owned(),
+                        metrics_url: c.metrics_url,
+                        requests: c.requests,
+                        prefix_cache_hits_tokens: c.prefix_cache_hits_tokens,
+                    }
+                })
+            })
+            .collect();
+        Ok(ArmPoint::of(&outcome.rounds, !lmcache).map(|a| (a, counters)))
+    }
+}
+
+/// A line per instance and round on stderr (what sweep.json keeps).
+fn print_instances(counters: &[InstanceRound]) {
+    let known = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let mut k = 0;
+    let mut last = None;
+    for c in counters {
+        let group = Some((&c.arm, &c.round));
+        k = if group == last { k + 1 } else { 1 };
+        last = group;
+        eprintln!(
+            "  {} {} round, instance {k}: {} requests, {} prompt tokens hit its prefix cache ({})",
+            c.arm,
+            c.round,
+            known(c.requests),
+            known(c.prefix_cache_hits_tokens),
+            c.metrics_url
+        );
     }
 }
 
@@ -98,6 +167,7 @@ pub(super) async fn measure_points(
     let mut points = Vec::new();
     for task in tasks {
         let mut arms = [None, None];
+        let mut instance_counters = Vec::new();
         for ((slot, server), is_lmcache) in arms.iter_mut().zip([vllm, lmcache]).zip([false, true])
         {
             if let Some(server) = server {
@@ -105,7 +175,10 @@ pub(super) async fn measure_points(
                     .measure(args, &task.setting, is_lmcache, cancel)
                     .await?
                 {
-                    Some(arm) => *slot = Some(arm),
+                    Some((arm, counters)) => {
+                        *slot = Some(arm);
+                        instance_counters.extend(counters);
+                    }
                     None => return Ok(points),
                 }
             }
@@ -124,6 +197,7 @@ pub(super) async fn measure_points(
             task.label(),
             arm_names.join(" and ")
         );
+        print_instances(&instance_counters);
         let [vllm, lmcache] = arms;
         points.push(SweepPoint {
             x: task.x.clone(),
@@ -133,6 +207,7 @@ pub(super) async fn measure_points(
             capacities: task.capacities,
             vllm,
             lmcache,
+            instance_counters,
         });
         save(&points)?;
         if cancel.is_cancelled() {

@@ -178,7 +178,7 @@ async fn run_one(
         }
     };
     let measured = async {
-        let client = Server::connect(std::slice::from_ref(&base), args).await?;
+        let client = Server::connect(std::slice::from_ref(&base), Vec::new(), args).await?;
         let (v, l) = match name {
             "vllm" => (Some(&client), None),
             _ => (None, Some(&client)),
