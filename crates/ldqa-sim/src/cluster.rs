@@ -202,7 +202,8 @@ pub struct Cluster {
     routed: u64,
     /// Whether prompts are text, which a prefix-aware router has every instance tokenize.
     text_prompts: bool,
-    /// For the request being routed: which instances gave its tokens in time.
+    /// For the request being routed: which instances gave its tokens in time (all, unless
+    /// the router tokenized a text prompt and some answered late).
     answered: Vec<bool>,
     /// Text prompts under a prefix-aware router: requests whose tokens the router is still
     /// waiting for, in the order it will decide them.
@@ -401,27 +402,32 @@ impl Cluster {
         let periods = (at.0 - due.0) / interval + 1;
         self.next_eviction = Some(SimTime(due.0.saturating_add(periods * interval)));
     }
-}
 
-impl Cluster {
     /// A prefix-aware router's `/tokenize` of a text prompt received at `received` on every
     /// instance: each front end prepares it in turn with its other work, and the router
     /// decides when the last answers, or when its budget ends (then without the late
-    /// ones, marked in `answered`). The front ends take jobs in the order they arrive: the
-    /// request's own preparation waits for the decision ([`Cluster::advance_to`]).
-    fn tokenize_everywhere(&mut self, received: SimTime, prompt_tokens: u64) -> SimTime {
+    /// ones). When it decides, and which instances had answered. The front ends take jobs
+    /// in the order they arrive: the request's own preparation waits for the decision
+    /// ([`Cluster::advance_to`]).
+    fn tokenize_everywhere(
+        &mut self,
+        received: SimTime,
+        prompt_tokens: u64,
+    ) -> (SimTime, Vec<bool>) {
         let deadline = received.plus_ns(TOKENIZE_BUDGET_NS);
         let mut decided = received;
-        for (front, answered) in self.fronts.iter_mut().zip(&mut self.answered) {
-            let done = front.arrival(received, prompt_tokens);
-            *answered = done <= deadline;
-            decided = decided.max(done.min(deadline));
-        }
-        decided
+        let answered = self
+            .fronts
+            .iter_mut()
+            .map(|front| {
+                let done = front.arrival(received, prompt_tokens);
+                decided = decided.max(done.min(deadline));
+                done <= deadline
+            })
+            .collect();
+        (decided, answered)
     }
-}
 
-impl Cluster {
     /// A slot for a new request, and its id.
     fn new_id(&mut self) -> (u32, ReqId) {
         self.sent += 1;
@@ -476,9 +482,11 @@ impl Cluster {
 
     /// Runs every engine up to `t`; their events, under the client's ids, to `out`.
     fn advance_engines(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
+        // Taken for the loop (the ids need `self`), put back after: its buffer is reused.
+        let mut scratch = std::mem::take(&mut self.scratch);
         for k in 0..self.engines.len() {
-            self.engines[k].advance_to(t, &mut self.scratch)?;
-            for mut ev in std::mem::take(&mut self.scratch) {
+            self.engines[k].advance_to(t, &mut scratch)?;
+            for mut ev in scratch.drain(..) {
                 let slot = self.client_slot[k][(ev.req.0 & 0xffff_ffff) as usize];
                 ev.req = self.id_of(slot);
                 let first_token = matches!(ev.kind, EventKind::Token { index: 0 });
@@ -495,6 +503,7 @@ impl Cluster {
                 out.push(ev);
             }
         }
+        self.scratch = scratch;
         Ok(())
     }
 }
@@ -518,13 +527,13 @@ impl Backend for Cluster {
         if self.text_prompts && self.policy.reads_prompt_tokens() {
             // Decided when the instances have answered: by then requests sent meanwhile
             // have queued their own /tokenize ahead of this one's preparation.
-            let decided = self.tokenize_everywhere(received, req.prompt_tokens);
+            let (decided, answered) = self.tokenize_everywhere(received, req.prompt_tokens);
             self.waiting.push_back(Waiting {
                 decided,
                 slot,
                 req,
                 session,
-                answered: self.answered.clone(),
+                answered,
             });
         } else {
             self.place(slot, req, session, received)?;
@@ -556,7 +565,7 @@ impl Backend for Cluster {
                 break;
             }
             self.advance_engines(w.decided, out)?;
-            self.answered.clone_from(&w.answered);
+            self.answered = w.answered;
             self.place(w.slot, w.req, w.session, w.decided)?;
         }
         self.advance_engines(t, out)?;

@@ -175,18 +175,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitStatus> {
     let args2 = args.clone();
     let (record, model, counters) = crate::runtime::run(async move {
         let args = args2;
-        let (clients, model) =
+        let (clients, model, time_scale) =
             super::clients_for(endpoints, Api::Completions, 1, args.model.as_deref()).await?;
         let sel = &args.selection;
         let schedule = trace.schedule(sel.speedup, sel.max_requests, sel.time_window);
         // An `ldqa serve --time-scale` runs its own clock: the arrivals are its times.
-        let time_scale = clients[0]
-            .server_models()
-            .await
-            .ok()
-            .and_then(|m| m.time_scale)
-            .filter(|&s| s > 0.0)
-            .unwrap_or(1.0);
         let mut requests = scheduled_requests(&schedule);
         for r in &mut requests {
             r.send_at_ns = (r.send_at_ns as f64 / time_scale).round() as u64;

@@ -34,7 +34,7 @@ pub fn run(
     let args = args.clone();
     let config = config.clone();
     crate::runtime::run(async move {
-        let (clients, model) =
+        let (clients, model, _) =
             crate::cmd::clients_for(endpoints, Api::Chat, 1, args.served_model.as_deref()).await?;
         let cancel = Cancel::new();
         crate::runtime::on_interrupt(cancel.clone(), "writing what was measured", || {});

@@ -40,8 +40,8 @@ impl Server {
         } else {
             Api::Chat
         };
-        let (clients, _) = crate::cmd::clients_for(endpoints, api, args.output_len, None).await?;
-        let listed = clients[0].server_models().await?;
+        let (clients, _, time_scale) =
+            crate::cmd::clients_for(endpoints, api, args.output_len, None).await?;
         let behind_a_router = clients.len() == 1 && metrics_urls.len() > 1;
         let instances = match behind_a_router {
             false => Vec::new(),
@@ -60,7 +60,7 @@ impl Server {
             clients,
             metrics_urls,
             instances,
-            time_scale: listed.time_scale.unwrap_or(1.0),
+            time_scale,
         })
     }
 
