@@ -43,6 +43,6 @@ pub use gains::{GainKind, Gains, GateFailure};
 pub use quantile::{quantile_sorted, Stats, QUANTILE_METHOD};
 pub use round::{is_upstream_success, ErrorSample, PrefixTotals, RoundSummary};
 pub use sweep::{
-    ArmPoint, AxisValue, Capacities, Crossovers, InstanceRound, RoundPoint, SweepPoint, SweptAxis,
-    WIN_FACTOR,
+    load_imbalance, ArmPoint, AxisValue, Capacities, Crossovers, InstanceRound, InstanceShare,
+    RoundPoint, SweepPoint, SweptAxis, WIN_FACTOR,
 };

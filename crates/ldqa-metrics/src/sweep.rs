@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use ldqa_model::{PrefixSource, RoundKind, RoundRecord};
+use ldqa_model::{PrefixSource, RequestRecord, RoundKind, RoundRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::Stats;
@@ -182,6 +182,17 @@ pub struct Capacities {
     pub gpu_kv_tokens: u64,
     /// LMCache's CPU tier.
     pub cpu_tier_tokens: u64,
+    /// Instances, each with these caches (a simulated cluster; 1: one engine alone).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub instances: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 impl Capacities {
@@ -218,6 +229,92 @@ pub struct SweepPoint {
     /// instance's own counters over each round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_counters: Vec<InstanceRound>,
+    /// On several instances (a simulated cluster, or several servers given): each one's
+    /// share of each round as the client saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_shares: Vec<InstanceShare>,
+}
+
+/// One instance's share of one round of one arm, as the client saw it: the requests it
+/// answered, their TTFT and cached tokens, and those it failed or shed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceShare {
+    /// `vllm` or `lmcache`.
+    pub arm: String,
+    /// `warmup` or `query`.
+    pub round: String,
+    /// `#1`, `#2`, … in the simulator; a server's base URL.
+    pub instance: String,
+    /// Requests sent to it.
+    pub requests: u64,
+    /// Of those, the ones that failed.
+    pub failed: u64,
+    /// Of the failed, those it shed (HTTP 429 or 503), as routers do near saturation.
+    pub shed: u64,
+    /// Mean time to first token of its successful requests, seconds.
+    #[serde(deserialize_with = "nan_from_null")]
+    pub mean_ttft_s: f64,
+    /// Prompt tokens of its requests that came from a cache, whichever tier.
+    pub cached_tokens: u64,
+    /// Every prompt token of its requests.
+    pub prompt_tokens: u64,
+}
+
+impl InstanceShare {
+    /// The share of instance `instance` in round `round` of `arm`: `records`, the
+    /// requests it was sent.
+    pub fn of<'a>(
+        arm: &str,
+        round: RoundKind,
+        instance: &str,
+        records: impl Iterator<Item = &'a RequestRecord>,
+    ) -> InstanceShare {
+        let mut share = InstanceShare {
+            arm: arm.to_owned(),
+            round: round.as_str().to_owned(),
+            instance: instance.to_owned(),
+            requests: 0,
+            failed: 0,
+            shed: 0,
+            mean_ttft_s: f64::NAN,
+            cached_tokens: 0,
+            prompt_tokens: 0,
+        };
+        let mut ttfts = Vec::new();
+        for r in records {
+            share.requests += 1;
+            if let Some(f) = &r.failure {
+                share.failed += 1;
+                share.shed += u64::from(matches!(f.http_status, Some(429 | 503)));
+                continue;
+            }
+            ttfts.extend(r.ttft_ns());
+            let (cached, prompt) = match (r.prefix, r.usage) {
+                (Some(p), _) => (
+                    p.gpu_hit_tokens + p.cpu_hit_tokens,
+                    p.gpu_hit_tokens + p.cpu_hit_tokens + p.computed_tokens,
+                ),
+                (None, Some(u)) => (
+                    u.cached_tokens.unwrap_or(0),
+                    u.prompt_tokens.unwrap_or(0),
+                ),
+                (None, None) => (0, 0),
+            };
+            share.cached_tokens += cached;
+            share.prompt_tokens += prompt;
+        }
+        share.mean_ttft_s = Stats::from_ns(&ttfts).as_ref().map_or(f64::NAN, Stats::mean_s);
+        share
+    }
+}
+
+/// The busiest instance's requests over the mean, of `shares` (one arm's one round):
+/// 1 when even; `None` without shares.
+pub fn load_imbalance<'a>(shares: impl Iterator<Item = &'a InstanceShare>) -> Option<f64> {
+    let counts: Vec<u64> = shares.map(|s| s.requests).collect();
+    let busiest = *counts.iter().max()?;
+    let mean = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+    (mean > 0.0).then(|| busiest as f64 / mean)
 }
 
 /// One instance's counters over one round of one arm, read from its Prometheus endpoint.
@@ -457,10 +554,12 @@ mod tests {
                 tokens_per_document: 10_000,
                 gpu_kv_tokens: 500_000,
                 cpu_tier_tokens: 1_000_000,
+                instances: 1,
             },
             vllm: Some(arm(vllm)),
             lmcache: Some(arm(lmcache)),
             instance_counters: Vec::new(),
+            instance_shares: Vec::new(),
         }
     }
 

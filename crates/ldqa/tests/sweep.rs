@@ -466,6 +466,27 @@ fn bad_ranges_and_flags_exit_2_naming_them() {
             vec!["--vllm-metrics-url", "http://127.0.0.1:9/metrics"],
             "--vllm-url",
         ),
+        (
+            vec!["--vllm-url", "http://127.0.0.1:9/v1", "--instances", "2"],
+            "--instances and --remote-gib shape the simulated cluster",
+        ),
+        (
+            vec![
+                "--start",
+                "sim",
+                "--router",
+                "round-robin,cache-aware",
+                "--instances",
+                "1",
+            ],
+            "--router shapes the simulated cluster",
+        ),
+        (vec!["--instances", "0,2"], "--instances must be 1 to 1024"),
+        (vec!["--remote-gib", "64,-1"], "--remote-gib must be"),
+        (
+            vec!["--instances", "1,2", "--router", "round-robin,cache-aware"],
+            "a sweep runs along one axis, or two as a grid",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         ldqa()
@@ -543,5 +564,135 @@ fn a_sweep_on_two_servers_has_twice_the_cache() {
     assert_eq!(
         each("prefix_cache_hits_tokens").iter().sum::<u64>(),
         hit(&two)
+    );
+    // The client's own view: each server's share of the query round, by its URL.
+    let shares: Vec<&serde_json::Value> = two["points"][0]["instance_shares"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no instance shares in {two}"))
+        .iter()
+        .filter(|c| c["arm"] == "vllm" && c["round"] == "query")
+        .collect();
+    let names: Vec<&str> = shares
+        .iter()
+        .map(|c| c["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [url(&servers[0]), url(&servers[1])]);
+    assert!(shares.iter().all(|c| c["requests"] == 4), "{shares:?}");
+    let cached: u64 = shares
+        .iter()
+        .map(|c| c["cached_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(cached, hit(&two));
+}
+
+/// Long Doc QA on a simulated cluster, along `--instances` × `--router`: 8 documents of
+/// about 335 tokens overflow one instance's 1,600-token GPU cache but fit two. In random
+/// order, round robin sends a question to the instance that cached its document about half
+/// the time; cache-aware nearly always. Each instance's share of a round adds up to the
+/// round. Along `--remote-gib`, a shared remote tier gives LMCache the hits its small CPU
+/// tiers lack.
+#[test]
+fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
+    let small = [
+        "--num-documents",
+        "8",
+        "--document-length",
+        "300",
+        "--num-gpu-blocks",
+        "100",
+        "--output-len",
+        "2",
+        "--max-inflight-requests",
+        "4",
+        "--repeat-mode",
+        "random",
+        "--json",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |flags: &[&str]| -> serde_json::Value {
+        let out = ldqa()
+            .arg("sweep")
+            .args(small)
+            .args(flags)
+            .arg("--output-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        json(&out.stdout)
+    };
+    let grid = sweep(&["--instances", "1,2", "--router", "round-robin,cache-aware"]);
+    assert_eq!(grid["axis"]["flag"], "--instances");
+    assert_eq!(grid["series_axis"]["flag"], "--router");
+    let point = |instances: u64, router: &str| -> &serde_json::Value {
+        grid["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["x"] == instances && p["series"] == router)
+            .unwrap_or_else(|| panic!("no point {instances} × {router} in {grid}"))
+    };
+    let query = |p: &serde_json::Value, arm: &str, k: &str| -> u64 {
+        p[arm]["query"]["prefix"][k].as_u64().unwrap()
+    };
+    let vllm_hits = |p| query(p, "vllm", "gpu_hit_tokens");
+    let prompt = |p| vllm_hits(p) + query(p, "vllm", "computed_tokens");
+    let one = point(1, "round-robin");
+    assert_eq!(vllm_hits(one), vllm_hits(point(1, "cache-aware")));
+    assert!(
+        vllm_hits(one) * 2 < prompt(one),
+        "one instance overflows: {one}"
+    );
+    let (rr, ca) = (point(2, "round-robin"), point(2, "cache-aware"));
+    assert!(vllm_hits(rr) > vllm_hits(one), "{rr}");
+    assert!(vllm_hits(ca) > vllm_hits(rr), "{ca} against {rr}");
+    assert!(vllm_hits(ca) * 10 >= prompt(ca) * 9, "{ca}");
+    assert_eq!(one.get("instance_shares"), None);
+    for p in [rr, ca] {
+        let shares = p["instance_shares"].as_array().unwrap();
+        assert_eq!(shares.len(), 2 * 2 * 2, "two arms, two rounds, two instances");
+        for arm in ["vllm", "lmcache"] {
+            for round in ["warmup", "query"] {
+                let of: Vec<&serde_json::Value> = shares
+                    .iter()
+                    .filter(|s| s["arm"] == arm && s["round"] == round)
+                    .collect();
+                let sum = |k: &str| of.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
+                assert_eq!(sum("requests"), 8, "{arm} {round}: {of:?}");
+                let r = &p[arm][round]["prefix"];
+                let cached = r["gpu_hit_tokens"].as_u64().unwrap()
+                    + r["cpu_hit_tokens"].as_u64().unwrap();
+                assert_eq!(sum("cached_tokens"), cached, "{arm} {round}");
+            }
+        }
+    }
+    let table = ldqa()
+        .args(["sweep", "--num-documents", "4,8", "--document-length", "300"])
+        .args(["--num-gpu-blocks", "100", "--output-len", "2"])
+        .args(["--instances", "2", "--router", "round-robin"])
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("Each of 2 instances: GPU prefix cache: 1600 tokens"), "{table}");
+    assert!(table.contains("busiest 1.00×"), "{table}");
+
+    let remote = sweep(&[
+        "--instances",
+        "2",
+        "--lmcache-cpu-gib",
+        "0.1",
+        "--remote-gib",
+        "0,1",
+    ]);
+    assert_eq!(remote["axis"]["flag"], "--remote-gib");
+    let lmcache_cached = |k: usize| {
+        let p = &remote["points"][k];
+        query(p, "lmcache", "gpu_hit_tokens") + query(p, "lmcache", "cpu_hit_tokens")
+    };
+    assert!(
+        lmcache_cached(1) > lmcache_cached(0),
+        "the shared tier adds hits: {remote}"
     );
 }

@@ -206,8 +206,12 @@ impl SweepReport {
             along_working_set,
             curve.points.first().map(|p| p.capacities),
         ) {
+            let each = match c.instances {
+                1 => String::new(),
+                n => format!("Each of {n} instances: "),
+            };
             out.push_str(&format!(
-                "GPU prefix cache: {} tokens = {} documents of {} tokens; LMCache CPU tier: {} tokens = {} documents\n",
+                "{each}GPU prefix cache: {} tokens = {} documents of {} tokens; LMCache CPU tier: {} tokens = {} documents\n",
                 c.gpu_kv_tokens, c.gpu_documents(), c.tokens_per_document, c.cpu_tier_tokens, c.cpu_documents()
             ));
         }
@@ -247,7 +251,7 @@ impl SweepReport {
 fn row_cells(p: &SweepPoint, along_working_set: bool) -> String {
     let c = &p.capacities;
     let n = p.num_documents as u64;
-    let marker = if !along_working_set {
+    let marker = if !along_working_set || c.instances > 1 {
         ""
     } else if n == c.gpu_documents() {
         " ← GPU cache full"
@@ -272,7 +276,31 @@ fn row_cells(p: &SweepPoint, along_working_set: bool) -> String {
         gain(p.ttft_gain()),
         gain(p.round_gain()),
         token_sources(p),
-    )
+    ) + &busiest(p)
+}
+
+/// On several instances: how uneven the query round's spread was (LMCache's arm, else
+/// vLLM's), the busiest instance's requests over the mean, and any requests shed.
+fn busiest(p: &SweepPoint) -> String {
+    let arm = match p.lmcache {
+        Some(_) => "lmcache",
+        None => "vllm",
+    };
+    let query = || {
+        p.instance_shares
+            .iter()
+            .filter(move |s| s.arm == arm && s.round == "query")
+    };
+    let Some(x) = ldqa_metrics::load_imbalance(query()) else {
+        return String::new();
+    };
+    let shed: u64 = query().map(|s| s.shed).sum();
+    let shed = if shed > 0 {
+        format!(", {shed} shed")
+    } else {
+        String::new()
+    };
+    format!(" │ busiest {x:.2}×{shed}")
 }
 
 /// Where the query round's prompt tokens came from (LMCache's arm, else vLLM's), in

@@ -42,12 +42,17 @@ pub struct TraceArgs {
     pub cluster: ClusterArgs,
 }
 
+/// `--remote-gbps`'s default: a 25 Gbit/s data-centre link.
+const DEFAULT_REMOTE_GBPS: f64 = 25.0;
+/// `--remote-latency-ms`'s default.
+const DEFAULT_REMOTE_LATENCY_MS: f64 = 1.0;
+
 /// A simulated cluster: N instances of the deployment behind a router.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Simulate this many instances of the deployment, each with its own GPU cache, LMCache
     /// tier and front end, behind a router (--router): a trace, or the Long Doc QA workload.
-    /// `sweep --trace` takes several (1,2,4,8) as its axis.
+    /// `sweep` takes several (1,2,4,8) as its axis.
     #[arg(
         long,
         default_value = "1",
@@ -58,11 +63,11 @@ pub struct ClusterArgs {
     pub instances: Vec<usize>,
 
     /// How the router picks an instance: round-robin, least-loaded (fewest in flight at
-    /// the router), cache-aware (vllm-router's: the instance it sent the longest shared
-    /// prefix, unless loads are out of balance), kv-aware (vllm-router's: the least new
-    /// prefill times load, from what each GPU cache holds), session (production-stack's:
-    /// a conversation on one instance). docs/cluster.md describes each. `sweep --trace`
-    /// takes several as its axis.
+    /// the router), cache-aware (vllm-router's: the instance whose tree of prompts sent
+    /// matches most of this one, the least loaded on a tie, unless loads are out of
+    /// balance), kv-aware (vllm-router's: the least new prefill times load, from what each
+    /// GPU cache holds), session (production-stack's: a conversation on one instance).
+    /// docs/cluster.md describes each. `sweep` takes several as its axis.
     #[arg(
         long,
         value_enum,
@@ -75,14 +80,20 @@ pub struct ClusterArgs {
 
     /// A remote KV tier of this many GiB that every instance's LMCache shares (as
     /// LMCache's remote backends: an LMCache server, Redis, Mooncake store): chunks the
-    /// local CPU tier lacks are looked up there, and every chunk stored is put there.
-    #[arg(long, value_name = "GIB", help_heading = "Many instances")]
-    pub remote_gib: Option<f64>,
+    /// local CPU tier lacks are looked up there, and every chunk stored is put there. 0:
+    /// none. `sweep` takes several (0,64,256) as its axis.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "GIB",
+        help_heading = "Many instances"
+    )]
+    pub remote_gib: Vec<f64>,
 
     /// The remote tier's network link, Gbit/s, one queue shared by all instances' loads.
     #[arg(
         long,
-        default_value_t = 25.0,
+        default_value_t = DEFAULT_REMOTE_GBPS,
         value_name = "GBPS",
         requires = "remote_gib",
         help_heading = "Many instances"
@@ -92,7 +103,7 @@ pub struct ClusterArgs {
     /// Time to the first byte of each load from the remote tier, milliseconds.
     #[arg(
         long,
-        default_value_t = 1.0,
+        default_value_t = DEFAULT_REMOTE_LATENCY_MS,
         value_name = "MS",
         requires = "remote_gib",
         help_heading = "Many instances"
@@ -110,7 +121,37 @@ pub enum RouterArg {
     Session,
 }
 
+impl RouterArg {
+    /// The simulated router's policy.
+    pub fn policy(self) -> RoutingPolicy {
+        match self {
+            RouterArg::RoundRobin => RoutingPolicy::RoundRobin,
+            RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
+            RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
+            RouterArg::KvAware => RoutingPolicy::KvAware,
+            RouterArg::Session => RoutingPolicy::Session,
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        self.policy().name()
+    }
+}
+
 impl ClusterArgs {
+    /// `instances` behind `router`, sharing a remote tier of `remote_gib` (none: no remote
+    /// tier) over the default link.
+    pub fn of(instances: usize, router: RouterArg, remote_gib: Option<f64>) -> ClusterArgs {
+        ClusterArgs {
+            instances: vec![instances],
+            router: vec![router],
+            remote_gib: remote_gib.into_iter().collect(),
+            remote_gbps: DEFAULT_REMOTE_GBPS,
+            remote_latency_ms: DEFAULT_REMOTE_LATENCY_MS,
+        }
+    }
+
     /// Instances: the first value (`sweep` takes the others one at a time, [`ClusterArgs::at`]).
     pub fn instance_count(&self) -> usize {
         self.instances.first().copied().unwrap_or(1)
@@ -124,11 +165,18 @@ impl ClusterArgs {
             .unwrap_or(RouterArg::RoundRobin)
     }
 
-    /// The same cluster with `instances` behind `router`.
-    pub fn at(&self, instances: usize, router: RouterArg) -> ClusterArgs {
+    /// The shared remote tier's size, GiB: the first value (none when it is 0).
+    pub fn remote_gib(&self) -> Option<f64> {
+        self.remote_gib.first().copied().filter(|&g| g > 0.0)
+    }
+
+    /// The same cluster with `instances` behind `router`, sharing a remote tier of
+    /// `remote_gib` (none: no remote tier).
+    pub fn at(&self, instances: usize, router: RouterArg, remote_gib: Option<f64>) -> ClusterArgs {
         ClusterArgs {
             instances: vec![instances],
             router: vec![router],
+            remote_gib: remote_gib.into_iter().collect(),
             ..self.clone()
         }
     }
@@ -142,12 +190,14 @@ impl ClusterArgs {
                 "--instances must be 1 to 1024, not {n}"
             );
         }
-        if let Some(gib) = self.remote_gib {
-            let positive = |v: f64| v.is_finite() && v > 0.0;
+        for &gib in &self.remote_gib {
             anyhow::ensure!(
-                positive(gib),
-                "--remote-gib must be a positive number, not {gib}"
+                gib.is_finite() && gib >= 0.0,
+                "--remote-gib must be a number of GiB, 0 or more (0: no remote tier), not {gib}"
             );
+        }
+        if !self.remote_gib.is_empty() {
+            let positive = |v: f64| v.is_finite() && v > 0.0;
             anyhow::ensure!(
                 positive(self.remote_gbps),
                 "--remote-gbps must be a positive number, not {}",
@@ -166,28 +216,22 @@ impl ClusterArgs {
     /// (`predict`).
     pub fn check_single(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.instances.len() == 1 && self.router.len() == 1,
-            "predict simulates one cluster: give one --instances and one --router (ldqa sweep --trace takes several)"
+            self.instances.len() == 1 && self.router.len() <= 1 && self.remote_gib.len() <= 1,
+            "predict simulates one cluster: give one --instances, one --router and one --remote-gib (ldqa sweep takes several)"
         );
         self.validate()
     }
 
     /// The routing policy.
     pub fn policy(&self) -> RoutingPolicy {
-        match self.router_arg() {
-            RouterArg::RoundRobin => RoutingPolicy::RoundRobin,
-            RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
-            RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
-            RouterArg::KvAware => RoutingPolicy::KvAware,
-            RouterArg::Session => RoutingPolicy::Session,
-        }
+        self.router_arg().policy()
     }
 
     /// The cluster `scenario`'s engines form (the remote tier sized for its model), for a
     /// client that sends `text_prompts` (or token ids); the values were checked by
     /// [`ClusterArgs::validate`].
     pub fn spec(&self, scenario: &ldqa_sim::Scenario, text_prompts: bool) -> ClusterSpec {
-        let remote = self.remote_gib.map(|gib| {
+        let remote = self.remote_gib().map(|gib| {
             let bytes_per_token = scenario.config.model.kv_bytes_per_token.max(1);
             let chunk = u64::from(scenario.config.lmcache_chunk_tokens);
             let tokens = gib * f64::from(1u32 << 30) / bytes_per_token as f64;
@@ -209,7 +253,7 @@ impl ClusterArgs {
     /// Whether this is one engine alone: one instance, no remote tier (the router then
     /// decides nothing).
     pub fn is_single_engine(&self) -> bool {
-        self.instances.iter().all(|&n| n == 1) && self.remote_gib.is_none()
+        self.instances.iter().all(|&n| n == 1) && self.remote_gib.iter().all(|&g| g == 0.0)
     }
 
     /// What the cluster is, in words (nothing for one engine alone).
@@ -222,7 +266,7 @@ impl ClusterArgs {
                 self.policy().name()
             ));
         }
-        if let Some(gib) = self.remote_gib {
+        if let Some(gib) = self.remote_gib() {
             parts.push(format!(
                 "LMCache sharing a remote tier of {gib} GiB over {} Gbit/s, {} ms to first byte",
                 self.remote_gbps, self.remote_latency_ms

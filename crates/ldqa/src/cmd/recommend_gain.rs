@@ -9,6 +9,8 @@ use ldqa_sim::scenario::{self, EngineMode};
 use ldqa_workload::{RepeatMode, WorkloadConfig};
 use serde_json::json;
 
+use super::predict_trace::{ClusterArgs, RouterArg};
+
 /// One simulated workload and what it shows.
 pub(crate) struct Predicted {
     pub point: SweepPoint,
@@ -105,7 +107,14 @@ pub(crate) fn predict(
         template: super::predict::prompt_template(model_arg, ldqa_model::Api::Chat)?,
     };
     let inflight = usize::try_from(w.max_inflight_requests)?;
-    let point = super::sweep::simulate(&workload, inflight, &client, &vllm, &lmcache)?;
+    let one_engine = ClusterArgs::of(1, RouterArg::RoundRobin, None);
+    let point = super::sweep::simulate(
+        &workload,
+        inflight,
+        &client,
+        (&vllm, &lmcache),
+        &one_engine,
+    )?;
     let (Some(v), Some(l)) = (point.vllm, point.lmcache) else {
         anyhow::bail!("invariant: both engines were simulated");
     };

@@ -8,6 +8,8 @@
 use ldqa_metrics::{AxisValue, SweptAxis};
 use ldqa_workload::HitMissRatio;
 
+use crate::cmd::predict_trace::{ClusterArgs, RouterArg};
+
 /// An axis a sweep can run along.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Axis {
@@ -19,11 +21,14 @@ pub enum Axis {
     TensorParallelSize,
     Gpu,
     Model,
+    Instances,
+    Router,
+    RemoteGib,
 }
 
 impl Axis {
     /// Every axis, in the order the x axis is chosen.
-    pub const ALL: [Axis; 8] = [
+    pub const ALL: [Axis; 11] = [
         Axis::NumDocuments,
         Axis::DocumentLength,
         Axis::MaxInflightRequests,
@@ -32,6 +37,9 @@ impl Axis {
         Axis::TensorParallelSize,
         Axis::Gpu,
         Axis::Model,
+        Axis::Instances,
+        Axis::Router,
+        Axis::RemoteGib,
     ];
 
     /// Its flag.
@@ -45,7 +53,16 @@ impl Axis {
             Axis::TensorParallelSize => "--tensor-parallel-size",
             Axis::Gpu => "--gpu",
             Axis::Model => "--model",
+            Axis::Instances => "--instances",
+            Axis::Router => "--router",
+            Axis::RemoteGib => "--remote-gib",
         }
+    }
+
+    /// Whether it shapes the simulated cluster (instances, router, shared tier): the
+    /// simulator's, which servers given or started cannot follow.
+    pub fn shapes_the_cluster(self) -> bool {
+        matches!(self, Axis::Instances | Axis::Router | Axis::RemoteGib)
     }
 
     /// Whether it changes the deployment (the servers), not only the workload.
@@ -75,6 +92,10 @@ pub struct Setting {
     pub tensor_parallel_size: Option<u32>,
     pub gpu: Option<String>,
     pub model: String,
+    pub instances: usize,
+    pub router: RouterArg,
+    /// The shared remote tier, GiB (none: each instance's own tiers only).
+    pub remote_gib: Option<f64>,
 }
 
 impl Setting {
@@ -95,6 +116,9 @@ impl Setting {
                 .map_or_else(|| name(None), |n| AxisValue::Whole(n.into())),
             Axis::Gpu => name(self.gpu.clone()),
             Axis::Model => AxisValue::Name(self.model.clone()),
+            Axis::Instances => whole(self.instances),
+            Axis::Router => AxisValue::Name(self.router.name().into()),
+            Axis::RemoteGib => AxisValue::Real(self.remote_gib.unwrap_or(0.0)),
         }
     }
 
@@ -112,9 +136,17 @@ impl Setting {
             }
             (Axis::Gpu, Value::Name(n)) => s.gpu = Some(n.clone()),
             (Axis::Model, Value::Name(n)) => s.model = n.clone(),
+            (Axis::Instances, Value::Count(n)) => s.instances = *n,
+            (Axis::Router, Value::Router(r)) => s.router = *r,
+            (Axis::RemoteGib, Value::Gib(g)) => s.remote_gib = Some(*g).filter(|&g| g > 0.0),
             _ => debug_assert!(false, "{axis:?} given {value:?}"),
         }
         s
+    }
+
+    /// `base` (the cluster flags) with this setting's instances, router and shared tier.
+    pub fn cluster(&self, base: &ClusterArgs) -> ClusterArgs {
+        base.at(self.instances, self.router, self.remote_gib)
     }
 
     /// What identifies its deployment (the engines simulated or served).
@@ -133,6 +165,7 @@ pub enum Value {
     Ratio(HitMissRatio),
     Gib(f64),
     Name(String),
+    Router(RouterArg),
 }
 
 /// The axes swept: the x axis and, for a grid, the second (with their values; the working
@@ -187,6 +220,15 @@ impl Grid {
         let x = swept.next().expect("one axis at least");
         let series = swept.next().map(|(a, v)| (a, v.unwrap_or_default()));
         Ok(Grid { x, series })
+    }
+
+    /// The first swept axis that shapes the simulated cluster, by flag.
+    pub fn cluster_axis(&self) -> Option<&'static str> {
+        [Some(self.x.0), self.series.as_ref().map(|s| s.0)]
+            .into_iter()
+            .flatten()
+            .find(|a| a.shapes_the_cluster())
+            .map(Axis::flag)
     }
 
     /// The axes that change the deployment, by flag.

@@ -5,7 +5,9 @@
 //! Flow: flags → the axes swept ([`axes::Grid`]) → every point's setting, with the engines
 //! of its deployment resolved once ([`points::tasks`]; the document counts given, or chosen
 //! per curve around the GPU cache's and the CPU tier's edges) → each point run in the
-//! simulator (in parallel across cores) or on running servers ([`servers`], one after the
+//! simulator (in parallel across cores; on one engine, or on a simulated cluster whose
+//! `--instances`, `--router` and `--remote-gib` may be axes too, each instance's share of
+//! every round kept) or on running servers ([`servers`], one after the
 //! other) → [`SweepPoint`]s → one [`ldqa_metrics::Crossovers`] per curve → the table,
 //! `sweep.json`, `sweep.csv`, `sweep.png` and `sweep.html`. `--resume` keeps the points
 //! an earlier run of the same sweep left in `sweep.json`.
@@ -278,6 +280,9 @@ impl SweepArgs {
                 .and_then(|r| u32::try_from(r.0[0]).ok()),
             gpu: self.gpu.as_ref().map(|g| g.0[0].clone()),
             model: self.model.0[0].clone(),
+            instances: self.trace.cluster.instance_count(),
+            router: self.trace.cluster.router_arg(),
+            remote_gib: self.trace.cluster.remote_gib(),
         }
     }
 
@@ -322,13 +327,21 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
         );
         return trace::run(&args, path);
     }
-    anyhow::ensure!(
-        args.trace.cluster.is_single_engine() && args.trace.cluster.router.len() == 1,
-        "--instances, --router and --remote-gib are swept along a trace (--trace); for the Long Doc QA workload on several instances, use predict --instances"
-    );
+    args.trace.cluster.validate()?;
+    if args.on_servers() && !args.trace.cluster.is_single_engine() {
+        anyhow::bail!(
+            "--instances and --remote-gib shape the simulated cluster, which servers do not follow: sweep it in the simulator (--sim); to measure a real cluster, give its router as --vllm-url/--lmcache-url, with --vllm-metrics-url/--lmcache-metrics-url once per instance behind it"
+        );
+    }
     let base = args.base_setting();
     let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
+    if let Some(axis) = grid.cluster_axis().filter(|_| args.on_servers()) {
+        anyhow::bail!(
+            "{axis} shapes the simulated cluster, which servers do not follow: sweep it in the simulator (--sim)"
+        );
+    }
     let changing = grid.deployment_axes();
+    let varying: Vec<&str> = changing.iter().copied().chain(grid.cluster_axis()).collect();
     let own_commands = args.vllm_cmd.is_some() || args.lmcache_cmd.is_some();
     if own_commands && !changing.is_empty() {
         anyhow::bail!(
@@ -344,7 +357,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     }
     let tasks = points::tasks(&args, &base, &grid)?;
     let mut report = SweepReport::new(
-        describe(&args, &tasks, &changing),
+        describe(&args, &tasks, &varying),
         workload_json(&args, &base, &grid),
         grid.x.0.swept(),
         grid.series.as_ref().map(|s| s.0.swept()),
@@ -396,7 +409,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
 
 /// What was swept on what, in words.
 fn describe(args: &SweepArgs, tasks: &[Task], changing: &[&str]) -> String {
-    let first = tasks.first().map_or("", |t| t.engines.description.as_str());
+    let first = tasks.first().map_or(String::new(), |t| {
+        let cluster = t.cluster.describe();
+        let on = cluster.map_or(String::new(), |c| format!(" × {c}"));
+        format!("{}{on}", t.engines.description)
+    });
     let varying = if changing.is_empty() {
         String::new()
     } else {

@@ -5,14 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ldqa_metrics::{ArmPoint, AxisValue, Capacities, SweepPoint};
+use ldqa_metrics::{ArmPoint, AxisValue, Capacities, InstanceShare, SweepPoint};
 use ldqa_model::RoundKind;
-use ldqa_sim::protocol::{run_protocol, SimClient};
+use ldqa_sim::protocol::{run_protocol_on_cluster, SimClient};
 use ldqa_sim::{EngineKind, Scenario};
 use ldqa_workload::{Workload, WorkloadConfig};
 
 use super::axes::{Axis, Grid, Setting, Value};
 use super::SweepArgs;
+use crate::cmd::predict_trace::ClusterArgs;
 
 /// One deployment's two engines, as simulated (and as described for servers).
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub(super) struct Task {
     pub series: Option<AxisValue>,
     pub capacities: Capacities,
     pub engines: Arc<Engines>,
+    /// The simulated cluster it runs on (one engine alone unless the cluster flags say).
+    pub cluster: ClusterArgs,
 }
 
 impl Task {
@@ -83,7 +86,10 @@ pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Re
             None => {
                 let e = resolve(&curve)?;
                 let c = capacities(args, &curve, &e)?;
-                default_counts(&c).into_iter().map(Value::Count).collect()
+                default_counts(&c, curve.instances)
+                    .into_iter()
+                    .map(Value::Count)
+                    .collect()
             }
         };
         for v in &values {
@@ -103,6 +109,7 @@ pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Re
                 x,
                 series: series.as_ref().map(|(_, value)| value.clone()),
                 capacities: capacities(args, &setting, &engines)?,
+                cluster: setting.cluster(&args.trace.cluster),
                 setting,
                 engines,
             });
@@ -157,22 +164,30 @@ fn capacities(
         tokens_per_document: spec.prompt_tokens + engines.client.template.added_tokens,
         gpu_kv_tokens: engines.vllm.config.gpu_kv_tokens,
         cpu_tier_tokens: engines.lmcache.cpu_tier_tokens(),
+        instances: u32::try_from(setting.instances).unwrap_or(u32::MAX),
     })
 }
 
 /// About sixteen document counts: fractions of the GPU cache's and the CPU tier's
 /// capacity, denser around each edge, from a quarter of the first to twice the second.
-pub(super) fn default_counts(c: &Capacities) -> Vec<usize> {
-    let gpu = c.gpu_documents() as f64;
-    let cpu = c.cpu_documents() as f64;
-    let mut counts: Vec<usize> = [0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25]
-        .iter()
-        .map(|f| f * gpu)
-        .chain(
-            [0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0]
-                .iter()
-                .map(|f| f * cpu),
-        )
+/// On several `instances` the same around the edges of all of them together too, where
+/// a router that spreads the documents (cache-aware, or round robin in tile order) moves
+/// the cliffs.
+pub(super) fn default_counts(c: &Capacities, instances: usize) -> Vec<usize> {
+    let edges = |scale: f64| {
+        let gpu = c.gpu_documents() as f64 * scale;
+        let cpu = c.cpu_documents() as f64 * scale;
+        [0.25, 0.5, 0.75, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25]
+            .iter()
+            .map(move |f| f * gpu)
+            .chain(
+                [0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0]
+                    .iter()
+                    .map(move |f| f * cpu),
+            )
+    };
+    let mut counts: Vec<usize> = edges(1.0)
+        .chain(edges(instances as f64).filter(|_| instances > 1))
         .map(|v| v.round().max(1.0) as usize)
         .collect();
     counts.sort_unstable();
@@ -210,8 +225,8 @@ fn simulate_task(args: &SweepArgs, t: &Task) -> anyhow::Result<SweepPoint> {
         &workload,
         t.setting.max_inflight_requests,
         &e.client,
-        &e.vllm,
-        &e.lmcache,
+        (&e.vllm, &e.lmcache),
+        &t.cluster,
     )?;
     Ok(SweepPoint {
         x: t.x.clone(),
@@ -221,24 +236,33 @@ fn simulate_task(args: &SweepArgs, t: &Task) -> anyhow::Result<SweepPoint> {
     })
 }
 
-/// `workload` with at most `max_inflight` in flight, on both engines: one point along
-/// the working set.
+/// `workload` with at most `max_inflight` in flight, on both engines (`vllm`, `lmcache`),
+/// each alone or as `cluster` says: one point along the working set, with each
+/// instance's share of each round on a cluster.
 pub(crate) fn simulate(
     workload: &WorkloadConfig,
     max_inflight: usize,
     client: &SimClient,
-    vllm: &Scenario,
-    lmcache: &Scenario,
+    (vllm, lmcache): (&Scenario, &Scenario),
+    cluster: &ClusterArgs,
 ) -> anyhow::Result<SweepPoint> {
     let num_documents = workload.num_documents;
     let plan = Workload::build(workload)
         .with_context(|| format!("building {num_documents} documents"))?
         .plan(max_inflight, 0);
-    let arm = |scenario: &Scenario, name: &str| -> anyhow::Result<ArmPoint> {
-        let rounds = run_protocol(scenario, &plan, client)
+    let mut shares = Vec::new();
+    let mut arm = |scenario: &Scenario, name: &str| -> anyhow::Result<ArmPoint> {
+        // Long Doc QA's prompts are text: a prefix-aware router tokenizes them first.
+        let spec = cluster.spec(scenario, true);
+        let (rounds, instances) = run_protocol_on_cluster(scenario, &plan, client, &spec)
             .with_context(|| format!("simulating {name} at {num_documents} documents"))?;
+        if spec.instances > 1 {
+            let names: Vec<String> = (1..=spec.instances).map(|k| format!("#{k}")).collect();
+            shares.extend(instance_shares(name, &rounds, &instances, &names));
+        }
         ArmPoint::of(&rounds, true).context("a round did not run")
     };
+    let (vllm_point, lmcache_point) = (arm(vllm, "vllm")?, arm(lmcache, "lmcache")?);
     let working_set_tokens = plan
         .rounds
         .iter()
@@ -259,10 +283,38 @@ pub(crate) fn simulate(
             tokens_per_document: working_set_tokens / num_documents.max(1) as u64,
             gpu_kv_tokens: vllm.config.gpu_kv_tokens,
             cpu_tier_tokens: lmcache.cpu_tier_tokens(),
+            instances: u32::try_from(cluster.instance_count()).unwrap_or(u32::MAX),
         },
-        vllm: Some(arm(vllm, "vLLM")?),
-        lmcache: Some(arm(lmcache, "LMCache")?),
+        vllm: Some(vllm_point),
+        lmcache: Some(lmcache_point),
+        instance_shares: shares,
     })
+}
+
+/// Each instance's share of the warmup and query rounds of `arm`: record `i` of round `r`
+/// was served by instance `instances[r][i]`, named `names[k]`.
+pub(super) fn instance_shares(
+    arm: &str,
+    rounds: &[ldqa_model::RoundRecord],
+    instances: &[Vec<u32>],
+    names: &[String],
+) -> Vec<InstanceShare> {
+    rounds
+        .iter()
+        .zip(instances)
+        .filter(|(r, _)| matches!(r.kind, RoundKind::Warmup | RoundKind::Query))
+        .flat_map(|(round, served_by)| {
+            names.iter().enumerate().map(move |(k, name)| {
+                let records = round
+                    .requests
+                    .iter()
+                    .zip(served_by)
+                    .filter(move |(_, &i)| i as usize == k)
+                    .map(|(r, _)| r);
+                InstanceShare::of(arm, round.kind, name, records)
+            })
+        })
+        .collect()
 }
 
 /// The axes given to `args`, each with its values (one value: not swept).
@@ -303,5 +355,17 @@ pub(super) fn given_axes(args: &SweepArgs) -> Vec<(Axis, Vec<Value>)> {
         Axis::Model,
         args.model.0.iter().cloned().map(Value::Name).collect(),
     ));
+    let cluster = &args.trace.cluster;
+    given.push((Axis::Instances, counts(&cluster.instances)));
+    given.push((
+        Axis::Router,
+        cluster.router.iter().map(|&r| Value::Router(r)).collect(),
+    ));
+    if !cluster.remote_gib.is_empty() {
+        given.push((
+            Axis::RemoteGib,
+            cluster.remote_gib.iter().map(|&g| Value::Gib(g)).collect(),
+        ));
+    }
     given
 }

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use ldqa_loadgen::{run_protocol, Cancel, Client, NoObserver, ProtocolOptions};
-use ldqa_metrics::{ArmPoint, InstanceRound, SweepPoint};
+use ldqa_metrics::{ArmPoint, InstanceRound, InstanceShare, SweepPoint};
 use ldqa_model::Api;
 use ldqa_workload::Workload;
 
@@ -17,6 +17,8 @@ use crate::cmd::instance_counters::InstanceCounters;
 /// The running servers standing in for one arm (several: each round spread over them).
 pub(super) struct Server {
     clients: Vec<Client>,
+    /// Their base URLs (naming each one's share of a round).
+    urls: Vec<String>,
     /// The instances' Prometheus endpoints, read around each round.
     metrics_urls: Vec<String>,
     /// Behind one router, the instances themselves (at their metrics URLs' origins), whose
@@ -58,6 +60,7 @@ impl Server {
         };
         Ok(Server {
             clients,
+            urls: urls.to_vec(),
             metrics_urls,
             instances,
             time_scale,
@@ -73,7 +76,7 @@ impl Server {
         setting: &Setting,
         lmcache: bool,
         cancel: &Cancel,
-    ) -> anyhow::Result<Option<(ArmPoint, Vec<InstanceRound>)>> {
+    ) -> anyhow::Result<Option<Measured>> {
         for client in self.clients.iter().chain(&self.instances) {
             client.reset_prefix_cache().await?;
         }
@@ -130,7 +133,55 @@ impl Server {
                 })
             })
             .collect();
-        Ok(ArmPoint::of(&outcome.rounds, !lmcache).map(|a| (a, counters)))
+        let shares = self.shares(arm, &outcome.rounds);
+        Ok(ArmPoint::of(&outcome.rounds, !lmcache).map(|a| Measured {
+            arm: a,
+            counters,
+            shares,
+        }))
+    }
+
+    /// On several servers, each one's share of each round: request `i` went to server
+    /// `i mod N`.
+    fn shares(&self, arm: &str, rounds: &[ldqa_model::RoundRecord]) -> Vec<InstanceShare> {
+        let n = self.clients.len();
+        if n < 2 {
+            return Vec::new();
+        }
+        let served_by: Vec<Vec<u32>> = rounds
+            .iter()
+            .map(|r| {
+                r.requests
+                    .iter()
+                    .map(|q| (q.prompt_id % n) as u32)
+                    .collect()
+            })
+            .collect();
+        super::points::instance_shares(arm, rounds, &served_by, &self.urls)
+    }
+}
+
+/// One arm at one point on its servers.
+struct Measured {
+    arm: ArmPoint,
+    /// Each instance's counters per round (with metrics URLs).
+    counters: Vec<InstanceRound>,
+    /// Each server's share of each round (several servers).
+    shares: Vec<InstanceShare>,
+}
+
+/// A line per server and round on stderr: what the client saw of it (in sweep.json).
+fn print_shares(shares: &[InstanceShare]) {
+    for s in shares {
+        let failed = match (s.failed, s.shed) {
+            (0, _) => String::new(),
+            (f, 0) => format!(", {f} failed"),
+            (f, shed) => format!(", {f} failed ({shed} shed)"),
+        };
+        eprintln!(
+            "  {} {} round, {}: {} requests, mean TTFT {:.3} s, {} of {} prompt tokens cached{failed}",
+            s.arm, s.round, s.instance, s.requests, s.mean_ttft_s, s.cached_tokens, s.prompt_tokens
+        );
     }
 }
 
@@ -168,6 +219,7 @@ pub(super) async fn measure_points(
     for task in tasks {
         let mut arms = [None, None];
         let mut instance_counters = Vec::new();
+        let mut instance_shares = Vec::new();
         for ((slot, server), is_lmcache) in arms.iter_mut().zip([vllm, lmcache]).zip([false, true])
         {
             if let Some(server) = server {
@@ -175,9 +227,10 @@ pub(super) async fn measure_points(
                     .measure(args, &task.setting, is_lmcache, cancel)
                     .await?
                 {
-                    Some((arm, counters)) => {
-                        *slot = Some(arm);
-                        instance_counters.extend(counters);
+                    Some(m) => {
+                        *slot = Some(m.arm);
+                        instance_counters.extend(m.counters);
+                        instance_shares.extend(m.shares);
                     }
                     None => return Ok(points),
                 }
@@ -197,6 +250,7 @@ pub(super) async fn measure_points(
             task.label(),
             arm_names.join(" and ")
         );
+        print_shares(&instance_shares);
         print_instances(&instance_counters);
         let [vllm, lmcache] = arms;
         points.push(SweepPoint {
@@ -208,6 +262,7 @@ pub(super) async fn measure_points(
             vllm,
             lmcache,
             instance_counters,
+            instance_shares,
         });
         save(&points)?;
         if cancel.is_cancelled() {

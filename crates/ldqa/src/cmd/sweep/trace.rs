@@ -1,6 +1,7 @@
 //! `ldqa sweep --trace TRACE`: a recorded trace replayed in virtual time on both engines at
 //! every value of one deployment axis (`--lmcache-cpu-gib`, `--gpu`,
-//! `--tensor-parallel-size`, `--model`): where LMCache pays off for this traffic. The
+//! `--tensor-parallel-size`, `--model`) or of the simulated cluster (`--instances`,
+//! `--router`, `--remote-gib`): where LMCache pays off for this traffic. The
 //! trace is the workload, so the Long Doc QA axes are refused. Prints a table and writes
 //! `sweep_trace.json`.
 
@@ -15,7 +16,7 @@ use serde::Serialize;
 use super::axes::{Axis, Value};
 use super::{points, SweepArgs};
 use crate::cmd::engine_replay::EngineReplay;
-use crate::cmd::predict_trace::{ClusterArgs, RouterArg};
+use crate::cmd::predict_trace::ClusterArgs;
 use crate::exit::ExitStatus;
 
 /// One value of the axis: both engines' replays.
@@ -39,62 +40,27 @@ struct TraceSweep {
     points: Vec<TracePoint>,
 }
 
-/// What a trace sweep runs along: a deployment axis, or the simulated cluster's size or
-/// router.
-enum TraceAxis {
-    Deployment(Axis, Vec<Value>),
-    Instances(Vec<usize>),
-    Router(Vec<RouterArg>),
-}
-
-impl TraceAxis {
-    fn flag(&self) -> &'static str {
-        match self {
-            TraceAxis::Deployment(a, _) => a.flag(),
-            TraceAxis::Instances(_) => "--instances",
-            TraceAxis::Router(_) => "--router",
-        }
-    }
-}
-
-/// Every point's value, engines and cluster, all resolved (their flags checked) before
-/// anything runs.
+/// Every point's value, engines and cluster along `axis` (a deployment axis or one that
+/// shapes the cluster), all resolved (their flags checked) before anything runs.
 fn settings(
     args: &SweepArgs,
-    axis: &TraceAxis,
+    (axis, values): &(Axis, Vec<Value>),
 ) -> anyhow::Result<Vec<(AxisValue, points::Engines, ClusterArgs)>> {
-    let cluster = &args.trace.cluster;
-    cluster.validate()?;
+    args.trace.cluster.validate()?;
     let base = args.base_setting();
-    match axis {
-        TraceAxis::Deployment(a, values) => values
-            .iter()
-            .map(|v| {
-                let s = base.with(*a, v);
-                let engines = points::resolve_engines(args, &s)?;
-                Ok((s.get(*a), engines, cluster.clone()))
-            })
-            .collect(),
-        TraceAxis::Instances(ns) => {
-            let engines = points::resolve_engines(args, &base)?;
-            ns.iter()
-                .map(|&n| {
-                    let value = AxisValue::Whole(n as u64);
-                    Ok((value, engines.clone(), cluster.at(n, cluster.router_arg())))
-                })
-                .collect()
-        }
-        TraceAxis::Router(rs) => {
-            let engines = points::resolve_engines(args, &base)?;
-            rs.iter()
-                .map(|&r| {
-                    let c = cluster.at(cluster.instance_count(), r);
-                    let value = AxisValue::Name(c.policy().name().to_string());
-                    Ok((value, engines.clone(), c))
-                })
-                .collect()
-        }
-    }
+    let mut engines: Option<points::Engines> = None;
+    values
+        .iter()
+        .map(|v| {
+            let s = base.with(*axis, v);
+            let e = match (&engines, axis.changes_deployment()) {
+                (Some(e), false) => e.clone(),
+                _ => points::resolve_engines(args, &s)?,
+            };
+            engines = Some(e.clone());
+            Ok((s.get(*axis), e, s.cluster(&args.trace.cluster)))
+        })
+        .collect()
 }
 
 /// Entry point of `ldqa sweep --trace`.
@@ -115,7 +81,7 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
         "Sweeping {} on {} values of {}",
         path.display(),
         settings.len(),
-        axis.flag()
+        axis.0.flag()
     );
     let replay = |(value, e, cluster): &(AxisValue, points::Engines, ClusterArgs)| -> anyhow::Result<TracePoint> {
         let arm = |s: &ldqa_sim::Scenario, name: &str| -> anyhow::Result<EngineReplay> {
@@ -137,7 +103,7 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
         trace: path.display().to_string(),
         format: trace.format(),
         speedup: sel.speedup,
-        axis: axis.flag(),
+        axis: axis.0.flag(),
         points,
     };
     std::fs::create_dir_all(&args.output_dir)
@@ -151,9 +117,9 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The one axis given several values: a deployment axis, `--instances` or `--router`; the
-/// Long Doc QA axes are refused.
-fn swept_axis(args: &SweepArgs) -> anyhow::Result<TraceAxis> {
+/// The one axis given several values: a deployment axis, or one that shapes the cluster
+/// (`--instances`, `--router`, `--remote-gib`); the Long Doc QA axes are refused.
+fn swept_axis(args: &SweepArgs) -> anyhow::Result<(Axis, Vec<Value>)> {
     if args.num_documents.is_some() || args.hit_miss_ratio.is_some() {
         anyhow::bail!(
             "--trace replaces the Long Doc QA workload: leave out --num-documents and --hit-miss-ratio"
@@ -162,35 +128,27 @@ fn swept_axis(args: &SweepArgs) -> anyhow::Result<TraceAxis> {
     let given = points::given_axes(args);
     if let Some((a, _)) = given
         .iter()
-        .find(|(a, v)| !a.changes_deployment() && v.len() > 1)
+        .find(|(a, v)| !(a.changes_deployment() || a.shapes_the_cluster()) && v.len() > 1)
     {
         anyhow::bail!(
             "--trace replaces the Long Doc QA workload: {} cannot be swept with it",
             a.flag()
         );
     }
-    let cluster = &args.trace.cluster;
-    let mut swept: Vec<TraceAxis> = given
+    let mut swept: Vec<(Axis, Vec<Value>)> = given
         .into_iter()
-        .filter(|(a, v)| a.changes_deployment() && v.len() > 1)
-        .map(|(a, v)| TraceAxis::Deployment(a, v))
+        .filter(|(a, v)| (a.changes_deployment() || a.shapes_the_cluster()) && v.len() > 1)
         .collect();
-    if cluster.instances.len() > 1 {
-        swept.push(TraceAxis::Instances(cluster.instances.clone()));
-    }
-    if cluster.router.len() > 1 {
-        swept.push(TraceAxis::Router(cluster.router.clone()));
-    }
     match swept.len() {
         1 => Ok(swept.remove(0)),
         0 => anyhow::bail!(
-            "give the axis to sweep the trace along several values: --lmcache-cpu-gib 30,66,120, --gpu h100-80gb,h200, --tensor-parallel-size 1,2, --model A,B, --instances 1,2,4 or --router round-robin,cache-aware"
+            "give the axis to sweep the trace along several values: --lmcache-cpu-gib 30,66,120, --gpu h100-80gb,h200, --tensor-parallel-size 1,2, --model A,B, --instances 1,2,4, --router round-robin,cache-aware or --remote-gib 0,64,256"
         ),
         _ => anyhow::bail!(
             "--trace sweeps one axis at a time: {} were given several values",
             swept
                 .iter()
-                .map(TraceAxis::flag)
+                .map(|(a, _)| a.flag())
                 .collect::<Vec<_>>()
                 .join(" and ")
         ),
