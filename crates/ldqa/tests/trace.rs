@@ -299,11 +299,13 @@ fn a_shared_remote_tier_serves_every_instance() {
     };
     assert_eq!(lmcache_cached(&[]), 6 * 1023);
     assert_eq!(lmcache_cached(&["--remote-gib", "1"]), 9 * 1023);
+    assert_eq!(lmcache_cached(&["--remote-gib", "0"]), 6 * 1023, "0: none");
     for (flags, says) in [
         (
-            vec!["--remote-gib", "0"],
-            "--remote-gib must be a positive number",
+            vec!["--remote-gib", "-1"],
+            "--remote-gib must be a number of GiB, 0 or more",
         ),
+        (vec!["--remote-gib", "1,2"], "predict simulates one cluster"),
         (
             vec!["--remote-gib", "1", "--remote-gbps", "-3"],
             "--remote-gbps must be a positive number",
