@@ -23,5 +23,7 @@ pub mod vllm;
 
 pub use deployment::Deployment;
 pub use error::RecommendError;
-pub use plan::{plan, Plan, PlanInput, PlanWarning, Workload};
+pub use plan::{
+    plan, remote_tier, Plan, PlanInput, PlanWarning, RemoteBasis, RemoteSize, RemoteTier, Workload,
+};
 pub use vllm::{gpu_kv_capacity, KvSizing, VllmKnobs, VllmVersion};

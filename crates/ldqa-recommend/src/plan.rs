@@ -239,8 +239,82 @@ pub struct PlanInput {
     /// Instances of the deployment (replicas behind a router), 1 for one; those on one node
     /// share its host RAM.
     pub instances: u32,
-    /// A remote KV tier all instances' LMCache share, GiB (none: each has its own tiers).
-    pub remote_gib: Option<u64>,
+    /// A remote KV tier all instances' LMCache share (none: each has its own tiers).
+    pub remote: Option<RemoteSize>,
+    /// The user's working set, documents (`--num-documents`), when given: a derived
+    /// remote tier is sized for it.
+    pub num_documents: Option<u64>,
+}
+
+/// How large the shared remote tier is to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteSize {
+    /// Derived by the plan ([`remote_tier`]).
+    Derived,
+    /// Given, GiB.
+    Gib(u64),
+}
+
+/// The remote KV tier the instances share, as planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RemoteTier {
+    /// Its size, GiB (`maxmemory` of the Redis that holds it).
+    pub gib: u64,
+    /// Documents of the workload's length it holds.
+    pub documents: u64,
+    /// Where its size came from.
+    pub sized_for: RemoteBasis,
+}
+
+/// What a remote tier's size was derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteBasis {
+    /// The user gave it.
+    Given,
+    /// The user's working set (`--num-documents`).
+    YourDocuments,
+    /// What every instance's CPU tier holds, together: what any instance may have stored.
+    CpuTiersTogether,
+}
+
+/// Headroom over the documents' KV in a derived remote tier: Redis's own per-key overhead
+/// and the chunks' metadata, so that least-recently-used eviction does not start at the
+/// working set's edge.
+const REMOTE_HEADROOM: f64 = 1.1;
+
+/// The remote tier `input` asks for (`None`: none, or one instance), sized from the
+/// offload's KV bytes per token: a whole document (+ output, as upstream counts one) on
+/// every rank of an instance, for each document it must hold.
+pub fn remote_tier(input: &PlanInput, offload: &Offload) -> Option<RemoteTier> {
+    let w = &input.workload;
+    let per_document_gib = (w.document_length + w.output_len) as f64 / 1000.0
+        * offload.gib_per_1k_tokens
+        * f64::from(input.deployment.tp.max(1));
+    let documents_in = |gib: f64| (gib / per_document_gib.max(f64::MIN_POSITIVE)) as u64;
+    match input.remote? {
+        _ if input.instances < 2 => None,
+        RemoteSize::Gib(gib) => Some(RemoteTier {
+            gib,
+            documents: documents_in(gib as f64),
+            sized_for: RemoteBasis::Given,
+        }),
+        RemoteSize::Derived => {
+            let (documents, sized_for) = match input.num_documents {
+                Some(n) => (n, RemoteBasis::YourDocuments),
+                None => {
+                    let one = offload.tokens_storable / (w.document_length + w.output_len).max(1);
+                    (one * u64::from(input.instances), RemoteBasis::CpuTiersTogether)
+                }
+            };
+            let gib = (documents as f64 * per_document_gib * REMOTE_HEADROOM).ceil() as u64;
+            Some(RemoteTier {
+                gib: gib.max(1),
+                documents,
+                sized_for,
+            })
+        }
+    }
 }
 
 impl PlanInput {
@@ -289,6 +363,8 @@ pub struct Plan {
     pub num_documents: u64,
     /// The three regimes.
     pub regimes: Vec<Regime>,
+    /// The remote tier the instances share, if one was asked for.
+    pub remote: Option<RemoteTier>,
     /// Warnings, in order.
     pub warnings: Vec<PlanWarning>,
 }
@@ -336,6 +412,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, RecommendError> {
         tp,
         kv: kv.clone(),
         regimes: regimes(kv.tokens, offload.tokens_storable, w),
+        remote: remote_tier(input, &offload),
         offload,
         num_documents,
         warnings: warnings(input),

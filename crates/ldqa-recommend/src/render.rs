@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use ldqa_specs::{GpuSpec, ModelSpec};
 
-use crate::plan::{OffloadLimit, Plan, PlanWarning, RegimeKind, Workload};
+use crate::plan::{
+    OffloadLimit, Plan, PlanWarning, RegimeKind, RemoteBasis, RemoteTier, Workload,
+};
 
 const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
@@ -54,8 +56,8 @@ pub struct InstancesBlock<'a> {
     pub instances: u32,
     /// GPUs a node has.
     pub gpus_per_node: u32,
-    /// A shared remote KV tier of this many GiB (LMCache's Redis backend), if any.
-    pub remote_gib: Option<u64>,
+    /// A shared remote KV tier (LMCache's Redis backend), if any.
+    pub remote: Option<RemoteTier>,
 }
 
 /// The fourth block, for `instances` > 1: each instance's LMCache `vllm serve` line on its
@@ -71,7 +73,7 @@ pub fn render_instances(plan: &InstancesBlock<'_>) -> String {
         tp,
         instances,
         gpus_per_node,
-        remote_gib,
+        remote,
     } = *plan;
     let flags = serve_flags.join(" \\\n");
     let per_node = (gpus_per_node / tp.max(1)).max(1);
@@ -89,12 +91,23 @@ pub fn render_instances(plan: &InstancesBlock<'_>) -> String {
              multi-node tensor parallelism or pipeline parallelism, which this plan does not set up.\n"
         );
     }
-    let remote_env = match remote_gib {
-        Some(g) => {
+    let remote_env = match remote {
+        Some(r) => {
+            let g = r.gib;
+            let sized = match r.sized_for {
+                RemoteBasis::Given => format!("about {} documents", r.documents),
+                RemoteBasis::YourDocuments => {
+                    format!("your {} documents, +10 %", r.documents)
+                }
+                RemoteBasis::CpuTiersTogether => format!(
+                    "{} documents, what the {instances} CPU tiers hold together, +10 %",
+                    r.documents
+                ),
+            };
             let _ = write!(
                 s,
                 "\n# the shared KV tier every instance's LMCache uses (LMCache's Redis backend; \
-                 REDIS: its host), {g} GiB, least recently used out\n\
+                 REDIS: its host), {g} GiB ({sized}), least recently used out\n\
                  redis-server --port 6379 --maxmemory {g}gb --maxmemory-policy allkeys-lru\n"
             );
             "LMCACHE_REMOTE_URL=redis://REDIS:6379 \\\nLMCACHE_REMOTE_SERDE=naive \\\n"
@@ -116,7 +129,7 @@ pub fn render_instances(plan: &InstancesBlock<'_>) -> String {
             8000 + k % per_node
         );
     }
-    let remote_flag = remote_gib.map_or(String::new(), |g| format!(" --remote-gib {g}"));
+    let remote_flag = remote.map_or(String::new(), |r| format!(" --remote-gib {}", r.gib));
     let urls: Vec<String> = (0..instances)
         .map(|k| format!("http://NODE{}:{}", k / per_node + 1, 8000 + k % per_node))
         .collect();

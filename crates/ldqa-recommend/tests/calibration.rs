@@ -153,7 +153,8 @@ fn seed_examples() {
             memlock_bytes: None,
             workload: Workload::default(),
             instances: 1,
-            remote_gib: None,
+            remote: None,
+            num_documents: None,
         })
     };
     let p = run("meta-llama/Meta-Llama-3.1-8B-Instruct", None).unwrap();

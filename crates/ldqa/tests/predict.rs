@@ -379,12 +379,3 @@ fn long_doc_qa_on_several_instances_behind_a_router() {
     assert!(kv > 99.0, "kv-aware {kv}");
     assert!(rr < 90.0, "round robin {rr}");
 }
-
-#[test]
-fn sweep_takes_instances_only_along_a_trace() {
-    ldqa()
-        .args(["sweep", "--sim", "--instances", "2"])
-        .assert()
-        .code(2)
-        .stderr(contains("use predict --instances"));
-}

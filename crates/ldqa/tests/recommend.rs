@@ -480,6 +480,83 @@ fn instances_are_planned_with_their_gpus_ports_and_router() {
         .assert()
         .code(2)
         .stderr(contains("pass --instances N too"));
+    for (value, says) in [
+        ("0", "--remote-gib must be at least 1 (or auto)"),
+        ("lots", "expected a whole number of GiB or auto"),
+    ] {
+        ldqa()
+            .args(args)
+            .args(["--instances", "2", "--remote-gib", value])
+            .assert()
+            .code(2)
+            .stderr(contains(says));
+    }
+}
+
+/// `--remote-gib auto`: without --num-documents the shared tier holds what the instances'
+/// CPU tiers hold together (a tenth more); with it, your documents. Your workload is then
+/// predicted on the planned cluster (cache-aware, as the router line says): 200 documents
+/// overflow one H100's caches but not four spread by document.
+#[test]
+fn a_derived_shared_tier_holds_the_working_set_and_yours_runs_on_the_cluster() {
+    let base = [
+        "recommend",
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h100-80gb",
+        "--cpu-ram-gib",
+        "1000",
+        "--json",
+    ];
+    let plan = |extra: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&stdout(&[&base[..], extra].concat())).unwrap()
+    };
+    let auto = plan(&["--instances", "4", "--remote-gib", "auto"]);
+    let remote = &auto["instances"]["remote"];
+    assert_eq!(remote["sized_for"], "cpu_tiers_together", "{auto}");
+    let cpu_gib = auto["cpu_offload"]["lmcache_max_local_cpu_size_gib"]
+        .as_u64()
+        .unwrap();
+    let gib = remote["gib"].as_u64().unwrap();
+    assert!(
+        gib >= 4 * cpu_gib && gib * 10 <= 4 * cpu_gib * 12,
+        "{gib} GiB for 4 CPU tiers of {cpu_gib} GiB"
+    );
+    let per_instance = auto["cpu_offload"]["tokens_storable"].as_u64().unwrap() / 10_100;
+    assert_eq!(remote["documents"], 4 * per_instance);
+    assert!(
+        auto["commands_text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--maxmemory {gib}gb")),
+        "{auto}"
+    );
+
+    let yours = plan(&[
+        "--instances",
+        "4",
+        "--remote-gib",
+        "auto",
+        "--num-documents",
+        "424",
+    ]);
+    let remote = &yours["instances"]["remote"];
+    assert_eq!(remote["sized_for"], "your_documents");
+    assert_eq!(remote["documents"], 424);
+    let ratio = remote["gib"].as_f64().unwrap() / gib as f64;
+    assert!(
+        (ratio - 424.0 / (4 * per_instance) as f64).abs() < 0.02,
+        "{ratio}"
+    );
+
+    let one = plan(&["--num-documents", "200"]);
+    assert_eq!(one["prediction"]["yours"]["verdict"], "no_benefit", "{one}");
+    let four = plan(&["--instances", "4", "--num-documents", "200"]);
+    let predicted = &four["prediction"]["yours"];
+    assert_eq!(predicted["verdict"], "gain", "{four}");
+    assert_eq!(predicted["on"], "4 instances behind a cache-aware router");
+    assert!(four["prediction"]["planned"]["on"].is_null());
 }
 
 /// `--remote-gib G` with several instances: a Redis of G GiB (least recently used out), and

@@ -6,7 +6,7 @@ use ldqa_recommend::hardware::{self, GpuSource};
 use ldqa_recommend::render::{
     render_blocks, render_explanation, render_instances, warning_text, InstancesBlock,
 };
-use ldqa_recommend::{plan, PlanInput, Workload};
+use ldqa_recommend::{plan, PlanInput, RemoteSize, Workload};
 use ldqa_specs::{catalog, GpuSpec};
 use serde_json::json;
 
@@ -58,10 +58,12 @@ pub struct RecommendArgs {
         help_heading = "Machine"
     )]
     instances: u32,
-    /// With --instances: a remote KV tier of this many GiB that every instance's LMCache
-    /// shares (a Redis, with LMCache's remote-backend settings on each `vllm serve`).
-    #[arg(long, value_name = "GIB", help_heading = "Machine")]
-    remote_gib: Option<u64>,
+    /// With --instances: a remote KV tier that every instance's LMCache shares (a Redis,
+    /// with LMCache's remote-backend settings on each `vllm serve`), of this many GiB, or
+    /// `auto`: sized for your --num-documents, else for what the instances' CPU tiers hold
+    /// together (10 % headroom).
+    #[arg(long, value_name = "GIB|auto", value_parser = parse_remote_size, help_heading = "Machine")]
+    remote_gib: Option<RemoteSize>,
     /// Host RAM for LMCache, GiB per node (default: this machine's MemAvailable).
     #[arg(
         long,
@@ -104,6 +106,16 @@ pub struct RecommendArgs {
     /// Print every number as JSON (units in the keys).
     #[arg(long, help_heading = "Output")]
     json: bool,
+}
+
+/// `--remote-gib`: a whole number of GiB, or `auto`.
+fn parse_remote_size(s: &str) -> Result<RemoteSize, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(RemoteSize::Derived);
+    }
+    s.parse()
+        .map(RemoteSize::Gib)
+        .map_err(|_| format!("expected a whole number of GiB or auto, not {s:?}"))
 }
 
 struct Hardware {
@@ -217,7 +229,7 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
         bail!("--instances must be 1 to 1024, not {}", args.instances);
     }
     match args.remote_gib {
-        Some(0) => bail!("--remote-gib must be at least 1"),
+        Some(RemoteSize::Gib(0)) => bail!("--remote-gib must be at least 1 (or auto)"),
         Some(_) if args.instances < 2 => {
             bail!("--remote-gib is a tier several instances share: pass --instances N too")
         }
@@ -242,7 +254,8 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
         cpu_ram_bytes,
         memlock_bytes: hw.memlock_bytes,
         instances: args.instances,
-        remote_gib: args.remote_gib,
+        remote: args.remote_gib,
+        num_documents: args.num_documents.map(|n| n as u64),
         workload: Workload {
             document_length: args.document_length,
             output_len: args.output_len,
@@ -281,7 +294,7 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
             tp: p.tp,
             instances: input.instances,
             gpus_per_node: input.gpus_per_node,
-            remote_gib: input.remote_gib,
+            remote: p.remote,
         }));
     }
     for w in &p.warnings {
@@ -325,7 +338,8 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The planned workload, and the user's (`--num-documents`), simulated on both engines.
+/// The planned workload on one instance, and the user's (`--num-documents`) on the planned
+/// instances, simulated on both engines.
 fn predictions(
     args: &RecommendArgs,
     input: &PlanInput,
@@ -333,10 +347,10 @@ fn predictions(
 ) -> anyhow::Result<(recommend_gain::Predicted, Option<recommend_gain::Predicted>)> {
     let model = &args.deployment.model;
     let num_documents = usize::try_from(p.num_documents)?;
-    let planned = recommend_gain::predict(input, p, model, num_documents)?;
+    let planned = recommend_gain::predict(input, p, model, num_documents, false)?;
     let yours = args
         .num_documents
-        .map(|n| recommend_gain::predict(input, p, model, n))
+        .map(|n| recommend_gain::predict(input, p, model, n, input.instances > 1))
         .transpose()?;
     Ok((planned, yours))
 }
@@ -367,7 +381,8 @@ pub(crate) fn plan_json(
         "gpu": { "name": d.gpu.name, "memory_bytes": d.gpu.memory_bytes, "num_gpus": input.num_gpus,
                  "gpus_per_node": input.gpus_per_node },
         "instances": { "count": input.instances, "per_node": input.instances_per_node(),
-                       "gpus": input.instances * p.tp, "remote_gib": input.remote_gib },
+                       "gpus": input.instances * p.tp,
+                       "remote_gib": p.remote.map(|r| r.gib), "remote": p.remote },
         "vllm_version": d.knobs.version.to_string(),
         "tensor_parallel_size": p.tp,
         "upstream_tp_rule": p.tp_rule.as_ref().map(|r| json!({

@@ -16,8 +16,10 @@ pub(crate) struct Predicted {
     pub point: SweepPoint,
     vllm: ArmPoint,
     lmcache: ArmPoint,
-    /// Its prompt tokens fit vLLM's GPU prefix cache.
+    /// Its prompt tokens fit vLLM's GPU prefix cache (the instances' together).
     pub fits_gpu: bool,
+    /// The simulated cluster, in words (none: one instance).
+    on: Option<String>,
 }
 
 impl Predicted {
@@ -43,21 +45,36 @@ impl Predicted {
     pub fn text(&self, what: &str) -> String {
         let p = &self.point;
         let n = p.num_documents;
+        let on = self.on.as_ref().map_or(String::new(), |c| format!(" on {c}"));
+        let caches = match p.capacities.instances {
+            1 => "vLLM's GPU prefix cache",
+            _ => "the instances' GPU prefix caches",
+        };
+        let tiers = match p.capacities.instances {
+            1 => "LMCache's CPU tier",
+            _ => "the instances' CPU tiers",
+        };
+        let q = &self.lmcache.query;
+        let served_from_a_tier = q.prefix.cpu_hit_tokens * 2 >= q.prompt_tokens();
         match self.verdict() {
             "no_benefit_fits_gpu" => format!(
-                "{what} ({n} documents, {} tokens): no benefit expected: the working set fits vLLM's GPU prefix cache, which serves the query round by itself; LMCache costs +{:.0} % TTFT\n",
+                "{what} ({n} documents, {} tokens{on}): no benefit expected: the working set fits {caches}, which serve the query round by themselves; LMCache costs +{:.0} % TTFT\n",
                 p.working_set_tokens,
                 p.ttft_cost().unwrap_or(0.0) * 100.0
             ),
             "gain" => format!(
-                "{what} ({n} documents): query-round mean TTFT {:.3} s with vLLM, {:.3} s with LMCache ({:.1}× faster); query round time {:.2}× faster\n",
+                "{what} ({n} documents{on}): query-round mean TTFT {:.3} s with vLLM, {:.3} s with LMCache ({:.1}× faster); query round time {:.2}× faster\n",
                 self.vllm.query.mean_ttft_s,
                 self.lmcache.query.mean_ttft_s,
                 self.ttft_gain(),
                 self.round_gain()
             ),
+            _ if served_from_a_tier => format!(
+                "{what} ({n} documents{on}): no benefit expected: LMCache's tiers serve the query round, but loading a document takes about as long as computing it (predicted query TTFT gain {:.2}×)\n",
+                self.ttft_gain()
+            ),
             _ => format!(
-                "{what} ({n} documents): no benefit expected: the working set overflows LMCache's CPU tier too (predicted query TTFT gain {:.2}×)\n",
+                "{what} ({n} documents{on}): no benefit expected: the working set overflows {tiers} too (predicted query TTFT gain {:.2}×)\n",
                 self.ttft_gain()
             ),
         }
@@ -74,17 +91,21 @@ impl Predicted {
             "lmcache_query_mean_ttft_s": self.lmcache.query.mean_ttft_s,
             "query_ttft_gain": self.ttft_gain(),
             "query_round_gain": self.round_gain(),
+            "on": self.on,
         })
     }
 }
 
 /// The planned deployment running `num_documents` documents of the planned workload on
-/// both engines (the CPU tier as planned), in the simulator.
+/// both engines (the CPU tier as planned), in the simulator: on one instance, or with
+/// `on_the_cluster` on the planned instances behind vllm-router's cache-aware policy (the
+/// router the plan prints), sharing the planned remote tier.
 pub(crate) fn predict(
     input: &PlanInput,
     plan: &Plan,
     model_arg: &str,
     num_documents: usize,
+    on_the_cluster: bool,
 ) -> anyhow::Result<Predicted> {
     let d = &input.deployment;
     let vllm = scenario::build(d, EngineMode::Vllm)?;
@@ -107,19 +128,28 @@ pub(crate) fn predict(
         template: super::predict::prompt_template(model_arg, ldqa_model::Api::Chat)?,
     };
     let inflight = usize::try_from(w.max_inflight_requests)?;
-    let one_engine = ClusterArgs::of(1, RouterArg::RoundRobin, None);
+    let cluster = match on_the_cluster {
+        true => ClusterArgs::of(
+            input.instances as usize,
+            RouterArg::CacheAware,
+            plan.remote.map(|r| r.gib as f64),
+        ),
+        false => ClusterArgs::of(1, RouterArg::RoundRobin, None),
+    };
     let point = super::sweep::simulate(
         &workload,
         inflight,
         &client,
         (&vllm, &lmcache),
-        &one_engine,
+        &cluster,
     )?;
     let (Some(v), Some(l)) = (point.vllm, point.lmcache) else {
         anyhow::bail!("invariant: both engines were simulated");
     };
+    let instances = u64::from(point.capacities.instances);
     Ok(Predicted {
-        fits_gpu: point.working_set_tokens <= vllm.config.gpu_kv_tokens,
+        on: cluster.describe(),
+        fits_gpu: point.working_set_tokens <= vllm.config.gpu_kv_tokens * instances,
         point,
         vllm: v,
         lmcache: l,

@@ -163,7 +163,8 @@ fn recommend(args: &AbArgs, gpu: GpuSpec) -> anyhow::Result<Sizing> {
         cpu_ram_bytes,
         memlock_bytes: None,
         instances: 1,
-        remote_gib: None,
+        remote: None,
+        num_documents: None,
         workload: RecWorkload {
             document_length: args.document_length as u64,
             output_len: u64::from(args.output_len),
