@@ -109,6 +109,8 @@ pub(super) fn sweep_svg(report: &SweepReport, metric: SweepMetric) -> Result<Str
 /// Where each point goes along x: its value, or its rank for a named axis.
 struct XScale {
     names: Vec<String>,
+    /// Every value is a whole number (documents, instances): no ticks between them.
+    whole: bool,
 }
 
 impl XScale {
@@ -126,7 +128,11 @@ impl XScale {
                 }
             }
         }
-        XScale { names }
+        let whole = report
+            .points
+            .iter()
+            .all(|p| matches!(p.x, AxisValue::Whole(_)));
+        XScale { names, whole }
     }
 
     fn x(&self, v: &AxisValue) -> f64 {
@@ -139,7 +145,10 @@ impl XScale {
 
     fn label(&self, v: f64) -> String {
         if self.names.is_empty() {
-            return format!("{v}");
+            return match self.whole && v.fract().abs() > 1e-9 {
+                true => String::new(),
+                false => format!("{v}"),
+            };
         }
         let i = v.round();
         if (v - i).abs() > 1e-6 || i < 0.0 {

@@ -222,13 +222,14 @@ impl Grid {
         Ok(Grid { x, series })
     }
 
-    /// The first swept axis that shapes the simulated cluster, by flag.
-    pub fn cluster_axis(&self) -> Option<&'static str> {
+    /// The swept axes that shape the simulated cluster, by flag.
+    pub fn cluster_axes(&self) -> Vec<&'static str> {
         [Some(self.x.0), self.series.as_ref().map(|s| s.0)]
             .into_iter()
             .flatten()
-            .find(|a| a.shapes_the_cluster())
+            .filter(|a| a.shapes_the_cluster())
             .map(Axis::flag)
+            .collect()
     }
 
     /// The axes that change the deployment, by flag.

@@ -335,13 +335,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
     }
     let base = args.base_setting();
     let grid = Grid::of(&points::given_axes(&args), args.num_documents.is_some())?;
-    if let Some(axis) = grid.cluster_axis().filter(|_| args.on_servers()) {
+    if let Some(axis) = grid.cluster_axes().first().filter(|_| args.on_servers()) {
         anyhow::bail!(
             "{axis} shapes the simulated cluster, which servers do not follow: sweep it in the simulator (--sim)"
         );
     }
     let changing = grid.deployment_axes();
-    let varying: Vec<&str> = changing.iter().copied().chain(grid.cluster_axis()).collect();
+    let varying: Vec<&str> = changing.iter().copied().chain(grid.cluster_axes()).collect();
     let own_commands = args.vllm_cmd.is_some() || args.lmcache_cmd.is_some();
     if own_commands && !changing.is_empty() {
         anyhow::bail!(
@@ -417,7 +417,8 @@ fn describe(args: &SweepArgs, tasks: &[Task], changing: &[&str]) -> String {
     let varying = if changing.is_empty() {
         String::new()
     } else {
-        format!(" (the first; {} varies)", changing.join(" and "))
+        let verb = if changing.len() > 1 { "vary" } else { "varies" };
+        format!(" (the first; {} {verb})", changing.join(" and "))
     };
     if let Some(kind) = args.start {
         let servers = match kind {
