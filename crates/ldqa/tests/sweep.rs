@@ -590,7 +590,7 @@ fn a_sweep_on_two_servers_has_twice_the_cache() {
 /// order, round robin sends a question to the instance that cached its document about half
 /// the time; cache-aware nearly always. Each instance's share of a round adds up to the
 /// round. Along `--remote-gib`, a shared remote tier gives LMCache the hits its small CPU
-/// tiers lack.
+/// tiers lack; along `--remote-gbps`, the same hits arrive sooner.
 #[test]
 fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
     let small = [
@@ -694,5 +694,23 @@ fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
     assert!(
         lmcache_cached(1) > lmcache_cached(0),
         "the shared tier adds hits: {remote}"
+    );
+    // Along its link: the same hits, loaded sooner over a faster one.
+    let link = sweep(&[
+        "--instances",
+        "2",
+        "--lmcache-cpu-gib",
+        "0.1",
+        "--remote-gib",
+        "1",
+        "--remote-gbps",
+        "1,1000",
+    ]);
+    assert_eq!(link["axis"]["flag"], "--remote-gbps");
+    let [slow, fast] = [0, 1].map(|k| &link["points"][k]["lmcache"]["query"]);
+    assert_eq!(slow["prefix"], fast["prefix"], "{link}");
+    assert!(
+        fast["mean_ttft_s"].as_f64() < slow["mean_ttft_s"].as_f64(),
+        "{link}"
     );
 }

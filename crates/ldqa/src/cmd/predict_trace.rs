@@ -91,14 +91,16 @@ pub struct ClusterArgs {
     pub remote_gib: Vec<f64>,
 
     /// The remote tier's network link, Gbit/s, one queue shared by all instances' loads.
+    /// `sweep` takes several (10,25,100,400) as its axis.
     #[arg(
         long,
-        default_value_t = DEFAULT_REMOTE_GBPS,
+        default_value = "25",
+        value_delimiter = ',',
         value_name = "GBPS",
         requires = "remote_gib",
         help_heading = "Many instances"
     )]
-    pub remote_gbps: f64,
+    pub remote_gbps: Vec<f64>,
 
     /// Time to the first byte of each load from the remote tier, milliseconds.
     #[arg(
@@ -147,7 +149,7 @@ impl ClusterArgs {
             instances: vec![instances],
             router: vec![router],
             remote_gib: remote_gib.into_iter().collect(),
-            remote_gbps: DEFAULT_REMOTE_GBPS,
+            remote_gbps: vec![DEFAULT_REMOTE_GBPS],
             remote_latency_ms: DEFAULT_REMOTE_LATENCY_MS,
         }
     }
@@ -170,13 +172,28 @@ impl ClusterArgs {
         self.remote_gib.first().copied().filter(|&g| g > 0.0)
     }
 
+    /// The remote tier's link, Gbit/s: the first value.
+    pub fn remote_gbps(&self) -> f64 {
+        self.remote_gbps
+            .first()
+            .copied()
+            .unwrap_or(DEFAULT_REMOTE_GBPS)
+    }
+
     /// The same cluster with `instances` behind `router`, sharing a remote tier of
-    /// `remote_gib` (none: no remote tier).
-    pub fn at(&self, instances: usize, router: RouterArg, remote_gib: Option<f64>) -> ClusterArgs {
+    /// `remote_gib` (none: no remote tier) over a link of `remote_gbps`.
+    pub fn at(
+        &self,
+        instances: usize,
+        router: RouterArg,
+        remote_gib: Option<f64>,
+        remote_gbps: f64,
+    ) -> ClusterArgs {
         ClusterArgs {
             instances: vec![instances],
             router: vec![router],
             remote_gib: remote_gib.into_iter().collect(),
+            remote_gbps: vec![remote_gbps],
             ..self.clone()
         }
     }
@@ -197,12 +214,12 @@ impl ClusterArgs {
             );
         }
         if !self.remote_gib.is_empty() {
-            let positive = |v: f64| v.is_finite() && v > 0.0;
-            anyhow::ensure!(
-                positive(self.remote_gbps),
-                "--remote-gbps must be a positive number, not {}",
-                self.remote_gbps
-            );
+            for &gbps in &self.remote_gbps {
+                anyhow::ensure!(
+                    gbps.is_finite() && gbps > 0.0,
+                    "--remote-gbps must be a positive number, not {gbps}"
+                );
+            }
             anyhow::ensure!(
                 self.remote_latency_ms.is_finite() && self.remote_latency_ms >= 0.0,
                 "--remote-latency-ms must be 0 or more, not {}",
@@ -216,8 +233,11 @@ impl ClusterArgs {
     /// (`predict`).
     pub fn check_single(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.instances.len() == 1 && self.router.len() <= 1 && self.remote_gib.len() <= 1,
-            "predict simulates one cluster: give one --instances, one --router and one --remote-gib (ldqa sweep takes several)"
+            self.instances.len() == 1
+                && self.router.len() <= 1
+                && self.remote_gib.len() <= 1
+                && self.remote_gbps.len() <= 1,
+            "predict simulates one cluster: give one --instances, one --router, one --remote-gib and one --remote-gbps (ldqa sweep takes several)"
         );
         self.validate()
     }
@@ -238,7 +258,7 @@ impl ClusterArgs {
             RemoteTierConfig {
                 capacity_chunks: (tokens / chunk as f64) as u64,
                 bytes_per_token,
-                bytes_per_s: self.remote_gbps * 1e9 / 8.0,
+                bytes_per_s: self.remote_gbps() * 1e9 / 8.0,
                 latency_ns: (self.remote_latency_ms * 1e6).round() as u64,
             }
         });
@@ -269,7 +289,8 @@ impl ClusterArgs {
         if let Some(gib) = self.remote_gib() {
             parts.push(format!(
                 "LMCache sharing a remote tier of {gib} GiB over {} Gbit/s, {} ms to first byte",
-                self.remote_gbps, self.remote_latency_ms
+                self.remote_gbps(),
+                self.remote_latency_ms
             ));
         }
         (!parts.is_empty()).then(|| parts.join("; "))

@@ -24,11 +24,12 @@ pub enum Axis {
     Instances,
     Router,
     RemoteGib,
+    RemoteGbps,
 }
 
 impl Axis {
     /// Every axis, in the order the x axis is chosen.
-    pub const ALL: [Axis; 11] = [
+    pub const ALL: [Axis; 12] = [
         Axis::NumDocuments,
         Axis::DocumentLength,
         Axis::MaxInflightRequests,
@@ -40,6 +41,7 @@ impl Axis {
         Axis::Instances,
         Axis::Router,
         Axis::RemoteGib,
+        Axis::RemoteGbps,
     ];
 
     /// Its flag.
@@ -56,13 +58,17 @@ impl Axis {
             Axis::Instances => "--instances",
             Axis::Router => "--router",
             Axis::RemoteGib => "--remote-gib",
+            Axis::RemoteGbps => "--remote-gbps",
         }
     }
 
     /// Whether it shapes the simulated cluster (instances, router, shared tier): the
     /// simulator's, which servers given or started cannot follow.
     pub fn shapes_the_cluster(self) -> bool {
-        matches!(self, Axis::Instances | Axis::Router | Axis::RemoteGib)
+        matches!(
+            self,
+            Axis::Instances | Axis::Router | Axis::RemoteGib | Axis::RemoteGbps
+        )
     }
 
     /// Whether it changes the deployment (the servers), not only the workload.
@@ -96,6 +102,8 @@ pub struct Setting {
     pub router: RouterArg,
     /// The shared remote tier, GiB (none: each instance's own tiers only).
     pub remote_gib: Option<f64>,
+    /// Its link, Gbit/s.
+    pub remote_gbps: f64,
 }
 
 impl Setting {
@@ -119,6 +127,7 @@ impl Setting {
             Axis::Instances => whole(self.instances),
             Axis::Router => AxisValue::Name(self.router.name().into()),
             Axis::RemoteGib => AxisValue::Real(self.remote_gib.unwrap_or(0.0)),
+            Axis::RemoteGbps => AxisValue::Real(self.remote_gbps),
         }
     }
 
@@ -130,7 +139,7 @@ impl Setting {
             (Axis::DocumentLength, Value::Count(n)) => s.document_length = *n,
             (Axis::MaxInflightRequests, Value::Count(n)) => s.max_inflight_requests = *n,
             (Axis::HitMissRatio, Value::Ratio(r)) => s.hit_miss = Some(*r),
-            (Axis::LmcacheCpuGib, Value::Gib(g)) => s.lmcache_cpu_gib = Some(*g),
+            (Axis::LmcacheCpuGib, Value::Real(g)) => s.lmcache_cpu_gib = Some(*g),
             (Axis::TensorParallelSize, Value::Count(n)) => {
                 s.tensor_parallel_size = u32::try_from(*n).ok();
             }
@@ -138,7 +147,8 @@ impl Setting {
             (Axis::Model, Value::Name(n)) => s.model = n.clone(),
             (Axis::Instances, Value::Count(n)) => s.instances = *n,
             (Axis::Router, Value::Router(r)) => s.router = *r,
-            (Axis::RemoteGib, Value::Gib(g)) => s.remote_gib = Some(*g).filter(|&g| g > 0.0),
+            (Axis::RemoteGib, Value::Real(g)) => s.remote_gib = Some(*g).filter(|&g| g > 0.0),
+            (Axis::RemoteGbps, Value::Real(g)) => s.remote_gbps = *g,
             _ => debug_assert!(false, "{axis:?} given {value:?}"),
         }
         s
@@ -146,7 +156,12 @@ impl Setting {
 
     /// `base` (the cluster flags) with this setting's instances, router and shared tier.
     pub fn cluster(&self, base: &ClusterArgs) -> ClusterArgs {
-        base.at(self.instances, self.router, self.remote_gib)
+        base.at(
+            self.instances,
+            self.router,
+            self.remote_gib,
+            self.remote_gbps,
+        )
     }
 
     /// What identifies its deployment (the engines simulated or served).
@@ -163,7 +178,8 @@ impl Setting {
 pub enum Value {
     Count(usize),
     Ratio(HitMissRatio),
-    Gib(f64),
+    /// A size (GiB) or a rate (Gbit/s).
+    Real(f64),
     Name(String),
     Router(RouterArg),
 }
@@ -259,7 +275,7 @@ mod tests {
         let g = Grid::of(
             &[(
                 Axis::LmcacheCpuGib,
-                vec![Value::Gib(20.0), Value::Gib(50.0)],
+                vec![Value::Real(20.0), Value::Real(50.0)],
             )],
             false,
         )

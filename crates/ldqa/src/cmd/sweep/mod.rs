@@ -283,6 +283,7 @@ impl SweepArgs {
             instances: self.trace.cluster.instance_count(),
             router: self.trace.cluster.router_arg(),
             remote_gib: self.trace.cluster.remote_gib(),
+            remote_gbps: self.trace.cluster.remote_gbps(),
         }
     }
 

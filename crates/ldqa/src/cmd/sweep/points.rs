@@ -339,7 +339,7 @@ pub(super) fn given_axes(args: &SweepArgs) -> Vec<(Axis, Vec<Value>)> {
     if let Some(g) = &args.lmcache_cpu_gib {
         given.push((
             Axis::LmcacheCpuGib,
-            g.0.iter().map(|&g| Value::Gib(g)).collect(),
+            g.0.iter().map(|&g| Value::Real(g)).collect(),
         ));
     }
     if let Some(r) = &args.tensor_parallel_size {
@@ -364,7 +364,11 @@ pub(super) fn given_axes(args: &SweepArgs) -> Vec<(Axis, Vec<Value>)> {
     if !cluster.remote_gib.is_empty() {
         given.push((
             Axis::RemoteGib,
-            cluster.remote_gib.iter().map(|&g| Value::Gib(g)).collect(),
+            cluster.remote_gib.iter().map(|&g| Value::Real(g)).collect(),
+        ));
+        given.push((
+            Axis::RemoteGbps,
+            cluster.remote_gbps.iter().map(|&g| Value::Real(g)).collect(),
         ));
     }
     given

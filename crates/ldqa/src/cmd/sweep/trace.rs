@@ -142,7 +142,7 @@ fn swept_axis(args: &SweepArgs) -> anyhow::Result<(Axis, Vec<Value>)> {
     match swept.len() {
         1 => Ok(swept.remove(0)),
         0 => anyhow::bail!(
-            "give the axis to sweep the trace along several values: --lmcache-cpu-gib 30,66,120, --gpu h100-80gb,h200, --tensor-parallel-size 1,2, --model A,B, --instances 1,2,4, --router round-robin,cache-aware or --remote-gib 0,64,256"
+            "give the axis to sweep the trace along several values: --lmcache-cpu-gib 30,66,120, --gpu h100-80gb,h200, --tensor-parallel-size 1,2, --model A,B, --instances 1,2,4, --router round-robin,cache-aware, --remote-gib 0,64,256 or --remote-gbps 25,100,400"
         ),
         _ => anyhow::bail!(
             "--trace sweeps one axis at a time: {} were given several values",
