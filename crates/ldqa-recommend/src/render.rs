@@ -58,6 +58,11 @@ pub struct InstancesBlock<'a> {
     pub gpus_per_node: u32,
     /// A shared remote KV tier (LMCache's Redis backend), if any.
     pub remote: Option<RemoteTier>,
+    /// The workload's shape.
+    pub workload: &'a Workload,
+    /// Documents of the cluster's working set: the remote tier's, else what the
+    /// instances' CPU tiers hold together.
+    pub num_documents: u64,
 }
 
 /// The fourth block, for `instances` > 1: each instance's LMCache `vllm serve` line on its
@@ -74,6 +79,7 @@ pub fn render_instances(plan: &InstancesBlock<'_>) -> String {
         instances,
         gpus_per_node,
         remote,
+        ..
     } = *plan;
     let flags = serve_flags.join(" \\\n");
     let per_node = (gpus_per_node / tp.max(1)).max(1);
@@ -139,11 +145,63 @@ pub fn render_instances(plan: &InstancesBlock<'_>) -> String {
          vllm-router --port 30000 --policy cache_aware \\\n--worker-urls {}\n\n\
          # what it should give, simulated, and measured through the router\n\
          ldqa predict --model {model_name} --gpu {gpu_name} --tensor-parallel-size {tp} \\\n\
-         --trace TRACE --engine lmcache --instances {instances} --router cache-aware{remote_flag}\n\
+         --lmcache-cpu-gib {max_local_cpu_size_gib} --trace TRACE --engine lmcache \\\n\
+         --instances {instances} --router cache-aware{remote_flag}\n\
          ldqa replay --base-url http://ROUTER:30000/v1 TRACE\n",
         urls.join(" ")
     );
+    s.push_str(&sweep_line(plan));
     s
+}
+
+/// The `ldqa sweep` that shows where this cluster pays off for Long Doc QA, simulated:
+/// along the shared tier's link when there is one (where loading beats computing), else
+/// along the instances and the router.
+fn sweep_line(plan: &InstancesBlock<'_>) -> String {
+    let InstancesBlock {
+        model_name,
+        gpu_name,
+        max_local_cpu_size_gib,
+        tp,
+        instances,
+        remote,
+        workload: w,
+        num_documents,
+        ..
+    } = *plan;
+    let (why, axis) = match remote {
+        Some(r) => (
+            format!(
+                "where the shared tier pays off, simulated for {num_documents} documents: along \
+                 its link (where\n# loading a document beats computing it), behind cache-aware \
+                 (each document stays\n# where it was cached) and round robin (the questions in \
+                 random order)"
+            ),
+            format!(
+                "--instances {instances} --remote-gib {} --remote-gbps 25,100,400 \\\n\
+                 --router round-robin,cache-aware --repeat-mode random",
+                r.gib
+            ),
+        ),
+        None => (
+            format!(
+                "how the instances and the router change LMCache's gain, simulated for \
+                 {num_documents} documents"
+            ),
+            format!("--instances 1,{instances} --router round-robin,cache-aware"),
+        ),
+    };
+    format!(
+        "\n# {}\n\
+         ldqa sweep --model {model_name} --gpu {gpu_name} --tensor-parallel-size {tp} \\\n\
+         --lmcache-cpu-gib {max_local_cpu_size_gib} --num-documents {num_documents} \\\n\
+         --document-length {} --output-len {} --max-inflight-requests {} \\\n\
+         {axis}\n",
+        why,
+        w.document_length,
+        w.output_len,
+        w.max_inflight_requests
+    )
 }
 
 fn gib(bytes: u64) -> f64 {

@@ -595,3 +595,74 @@ fn a_shared_tier_is_planned_with_lmcache_remote_settings() {
         serde_json::from_str(&stdout(&[&args[..], &["--json"]].concat())).unwrap();
     assert_eq!(json["instances"]["remote_gib"], 200);
 }
+
+/// The `ldqa` commands block 4 prints that start with `command` (`ldqa sweep`), each with
+/// its continuation lines joined, as arguments.
+fn printed(text: &str, command: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if !line.starts_with(command) {
+            continue;
+        }
+        let mut joined = line.to_string();
+        while joined.ends_with('\\') {
+            joined.pop();
+            joined.push(' ');
+            joined.push_str(lines.next().unwrap_or_default());
+        }
+        out.push(joined.split_whitespace().skip(1).map(String::from).collect());
+    }
+    out
+}
+
+/// Every plan of many instances prints an `ldqa sweep` that runs as printed: with a shared
+/// tier, along its link behind round robin and cache-aware, where round robin needs the
+/// link fast and cache-aware does not; without, along the instances and the router.
+#[test]
+fn the_printed_cluster_sweeps_run() {
+    let base = [
+        "recommend",
+        "--model",
+        "llama-3.1-8b",
+        "--gpu",
+        "h100-80gb",
+        "--cpu-ram-gib",
+        "1000",
+        "--instances",
+        "4",
+        "--document-length",
+        "2000",
+    ];
+    for extra in [&["--remote-gib", "auto"][..], &[]] {
+        let text = stdout(&[&base[..], extra].concat());
+        let sweeps = printed(&text, "ldqa sweep");
+        assert_eq!(sweeps.len(), 1, "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let out = ldqa()
+            .args(&sweeps[0])
+            .args(["--json", "--output-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}: {out:?}", sweeps[0]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["series_axis"]["flag"], "--router", "{report}");
+        if extra.is_empty() {
+            assert_eq!(report["axis"]["flag"], "--instances");
+            continue;
+        }
+        assert_eq!(report["axis"]["flag"], "--remote-gbps");
+        let ttft = |k: usize| {
+            report["points"][k]["lmcache"]["query"]["mean_ttft_s"]
+                .as_f64()
+                .unwrap()
+        };
+        // Points: round robin at 25, 100, 400 Gbit/s, then cache-aware.
+        assert!(ttft(0) > ttft(2), "round robin loads sooner over a faster link: {report}");
+        assert!(
+            (ttft(3) - ttft(5)).abs() < 0.01 * ttft(3),
+            "cache-aware keeps documents local: {report}"
+        );
+    }
+}

@@ -295,6 +295,11 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<ExitStatus> {
             instances: input.instances,
             gpus_per_node: input.gpus_per_node,
             remote: p.remote,
+            workload: &input.workload,
+            // Yours, else the planned workload once per instance.
+            num_documents: input
+                .num_documents
+                .unwrap_or(u64::from(input.instances) * p.num_documents),
         }));
     }
     for w in &p.warnings {

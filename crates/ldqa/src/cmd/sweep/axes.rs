@@ -39,9 +39,9 @@ impl Axis {
         Axis::Gpu,
         Axis::Model,
         Axis::Instances,
-        Axis::Router,
         Axis::RemoteGib,
         Axis::RemoteGbps,
+        Axis::Router,
     ];
 
     /// Its flag.
