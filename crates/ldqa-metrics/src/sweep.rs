@@ -294,16 +294,15 @@ impl InstanceShare {
                     p.gpu_hit_tokens + p.cpu_hit_tokens,
                     p.gpu_hit_tokens + p.cpu_hit_tokens + p.computed_tokens,
                 ),
-                (None, Some(u)) => (
-                    u.cached_tokens.unwrap_or(0),
-                    u.prompt_tokens.unwrap_or(0),
-                ),
+                (None, Some(u)) => (u.cached_tokens.unwrap_or(0), u.prompt_tokens.unwrap_or(0)),
                 (None, None) => (0, 0),
             };
             share.cached_tokens += cached;
             share.prompt_tokens += prompt;
         }
-        share.mean_ttft_s = Stats::from_ns(&ttfts).as_ref().map_or(f64::NAN, Stats::mean_s);
+        share.mean_ttft_s = Stats::from_ns(&ttfts)
+            .as_ref()
+            .map_or(f64::NAN, Stats::mean_s);
         share
     }
 }

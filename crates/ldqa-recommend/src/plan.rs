@@ -304,7 +304,10 @@ pub fn remote_tier(input: &PlanInput, offload: &Offload) -> Option<RemoteTier> {
                 Some(n) => (n, RemoteBasis::YourDocuments),
                 None => {
                     let one = offload.tokens_storable / (w.document_length + w.output_len).max(1);
-                    (one * u64::from(input.instances), RemoteBasis::CpuTiersTogether)
+                    (
+                        one * u64::from(input.instances),
+                        RemoteBasis::CpuTiersTogether,
+                    )
                 }
             };
             let gib = (documents as f64 * per_document_gib * REMOTE_HEADROOM).ceil() as u64;

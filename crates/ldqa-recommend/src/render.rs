@@ -6,9 +6,7 @@ use std::fmt::Write as _;
 
 use ldqa_specs::{GpuSpec, ModelSpec};
 
-use crate::plan::{
-    OffloadLimit, Plan, PlanWarning, RegimeKind, RemoteBasis, RemoteTier, Workload,
-};
+use crate::plan::{OffloadLimit, Plan, PlanWarning, RegimeKind, RemoteBasis, RemoteTier, Workload};
 
 const GIB: f64 = ldqa_specs::GIB_BYTES as f64;
 
@@ -197,10 +195,7 @@ fn sweep_line(plan: &InstancesBlock<'_>) -> String {
          --lmcache-cpu-gib {max_local_cpu_size_gib} --num-documents {num_documents} \\\n\
          --document-length {} --output-len {} --max-inflight-requests {} \\\n\
          {axis}\n",
-        why,
-        w.document_length,
-        w.output_len,
-        w.max_inflight_requests
+        why, w.document_length, w.output_len, w.max_inflight_requests
     )
 }
 

@@ -611,7 +611,13 @@ fn printed(text: &str, command: &str) -> Vec<Vec<String>> {
             joined.push(' ');
             joined.push_str(lines.next().unwrap_or_default());
         }
-        out.push(joined.split_whitespace().skip(1).map(String::from).collect());
+        out.push(
+            joined
+                .split_whitespace()
+                .skip(1)
+                .map(String::from)
+                .collect(),
+        );
     }
     out
 }
@@ -659,7 +665,10 @@ fn the_printed_cluster_sweeps_run() {
                 .unwrap()
         };
         // Points: round robin at 25, 100, 400 Gbit/s, then cache-aware.
-        assert!(ttft(0) > ttft(2), "round robin loads sooner over a faster link: {report}");
+        assert!(
+            ttft(0) > ttft(2),
+            "round robin loads sooner over a faster link: {report}"
+        );
         assert!(
             (ttft(3) - ttft(5)).abs() < 0.01 * ttft(3),
             "cache-aware keeps documents local: {report}"

@@ -585,43 +585,37 @@ fn a_sweep_on_two_servers_has_twice_the_cache() {
     assert_eq!(cached, hit(&two));
 }
 
+/// `sweep --json` of 8 documents of about 335 tokens on 1,600-token GPU caches, the
+/// questions in random order, with `flags`.
+fn small_cluster_sweep(flags: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldqa()
+        .args(["sweep", "--num-documents", "8", "--document-length", "300"])
+        .args(["--num-gpu-blocks", "100", "--output-len", "2"])
+        .args(["--max-inflight-requests", "4", "--repeat-mode", "random"])
+        .args(flags)
+        .arg("--json")
+        .arg("--output-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    json(&out.stdout)
+}
+
+/// The query round's prompt tokens of `arm` at `point` from source `k`.
+fn query_tokens(point: &serde_json::Value, arm: &str, k: &str) -> u64 {
+    point[arm]["query"]["prefix"][k].as_u64().unwrap()
+}
+
 /// Long Doc QA on a simulated cluster, along `--instances` × `--router`: 8 documents of
 /// about 335 tokens overflow one instance's 1,600-token GPU cache but fit two. In random
 /// order, round robin sends a question to the instance that cached its document about half
 /// the time; cache-aware nearly always. Each instance's share of a round adds up to the
-/// round. Along `--remote-gib`, a shared remote tier gives LMCache the hits its small CPU
-/// tiers lack; along `--remote-gbps`, the same hits arrive sooner.
+/// round.
 #[test]
 fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
-    let small = [
-        "--num-documents",
-        "8",
-        "--document-length",
-        "300",
-        "--num-gpu-blocks",
-        "100",
-        "--output-len",
-        "2",
-        "--max-inflight-requests",
-        "4",
-        "--repeat-mode",
-        "random",
-        "--json",
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let sweep = |flags: &[&str]| -> serde_json::Value {
-        let out = ldqa()
-            .arg("sweep")
-            .args(small)
-            .args(flags)
-            .arg("--output-dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        json(&out.stdout)
-    };
-    let grid = sweep(&["--instances", "1,2", "--router", "round-robin,cache-aware"]);
+    let grid = small_cluster_sweep(&["--instances", "1,2", "--router", "round-robin,cache-aware"]);
     assert_eq!(grid["axis"]["flag"], "--instances");
     assert_eq!(grid["series_axis"]["flag"], "--router");
     let point = |instances: u64, router: &str| -> &serde_json::Value {
@@ -632,11 +626,8 @@ fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
             .find(|p| p["x"] == instances && p["series"] == router)
             .unwrap_or_else(|| panic!("no point {instances} × {router} in {grid}"))
     };
-    let query = |p: &serde_json::Value, arm: &str, k: &str| -> u64 {
-        p[arm]["query"]["prefix"][k].as_u64().unwrap()
-    };
-    let vllm_hits = |p| query(p, "vllm", "gpu_hit_tokens");
-    let prompt = |p| vllm_hits(p) + query(p, "vllm", "computed_tokens");
+    let vllm_hits = |p| query_tokens(p, "vllm", "gpu_hit_tokens");
+    let prompt = |p| vllm_hits(p) + query_tokens(p, "vllm", "computed_tokens");
     let one = point(1, "round-robin");
     assert_eq!(vllm_hits(one), vllm_hits(point(1, "cache-aware")));
     assert!(
@@ -650,7 +641,11 @@ fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
     assert_eq!(one.get("instance_shares"), None);
     for p in [rr, ca] {
         let shares = p["instance_shares"].as_array().unwrap();
-        assert_eq!(shares.len(), 2 * 2 * 2, "two arms, two rounds, two instances");
+        assert_eq!(
+            shares.len(),
+            2 * 2 * 2,
+            "two arms, two rounds, two instances"
+        );
         for arm in ["vllm", "lmcache"] {
             for round in ["warmup", "query"] {
                 let of: Vec<&serde_json::Value> = shares
@@ -660,14 +655,21 @@ fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
                 let sum = |k: &str| of.iter().map(|s| s[k].as_u64().unwrap()).sum::<u64>();
                 assert_eq!(sum("requests"), 8, "{arm} {round}: {of:?}");
                 let r = &p[arm][round]["prefix"];
-                let cached = r["gpu_hit_tokens"].as_u64().unwrap()
-                    + r["cpu_hit_tokens"].as_u64().unwrap();
+                let cached =
+                    r["gpu_hit_tokens"].as_u64().unwrap() + r["cpu_hit_tokens"].as_u64().unwrap();
                 assert_eq!(sum("cached_tokens"), cached, "{arm} {round}");
             }
         }
     }
+    let dir = tempfile::tempdir().unwrap();
     let table = ldqa()
-        .args(["sweep", "--num-documents", "4,8", "--document-length", "300"])
+        .args([
+            "sweep",
+            "--num-documents",
+            "4,8",
+            "--document-length",
+            "300",
+        ])
         .args(["--num-gpu-blocks", "100", "--output-len", "2"])
         .args(["--instances", "2", "--router", "round-robin"])
         .arg("--output-dir")
@@ -675,10 +677,18 @@ fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
         .output()
         .unwrap();
     let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.contains("Each of 2 instances: GPU prefix cache: 1600 tokens"), "{table}");
+    assert!(
+        table.contains("Each of 2 instances: GPU prefix cache: 1600 tokens"),
+        "{table}"
+    );
     assert!(table.contains("busiest 1.00×"), "{table}");
+}
 
-    let remote = sweep(&[
+/// Along `--remote-gib`, a shared remote tier gives LMCache the hits its small CPU tiers
+/// lack; along `--remote-gbps`, the same hits arrive sooner.
+#[test]
+fn a_cluster_sweep_along_the_shared_tier() {
+    let remote = small_cluster_sweep(&[
         "--instances",
         "2",
         "--lmcache-cpu-gib",
@@ -689,14 +699,14 @@ fn a_cluster_sweep_spreads_the_documents_over_the_instances() {
     assert_eq!(remote["axis"]["flag"], "--remote-gib");
     let lmcache_cached = |k: usize| {
         let p = &remote["points"][k];
-        query(p, "lmcache", "gpu_hit_tokens") + query(p, "lmcache", "cpu_hit_tokens")
+        query_tokens(p, "lmcache", "gpu_hit_tokens") + query_tokens(p, "lmcache", "cpu_hit_tokens")
     };
     assert!(
         lmcache_cached(1) > lmcache_cached(0),
         "the shared tier adds hits: {remote}"
     );
     // Along its link: the same hits, loaded sooner over a faster one.
-    let link = sweep(&[
+    let link = small_cluster_sweep(&[
         "--instances",
         "2",
         "--lmcache-cpu-gib",

@@ -45,7 +45,10 @@ impl Predicted {
     pub fn text(&self, what: &str) -> String {
         let p = &self.point;
         let n = p.num_documents;
-        let on = self.on.as_ref().map_or(String::new(), |c| format!(" on {c}"));
+        let on = self
+            .on
+            .as_ref()
+            .map_or(String::new(), |c| format!(" on {c}"));
         let caches = match p.capacities.instances {
             1 => "vLLM's GPU prefix cache",
             _ => "the instances' GPU prefix caches",
@@ -136,13 +139,7 @@ pub(crate) fn predict(
         ),
         false => ClusterArgs::of(1, RouterArg::RoundRobin, None),
     };
-    let point = super::sweep::simulate(
-        &workload,
-        inflight,
-        &client,
-        (&vllm, &lmcache),
-        &cluster,
-    )?;
+    let point = super::sweep::simulate(&workload, inflight, &client, (&vllm, &lmcache), &cluster)?;
     let (Some(v), Some(l)) = (point.vllm, point.lmcache) else {
         anyhow::bail!("invariant: both engines were simulated");
     };

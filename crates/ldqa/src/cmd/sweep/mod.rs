@@ -342,7 +342,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let changing = grid.deployment_axes();
-    let varying: Vec<&str> = changing.iter().copied().chain(grid.cluster_axes()).collect();
+    let varying: Vec<&str> = changing
+        .iter()
+        .copied()
+        .chain(grid.cluster_axes())
+        .collect();
     let own_commands = args.vllm_cmd.is_some() || args.lmcache_cmd.is_some();
     if own_commands && !changing.is_empty() {
         anyhow::bail!(

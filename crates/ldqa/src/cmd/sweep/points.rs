@@ -368,7 +368,11 @@ pub(super) fn given_axes(args: &SweepArgs) -> Vec<(Axis, Vec<Value>)> {
         ));
         given.push((
             Axis::RemoteGbps,
-            cluster.remote_gbps.iter().map(|&g| Value::Real(g)).collect(),
+            cluster
+                .remote_gbps
+                .iter()
+                .map(|&g| Value::Real(g))
+                .collect(),
         ));
     }
     given
