@@ -1,7 +1,6 @@
 //! The HTML reports, rendered in a real browser: `scripts/render-reports` writes the report
-//! of a `run`, of a `predict --engine both` (one page per engine), of an `ab --sim` and of a
-//! `sweep --sim`, and
-//! renders each in headless Chromium to its DOM, its console messages and screenshots.
+//! of a `run`, of a `predict --engine both` (one page per engine), of an `ab --sim` and of
+//! two `sweep --sim` (one on two simulated instances), and renders each in headless Chromium to its DOM, its console messages and screenshots.
 //! Here: every page has every section once rendered, and logged nothing to the console.
 
 use std::path::Path;
@@ -54,7 +53,14 @@ fn reports_render_with_every_section_and_no_console_message() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
     render(out);
-    for page in ["run", "predict-vllm", "predict-lmcache", "ab", "sweep"] {
+    for page in [
+        "run",
+        "predict-vllm",
+        "predict-lmcache",
+        "ab",
+        "sweep",
+        "sweep-cluster",
+    ] {
         let console = read(out, &format!("{page}.console.txt"));
         assert!(console.trim().is_empty(), "{page} logged:\n{console}");
         for png in [format!("{page}.png"), format!("{page}.top.png")] {
@@ -79,6 +85,20 @@ fn reports_render_with_every_section_and_no_console_message() {
                     "<h3>--lmcache-cpu-gib 66</h3>",
                     "LMCache wins from 42 to 53 documents",
                     "<h2>Workload</h2>",
+                ],
+            );
+            continue;
+        }
+        if page == "sweep-cluster" {
+            assert_has(
+                &dom,
+                page,
+                &[
+                    "<h3>--router round-robin</h3>",
+                    "<h3>--router cache-aware</h3>",
+                    "Each of 2 instances: GPU prefix cache",
+                    "<summary>Per instance</summary>",
+                    "<td>lmcache</td><td>query</td><td>#2</td>",
                 ],
             );
             continue;

@@ -49,13 +49,18 @@ pub fn sweep_html(report: &SweepReport) -> String {
             report.axis.is_working_set(),
             curve.points.first().map(|p| p.capacities),
         ) {
+            let each = match c.instances {
+                1 => String::new(),
+                n => format!("Each of {n} instances: "),
+            };
             let _ = writeln!(
                 body,
-                "<p class=\"note\">GPU prefix cache: {} tokens = {} documents of {} tokens; LMCache CPU tier: {} tokens = {} documents.</p>",
+                "<p class=\"note\">{each}GPU prefix cache: {} tokens = {} documents of {} tokens; LMCache CPU tier: {} tokens = {} documents.</p>",
                 c.gpu_kv_tokens, c.gpu_documents(), c.tokens_per_document, c.cpu_tier_tokens, c.cpu_documents()
             );
         }
         body.push_str(&points_table(report, &curve.points));
+        body.push_str(&instances_table(&curve.points));
     }
     let _ = write!(
         body,
@@ -102,6 +107,38 @@ fn points_table(report: &SweepReport, points: &[SweepPoint]) -> String {
         );
     }
     t.push_str("</table></div>\n");
+    t
+}
+
+/// On several instances, each one's share of every round at every point, as the client
+/// saw it (nothing on one).
+fn instances_table(points: &[SweepPoint]) -> String {
+    if points.iter().all(|p| p.instance_shares.is_empty()) {
+        return String::new();
+    }
+    let mut t = String::from(
+        "<details><summary>Per instance</summary><div class=\"scroll\"><table class=\"sweep\">\
+         <tr><th>point</th><th>engine</th><th>round</th><th>instance</th><th>requests</th>\
+         <th>failed (shed)</th><th>TTFT mean (s)</th><th>cached prompt tokens</th></tr>\n",
+    );
+    for p in points {
+        for s in &p.instance_shares {
+            let cached = s.cached_tokens as f64 / s.prompt_tokens.max(1) as f64 * 100.0;
+            let _ = writeln!(
+                t,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{:.3}</td><td>{cached:.0} %</td></tr>",
+                esc(&p.x.to_string()),
+                esc(&s.arm),
+                esc(&s.round),
+                esc(&s.instance),
+                s.requests,
+                s.failed,
+                s.shed,
+                s.mean_ttft_s
+            );
+        }
+    }
+    t.push_str("</table></div></details>\n");
     t
 }
 
