@@ -407,8 +407,8 @@ fn the_plan_comes_with_its_predicted_gain_and_a_verdict_on_your_workload() {
 
 /// `--instances N`: three 70B instances at TP 4 take 12 GPUs, two a node of 8; the two on
 /// one node share its host RAM, so the node pins twice what one instance does; each gets
-/// its GPUs and port, and the router line lists them all. Too few GPUs, or 0 instances, is
-/// an error naming the flag.
+/// its GPUs and port, and the router line lists them all. `--gpus-total` plans as many
+/// instances as the GPUs hold. Too few GPUs, or 0 instances, is an error naming the flag.
 #[test]
 fn instances_are_planned_with_their_gpus_ports_and_router() {
     let args = [
@@ -479,7 +479,26 @@ fn instances_are_planned_with_their_gpus_ports_and_router() {
         .args(["--remote-gib", "100"])
         .assert()
         .code(2)
-        .stderr(contains("pass --instances N too"));
+        .stderr(contains("pass --instances N (or --gpus-total N) too"));
+    // --gpus-total: as many instances as the GPUs hold at the plan's TP (4 here).
+    let out = ldqa()
+        .args(args)
+        .args(["--gpus-total", "10", "--json"])
+        .assert()
+        .success()
+        .stderr(contains(
+            "2 instances of 4 GPUs use 8 of the 10 GPUs given; 2 left over",
+        ));
+    let plan: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(plan["instances"]["count"], 2, "{plan}");
+    ldqa()
+        .args(args)
+        .args(["--gpus-total", "3"])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "--gpus-total 3 is fewer than one instance's 4 GPUs",
+        ));
     for (value, says) in [
         ("0", "--remote-gib must be at least 1 (or auto)"),
         ("lots", "expected a whole number of GiB or auto"),

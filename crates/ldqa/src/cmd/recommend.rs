@@ -58,6 +58,15 @@ pub struct RecommendArgs {
         help_heading = "Machine"
     )]
     instances: u32,
+    /// Instead of --instances: as many instances as this many GPUs hold at the planned
+    /// tensor-parallel size (the GPUs left over are said).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "instances",
+        help_heading = "Machine"
+    )]
+    gpus_total: Option<u32>,
     /// With --instances: a remote KV tier that every instance's LMCache shares (a Redis,
     /// with LMCache's remote-backend settings on each `vllm serve`), of this many GiB, or
     /// `auto`: sized for your --num-documents, else for what the instances' CPU tiers hold
@@ -228,12 +237,8 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
     if !(1..=1024).contains(&args.instances) {
         bail!("--instances must be 1 to 1024, not {}", args.instances);
     }
-    match args.remote_gib {
-        Some(RemoteSize::Gib(0)) => bail!("--remote-gib must be at least 1 (or auto)"),
-        Some(_) if args.instances < 2 => {
-            bail!("--remote-gib is a tier several instances share: pass --instances N too")
-        }
-        _ => {}
+    if args.remote_gib == Some(RemoteSize::Gib(0)) {
+        bail!("--remote-gib must be at least 1 (or auto)");
     }
     let d = &args.deployment;
     let model = d.model_spec()?;
@@ -246,14 +251,19 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
     };
     let hw = hardware(args)?;
     let (cpu_ram_bytes, ram_note) = host_ram(args)?;
+    let deployment = d.deployment(model, hw.gpu)?;
+    let instances = instances(args, deployment.tp)?;
+    if args.remote_gib.is_some() && instances < 2 {
+        bail!("--remote-gib is a tier several instances share: pass --instances N (or --gpus-total N) too");
+    }
     let input = PlanInput {
-        deployment: d.deployment(model, hw.gpu)?,
+        deployment,
         num_gpus: hw.num_gpus,
         gpus_per_node: args.gpus_per_node,
         lmcache_cpu_gib: d.lmcache_cpu_gib()?,
         cpu_ram_bytes,
         memlock_bytes: hw.memlock_bytes,
-        instances: args.instances,
+        instances,
         remote: args.remote_gib,
         num_documents: args.num_documents.map(|n| n as u64),
         workload: Workload {
@@ -267,6 +277,26 @@ pub(crate) fn resolve(args: &RecommendArgs) -> anyhow::Result<Resolved> {
         served_name,
         ram_note,
     })
+}
+
+/// `--instances`, or as many as `--gpus-total` GPUs hold at `tp` GPUs each.
+fn instances(args: &RecommendArgs, tp: u32) -> anyhow::Result<u32> {
+    let Some(total) = args.gpus_total else {
+        return Ok(args.instances);
+    };
+    let tp = tp.max(1);
+    if total < tp {
+        bail!("--gpus-total {total} is fewer than one instance's {tp} GPUs (tensor-parallel size {tp})");
+    }
+    let n = (total / tp).min(1024);
+    if total % tp != 0 {
+        eprintln!(
+            "note: {n} instances of {tp} GPUs use {} of the {total} GPUs given; {} left over",
+            n * tp,
+            total - n * tp
+        );
+    }
+    Ok(n)
 }
 
 /// Run `ldqa recommend`.
