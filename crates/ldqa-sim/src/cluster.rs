@@ -22,6 +22,15 @@ pub enum RoutingPolicy {
     RoundRobin,
     /// The instance with the fewest requests in flight at the router, the first on ties.
     LeastLoaded,
+    /// `vllm-router --policy random`: any instance, uniformly. The draws are a fixed
+    /// pseudo-random sequence (the request's number, hashed), so a run repeats; the real
+    /// router's draws differ run to run.
+    Random,
+    /// `vllm-router --policy power_of_two`: two different instances drawn uniformly (as
+    /// `Random` draws), the one with fewer requests in flight at the router, the first drawn
+    /// on ties. (The real router adds loads it polls from the workers when they report
+    /// them; neither vLLM nor `ldqa serve` does.)
+    PowerOfTwo,
     /// `vllm-router --policy cache_aware` (0.1.17): the instance whose tree of the prompts
     /// it was sent shares the longest prefix with this one (the least loaded among equals),
     /// when that share of the prompt's tokens is over `cache_threshold`; otherwise, or
@@ -42,6 +51,9 @@ pub enum RoutingPolicy {
     /// only the same kind of fixed, even spread.
     Session,
 }
+
+/// The seed of `random`'s and `power_of_two`'s draws.
+const RANDOM_SEED: u64 = 0x6c64_7161_5f72_6e67;
 
 /// How far back `session`'s fallback counts an instance's requests (production-stack's
 /// `--request-stats-window`, 60 s by default).
@@ -121,6 +133,8 @@ impl RoutingPolicy {
         match self {
             RoutingPolicy::RoundRobin => "round-robin",
             RoutingPolicy::LeastLoaded => "least-loaded",
+            RoutingPolicy::Random => "random",
+            RoutingPolicy::PowerOfTwo => "power-of-two",
             RoutingPolicy::CacheAware(_) => "cache-aware",
             RoutingPolicy::KvAware => "kv-aware",
             RoutingPolicy::Session => "session",
@@ -281,6 +295,29 @@ impl Cluster {
             .expect("invariant: at least one instance")
     }
 
+    /// The `k`-th draw for the request being routed: a number below `n`, from the
+    /// request's number hashed (a fixed sequence, so that a run repeats).
+    fn draw(&self, k: u64, n: usize) -> usize {
+        let z = crate::prompt::mix(self.routed.wrapping_mul(2).wrapping_add(k) ^ RANDOM_SEED);
+        (z % n as u64) as usize
+    }
+
+    /// `power_of_two`: of two different instances drawn, the less loaded, the first on ties.
+    fn power_of_two(&self) -> usize {
+        let n = self.engines.len();
+        if n == 1 {
+            return 0;
+        }
+        let a = self.draw(0, n);
+        let b = self.draw(1, n - 1);
+        let b = if b >= a { b + 1 } else { b };
+        if self.in_flight[b] < self.in_flight[a] {
+            b
+        } else {
+            a
+        }
+    }
+
     /// The instance for `req` (of `session`, sent at `at`), and (`kv_aware`) the prefill it
     /// will have to compute there.
     fn route(
@@ -295,6 +332,8 @@ impl Cluster {
             RoutingPolicy::Session => (self.route_session(session, at), None),
             RoutingPolicy::RoundRobin => (((self.routed - 1) % n as u64) as usize, None),
             RoutingPolicy::LeastLoaded => (self.least_loaded(), None),
+            RoutingPolicy::Random => (self.draw(0, n), None),
+            RoutingPolicy::PowerOfTwo => (self.power_of_two(), None),
             RoutingPolicy::KvAware => {
                 let (k, prefill) = self.route_kv_aware(req);
                 (k, Some(prefill))

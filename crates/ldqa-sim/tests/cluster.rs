@@ -214,6 +214,45 @@ fn load_balancing_spreads_a_burst() {
     );
 }
 
+fn counts(out: &RoundOutcome, n: usize) -> Vec<u32> {
+    let mut c = vec![0u32; n];
+    for &k in &out.instances {
+        c[k as usize] += 1;
+    }
+    c
+}
+
+/// `random` spreads requests about evenly, not in turn, and a run repeats (the draws are a
+/// fixed sequence). `power_of_two` splits a burst on two instances evenly, as least-loaded
+/// does (it always draws both); when every request ends before the next, the loads tie and
+/// it takes the first drawn, so both instances serve, where least-loaded sends every
+/// request to the first.
+#[test]
+fn random_and_power_of_two_draw_instances() {
+    let spaced = repeated_documents(400, 1, 1, 2000.0);
+    let out = run(&spaced, 4, RoutingPolicy::Random);
+    let c = counts(&out, 4);
+    assert!(c.iter().all(|&k| (70..=130).contains(&k)), "{c:?}");
+    assert_ne!(&out.instances[..8], [0, 1, 2, 3, 0, 1, 2, 3]);
+    assert_eq!(
+        run(&spaced, 4, RoutingPolicy::Random).instances,
+        out.instances
+    );
+
+    let burst = repeated_documents(1, 2, 40, 0.0);
+    assert_eq!(
+        counts(&run(&burst, 2, RoutingPolicy::PowerOfTwo), 2),
+        [20, 20]
+    );
+    let few = repeated_documents(40, 1, 1, 2000.0);
+    assert_eq!(
+        counts(&run(&few, 2, RoutingPolicy::LeastLoaded), 2),
+        [40, 0]
+    );
+    let c = counts(&run(&few, 2, RoutingPolicy::PowerOfTwo), 2);
+    assert!(c.iter().all(|&k| k >= 10), "{c:?}");
+}
+
 /// Among instances whose trees match a prompt equally, `vllm-router` 0.1.17's cache-aware
 /// policy takes the least loaded (the first on ties), not the one sent it last. With any
 /// difference in load counting as imbalance, four copies of one prompt at once: the first

@@ -63,7 +63,8 @@ pub struct ClusterArgs {
     pub instances: Vec<usize>,
 
     /// How the router picks an instance: round-robin, least-loaded (fewest in flight at
-    /// the router), cache-aware (vllm-router's: the instance whose tree of prompts sent
+    /// the router), random, power-of-two (vllm-router's: the less loaded of two drawn),
+    /// cache-aware (vllm-router's: the instance whose tree of prompts sent
     /// matches most of this one, the least loaded on a tie, unless loads are out of
     /// balance), kv-aware (vllm-router's: the least new prefill times load, from what each
     /// GPU cache holds), session (production-stack's: a conversation on one instance).
@@ -118,6 +119,8 @@ pub struct ClusterArgs {
 pub enum RouterArg {
     RoundRobin,
     LeastLoaded,
+    Random,
+    PowerOfTwo,
     CacheAware,
     KvAware,
     Session,
@@ -129,6 +132,8 @@ impl RouterArg {
         match self {
             RouterArg::RoundRobin => RoutingPolicy::RoundRobin,
             RouterArg::LeastLoaded => RoutingPolicy::LeastLoaded,
+            RouterArg::Random => RoutingPolicy::Random,
+            RouterArg::PowerOfTwo => RoutingPolicy::PowerOfTwo,
             RouterArg::CacheAware => RoutingPolicy::CacheAware(CacheAwareParams::default()),
             RouterArg::KvAware => RoutingPolicy::KvAware,
             RouterArg::Session => RoutingPolicy::Session,
