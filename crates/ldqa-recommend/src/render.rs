@@ -58,8 +58,8 @@ pub struct InstancesBlock<'a> {
     pub remote: Option<RemoteTier>,
     /// The workload's shape.
     pub workload: &'a Workload,
-    /// Documents of the cluster's working set: the remote tier's, else what the
-    /// instances' CPU tiers hold together.
+    /// Documents the printed sweep runs: the user's working set, else the planned
+    /// workload once per instance.
     pub num_documents: u64,
 }
 

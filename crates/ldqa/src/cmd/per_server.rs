@@ -20,7 +20,7 @@ pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: 
         let by_turn: Vec<usize> = round
             .requests
             .iter()
-            .map(|r| r.prompt_id % servers)
+            .map(|r| client_side_turn(r, servers))
             .collect();
         out.push_str(&split(
             "",
@@ -32,6 +32,12 @@ pub(crate) fn section(rounds: &[RoundRecord], metrics_urls: &[String], servers: 
         out.push_str(&client_and_counters(round, metrics_urls));
     }
     out
+}
+
+/// The server of `servers` that the client-side round robin sent `record` to: request i of
+/// a round to server i mod N (`ldqa_loadgen`'s runner deals them so).
+pub(crate) fn client_side_turn(record: &ldqa_model::RequestRecord, servers: usize) -> usize {
+    record.prompt_id % servers.max(1)
 }
 
 /// `ldqa run` through a router with `--metrics-url` once per instance behind it: which

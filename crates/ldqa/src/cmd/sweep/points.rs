@@ -57,16 +57,8 @@ impl Task {
 /// Every point of `grid`, curve after curve; the engines are resolved (and the flags
 /// checked) once per deployment, before anything runs.
 pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Result<Vec<Task>> {
-    let mut engines: HashMap<String, Arc<Engines>> = HashMap::new();
-    let mut resolve = |s: &Setting| -> anyhow::Result<Arc<Engines>> {
-        let key = s.deployment_key();
-        if let Some(e) = engines.get(&key) {
-            return Ok(e.clone());
-        }
-        let e = Arc::new(resolve_engines(args, s)?);
-        engines.insert(key, e.clone());
-        Ok(e)
-    };
+    let mut engines = EngineCache::default();
+    let mut resolve = |s: &Setting| engines.get(args, s);
     let curves: Vec<(Setting, Option<(&str, AxisValue)>)> = match &grid.series {
         None => vec![(base.clone(), None)],
         Some((axis, values)) => values
@@ -116,6 +108,24 @@ pub(super) fn tasks(args: &SweepArgs, base: &Setting, grid: &Grid) -> anyhow::Re
         }
     }
     Ok(tasks)
+}
+
+/// Engines resolved once per deployment (settings that differ only in the workload or the
+/// cluster share them).
+#[derive(Default)]
+pub(super) struct EngineCache(HashMap<String, Arc<Engines>>);
+
+impl EngineCache {
+    /// The engines of `s`'s deployment, resolved the first time it is asked for.
+    pub fn get(&mut self, args: &SweepArgs, s: &Setting) -> anyhow::Result<Arc<Engines>> {
+        let key = s.deployment_key();
+        if let Some(e) = self.0.get(&key) {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(resolve_engines(args, s)?);
+        self.0.insert(key, e.clone());
+        Ok(e)
+    }
 }
 
 /// Both engines of `setting`'s deployment; errors name the flag.

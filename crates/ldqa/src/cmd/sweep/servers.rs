@@ -153,7 +153,7 @@ impl Server {
             .map(|r| {
                 r.requests
                     .iter()
-                    .map(|q| (q.prompt_id % n) as u32)
+                    .map(|q| crate::cmd::per_server::client_side_turn(q, n) as u32)
                     .collect()
             })
             .collect();

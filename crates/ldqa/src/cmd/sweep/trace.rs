@@ -6,6 +6,7 @@
 //! `sweep_trace.json`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use ldqa_metrics::AxisValue;
@@ -45,19 +46,15 @@ struct TraceSweep {
 fn settings(
     args: &SweepArgs,
     (axis, values): &(Axis, Vec<Value>),
-) -> anyhow::Result<Vec<(AxisValue, points::Engines, ClusterArgs)>> {
+) -> anyhow::Result<Vec<(AxisValue, Arc<points::Engines>, ClusterArgs)>> {
     args.trace.cluster.validate()?;
     let base = args.base_setting();
-    let mut engines: Option<points::Engines> = None;
+    let mut engines = points::EngineCache::default();
     values
         .iter()
         .map(|v| {
             let s = base.with(*axis, v);
-            let e = match (&engines, axis.changes_deployment()) {
-                (Some(e), false) => e.clone(),
-                _ => points::resolve_engines(args, &s)?,
-            };
-            engines = Some(e.clone());
+            let e = engines.get(args, &s)?;
             Ok((s.get(*axis), e, s.cluster(&args.trace.cluster)))
         })
         .collect()
@@ -83,7 +80,7 @@ pub(super) fn run(args: &SweepArgs, path: &Path) -> anyhow::Result<ExitStatus> {
         settings.len(),
         axis.0.flag()
     );
-    let replay = |(value, e, cluster): &(AxisValue, points::Engines, ClusterArgs)| -> anyhow::Result<TracePoint> {
+    let replay = |(value, e, cluster): &(AxisValue, Arc<points::Engines>, ClusterArgs)| -> anyhow::Result<TracePoint> {
         let arm = |s: &ldqa_sim::Scenario, name: &str| -> anyhow::Result<EngineReplay> {
             cluster
                 .replay(name, s, &trace, &options)
