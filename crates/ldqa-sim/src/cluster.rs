@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::remote_tier::{RemoteTier, RemoteTierConfig};
-use crate::round::{Backend, Frontend, FrontendQueue, Placement};
+use crate::round::{Backend, Deliveries, Frontend, FrontendQueue, Placement};
 use crate::{Engine, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
 
 /// How the router picks an instance.
@@ -197,6 +197,8 @@ impl RoutedTree {
 pub struct Cluster {
     engines: Vec<Engine>,
     fronts: Vec<FrontendQueue>,
+    /// Per instance, the engine's events its front end has not delivered yet.
+    held: Vec<Deliveries>,
     policy: RoutingPolicy,
     /// Requests in flight per instance, as the router counts them.
     in_flight: Vec<u32>,
@@ -268,6 +270,7 @@ impl Cluster {
         Ok(Cluster {
             engines,
             fronts: vec![FrontendQueue::new(*frontend); instances],
+            held: (0..instances).map(|_| Deliveries::default()).collect(),
             policy,
             in_flight: vec![0; instances],
             prefilling: vec![0; instances],
@@ -525,6 +528,9 @@ impl Cluster {
         let mut scratch = std::mem::take(&mut self.scratch);
         for k in 0..self.engines.len() {
             self.engines[k].advance_to(t, &mut scratch)?;
+            // What the client (and the router) see is each front end's delivery.
+            self.held[k].hold(&mut self.fronts[k], &mut scratch);
+            self.held[k].release(t, &mut scratch);
             for mut ev in scratch.drain(..) {
                 let slot = self.client_slot[k][(ev.req.0 & 0xffff_ffff) as usize];
                 ev.req = self.id_of(slot);
@@ -590,6 +596,7 @@ impl Backend for Cluster {
         self.engines
             .iter()
             .filter_map(Engine::next_event_time)
+            .chain(self.held.iter().filter_map(Deliveries::next_time))
             .chain(decision)
             .min()
     }

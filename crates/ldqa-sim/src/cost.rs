@@ -226,7 +226,12 @@ impl CostModel {
             Pass::Roofline(r) => r.pass_ns(w),
             Pass::Kernels(k) => (k.pass_ns(w), 0.0),
             Pass::Measured(m) => (
-                m.step(w.sequences, w.tokens, w.attention_context_sum) - m.step_ns,
+                m.step(
+                    w.sequences,
+                    w.tokens,
+                    w.prefill_context_sum,
+                    w.decode_context_tokens,
+                ) - m.step_ns,
                 0.0,
             ),
         };

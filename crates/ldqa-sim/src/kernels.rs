@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::SimError;
 
-/// The version of a kernel profile file this crate reads: profiles share one format and
-/// version ([`crate::profile::PROFILE_VERSION`]), and kernel profiles came in with 2.
-pub const KERNEL_PROFILE_VERSION: u32 = crate::profile::PROFILE_VERSION;
+/// The version of a kernel profile file this crate reads. Kernel profiles came in with
+/// version 2 of the profile format ([`crate::profile::PROFILE_VERSION`]); version 3 changed
+/// only server profiles.
+pub const KERNEL_PROFILE_VERSION: u32 = 2;
 
 /// The embedded files: (GPU name, JSON).
 const EMBEDDED: &[(&str, &str)] = &[

@@ -1,10 +1,13 @@
 //! A cost model measured on one running server (`ldqa calibrate`), instead of a GPU's
 //! peaks and fitted efficiencies.
 //!
-//! A step costs `step + sequence × sequences + token × tokens + context × Σcontext`: a
-//! fixed cost, a cost per sequence in the batch (its metadata, its sampling), per token run
-//! through the model, and per (token, earlier token) pair of attention. Requests pay
-//! `frontend_request` before they reach the engine. Those five numbers are fitted by least
+//! A step costs `step + sequence × sequences + token × tokens + context × Σpairs +
+//! decode_context × Σdecode context`: a fixed cost, a cost per sequence in the batch (its
+//! metadata, its sampling), per token run through the model, per (token, earlier token)
+//! pair of a prefill's attention, and per token of context a decoding request reads. Requests pay
+//! `frontend_request` plus `frontend_prompt_token` per prompt token (rendering the chat
+//! template, tokenising, hashing the blocks: cached or not) before they reach the engine.
+//! Those seven numbers are fitted by least
 //! squares (on relative error) to what a server's API shows: the time to first token of
 //! prompts of several lengths, fresh and with a cached prefix, and the time per output token
 //! of requests decoding alone and four at a time. (Measured one at a time only, a step always
@@ -22,9 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::cost::context_sum;
 use crate::SimError;
 
-/// The version of the profile file this crate writes. It reads 1 too (the same fields;
-/// 2 added kernel profiles, [`crate::kernels::KernelProfile`], to the same format).
-pub const PROFILE_VERSION: u32 = 2;
+/// The version of the profile file this crate writes. It reads 1 and 2 too (the same
+/// fields, less `frontend_prompt_token_ns`, then 0; 2 added kernel profiles,
+/// [`crate::kernels::KernelProfile`], to the same format; 3 the cost per prompt token).
+pub const PROFILE_VERSION: u32 = 3;
 
 /// A profile file of either source: step costs measured end to end on a server
 /// (`ldqa calibrate`), or a GPU's kernel curves (`data/kernels/`, or the user's own).
@@ -66,17 +70,38 @@ pub struct LinearCost {
     pub sequence_ns: f64,
     /// Per token run through the model.
     pub token_ns: f64,
-    /// Per (token, earlier token) pair of attention.
+    /// Per (token, earlier token) pair of attention in a prefill chunk (several tokens of
+    /// a request computed together).
     pub context_ns: f64,
+    /// Per token of context a decoding request (one token) attends to. Reading the KV of
+    /// one token for one query costs more than a pair of a prefill, which shares each read
+    /// among the chunk's queries (on the CPU vLLM, 7–9×). Absent from profiles before
+    /// version 3: `context_ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_context_ns: Option<f64>,
 }
 
 impl LinearCost {
-    /// The cost of a step of `sequences` requests, `tokens` and `context_sum` pairs.
-    pub fn step(&self, sequences: u64, tokens: u64, context_sum: u64) -> f64 {
+    /// The cost of a step of `sequences` requests and `tokens`, its prefill chunks'
+    /// tokens attending to `prefill_pairs` (token, earlier token) pairs and its decoding
+    /// requests to `decode_context` tokens of context.
+    pub fn step(
+        &self,
+        sequences: u64,
+        tokens: u64,
+        prefill_pairs: u64,
+        decode_context: u64,
+    ) -> f64 {
         self.step_ns
             + self.sequence_ns * sequences as f64
             + self.token_ns * tokens as f64
-            + self.context_ns * context_sum as f64
+            + self.context_ns * prefill_pairs as f64
+            + self.decode_context_ns() * decode_context as f64
+    }
+
+    /// The cost per token of context of a decoding request.
+    pub fn decode_context_ns(&self) -> f64 {
+        self.decode_context_ns.unwrap_or(self.context_ns)
     }
 }
 
@@ -109,8 +134,12 @@ pub struct Profile {
     pub max_num_batched_tokens: u64,
     /// The fitted step costs.
     pub cost: LinearCost,
-    /// Front end and client per request (HTTP, tokenising, streaming), nanoseconds.
+    /// Front end and client per request (HTTP, streaming), nanoseconds.
     pub frontend_request_ns: f64,
+    /// Front end per prompt token (template, tokenising, block hashes), nanoseconds.
+    /// Absent from profiles before version 3: 0.
+    #[serde(default)]
+    pub frontend_prompt_token_ns: f64,
     /// Every measurement and its fitted value.
     pub fit: Vec<FitPoint>,
     /// The largest |fitted − measured| / measured over the points.
@@ -135,13 +164,32 @@ impl Profile {
             c.sequence_ns,
             c.token_ns,
             c.context_ns,
+            c.decode_context_ns(),
             p.frontend_request_ns,
+            p.frontend_prompt_token_ns,
         ];
         if all.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return Err(bad("costs must be finite and non-negative".into()));
         }
         Ok(p)
     }
+
+    /// The fitted front end.
+    pub fn frontend(&self) -> FrontendCost {
+        FrontendCost {
+            request_ns: self.frontend_request_ns,
+            prompt_token_ns: self.frontend_prompt_token_ns,
+        }
+    }
+}
+
+/// What the server does for a request before its engine sees it (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrontendCost {
+    /// Per request.
+    pub request_ns: f64,
+    /// Per prompt token.
+    pub prompt_token_ns: f64,
 }
 
 /// What a measurement was: the features of the fit are derived from it.
@@ -209,24 +257,27 @@ pub fn group(points: &[(Observation, f64)]) -> Vec<Repeated> {
     groups
 }
 
-/// Unknowns of the fit: step, sequence, token, context, front end.
-const N: usize = 5;
+/// Unknowns of the fit: step, sequence, token, prefill pair, decode context, front end
+/// per request and per prompt token.
+const N: usize = 7;
 
-/// The coefficients of (step, sequence, token, context, frontend) in an observation's time.
+/// The coefficients of (step, sequence, token, prefill pair, decode context, front end per
+/// request, per prompt token) in an observation's time. A chunk of one token (the last
+/// token of a prompt wholly cached) counts as a decode, as the scheduler does.
 fn features(o: Observation, chunk: u64) -> [f64; N] {
     match o {
         Observation::Ttft {
             prompt_tokens,
             cached_tokens,
         } => {
-            let mut f = [0.0, 0.0, 0.0, 0.0, 1.0];
+            let mut f = [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, prompt_tokens as f64];
             let mut start = cached_tokens.min(prompt_tokens.saturating_sub(1));
             while start < prompt_tokens {
                 let n = (prompt_tokens - start).min(chunk.max(1));
                 f[0] += 1.0;
                 f[1] += 1.0;
                 f[2] += n as f64;
-                f[3] += context_sum(start, start + n) as f64;
+                f[if n > 1 { 3 } else { 4 }] += context_sum(start, start + n) as f64;
                 start += n;
             }
             f
@@ -242,28 +293,33 @@ fn features(o: Observation, chunk: u64) -> [f64; N] {
             let last = prompt_tokens + output_tokens.saturating_sub(1).max(1);
             let mean_context = (context_sum(first - 1, last) as f64) / steps;
             let b = batch.max(1) as f64;
-            [1.0, b, b, b * mean_context, 0.0]
+            [1.0, b, b, 0.0, b * mean_context, 0.0, 0.0]
         }
     }
 }
 
 /// The time the profile gives for `o`.
-pub fn predicted_ns(cost: &LinearCost, frontend_ns: f64, o: Observation, chunk: u64) -> f64 {
+pub fn predicted_ns(cost: &LinearCost, frontend: FrontendCost, o: Observation, chunk: u64) -> f64 {
     let f = features(o, chunk);
     let theta = [
         cost.step_ns,
         cost.sequence_ns,
         cost.token_ns,
         cost.context_ns,
-        frontend_ns,
+        cost.decode_context_ns(),
+        frontend.request_ns,
+        frontend.prompt_token_ns,
     ];
     f.iter().zip(theta).map(|(a, b)| a * b).sum()
 }
 
-/// Fits the five costs to `(observation, measured ns)` pairs: least squares on relative
+/// Fits the seven costs to `(observation, measured ns)` pairs: least squares on relative
 /// error, every cost non-negative (a cost the data would make negative is fixed at 0 and
-/// the rest refitted). Returns the costs and the front-end cost.
-pub fn fit(points: &[(Observation, f64)], chunk: u64) -> Result<(LinearCost, f64), SimError> {
+/// the rest refitted). Returns the step costs and the front end's.
+pub fn fit(
+    points: &[(Observation, f64)],
+    chunk: u64,
+) -> Result<(LinearCost, FrontendCost), SimError> {
     let rows: Vec<([f64; N], f64)> = points
         .iter()
         .filter(|(_, y)| *y > 0.0)
@@ -286,15 +342,20 @@ pub fn fit(points: &[(Observation, f64)], chunk: u64) -> Result<(LinearCost, f64
                     sequence_ns: theta[1],
                     token_ns: theta[2],
                     context_ns: theta[3],
+                    decode_context_ns: Some(theta[4]),
                 };
-                return Ok((cost, theta[4]));
+                let frontend = FrontendCost {
+                    request_ns: theta[5],
+                    prompt_token_ns: theta[6],
+                };
+                return Ok((cost, frontend));
             }
         }
     }
 }
 
 /// Ordinary least squares over the `active` columns (the others fixed at 0), by the normal
-/// equations and Gaussian elimination with partial pivoting: five unknowns do not need a
+/// equations and Gaussian elimination with partial pivoting: seven unknowns do not need a
 /// linear-algebra crate. `None` when the system is singular.
 fn solve_least_squares(rows: &[([f64; N], f64)], active: &[bool; N]) -> Option<[f64; N]> {
     let cols: Vec<usize> = (0..N).filter(|&i| active[i]).collect();
@@ -335,15 +396,19 @@ fn solve_least_squares(rows: &[([f64; N], f64)], active: &[bool; N]) -> Option<[
 mod tests {
     use super::*;
 
-    fn truth() -> (LinearCost, f64) {
+    fn truth() -> (LinearCost, FrontendCost) {
         (
             LinearCost {
                 step_ns: 8e6,
                 sequence_ns: 2e6,
                 token_ns: 30e3,
                 context_ns: 5.0,
+                decode_context_ns: Some(40.0),
             },
-            4e6,
+            FrontendCost {
+                request_ns: 4e6,
+                prompt_token_ns: 3e3,
+            },
         )
     }
 
@@ -382,7 +447,15 @@ mod tests {
         assert!(close(fitted.sequence_ns, cost.sequence_ns), "{fitted:?}");
         assert!(close(fitted.token_ns, cost.token_ns), "{fitted:?}");
         assert!(close(fitted.context_ns, cost.context_ns), "{fitted:?}");
-        assert!(close(fitted_fe, fe), "{fitted_fe}");
+        assert!(
+            close(fitted.decode_context_ns(), cost.decode_context_ns()),
+            "{fitted:?}"
+        );
+        assert!(close(fitted_fe.request_ns, fe.request_ns), "{fitted_fe:?}");
+        assert!(
+            close(fitted_fe.prompt_token_ns, fe.prompt_token_ns),
+            "{fitted_fe:?}"
+        );
     }
 
     #[test]
@@ -413,6 +486,28 @@ mod tests {
             let error = (fitted_ns - true_ns).abs() / true_ns;
             assert!(error <= 0.02, "{o:?}: {fitted_ns} vs {true_ns}");
         }
+    }
+
+    #[test]
+    fn a_version_2_profile_reads_with_the_costs_it_had() {
+        let dir = std::env::temp_dir().join(format!("ldqa-profile-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.json");
+        std::fs::write(
+            &path,
+            r#"{"profile_version": 2, "server": "http://127.0.0.1:1/v1", "model": "m",
+                "created_unix_s": 0, "max_num_batched_tokens": 2048,
+                "cost": {"step_ns": 9e6, "sequence_ns": 3e5, "token_ns": 0, "context_ns": 30},
+                "frontend_request_ns": 1.2e7, "fit": [], "max_rel_error": 0.05}"#,
+        )
+        .unwrap();
+        let p = Profile::read(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Before version 3 one attention cost served prefills and decodes alike, and the
+        // front end cost the same whatever the prompt's length.
+        assert_eq!(p.cost.decode_context_ns(), 30.0);
+        assert_eq!(p.frontend().prompt_token_ns, 0.0);
+        assert_eq!(p.cost.step(1, 1, 0, 100), 9e6 + 3e5 + 3000.0);
     }
 
     #[test]
@@ -458,7 +553,10 @@ mod tests {
     fn negative_costs_are_pinned_at_zero() {
         // Data made without a front-end cost, plus noise that would push it below 0.
         let (cost, _) = truth();
-        let fe = 0.0;
+        let fe = FrontendCost {
+            request_ns: 0.0,
+            prompt_token_ns: 0.0,
+        };
         let points: Vec<(Observation, f64)> = observations()
             .into_iter()
             .enumerate()
@@ -467,14 +565,17 @@ mod tests {
                 (o, predicted_ns(&cost, fe, o, 2048) * noise)
             })
             .collect();
-        let (fitted, _) = fit(&points, 2048).unwrap();
+        let (fitted, fitted_fe) = fit(&points, 2048).unwrap();
         for v in [
             fitted.step_ns,
             fitted.sequence_ns,
             fitted.token_ns,
             fitted.context_ns,
+            fitted.decode_context_ns(),
+            fitted_fe.request_ns,
+            fitted_fe.prompt_token_ns,
         ] {
-            assert!(v >= 0.0, "{fitted:?}");
+            assert!(v >= 0.0, "{fitted:?} {fitted_fe:?}");
         }
     }
 }

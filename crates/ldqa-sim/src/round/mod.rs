@@ -40,16 +40,22 @@ impl Frontend {
 }
 
 /// The server's front end as a single worker: requests are processed one at a time,
-/// in the order they were received, each for [`Frontend::delay_ns`].
+/// in the order they were received, each for [`Frontend::delay_ns`], and the engine's
+/// outputs reach the client only when the worker is between two of those jobs.
 ///
-/// vLLM's API server is one process that parses and tokenises requests one after the
-/// other, so requests a client sends together reach the engine spread out, not in one
-/// batch. Both the round driver here and `ldqa serve` use this, so that a prediction and
-/// a served run see the same arrivals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// vLLM's API server is one process (one asyncio loop) that parses and tokenises requests
+/// one after the other, so requests a client sends together reach the engine spread out,
+/// not in one batch; and while it tokenises one prompt, the tokens the engine produced for
+/// others wait in its queue. (On the CPU vLLM, with 2 in flight, a query's first token came
+/// 4–9 ms after the engine produced it whenever the other request of its pair was being
+/// prepared: docs/simulator.md.) Both the round driver here and `ldqa serve` use this, so
+/// that a prediction and a served run see the same arrivals and deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FrontendQueue {
     frontend: Frontend,
     free_at: SimTime,
+    /// The jobs that end after the outputs handed out so far, as (start, end), in order.
+    busy: std::collections::VecDeque<(SimTime, SimTime)>,
 }
 
 impl FrontendQueue {
@@ -58,6 +64,7 @@ impl FrontendQueue {
         FrontendQueue {
             frontend,
             free_at: SimTime::ZERO,
+            busy: std::collections::VecDeque::new(),
         }
     }
 
@@ -65,7 +72,53 @@ impl FrontendQueue {
     pub fn arrival(&mut self, received: SimTime, prompt_tokens: u64) -> SimTime {
         let start = received.max(self.free_at);
         self.free_at = start.plus_ns(self.frontend.delay_ns(prompt_tokens));
+        if self.free_at > start {
+            self.busy.push_back((start, self.free_at));
+        }
         self.free_at
+    }
+
+    /// When an output the engine produced at `produced` reaches the client: at once when
+    /// the front end is idle then, else when the job it is busy with ends. Asked in the
+    /// order of `produced`.
+    pub fn delivery(&mut self, produced: SimTime) -> SimTime {
+        while self.busy.front().is_some_and(|&(_, end)| end <= produced) {
+            self.busy.pop_front();
+        }
+        match self.busy.front() {
+            Some(&(start, end)) if start <= produced => end,
+            _ => produced,
+        }
+    }
+}
+
+/// Engine events held back until the front end delivers them ([`FrontendQueue::delivery`]),
+/// in delivery order (the order they were produced: a delivery is never earlier than a
+/// later output's).
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    pending: std::collections::VecDeque<Event>,
+}
+
+impl Deliveries {
+    /// Takes the engine's new `events`, each re-timed to its delivery through `front`.
+    pub fn hold(&mut self, front: &mut FrontendQueue, events: &mut Vec<Event>) {
+        for mut ev in events.drain(..) {
+            ev.at = front.delivery(ev.at);
+            self.pending.push_back(ev);
+        }
+    }
+
+    /// When the next held event is delivered.
+    pub fn next_time(&self) -> Option<SimTime> {
+        self.pending.front().map(|e| e.at)
+    }
+
+    /// Moves the events delivered by `t` to `out`.
+    pub fn release(&mut self, t: SimTime, out: &mut Vec<Event>) {
+        while self.pending.front().is_some_and(|e| e.at <= t) {
+            out.extend(self.pending.pop_front());
+        }
     }
 }
 
@@ -113,6 +166,8 @@ pub struct Placement {
 pub struct SingleEngine<'a> {
     engine: &'a mut Engine,
     front: FrontendQueue,
+    held: Deliveries,
+    produced: Vec<Event>,
     /// When each request reached the engine, by the engine's slot.
     arrivals: Vec<SimTime>,
 }
@@ -123,6 +178,8 @@ impl<'a> SingleEngine<'a> {
         SingleEngine {
             engine,
             front: FrontendQueue::new(frontend),
+            held: Deliveries::default(),
+            produced: Vec::new(),
             arrivals: Vec::new(),
         }
     }
@@ -158,10 +215,16 @@ impl Backend for SingleEngine<'_> {
         })
     }
     fn next_event_time(&self) -> Option<SimTime> {
-        self.engine.next_event_time()
+        match (self.engine.next_event_time(), self.held.next_time()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
     fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
-        self.engine.advance_to(t, out)
+        self.engine.advance_to(t, &mut self.produced)?;
+        self.held.hold(&mut self.front, &mut self.produced);
+        self.held.release(t, out);
+        Ok(())
     }
 }
 
@@ -345,4 +408,60 @@ fn collect(
         end: span.end,
         instances,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> SimTime {
+        SimTime::ZERO.plus_ns(n * 1_000_000)
+    }
+
+    #[test]
+    fn outputs_wait_for_the_preparation_under_way() {
+        let mut front = FrontendQueue::new(Frontend {
+            request_overhead_ns: 10_000_000,
+            ns_per_prompt_token: 0,
+        });
+        // Two requests received together: prepared over 0–10 ms, then 10–20 ms.
+        assert_eq!(front.arrival(ms(0), 100), ms(10));
+        assert_eq!(front.arrival(ms(0), 100), ms(20));
+        // The first one's token, produced at 16 ms, waits for the second's preparation.
+        assert_eq!(front.delivery(ms(16)), ms(20));
+        // Idle after it: at once.
+        assert_eq!(front.delivery(ms(25)), ms(25));
+        // Busy again over 30–40 ms: from its start to just before its end.
+        assert_eq!(front.arrival(ms(30), 1), ms(40));
+        assert_eq!(front.delivery(ms(30)), ms(40));
+        assert_eq!(front.delivery(ms(40)), ms(40));
+    }
+
+    #[test]
+    fn held_events_go_out_in_order_when_delivered() {
+        let mut front = FrontendQueue::new(Frontend {
+            request_overhead_ns: 10_000_000,
+            ns_per_prompt_token: 0,
+        });
+        front.arrival(ms(5), 1); // busy over 5–15 ms
+        let token = |at: SimTime, index: u32| Event {
+            at,
+            req: ReqId(1),
+            kind: crate::EventKind::Token { index },
+        };
+        let mut held = Deliveries::default();
+        let mut produced = vec![token(ms(2), 0), token(ms(7), 1), token(ms(12), 2)];
+        held.hold(&mut front, &mut produced);
+        assert!(produced.is_empty());
+        let mut out = Vec::new();
+        held.release(ms(10), &mut out);
+        assert_eq!(out.iter().map(|e| e.at).collect::<Vec<_>>(), [ms(2)]);
+        assert_eq!(held.next_time(), Some(ms(15)));
+        held.release(ms(15), &mut out);
+        assert_eq!(
+            out.iter().map(|e| e.at).collect::<Vec<_>>(),
+            [ms(2), ms(15), ms(15)]
+        );
+        assert_eq!(held.next_time(), None);
+    }
 }

@@ -175,7 +175,7 @@ fn apply_profile(s: &mut Scenario, p: &AnyProfile) -> anyhow::Result<()> {
         AnyProfile::Server(p) => {
             s.efficiencies.linear_cost = Some(p.cost);
             s.efficiencies.frontend_request_ns = p.frontend_request_ns.round() as u64;
-            s.efficiencies.frontend_ns_per_prompt_token = 0;
+            s.efficiencies.frontend_ns_per_prompt_token = p.frontend_prompt_token_ns.round() as u64;
             s.cost_source = CostSource::Measured {
                 server: p.server.clone(),
             };
