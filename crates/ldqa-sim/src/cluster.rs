@@ -11,7 +11,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::remote_tier::{RemoteTier, RemoteTierConfig};
-use crate::round::{Backend, Deliveries, Frontend, FrontendQueue, Placement};
+use crate::round::{
+    slot_of, Backend, ClientIds, Deliveries, EngineSlots, Frontend, FrontendQueue, Placement,
+};
 use crate::{Engine, EngineConfig, Event, EventKind, ReqId, SimError, SimRequest, SimTime};
 
 /// How the router picks an instance.
@@ -224,12 +226,10 @@ pub struct Cluster {
     /// Text prompts under a prefix-aware router: requests whose tokens the router is still
     /// waiting for, in the order it will decide them.
     waiting: VecDeque<Waiting>,
-    /// The client's ids: a slot per request (reused once it has ended), where it went.
-    slots: Vec<Slot>,
-    free_slots: Vec<u32>,
-    sent: u64,
-    /// Per instance, the engine's request slot → the client's slot.
-    client_slot: Vec<Vec<u32>>,
+    /// The client's ids (a slot per request, reused once it has ended), where each went.
+    ids: ClientIds,
+    /// Per instance, the engine's request slots → the client's.
+    engine_slots: Vec<EngineSlots>,
     scratch: Vec<Event>,
 }
 
@@ -241,13 +241,6 @@ struct Waiting {
     req: SimRequest,
     session: Option<u64>,
     answered: Vec<bool>,
-}
-
-/// One client id's slot: the request's number (the id's high bits) and where it went.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    sent: u64,
-    placement: Option<Placement>,
 }
 
 impl Cluster {
@@ -283,10 +276,8 @@ impl Cluster {
             text_prompts: spec.text_prompts,
             answered: vec![true; instances],
             waiting: VecDeque::new(),
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            sent: 0,
-            client_slot: vec![Vec::new(); instances],
+            ids: ClientIds::default(),
+            engine_slots: vec![EngineSlots::default(); instances],
             scratch: Vec::new(),
         })
     }
@@ -470,29 +461,6 @@ impl Cluster {
         (decided, answered)
     }
 
-    /// A slot for a new request, and its id.
-    fn new_id(&mut self) -> (u32, ReqId) {
-        self.sent += 1;
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.slots.push(Slot {
-                sent: 0,
-                placement: None,
-            });
-            (self.slots.len() - 1) as u32
-        });
-        self.slots[slot as usize] = Slot {
-            sent: self.sent,
-            placement: None,
-        };
-        (slot, self.id_of(slot))
-    }
-
-    /// The client's id of the request in `slot`: its number above, the slot below (so the
-    /// client's table by slot stays dense).
-    fn id_of(&self, slot: u32) -> ReqId {
-        ReqId((self.slots[slot as usize].sent << 32) | u64::from(slot))
-    }
-
     /// Routes the request in `slot` at `at` and hands it to the chosen instance's front end.
     fn place(
         &mut self,
@@ -503,20 +471,19 @@ impl Cluster {
     ) -> Result<(), SimError> {
         let (k, prefill) = self.route(&req, session, at);
         let arrival = self.fronts[k].arrival(at, req.prompt_tokens);
-        let engine_slot = (self.engines[k].submit(arrival, req)?.0 & 0xffff_ffff) as usize;
-        let map = &mut self.client_slot[k];
-        if map.len() <= engine_slot {
-            map.resize(engine_slot + 1, u32::MAX);
-        }
-        map[engine_slot] = slot;
-        self.slots[slot as usize].placement = Some(Placement {
-            instance: k as u32,
-            arrival,
-        });
+        let engine_id = self.engines[k].submit(arrival, req)?;
+        self.engine_slots[k].bind(engine_id, slot);
+        self.ids.place(
+            slot,
+            Placement {
+                instance: k as u32,
+                arrival,
+            },
+        );
         self.in_flight[k] += 1;
         if let Some(prefill) = prefill {
             self.prefilling[k] += prefill;
-            let id = self.id_of(slot);
+            let id = self.ids.id_of(slot);
             self.prefill_of.insert(id, (k, prefill));
         }
         Ok(())
@@ -528,17 +495,19 @@ impl Cluster {
         let mut scratch = std::mem::take(&mut self.scratch);
         for k in 0..self.engines.len() {
             self.engines[k].advance_to(t, &mut scratch)?;
+            // Named while the engine still holds them (it reuses a slot at once).
+            for ev in &mut scratch {
+                ev.req = self.ids.id_of(self.engine_slots[k].client_slot(ev.req));
+            }
             // What the client (and the router) see is each front end's delivery.
             self.held[k].hold(&mut self.fronts[k], &mut scratch);
             self.held[k].release(t, &mut scratch);
-            for mut ev in scratch.drain(..) {
-                let slot = self.client_slot[k][(ev.req.0 & 0xffff_ffff) as usize];
-                ev.req = self.id_of(slot);
+            for ev in scratch.drain(..) {
                 let first_token = matches!(ev.kind, EventKind::Token { index: 0 });
-                if !matches!(ev.kind, EventKind::Token { .. }) {
+                if ev.kind.is_terminal() {
                     self.in_flight[k] = self.in_flight[k].saturating_sub(1);
                     // Its placement stays readable until the slot is taken again.
-                    self.free_slots.push(slot);
+                    self.ids.free(slot_of(ev.req));
                 }
                 if first_token || ev.kind.is_terminal() {
                     if let Some((k, prefill)) = self.prefill_of.remove(&ev.req) {
@@ -568,7 +537,7 @@ impl Backend for Cluster {
         req: SimRequest,
         session: Option<u64>,
     ) -> Result<ReqId, SimError> {
-        let (slot, id) = self.new_id();
+        let (slot, id) = self.ids.issue();
         if self.text_prompts && self.policy.reads_prompt_tokens() {
             // Decided when the instances have answered: by then requests sent meanwhile
             // have queued their own /tokenize ahead of this one's preparation.
@@ -587,8 +556,7 @@ impl Backend for Cluster {
     }
 
     fn placement(&self, id: ReqId) -> Option<Placement> {
-        let slot = self.slots.get((id.0 & 0xffff_ffff) as usize)?;
-        (slot.sent == id.0 >> 32).then_some(slot.placement)?
+        self.ids.placement(id)
     }
 
     fn next_event_time(&self) -> Option<SimTime> {

@@ -617,7 +617,8 @@ fn calibrate_writes_a_profile_that_predict_uses() {
     assert!(stdout.contains("per context"), "{stdout}");
     let p = read_json(&profile);
     assert_eq!(p["profile_version"], 3);
-    // 3 lengths × 6 requests × (TTFT + time per token), and 8 batched times per token,
+    // 3 lengths × 6 requests × (TTFT + time per token), 8 short and 4 long batched times
+    // per token,
     // grouped by observation: per length a fresh and a cached TTFT and one time per token
     // (the same decode after either), and the batch.
     let fit = p["fit"].as_array().unwrap();
@@ -635,8 +636,8 @@ fn calibrate_writes_a_profile_that_predict_uses() {
             let m = rest.split_once(" measurements left out")?.0;
             Some((n.parse::<usize>().ok()?, m.parse::<usize>().ok()?))
         })
-        .unwrap_or((0, 3 * 6 * 2 + 8));
-    assert!(expected >= 3 * 6 * 2 + 8, "{stderr}");
+        .unwrap_or((0, 3 * 6 * 2 + 8 + 4));
+    assert!(expected >= 3 * 6 * 2 + 8 + 4, "{stderr}");
     assert_eq!(samples + left_out, expected, "{p}\n{stderr}");
     assert!(fit.len() < samples, "{p}");
     for cost in [

@@ -7,8 +7,10 @@
 //! delays its arrival at the engine ([`FrontendQueue`]).
 
 mod drive;
+mod ids;
 
 pub use drive::{drive_stream, RecordSink, RoundSpan, TimedRequest};
+pub use ids::{slot_of, ClientIds, EngineSlots, Placement};
 
 use ldqa_model::{Failure, FailureKind, RequestRecord};
 
@@ -153,23 +155,14 @@ pub trait Backend {
     }
 }
 
-/// Where a request went: the instance (0 for a single engine) and when it reached it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
-    /// The instance that took it.
-    pub instance: u32,
-    /// When it reached that instance's engine (after the front end).
-    pub arrival: SimTime,
-}
-
 /// One engine behind one front end.
 pub struct SingleEngine<'a> {
     engine: &'a mut Engine,
     front: FrontendQueue,
     held: Deliveries,
     produced: Vec<Event>,
-    /// When each request reached the engine, by the engine's slot.
-    arrivals: Vec<SimTime>,
+    ids: ClientIds,
+    engine_slots: EngineSlots,
 }
 
 impl<'a> SingleEngine<'a> {
@@ -180,7 +173,8 @@ impl<'a> SingleEngine<'a> {
             front: FrontendQueue::new(frontend),
             held: Deliveries::default(),
             produced: Vec::new(),
-            arrivals: Vec::new(),
+            ids: ClientIds::default(),
+            engine_slots: EngineSlots::default(),
         }
     }
 }
@@ -199,20 +193,20 @@ impl Backend for SingleEngine<'_> {
         _session: Option<u64>,
     ) -> Result<ReqId, SimError> {
         let arrival = self.front.arrival(received, req.prompt_tokens);
-        let id = self.engine.submit(arrival, req)?;
-        let slot = (id.0 & 0xffff_ffff) as usize;
-        if self.arrivals.len() <= slot {
-            self.arrivals.resize(slot + 1, SimTime::ZERO);
-        }
-        self.arrivals[slot] = arrival;
+        let engine_id = self.engine.submit(arrival, req)?;
+        let (slot, id) = self.ids.issue();
+        self.ids.place(
+            slot,
+            Placement {
+                instance: 0,
+                arrival,
+            },
+        );
+        self.engine_slots.bind(engine_id, slot);
         Ok(id)
     }
     fn placement(&self, id: ReqId) -> Option<Placement> {
-        let arrival = *self.arrivals.get((id.0 & 0xffff_ffff) as usize)?;
-        Some(Placement {
-            instance: 0,
-            arrival,
-        })
+        self.ids.placement(id)
     }
     fn next_event_time(&self) -> Option<SimTime> {
         match (self.engine.next_event_time(), self.held.next_time()) {
@@ -222,8 +216,17 @@ impl Backend for SingleEngine<'_> {
     }
     fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
         self.engine.advance_to(t, &mut self.produced)?;
+        for ev in &mut self.produced {
+            ev.req = self.ids.id_of(self.engine_slots.client_slot(ev.req));
+        }
         self.held.hold(&mut self.front, &mut self.produced);
+        let first = out.len();
         self.held.release(t, out);
+        for ev in &out[first..] {
+            if ev.kind.is_terminal() {
+                self.ids.free(slot_of(ev.req));
+            }
+        }
         Ok(())
     }
 }

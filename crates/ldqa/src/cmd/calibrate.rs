@@ -7,7 +7,8 @@
 //! text), the same three again (a cached prefix),
 //! each generating `--output-len` tokens (the time per output token). Then four short
 //! prompts at once, decoding [`BATCH_OUTPUT_TOKENS`] tokens side by side (the cost of a
-//! sequence in a batch). The server's own usage says how many prompt tokens it counted and
+//! sequence in a batch), and four long ones, cached, the same way (the cost of a decoding
+//! token's context, which requests decoding alone show only faintly). The server's own usage says how many prompt tokens it counted and
 //! how many hit its cache; the scheduler says how those tokens were split into steps.
 //! Requests of the same length and hit are repeats of one observation: the fit takes their
 //! median ([`ldqa_sim::profile::group`]).
@@ -71,6 +72,13 @@ pub struct CalibrateArgs {
     /// Where to write the profile.
     #[arg(long, default_value = "profile.json", value_name = "FILE")]
     pub output: PathBuf,
+
+    /// Leave the server's prefix cache as it is. By default it is emptied first
+    /// (`POST /reset_prefix_cache`, vLLM's with VLLM_SERVER_DEV_MODE=1, and `ldqa serve`'s):
+    /// prompts it already holds would be measured as cached, and without prefills of
+    /// several lengths the fit cannot tell a token's cost from its attention's.
+    #[arg(long)]
+    pub keep_prefix_cache: bool,
 }
 
 impl CalibrateArgs {
@@ -106,6 +114,14 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
             })?;
         }
         let client = Client::new(config)?;
+        if !args.keep_prefix_cache {
+            match client.reset_prefix_cache().await {
+                Ok(()) => eprintln!("calibrate: emptied the server's prefix cache"),
+                Err(e) => eprintln!(
+                    "calibrate: could not empty the server's prefix cache ({e}); prompts it already holds are measured as cached"
+                ),
+            }
+        }
         let mut measured = Measured::default();
         for &length in &args.prompt_lengths {
             let what = format!("{length}-token documents, one at a time");
@@ -113,10 +129,12 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitStatus> {
                 .until_enough(&what, || measure(&client, &args, length))
                 .await?;
         }
-        let what = format!("{BATCH} short prompts decoding together");
-        measured
-            .until_enough(&what, || measure_batch(&client, &args))
-            .await?;
+        for batch in [Batch::Short, Batch::Long] {
+            let what = batch.describe();
+            measured
+                .until_enough(&what, || measure_batch(&client, &args, batch))
+                .await?;
+        }
         measured.check_enough()?;
         let points = measured.points;
         let chunk = args.max_num_batched_tokens;
@@ -231,10 +249,35 @@ const BATCH: u64 = 4;
 const MIN_STEP_NS: u64 = 100_000;
 /// Times a measurement is repeated while more than half its requests arrived in bursts.
 const ATTEMPTS: usize = 3;
-/// Their prompt length (short: their prefills are a small part of the time).
-const BATCH_PROMPT_TOKENS: usize = 100;
 /// Their output length (long: most steps are the four decoding side by side).
 const BATCH_OUTPUT_TOKENS: u32 = 64;
+
+/// The two batch measurements.
+#[derive(Debug, Clone, Copy)]
+enum Batch {
+    /// Short prompts, both rounds: their prefills are a small part of the time.
+    Short,
+    /// Long prompts, the query round only (their prefixes cached by the warmup round, so
+    /// that the steps are decodes): each step reads four long contexts.
+    Long,
+}
+
+impl Batch {
+    fn prompt_tokens(self) -> usize {
+        match self {
+            Batch::Short => 100,
+            Batch::Long => 3000,
+        }
+    }
+
+    fn describe(self) -> String {
+        let kind = match self {
+            Batch::Short => "short prompts",
+            Batch::Long => "long prompts, cached,",
+        };
+        format!("{BATCH} {kind} decoding together")
+    }
+}
 
 /// One length: fresh and cached TTFTs and the time per output token of each request.
 async fn measure(client: &Client, args: &CalibrateArgs, length: usize) -> anyhow::Result<Attempt> {
@@ -250,9 +293,13 @@ async fn measure(client: &Client, args: &CalibrateArgs, length: usize) -> anyhow
     })
 }
 
-/// Four short prompts at once: the time per output token of a batch of four (their TTFTs
+/// Four prompts at once: the time per output token of a batch of four (their TTFTs
 /// overlap one another's prefills, so they are not used).
-async fn measure_batch(client: &Client, args: &CalibrateArgs) -> anyhow::Result<Attempt> {
+async fn measure_batch(
+    client: &Client,
+    args: &CalibrateArgs,
+    batch: Batch,
+) -> anyhow::Result<Attempt> {
     let batch_client = Client::new(ClientConfig {
         output_len: BATCH_OUTPUT_TOKENS,
         ..client.config().clone()
@@ -262,12 +309,17 @@ async fn measure_batch(client: &Client, args: &CalibrateArgs) -> anyhow::Result<
         &args.tokenizer,
         args.text_source,
         BATCH as usize,
-        BATCH_PROMPT_TOKENS,
+        batch.prompt_tokens(),
         BATCH as usize,
     )
     .await?;
+    // The warmup round's requests come first.
+    let records = match batch {
+        Batch::Short => &records[..],
+        Batch::Long => &records[(BATCH as usize).min(records.len())..],
+    };
     let mut points = Vec::new();
-    for r in &records {
+    for r in records {
         points.extend(
             observations(r, BATCH)?
                 .into_iter()
