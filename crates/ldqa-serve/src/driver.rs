@@ -248,10 +248,8 @@ impl Driver {
 
     /// The engine's next step, or the front end's next delivery.
     fn next_event_time(&self) -> Option<SimTime> {
-        match (self.engine.next_event_time(), self.held.next_time()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let engine = self.engine.next_event_time();
+        engine.into_iter().chain(self.held.next_time()).min()
     }
 
     fn step(&mut self) {
@@ -282,7 +280,9 @@ impl Driver {
 
     /// Sends the events the front end has delivered by `t`.
     fn deliver(&mut self, t: SimTime) {
-        self.held.hold(&mut self.frontend, &mut self.produced);
+        // The engine's ids are the streams' (no id outlives its request here).
+        self.held
+            .hold(&mut self.frontend, &mut self.produced, |id| id);
         self.held.release(t, &mut self.events);
         self.forward_events();
     }

@@ -495,12 +495,11 @@ impl Cluster {
         let mut scratch = std::mem::take(&mut self.scratch);
         for k in 0..self.engines.len() {
             self.engines[k].advance_to(t, &mut scratch)?;
-            // Named while the engine still holds them (it reuses a slot at once).
-            for ev in &mut scratch {
-                ev.req = self.ids.id_of(self.engine_slots[k].client_slot(ev.req));
-            }
             // What the client (and the router) see is each front end's delivery.
-            self.held[k].hold(&mut self.fronts[k], &mut scratch);
+            let (ids, slots) = (&self.ids, &self.engine_slots[k]);
+            self.held[k].hold(&mut self.fronts[k], &mut scratch, |id| {
+                ids.id_of(slots.client_slot(id))
+            });
             self.held[k].release(t, &mut scratch);
             for ev in scratch.drain(..) {
                 let first_token = matches!(ev.kind, EventKind::Token { index: 0 });

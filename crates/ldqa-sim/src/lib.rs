@@ -70,7 +70,5 @@ pub use engine::{Engine, EngineStats};
 pub use error::SimError;
 pub use prompt::{BlockChain, PromptKey, TokenChain};
 pub use request::{Event, EventKind, ReqId, SimRequest};
-pub use round::{
-    run_round, run_scheduled, Deliveries, Frontend, FrontendQueue, RoundOutcome, RoundRequest,
-};
+pub use round::{run_round, run_scheduled, Frontend, FrontendQueue, RoundOutcome, RoundRequest};
 pub use scenario::{EngineMode, Scenario};

@@ -173,14 +173,6 @@ impl Profile {
         }
         Ok(p)
     }
-
-    /// The fitted front end.
-    pub fn frontend(&self) -> FrontendCost {
-        FrontendCost {
-            request_ns: self.frontend_request_ns,
-            prompt_token_ns: self.frontend_prompt_token_ns,
-        }
-    }
 }
 
 /// What the server does for a request before its engine sees it (nanoseconds).
@@ -506,7 +498,7 @@ mod tests {
         // Before version 3 one attention cost served prefills and decodes alike, and the
         // front end cost the same whatever the prompt's length.
         assert_eq!(p.cost.decode_context_ns(), 30.0);
-        assert_eq!(p.frontend().prompt_token_ns, 0.0);
+        assert_eq!(p.frontend_prompt_token_ns, 0.0);
         assert_eq!(p.cost.step(1, 1, 0, 100), 9e6 + 3e5 + 3000.0);
     }
 

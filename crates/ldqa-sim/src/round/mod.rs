@@ -103,9 +103,17 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
-    /// Takes the engine's new `events`, each re-timed to its delivery through `front`.
-    pub fn hold(&mut self, front: &mut FrontendQueue, events: &mut Vec<Event>) {
+    /// Takes the engine's new `events`, each renamed by `client_id` (while the engine
+    /// still holds the request: it reuses a slot at once) and re-timed to its delivery
+    /// through `front`.
+    pub fn hold(
+        &mut self,
+        front: &mut FrontendQueue,
+        events: &mut Vec<Event>,
+        client_id: impl Fn(ReqId) -> ReqId,
+    ) {
         for mut ev in events.drain(..) {
+            ev.req = client_id(ev.req);
             ev.at = front.delivery(ev.at);
             self.pending.push_back(ev);
         }
@@ -209,17 +217,15 @@ impl Backend for SingleEngine<'_> {
         self.ids.placement(id)
     }
     fn next_event_time(&self) -> Option<SimTime> {
-        match (self.engine.next_event_time(), self.held.next_time()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let engine = self.engine.next_event_time();
+        engine.into_iter().chain(self.held.next_time()).min()
     }
     fn advance_to(&mut self, t: SimTime, out: &mut Vec<Event>) -> Result<(), SimError> {
         self.engine.advance_to(t, &mut self.produced)?;
-        for ev in &mut self.produced {
-            ev.req = self.ids.id_of(self.engine_slots.client_slot(ev.req));
-        }
-        self.held.hold(&mut self.front, &mut self.produced);
+        let (ids, slots) = (&self.ids, &self.engine_slots);
+        self.held.hold(&mut self.front, &mut self.produced, |id| {
+            ids.id_of(slots.client_slot(id))
+        });
         let first = out.len();
         self.held.release(t, out);
         for ev in &out[first..] {
@@ -454,7 +460,7 @@ mod tests {
         };
         let mut held = Deliveries::default();
         let mut produced = vec![token(ms(2), 0), token(ms(7), 1), token(ms(12), 2)];
-        held.hold(&mut front, &mut produced);
+        held.hold(&mut front, &mut produced, |id| id);
         assert!(produced.is_empty());
         let mut out = Vec::new();
         held.release(ms(10), &mut out);

@@ -2,14 +2,16 @@
 //! the simulator's step costs to it ([`ldqa_sim::profile`]), so that `ldqa predict
 //! --profile FILE` predicts other workloads on that server.
 //!
-//! For each prompt length it runs a small Long Doc QA workload, one request at a time:
-//! three fresh documents (prefill from what the server has cached, nothing with random
-//! text), the same three again (a cached prefix),
-//! each generating `--output-len` tokens (the time per output token). Then four short
-//! prompts at once, decoding [`BATCH_OUTPUT_TOKENS`] tokens side by side (the cost of a
-//! sequence in a batch), and four long ones, cached, the same way (the cost of a decoding
-//! token's context, which requests decoding alone show only faintly). The server's own usage says how many prompt tokens it counted and
-//! how many hit its cache; the scheduler says how those tokens were split into steps.
+//! It empties the server's prefix cache first (unless `--keep-prefix-cache`). For each
+//! prompt length it runs a small Long Doc QA workload, one request at a time: three fresh
+//! documents (upstream's "hi" documents of two lengths share all but their ends, so a
+//! longer one hits a shorter one's blocks), the same three again (a cached prefix), each
+//! generating `--output-len` tokens (the time per output token). Then four short prompts
+//! at once, decoding [`BATCH_OUTPUT_TOKENS`] tokens side by side (the cost of a sequence
+//! in a batch), and four long ones, cached, the same way (the cost of a decoding token's
+//! context, which requests decoding alone show only faintly). The server's own usage says
+//! how many prompt tokens it counted and how many hit its cache; the scheduler says how
+//! those tokens were split into steps.
 //! Requests of the same length and hit are repeats of one observation: the fit takes their
 //! median ([`ldqa_sim::profile::group`]).
 
@@ -242,13 +244,13 @@ impl Measured {
     }
 }
 
-/// Requests decoding together in the batch measurement.
-const BATCH: u64 = 4;
 /// Tokens closer together than this were not generated a step apart: no engine's decode
 /// step, sampling and streaming take under 0.1 ms.
 const MIN_STEP_NS: u64 = 100_000;
 /// Times a measurement is repeated while more than half its requests arrived in bursts.
 const ATTEMPTS: usize = 3;
+/// Requests decoding together in the batch measurement.
+const BATCH: u64 = 4;
 /// Their output length (long: most steps are the four decoding side by side).
 const BATCH_OUTPUT_TOKENS: u32 = 64;
 
